@@ -1,0 +1,42 @@
+"""pyns_boot: every Python process of an environment starts inside the Linux
+namespaces that the gons_* environment variables name.
+
+The start-up hook (pyns_boot.hook) imports this package on every process
+that has a gons_* variable, so the public names below load lazily: only
+code that uses them pays for them.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NamespaceError",
+    "NamespaceState",
+    "Status",
+    "check",
+    "status",
+]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyns_boot._status import NamespaceError, NamespaceState, Status, check, status
+
+_LAZY_MODULES = {
+    "NamespaceError": "pyns_boot._status",
+    "NamespaceState": "pyns_boot._status",
+    "Status": "pyns_boot._status",
+    "check": "pyns_boot._status",
+    "status": "pyns_boot._status",
+}
+
+
+def __getattr__(name: str) -> object:
+    module_name = _LAZY_MODULES.get(name)
+    if module_name is None:
+        raise AttributeError("module 'pyns_boot' has no attribute %r" % name)
+    value = getattr(__import__(module_name, fromlist=[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> "list[str]":
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,256 @@
+/*
+ * pyns_boot._setns: join the namespaces named by the gons_* variables.
+ *
+ * The work reads as phases, each a small function:
+ *   parse_order   gons_order (or the default) into a list of steps
+ *   plan_steps    which types are requested, unlisted-variable check
+ *   open_early    open every "!" reference before the first switch
+ *   join_steps    open the others at their turn, skip members, setns
+ *   report_*      hand the outcome to Python
+ *
+ * The contract is ../shared/design/env-interface.md (see README).
+ * boot() runs the sequence at most once per process from the C
+ * environment; apply() runs it on explicit values for callers that manage
+ * their own processes (single-threaded children, the executor).
+ */
+#define _GNU_SOURCE
+#include "_setns_core.h"
+
+#include <Python.h>
+
+#include <errno.h>
+#include <string.h>
+#include <sys/auxv.h>
+
+/* The outcome of the one boot() of this process.  It is plain C data so
+ * that every interpreter of the process (subinterpreters included) sees the
+ * same record and builds its own Python objects from it. */
+static int boot_done;
+static struct ns_report boot_report;
+
+static PyObject *optional_fs_string(const char *text)
+{
+    if (text == NULL)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeFSDefault(text);
+}
+
+static PyObject *report_to_python(const struct ns_report *report)
+{
+    PyObject *entries = PyTuple_New(NS_KIND_COUNT);
+    if (entries == NULL)
+        return NULL;
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        const struct ns_entry *entry = &report->entries[kind];
+        PyObject *path = optional_fs_string(entry->path);
+        if (path == NULL) {
+            Py_DECREF(entries);
+            return NULL;
+        }
+        PyObject *item = Py_BuildValue("(sNsi)", ns_kinds[kind].name, path,
+                                       ns_outcome_names[entry->outcome],
+                                       entry->early);
+        if (item == NULL || PyTuple_SetItem(entries, kind, item) < 0) {
+            Py_DECREF(entries);
+            return NULL;
+        }
+    }
+    PyObject *message = optional_fs_string(report->message);
+    if (message == NULL) {
+        Py_DECREF(entries);
+        return NULL;
+    }
+    PyObject *order = optional_fs_string(report->order);
+    if (order == NULL) {
+        Py_DECREF(entries);
+        Py_DECREF(message);
+        return NULL;
+    }
+    PyObject *failed;
+    if (report->failed_kind >= 0)
+        failed = PyUnicode_FromString(ns_kinds[report->failed_kind].name);
+    else
+        failed = (Py_INCREF(Py_None), Py_None);
+    if (failed == NULL) {
+        Py_DECREF(entries);
+        Py_DECREF(message);
+        Py_DECREF(order);
+        return NULL;
+    }
+    /* (ok, message, errno, failed type, effective order, entries) */
+    return Py_BuildValue("(ONiNNN)", report->error_errno ? Py_False : Py_True,
+                         message, report->error_errno, failed, order, entries);
+}
+
+static PyObject *raise_no_memory(void)
+{
+    return PyErr_NoMemory();
+}
+
+static PyObject *setns_boot(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (boot_done)
+        Py_RETURN_NONE;
+    boot_done = 1;
+
+    const char *paths[NS_KIND_COUNT];
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        paths[kind] = getenv(ns_kinds[kind].variable);
+    const char *order = getenv(NS_ORDER_VARIABLE);
+
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ns_run(order, paths, getauxval(AT_SECURE) != 0, &boot_report);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        return raise_no_memory();
+    return report_to_python(&boot_report);
+}
+
+static PyObject *setns_report(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (!boot_done)
+        Py_RETURN_NONE;
+    return report_to_python(&boot_report);
+}
+
+/* apply(order, paths): paths is a sequence of NS_KIND_COUNT items, each a
+ * path (str or bytes, os.fsencode-able) or None, in the order of TYPES. */
+static PyObject *setns_apply(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *order_object, *path_sequence;
+    if (!PyArg_ParseTuple(args, "OO:apply", &order_object, &path_sequence))
+        return NULL;
+
+    PyObject *order_bytes = NULL;
+    PyObject *path_bytes[NS_KIND_COUNT] = {NULL};
+    const char *paths[NS_KIND_COUNT] = {NULL};
+    const char *order = NULL;
+    PyObject *result = NULL;
+
+    if (order_object != Py_None) {
+        if (!PyUnicode_FSConverter(order_object, &order_bytes))
+            goto done;
+        order = PyBytes_AsString(order_bytes);
+        if (order == NULL)
+            goto done;
+    }
+    if (!PySequence_Check(path_sequence) ||
+        PySequence_Size(path_sequence) != NS_KIND_COUNT) {
+        PyErr_Format(PyExc_TypeError,
+                     "apply() paths must be a sequence of %d items",
+                     NS_KIND_COUNT);
+        goto done;
+    }
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        PyObject *item = PySequence_GetItem(path_sequence, kind);
+        if (item == NULL)
+            goto done;
+        if (item != Py_None) {
+            int converted = PyUnicode_FSConverter(item, &path_bytes[kind]);
+            Py_DECREF(item);
+            if (!converted)
+                goto done;
+            paths[kind] = PyBytes_AsString(path_bytes[kind]);
+            if (paths[kind] == NULL)
+                goto done;
+        } else {
+            Py_DECREF(item);
+        }
+    }
+
+    struct ns_report report;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ns_run(order, paths, 0, &report);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        raise_no_memory();
+        goto done;
+    }
+    result = report_to_python(&report);
+    ns_report_free(&report);
+
+done:
+    Py_XDECREF(order_bytes);
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        Py_XDECREF(path_bytes[kind]);
+    return result;
+}
+
+static PyMethodDef setns_methods[] = {
+    {"boot", setns_boot, METH_NOARGS,
+     "Run the gons_* sequence from the C environment, once per process.\n"
+     "Returns the report tuple the first time, None on every later call."},
+    {"report", setns_report, METH_NOARGS,
+     "The report tuple of this process's boot(), or None if it never ran."},
+    {"apply", setns_apply, METH_VARARGS,
+     "apply(order, paths) -> report tuple: run the sequence on explicit\n"
+     "values (no once-per-process guard, no environment, no secure check)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int add_string_tuple(PyObject *module, const char *name,
+                            int use_variable)
+{
+    PyObject *tuple = PyTuple_New(NS_KIND_COUNT);
+    if (tuple == NULL)
+        return -1;
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        PyObject *text = PyUnicode_FromString(
+            use_variable ? ns_kinds[kind].variable : ns_kinds[kind].name);
+        if (text == NULL || PyTuple_SetItem(tuple, kind, text) < 0) {
+            Py_DECREF(tuple);
+            return -1;
+        }
+    }
+    if (PyModule_AddObject(module, name, tuple) < 0) {
+        Py_DECREF(tuple);
+        return -1;
+    }
+    return 0;
+}
+
+static int setns_exec(PyObject *module)
+{
+    if (add_string_tuple(module, "TYPES", 0) < 0 ||
+        add_string_tuple(module, "VARIABLES", 1) < 0 ||
+        PyModule_AddStringConstant(module, "ORDER_VARIABLE",
+                                   NS_ORDER_VARIABLE) < 0 ||
+        PyModule_AddStringConstant(module, "DEFAULT_ORDER",
+                                   NS_DEFAULT_ORDER) < 0)
+        return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot setns_slots[] = {
+    {Py_mod_exec, (void *)setns_exec},
+#ifdef Py_GIL_DISABLED
+    /* The module keeps no Python state between calls; boot_done and
+     * boot_report are written once, before the interpreter has threads. */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef setns_module = {
+    PyModuleDef_HEAD_INIT,
+    "pyns_boot._setns",
+    "Join Linux namespaces named by the gons_* variables (C helper).",
+    0,
+    setns_methods,
+    setns_slots,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__setns(void)
+{
+    return PyModuleDef_Init(&setns_module);
+}

@@ -1,0 +1,512 @@
+/*
+ * parse the order, plan the joins, open the references, join, report.
+ * See _setns_core.h for the interface and env-interface.md for the rules.
+ */
+#define _GNU_SOURCE
+#include "_setns_core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+
+const struct ns_kind ns_kinds[NS_KIND_COUNT] = {
+    [NS_CGROUP] = {"cgroup", "gons_cgroup", CLONE_NEWCGROUP, {"cgroup", NULL}, 0},
+    [NS_IPC] = {"ipc", "gons_ipc", CLONE_NEWIPC, {"ipc", NULL}, 0},
+    [NS_MNT] = {"mnt", "gons_mnt", CLONE_NEWNS, {"mnt", NULL}, 1},
+    [NS_NET] = {"net", "gons_net", CLONE_NEWNET, {"net", NULL}, 0},
+    [NS_PID] = {"pid", "gons_pid", CLONE_NEWPID, {"pid_for_children", NULL}, 0},
+    [NS_TIME] = {"time", "gons_time", CLONE_NEWTIME,
+                 {"time", "time_for_children"}, 1},
+    [NS_USER] = {"user", "gons_user", CLONE_NEWUSER, {"user", NULL}, 1},
+    [NS_UTS] = {"uts", "gons_uts", CLONE_NEWUTS, {"uts", NULL}, 0},
+};
+
+const char *const ns_outcome_names[NS_OUTCOME_COUNT] = {
+    [NS_NOT_REQUESTED] = "not_requested",
+    [NS_NOT_REACHED] = "not_reached",
+    [NS_JOINED] = "joined",
+    [NS_ALREADY_MEMBER] = "already_joined",
+    [NS_FAILED] = "failed",
+};
+
+#define MESSAGE_PREFIX "pyns_boot: "
+#define ORDER_WHITESPACE " \t\n\r\f\v"
+
+/* A malloc'd, never truncated message; NULL only when memory ran out. */
+__attribute__((format(printf, 1, 2))) static char *
+format_message(const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    int length = vsnprintf(NULL, 0, format, args);
+    va_end(args);
+    if (length < 0)
+        return NULL;
+    char *message = malloc((size_t)length + 1);
+    if (message == NULL)
+        return NULL;
+    va_start(args, format);
+    int written = vsnprintf(message, (size_t)length + 1, format, args);
+    va_end(args);
+    if (written != length) {
+        free(message);
+        return NULL;
+    }
+    return message;
+}
+
+static int kind_by_name(const char *name, size_t length)
+{
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        if (strlen(ns_kinds[kind].name) == length &&
+            memcmp(ns_kinds[kind].name, name, length) == 0)
+            return kind;
+    }
+    return -1;
+}
+
+static int kind_by_clone_flag(int flag)
+{
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        if (ns_kinds[kind].clone_flag == flag)
+            return kind;
+    }
+    return -1;
+}
+
+/* ---- phase 1: parse the order ---------------------------------------- */
+
+int ns_parse_order(const char *order, struct ns_step steps[NS_KIND_COUNT],
+                   char **error_message, int *out_of_memory)
+{
+    int count = 0;
+    int listed[NS_KIND_COUNT] = {0};
+    const char *cursor = order;
+
+    *error_message = NULL;
+    *out_of_memory = 0;
+    for (;;) {
+        const char *comma = strchr(cursor, ',');
+        const char *end = comma != NULL ? comma : cursor + strlen(cursor);
+        const char *start = cursor;
+        while (start < end && strchr(ORDER_WHITESPACE, *start) != NULL)
+            start++;
+        while (end > start && strchr(ORDER_WHITESPACE, end[-1]) != NULL)
+            end--;
+        if (start < end) {
+            int early = *start == '!';
+            const char *name = start + early;
+            size_t length = (size_t)(end - name);
+            int kind = kind_by_name(name, length);
+            if (kind < 0) {
+                char *unknown = strndup(name, length);
+                *error_message =
+                    unknown == NULL
+                        ? NULL
+                        : format_message(MESSAGE_PREFIX
+                                         "unknown namespace type \"%s\" in "
+                                         NS_ORDER_VARIABLE,
+                                         unknown);
+                free(unknown);
+                *out_of_memory = *error_message == NULL;
+                return -1;
+            }
+            if (listed[kind]) {
+                *error_message = format_message(
+                    MESSAGE_PREFIX
+                    "duplicate namespace type %s in " NS_ORDER_VARIABLE,
+                    ns_kinds[kind].name);
+                *out_of_memory = *error_message == NULL;
+                return -1;
+            }
+            listed[kind] = 1;
+            steps[count].kind = kind;
+            steps[count].early = early;
+            count++;
+        }
+        if (comma == NULL)
+            break;
+        cursor = comma + 1;
+    }
+    return count;
+}
+
+/* ---- helpers for the later phases ------------------------------------ */
+
+struct run_state {
+    const char *const *paths;
+    struct ns_report *report;
+    int fds[NS_KIND_COUNT];
+    struct stat own_ids[NS_KIND_COUNT][2];
+    int own_id_known[NS_KIND_COUNT][2];
+    long threads; /* -1: unknown */
+};
+
+/* Record a failure.  Returns 0, or -1 when the message could not be built. */
+static int fail(struct run_state *state, int error_errno, int kind,
+                char *message)
+{
+    struct ns_report *report = state->report;
+    if (message == NULL)
+        return -1;
+    report->error_errno = error_errno;
+    report->message = message;
+    report->failed_kind = kind;
+    if (kind >= 0 && report->entries[kind].path != NULL)
+        report->entries[kind].outcome = NS_FAILED;
+    return 0;
+}
+
+static void close_all(struct run_state *state)
+{
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        if (state->fds[kind] >= 0) {
+            close(state->fds[kind]);
+            state->fds[kind] = -1;
+        }
+    }
+}
+
+static const char *file_kind(mode_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFDIR: return "a directory";
+    case S_IFREG: return "a regular file";
+    case S_IFIFO: return "a FIFO";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFLNK: return "a symbolic link";
+    default: return "not a namespace";
+    }
+}
+
+static int fail_invalid(struct run_state *state, int kind, int error_errno,
+                        const char *reason)
+{
+    return fail(state, error_errno, kind,
+                format_message(MESSAGE_PREFIX
+                               "invalid %s reference \"%s\": %s",
+                               ns_kinds[kind].variable, state->paths[kind],
+                               reason));
+}
+
+/* Check that fd refers to a namespace of the given kind.  Returns 1 when it
+ * does, 0 after recording the failure, -1 when memory ran out. */
+static int verify_reference(struct run_state *state, int kind, int fd)
+{
+    struct statfs fs;
+    if (fstatfs(fd, &fs) < 0)
+        return fail_invalid(state, kind, errno, strerror(errno));
+    if (fs.f_type != NSFS_MAGIC) {
+        struct stat st;
+        const char *what = fstat(fd, &st) == 0 ? file_kind(st.st_mode)
+                                               : "not a namespace";
+        char *reason = format_message("not a namespace reference (it is %s)",
+                                      what);
+        if (reason == NULL)
+            return -1;
+        int rc = fail_invalid(state, kind, EINVAL, reason);
+        free(reason);
+        return rc;
+    }
+    int flag = ioctl(fd, NS_GET_NSTYPE);
+    if (flag < 0)
+        return fail_invalid(state, kind, errno, strerror(errno));
+    if (flag != ns_kinds[kind].clone_flag) {
+        int actual = kind_by_clone_flag(flag);
+        char *reason = format_message(
+            "it is a namespace of type %s, not %s",
+            actual >= 0 ? ns_kinds[actual].name : "unknown",
+            ns_kinds[kind].name);
+        if (reason == NULL)
+            return -1;
+        int rc = fail_invalid(state, kind, EINVAL, reason);
+        free(reason);
+        return rc;
+    }
+    return 1;
+}
+
+/* Open and verify the reference of one kind.  1: open, 0: failure
+ * recorded, -1: out of memory. */
+static int open_reference(struct run_state *state, int kind)
+{
+    int fd = open(state->paths[kind],
+                  O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return fail_invalid(state, kind, errno, strerror(errno));
+    state->fds[kind] = fd;
+    return verify_reference(state, kind, fd);
+}
+
+static void record_own_identities(struct run_state *state)
+{
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        if (state->paths[kind] == NULL)
+            continue;
+        for (int i = 0; i < 2; i++) {
+            const char *link = ns_kinds[kind].self_links[i];
+            char path[64];
+            if (link == NULL)
+                continue;
+            snprintf(path, sizeof path, "/proc/self/ns/%s", link);
+            state->own_id_known[kind][i] =
+                stat(path, &state->own_ids[kind][i]) == 0;
+        }
+    }
+}
+
+static int is_member(struct run_state *state, int kind)
+{
+    struct stat reference;
+    if (fstat(state->fds[kind], &reference) < 0)
+        return 0;
+    for (int i = 0; i < 2; i++) {
+        if (ns_kinds[kind].self_links[i] == NULL)
+            continue;
+        if (!state->own_id_known[kind][i])
+            return 0;
+        if (state->own_ids[kind][i].st_dev != reference.st_dev ||
+            state->own_ids[kind][i].st_ino != reference.st_ino)
+            return 0;
+    }
+    return 1;
+}
+
+/* Field 20 of /proc/self/stat; -1 when it cannot be read. */
+static long count_threads(void)
+{
+    char buffer[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t length = read(fd, buffer, sizeof buffer - 1);
+    close(fd);
+    if (length <= 0)
+        return -1;
+    buffer[length] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses. */
+    char *field = strrchr(buffer, ')');
+    if (field == NULL)
+        return -1;
+    for (int number = 2; number < 20; number++) {
+        field = strchr(field + 1, ' ');
+        if (field == NULL)
+            return -1;
+    }
+    char *end;
+    long threads = strtol(field + 1, &end, 10);
+    return end == field + 1 ? -1 : threads;
+}
+
+/* ---- phases 2 to 4: plan, open early, join ---------------------------- */
+
+static int refuse_secure_mode(struct run_state *state, const char *order)
+{
+    size_t size = 1;
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        if (state->paths[kind] != NULL)
+            size += strlen(ns_kinds[kind].variable) +
+                    strlen(state->paths[kind]) + 6;
+    }
+    if (order != NULL)
+        size += strlen(NS_ORDER_VARIABLE) + strlen(order) + 6;
+    char *list = malloc(size);
+    if (list == NULL)
+        return -1;
+    list[0] = '\0';
+    for (int kind = 0; kind <= NS_KIND_COUNT; kind++) {
+        const char *name = kind < NS_KIND_COUNT ? ns_kinds[kind].variable
+                                                : NS_ORDER_VARIABLE;
+        const char *value = kind < NS_KIND_COUNT ? state->paths[kind] : order;
+        if (value == NULL)
+            continue;
+        if (list[0] != '\0')
+            strcat(list, ", ");
+        strcat(list, name);
+        strcat(list, "=\"");
+        strcat(list, value);
+        strcat(list, "\"");
+    }
+    int rc = fail(state, EPERM, -1,
+                  format_message(MESSAGE_PREFIX
+                                 "refusing %s: the interpreter runs in "
+                                 "secure-execution mode (set-user-ID, "
+                                 "set-group-ID or file capabilities)",
+                                 list));
+    free(list);
+    return rc;
+}
+
+static int check_all_listed(struct run_state *state, const char *order,
+                            const struct ns_step *steps, int count)
+{
+    int listed[NS_KIND_COUNT] = {0};
+    for (int i = 0; i < count; i++)
+        listed[steps[i].kind] = 1;
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        if (state->paths[kind] == NULL || listed[kind])
+            continue;
+        return fail(state, EINVAL, kind,
+                    format_message(MESSAGE_PREFIX
+                                   "%s is set to \"%s\", but %s is not listed "
+                                   "in " NS_ORDER_VARIABLE " \"%s\"",
+                                   ns_kinds[kind].variable,
+                                   state->paths[kind], ns_kinds[kind].name,
+                                   order));
+    }
+    return 0;
+}
+
+static int join_one(struct run_state *state, int kind)
+{
+    if (state->fds[kind] < 0) {
+        int rc = open_reference(state, kind);
+        if (rc <= 0)
+            return rc;
+    }
+    if (is_member(state, kind)) {
+        state->report->entries[kind].outcome = NS_ALREADY_MEMBER;
+    } else if (ns_kinds[kind].single_threaded && state->threads > 1) {
+        return fail(state, EINVAL, kind,
+                    format_message(MESSAGE_PREFIX
+                                   "cannot join %s using reference \"%s\": "
+                                   "the process has %ld threads, and a %s "
+                                   "namespace can only be joined by a "
+                                   "single-threaded process",
+                                   ns_kinds[kind].variable, state->paths[kind],
+                                   state->threads, ns_kinds[kind].name));
+    } else if (setns(state->fds[kind], ns_kinds[kind].clone_flag) < 0) {
+        int error_errno = errno;
+        return fail(state, error_errno, kind,
+                    format_message(MESSAGE_PREFIX
+                                   "cannot join %s using reference \"%s\": %s",
+                                   ns_kinds[kind].variable, state->paths[kind],
+                                   strerror(error_errno)));
+    } else {
+        state->report->entries[kind].outcome = NS_JOINED;
+    }
+    close(state->fds[kind]);
+    state->fds[kind] = -1;
+    return 1;
+}
+
+static int run_steps(struct run_state *state, const char *order,
+                     int explicit_order)
+{
+    struct ns_step steps[NS_KIND_COUNT];
+    char *message;
+    int out_of_memory;
+    int count = ns_parse_order(order, steps, &message, &out_of_memory);
+    if (count < 0)
+        return out_of_memory ? -1 : fail(state, EINVAL, -1, message);
+    for (int i = 0; i < count; i++)
+        state->report->entries[steps[i].kind].early = steps[i].early;
+    if (explicit_order) {
+        int rc = check_all_listed(state, order, steps, count);
+        if (rc < 0 || state->report->message != NULL)
+            return rc;
+    }
+
+    int needs_single_thread = 0;
+    for (int i = 0; i < count; i++) {
+        if (state->paths[steps[i].kind] != NULL &&
+            ns_kinds[steps[i].kind].single_threaded)
+            needs_single_thread = 1;
+    }
+    record_own_identities(state);
+    state->threads = needs_single_thread ? count_threads() : -1;
+
+    for (int i = 0; i < count; i++) {
+        if (state->paths[steps[i].kind] == NULL || !steps[i].early)
+            continue;
+        int rc = open_reference(state, steps[i].kind);
+        if (rc <= 0)
+            return rc;
+    }
+    for (int i = 0; i < count; i++) {
+        if (state->paths[steps[i].kind] == NULL)
+            continue;
+        int rc = join_one(state, steps[i].kind);
+        if (rc <= 0)
+            return rc;
+    }
+    return 0;
+}
+
+void ns_report_free(struct ns_report *report)
+{
+    free(report->message);
+    free(report->order);
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        free(report->entries[kind].path);
+    memset(report, 0, sizeof *report);
+    report->failed_kind = -1;
+}
+
+int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
+           int secure_mode, struct ns_report *report)
+{
+    struct run_state state;
+    const char *requested[NS_KIND_COUNT];
+    int explicit_order = order != NULL && order[0] != '\0';
+    const char *effective_order = explicit_order ? order : NS_DEFAULT_ORDER;
+
+    memset(report, 0, sizeof *report);
+    report->failed_kind = -1;
+    memset(&state, 0, sizeof state);
+    state.paths = requested;
+    state.report = report;
+    state.threads = -1;
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        state.fds[kind] = -1;
+
+    report->order = strdup(effective_order);
+    if (report->order == NULL)
+        goto out_of_memory;
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        struct ns_entry *entry = &report->entries[kind];
+        int set = paths[kind] != NULL && paths[kind][0] != '\0';
+        requested[kind] = set ? paths[kind] : NULL;
+        entry->outcome = set ? NS_NOT_REACHED : NS_NOT_REQUESTED;
+        if (set) {
+            entry->path = strdup(paths[kind]);
+            if (entry->path == NULL)
+                goto out_of_memory;
+            report->any_requested = 1;
+        }
+    }
+
+    int rc;
+    if (secure_mode && (report->any_requested || explicit_order))
+        rc = refuse_secure_mode(&state, explicit_order ? order : NULL);
+    else
+        rc = run_steps(&state, effective_order, explicit_order);
+    close_all(&state);
+    if (rc < 0)
+        goto out_of_memory;
+    return 0;
+
+out_of_memory:
+    close_all(&state);
+    ns_report_free(report);
+    return -1;
+}

@@ -1,0 +1,269 @@
+"""What the start-up hook did in this process: pyns_boot.status() and check().
+
+Not on the start-up path: loaded on first use of the public names.  Kept
+free of heavy imports (no typing, dataclasses or json) so that
+``import pyns_boot; pyns_boot.status()`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import errno as errno_module
+import os
+import sys
+from types import MappingProxyType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping
+
+#: Values of Status.state.
+INACTIVE = "inactive"  # nothing was asked (no gons_* variable, or only valid gons_order)
+SUCCEEDED = "succeeded"  # every requested namespace joined or already joined
+FAILED = "failed"  # the hook ran and stopped at an error
+NOT_RUN = "not_run"  # gons_* variables are set, but the hook never ran
+
+#: Values of NamespaceState.outcome (the C helper's words).
+NOT_REQUESTED = "not_requested"
+NOT_REACHED = "not_reached"
+JOINED = "joined"
+ALREADY_JOINED = "already_joined"
+OUTCOME_FAILED = "failed"
+
+
+class _Frozen:
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("%s is immutable" % type(self).__name__)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("%s is immutable" % type(self).__name__)
+
+    def _set(self, **values: object) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+
+class NamespaceState(_Frozen):
+    """One namespace type: what was requested and what became of it."""
+
+    __slots__ = ("type", "variable", "path", "outcome", "early")
+
+    type: str
+    variable: str
+    path: str | None
+    outcome: str
+    early: bool
+
+    def __init__(self, type: str, path: str | None, outcome: str, early: bool) -> None:
+        self._set(type=type, variable="gons_" + type, path=path, outcome=outcome, early=early)
+
+    @property
+    def requested(self) -> bool:
+        return self.path is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "variable": self.variable,
+            "path": self.path,
+            "outcome": self.outcome,
+            "early": self.early,
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NamespaceState):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple[str, str | None, str, bool]:
+        return (self.type, self.path, self.outcome, self.early)
+
+    def __repr__(self) -> str:
+        return "NamespaceState(type=%r, path=%r, outcome=%r, early=%r)" % self._key()
+
+
+class Status(_Frozen):
+    """The outcome of the start-up hook in this process (see pyns_boot.status())."""
+
+    __slots__ = ("state", "hook_ran", "error", "errno", "failed", "order", "policy", "namespaces")
+
+    state: str
+    hook_ran: bool
+    error: str | None
+    errno: int | None
+    failed: str | None
+    order: str | None
+    policy: str | None
+    namespaces: Mapping[str, NamespaceState]
+
+    def __init__(
+        self,
+        state: str,
+        hook_ran: bool,
+        namespaces: Mapping[str, NamespaceState],
+        error: str | None = None,
+        errno: int | None = None,
+        failed: str | None = None,
+        order: str | None = None,
+        policy: str | None = None,
+    ) -> None:
+        self._set(
+            state=state,
+            hook_ran=hook_ran,
+            error=error,
+            errno=errno,
+            failed=failed,
+            order=order,
+            policy=policy,
+            namespaces=MappingProxyType(dict(namespaces)),
+        )
+
+    @property
+    def ok(self) -> bool:
+        """True unless something failed or the hook did not run when asked to."""
+        return self.state in (INACTIVE, SUCCEEDED)
+
+    @property
+    def joined(self) -> tuple[str, ...]:
+        """The types this process switched into."""
+        return tuple(t for t, ns in self.namespaces.items() if ns.outcome == JOINED)
+
+    @property
+    def already_joined(self) -> tuple[str, ...]:
+        """The types whose requested namespace the process was a member of already."""
+        return tuple(t for t, ns in self.namespaces.items() if ns.outcome == ALREADY_JOINED)
+
+    @property
+    def errno_name(self) -> str | None:
+        return None if self.errno is None else errno_module.errorcode.get(self.errno)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plain dict of builtins, ready for json.dumps and logs."""
+        return {
+            "state": self.state,
+            "ok": self.ok,
+            "hook_ran": self.hook_ran,
+            "error": self.error,
+            "errno": self.errno,
+            "errno_name": self.errno_name,
+            "failed": self.failed,
+            "order": self.order,
+            "policy": self.policy,
+            "namespaces": {t: ns.as_dict() for t, ns in self.namespaces.items()},
+        }
+
+    def raise_for_error(self) -> None:
+        """Raise NamespaceError when not ok."""
+        if not self.ok:
+            raise NamespaceError(self.errno, self.error or self.state, failed=self.failed, status=self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Status):
+            return NotImplemented
+        return self.as_dict() == other.as_dict()
+
+    def __hash__(self) -> int:
+        return hash((self.state, self.error, self.errno, tuple(self.namespaces.values())))
+
+    def __repr__(self) -> str:
+        requested = ", ".join("%s=%s" % (t, ns.outcome) for t, ns in self.namespaces.items() if ns.requested)
+        text = "Status(state=%r, ok=%r, hook_ran=%r" % (self.state, self.ok, self.hook_ran)
+        if requested:
+            text += ", " + requested
+        if self.error is not None:
+            text += ", error=%r" % self.error
+        return text + ")"
+
+
+class NamespaceError(OSError):
+    """The start-up hook failed (or did not run although gons_* variables are set).
+
+    ``errno`` is the kernel's where a system call failed, EINVAL for errors
+    found without one, EPERM for a secure-execution refusal and None when the
+    hook did not run at all.  ``failed`` names the namespace type.
+    """
+
+    failed: str | None
+    status: Status | None
+
+    def __init__(
+        self,
+        errno: int | None,
+        message: str,
+        failed: str | None = None,
+        status: Status | None = None,
+    ) -> None:
+        super().__init__(errno, message)
+        self.failed = failed
+        self.status = status
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def status() -> Status:
+    """What the start-up hook did in this process."""
+    hook = sys.modules.get("pyns_boot.hook")
+    policy = getattr(hook, "policy", None)
+    load_error = getattr(hook, "load_error", None)
+    try:
+        from pyns_boot import _setns
+    except ImportError as error:
+        message = load_error or "pyns_boot: cannot load the C helper pyns_boot._setns: %s" % error
+        return Status(FAILED, load_error is not None, {}, error=message, policy=policy)
+
+    report = _setns.report()
+    if report is not None:
+        return _from_report(_setns.TYPES, report, policy)
+    if load_error is not None:
+        return Status(FAILED, True, _unrun_namespaces(_setns.TYPES), error=load_error, policy=policy)
+
+    namespaces = _unrun_namespaces(_setns.TYPES)
+    pending = [ns.variable for ns in namespaces.values() if ns.requested]
+    if os.environ.get(_setns.ORDER_VARIABLE):
+        pending.append(_setns.ORDER_VARIABLE)
+    if not pending:
+        return Status(INACTIVE, False, namespaces)
+    message = (
+        "pyns_boot: %s %s set, but the pyns_boot start-up hook did not run in this process "
+        "(the interpreter was started with -S, or pyns_boot.pth is not installed in the "
+        "site-packages of %s)" % (", ".join(pending), "is" if len(pending) == 1 else "are", sys.prefix)
+    )
+    return Status(NOT_RUN, False, namespaces, error=message)
+
+
+def check() -> Status:
+    """Return the status, or raise NamespaceError when it is not ok."""
+    result = status()
+    result.raise_for_error()
+    return result
+
+
+def _unrun_namespaces(types: tuple[str, ...]) -> dict[str, NamespaceState]:
+    namespaces = {}
+    for type_name in types:
+        path = os.environ.get("gons_" + type_name) or None
+        namespaces[type_name] = NamespaceState(type_name, path, NOT_REACHED if path else NOT_REQUESTED, False)
+    return namespaces
+
+
+def _from_report(types: tuple[str, ...], report: tuple[Any, ...], policy: str | None) -> Status:
+    ok, message, error_errno, failed, order, entries = report
+    namespaces = {
+        type_name: NamespaceState(type_name, path, outcome, bool(early)) for type_name, path, outcome, early in entries
+    }
+    any_requested = any(ns.requested for ns in namespaces.values())
+    state = FAILED if not ok else (SUCCEEDED if any_requested else INACTIVE)
+    return Status(
+        state,
+        True,
+        namespaces,
+        error=message,
+        errno=error_errno or None,
+        failed=failed,
+        order=order,
+        policy=policy,
+    )
