@@ -1,0 +1,314 @@
+"""Real namespaces, real virtualenvs, real interpreters for the tests.
+
+Nothing here mocks the kernel: holders are processes made with unshare(1),
+venvs are made with the virtualenv package, and children are real Python
+interpreters started with the gons_* variables set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
+UNSHARE_FLAGS = {
+    "cgroup": ["--cgroup"],
+    "ipc": ["--ipc"],
+    "mnt": ["--mount"],
+    "net": ["--net"],
+    "pid": ["--pid"],
+    "time": ["--time"],
+    "user": ["--user", "--map-root-user"],
+    "uts": ["--uts"],
+}
+# What a child compares to tell which namespace it is in (see spec, point 7).
+SELF_LINKS = {t: (t,) for t in TYPES}
+SELF_LINKS["pid"] = ("pid_for_children",)
+SELF_LINKS["time"] = ("time", "time_for_children")
+
+NOBODY = 65534
+EXIT_STATUS = 125
+CHILD_TIMEOUT = 60
+
+
+def test_python() -> str:
+    """The interpreter the venvs are made from (the matrix sets it)."""
+    return os.environ.get("PYNS_BOOT_TEST_PYTHON") or sys.executable
+
+
+# ---------------------------------------------------------------- venvs
+
+
+class Venv:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.python = str(path / "bin" / "python")
+
+    @property
+    def site_packages(self) -> Path:
+        out = subprocess.run(
+            [self.python, "-S", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return Path(out.stdout.strip())
+
+    def pip(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.python, "-m", "pip", "--disable-pip-version-check", "-q", *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+        )
+
+
+def make_venv(path: Path, python: str | None = None, copies: bool = False) -> Venv:
+    args = [sys.executable, "-m", "virtualenv", "-q", "-p", python or test_python(), "--no-setuptools", "--no-wheel"]
+    if copies:
+        args.append("--copies")
+    subprocess.run([*args, str(path)], check=True, capture_output=True, text=True, env=clean_env())
+    return Venv(path)
+
+
+def world_readable_dir(prefix: str) -> Path:
+    """A directory that an unprivileged child can reach (pytest's are 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def build_wheel(out_dir: Path) -> Path:
+    given = os.environ.get("PYNS_BOOT_WHEEL")
+    if given:
+        return Path(given)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out_dir), str(REPO)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    (wheel,) = out_dir.glob("pyns_boot-*.whl")
+    return wheel
+
+
+# ---------------------------------------------------------------- children
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without anything that steers the hook."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("gons_", "PYNS_BOOT_", "PYTHON")) and k not in ("VIRTUAL_ENV",)
+    }
+    env.update(extra)
+    return env
+
+
+PROBE = r"""
+import json, os, sys
+loaded_at_start = sorted(m for m in sys.modules if m == "pyns_boot" or m.startswith("pyns_boot."))
+fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+links = {}
+for name in ("cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time", "time_for_children", "user", "uts"):
+    try:
+        links[name] = os.readlink("/proc/self/ns/" + name)
+    except OSError as error:
+        links[name] = "error: %s" % error
+out = {
+    "version": sys.version,
+    "prefix": sys.prefix,
+    "loaded_at_start": loaded_at_start,
+    "fds": fds,
+    "links": links,
+    "env": {k: v for k, v in os.environ.items() if k.startswith("gons_")},
+    "cwd": os.getcwd(),
+    "uid": os.getuid(),
+}
+try:
+    import pyns_boot
+except ImportError:
+    out["status"] = None
+else:
+    out["status"] = pyns_boot.status().as_dict()
+print("PROBE " + json.dumps(out))
+"""
+
+
+def run_python(
+    python: str,
+    code: str = PROBE,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    wrapper: Sequence[str] = (),
+    python_args: Sequence[str] = (),
+    cwd: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    full_env = clean_env(**dict(env or {}))
+    return subprocess.run(
+        [*wrapper, python, *python_args, "-c", code, *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        cwd=cwd or "/",  # not the repo: "-c" puts the cwd first on sys.path
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def probe(python: str, env: Mapping[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Run the probe; it must succeed and print its report."""
+    result = run_python(python, PROBE, env, **kwargs)
+    assert result.returncode == 0, (result.returncode, result.stderr)
+    return parse_probe(result.stdout)
+
+
+def parse_probe(stdout: str) -> dict[str, Any]:
+    for line in stdout.splitlines():
+        if line.startswith("PROBE "):
+            report: dict[str, Any] = json.loads(line[len("PROBE ") :])
+            return report
+    raise AssertionError("the probe printed no report: %r" % stdout)
+
+
+def own_links() -> dict[str, str]:
+    return {name: os.readlink("/proc/self/ns/" + name) for name in os.listdir("/proc/self/ns")}
+
+
+# ---------------------------------------------------------------- unprivileged
+
+# root's home is 0700 and the pyenv interpreters (and their RUNPATH) live
+# below it.  In a private mount namespace /root is replaced by a 0755 tmpfs
+# that holds only .pyenv, so an unprivileged child reaches the interpreter
+# it was given instead of silently loading another libpython.
+_AS_USER_SCRIPT = r"""
+set -e
+stash=$(mktemp -d)
+mount --bind /root/.pyenv "$stash"
+mount -t tmpfs -o mode=0755 pyns-boot-test /root
+mkdir /root/.pyenv
+mount --bind "$stash" /root/.pyenv
+umount "$stash"
+rmdir "$stash"
+exec setpriv --reuid=$PYNS_TEST_UID --regid=$PYNS_TEST_UID --clear-groups -- "$@"
+"""
+
+
+def as_user(uid: int = NOBODY) -> list[str]:
+    """A command prefix that runs the rest as uid, with the interpreters reachable."""
+    return [
+        "env",
+        "PYNS_TEST_UID=%d" % uid,
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        _AS_USER_SCRIPT,
+        "as-user",
+    ]
+
+
+# ---------------------------------------------------------------- holders
+
+
+class Holder:
+    """A process that sits in fresh namespaces of the given types.
+
+    ``setup`` is shell code run inside before the holder reports ready (for
+    example mounts that exist only in its mount namespace).
+    """
+
+    def __init__(self, types: Iterable[str], setup: str = "", prefix: Sequence[str] = ()) -> None:
+        self.types = tuple(types)
+        flags = [flag for t in self.types for flag in UNSHARE_FLAGS[t]]
+        script = (setup + "\n" if setup else "") + "echo ready\nexec sleep 1000000"
+        self.process = subprocess.Popen(
+            [*prefix, "unshare", *flags, "--fork", "--kill-child", "sh", "-c", script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if line.strip() != "ready":
+            self.process.kill()
+            _, err = self.process.communicate(timeout=10)
+            raise RuntimeError("holder %s did not start: %s" % (self.types, err))
+        self.pid = self._inner_pid()
+
+    def _inner_pid(self) -> int:
+        # unshare (maybe below a wrapper) forked the shell: the deepest
+        # descendant is the process sitting in the new namespaces.
+        pid = self.process.pid
+        deadline = time.monotonic() + 10
+        while True:
+            children = Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()
+            if children:
+                pid = int(children[0])
+                continue
+            if pid != self.process.pid:
+                return pid
+            if time.monotonic() > deadline:
+                raise RuntimeError("holder has no child")
+            time.sleep(0.01)
+
+    def ref(self, ns_type: str) -> str:
+        return "/proc/%d/ns/%s" % (self.pid, ns_type)
+
+    def link(self, ns_type: str) -> str:
+        return os.readlink(self.ref(ns_type))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.communicate(timeout=10)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> Holder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class NamedNetns:
+    """A named network namespace (/run/netns/NAME) made with ip netns."""
+
+    def __init__(self) -> None:
+        self.name = "pyns-test-" + uuid.uuid4().hex[:8]
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        self.path = "/run/netns/" + self.name
+
+    def link(self) -> str:
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.name, "readlink", "/proc/self/ns/net"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.strip()
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "netns", "delete", self.name], check=False)
+
+
+def rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
