@@ -57,7 +57,7 @@ class Venv:
     @property
     def site_packages(self) -> Path:
         out = subprocess.run(
-            [self.python, "-S", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            [self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
             check=True,
             capture_output=True,
             text=True,

@@ -1,0 +1,100 @@
+"""pyns_boot.status(), check() and NamespaceError, seen from application code."""
+
+from __future__ import annotations
+
+import errno
+import json
+from typing import Callable
+
+from nsutil import Holder, NamedNetns, Venv, run_python
+
+STATUS_CODE = r"""
+import errno, json, pyns_boot
+s = pyns_boot.status()
+try:
+    checked = pyns_boot.check()
+    raised = None
+except pyns_boot.NamespaceError as error:
+    checked = None
+    raised = {"errno": error.errno, "str": str(error), "failed": error.failed,
+              "is_oserror": isinstance(error, OSError), "status_is_s": error.status == s}
+try:
+    s.ok = True
+    mutable = True
+except AttributeError:
+    mutable = False
+print(json.dumps({"dict": s.as_dict(), "ok": s.ok, "raised": raised, "checked": checked is not None,
+                  "mutable": mutable, "repr": repr(s), "joined": list(s.joined),
+                  "already": list(s.already_joined), "hashable": hash(s) == hash(pyns_boot.status())}))
+"""
+
+
+def run_status(venv: Venv, env: dict[str, str], python_args: tuple[str, ...] = ()) -> dict:
+    result = run_python(venv.python, STATUS_CODE, env, python_args=python_args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_nothing_asked(hook_venv: Venv) -> None:
+    out = run_status(hook_venv, {})
+    assert out["dict"]["state"] == "inactive" and out["ok"] and out["raised"] is None and out["checked"]
+    assert out["dict"]["hook_ran"] is False and out["dict"]["error"] is None
+    assert set(out["dict"]["namespaces"]) == {"cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"}
+    assert not out["mutable"] and out["hashable"]
+
+
+def test_succeeded(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    h = holder(("net",))
+    out = run_status(hook_venv, {"gons_net": h.ref("net"), "gons_uts": "/proc/self/ns/uts"})
+    assert out["dict"]["state"] == "succeeded" and out["ok"] and out["checked"]
+    assert out["joined"] == ["net"] and out["already"] == ["uts"]
+    assert "net=joined" in out["repr"]
+
+
+def test_failed_check_raises_oserror(hook_venv: Venv) -> None:
+    out = run_status(hook_venv, {"gons_net": "/nonexistent", "PYNS_BOOT_ON_ERROR": "ignore"})
+    assert out["dict"]["state"] == "failed" and not out["ok"]
+    assert out["dict"]["errno"] == errno.ENOENT and out["dict"]["errno_name"] == "ENOENT"
+    assert out["raised"] == {
+        "errno": errno.ENOENT,
+        "str": 'pyns_boot: invalid gons_net reference "/nonexistent": No such file or directory',
+        "failed": "net",
+        "is_oserror": True,
+        "status_is_s": True,
+    }
+
+
+def test_variables_set_but_hook_never_ran_with_dash_S(hook_venv: Venv, netns: NamedNetns) -> None:
+    code = "import sys; sys.path.append(%r); " % str(hook_venv.site_packages) + STATUS_CODE.strip()
+    result = run_python(hook_venv.python, code, {"gons_net": netns.path}, python_args=("-S",))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["dict"]["state"] == "not_run" and not out["ok"] and out["dict"]["hook_ran"] is False
+    assert out["dict"]["namespaces"]["net"]["path"] == netns.path
+    assert out["raised"]["errno"] is None
+    assert out["raised"]["str"].startswith("pyns_boot: gons_net is set, but the pyns_boot start-up hook did not run")
+
+
+def test_variables_set_but_pth_not_installed(fresh_hook_venv: Venv, netns: NamedNetns) -> None:
+    (fresh_hook_venv.site_packages / "pyns_boot.pth").unlink()
+    out = run_status(fresh_hook_venv, {"gons_net": netns.path})
+    assert out["dict"]["state"] == "not_run" and not out["ok"]
+    assert "pyns_boot.pth is not installed" in out["dict"]["error"]
+
+
+def test_as_dict_is_json_for_logs(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    h = holder(("uts",))
+    out = run_status(hook_venv, {"gons_uts": h.ref("uts"), "gons_order": "uts"})
+    d = out["dict"]
+    assert d["order"] == "uts" and d["policy"] is None
+    assert d["namespaces"]["uts"] == {"variable": "gons_uts", "path": h.ref("uts"), "outcome": "joined", "early": False}
+    json.dumps(d)
+
+
+def test_broken_extension_is_reported_not_a_traceback(fresh_hook_venv: Venv) -> None:
+    for so in (fresh_hook_venv.site_packages / "pyns_boot").glob("_setns*.so"):
+        so.unlink()
+    result = run_python(fresh_hook_venv.python, "print('user code ran')", {"gons_net": "/run/netns/x"})
+    assert result.returncode == 125 and result.stdout == ""
+    assert result.stderr.startswith("pyns_boot: cannot load the C helper pyns_boot._setns: ")
+    assert "Traceback" not in result.stderr
