@@ -1,6 +1,6 @@
 """Application code that wants to know (or insist) where it runs.
 
-    gons_net=/run/netns/blue python examples/status_check.py [--json]
+gons_net=/run/netns/blue python examples/status_check.py [--json]
 """
 
 import json

@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "NamespaceError",
     "NamespaceState",
+    "Namespaces",
     "Status",
     "check",
     "status",
@@ -18,9 +19,11 @@ __all__ = [
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pyns_boot._namespaces import Namespaces
     from pyns_boot._status import NamespaceError, NamespaceState, Status, check, status
 
 _LAZY_MODULES = {
+    "Namespaces": "pyns_boot._namespaces",
     "NamespaceError": "pyns_boot._status",
     "NamespaceState": "pyns_boot._status",
     "Status": "pyns_boot._status",

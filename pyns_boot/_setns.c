@@ -19,6 +19,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 
@@ -183,7 +184,54 @@ done:
     return result;
 }
 
+/* parse_order(order) -> tuple of (type, early); ValueError with the
+ * hook's message when the order is invalid. */
+static PyObject *setns_parse_order(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *order_bytes;
+    if (!PyArg_ParseTuple(args, "O&:parse_order", PyUnicode_FSConverter,
+                          &order_bytes))
+        return NULL;
+    const char *order = PyBytes_AsString(order_bytes);
+    if (order == NULL) {
+        Py_DECREF(order_bytes);
+        return NULL;
+    }
+    struct ns_step steps[NS_KIND_COUNT];
+    char *message;
+    int out_of_memory;
+    int count = ns_parse_order(order, steps, &message, &out_of_memory);
+    Py_DECREF(order_bytes);
+    if (count < 0) {
+        if (out_of_memory)
+            return raise_no_memory();
+        PyObject *text = PyUnicode_DecodeFSDefault(message);
+        free(message);
+        if (text != NULL) {
+            PyErr_SetObject(PyExc_ValueError, text);
+            Py_DECREF(text);
+        }
+        return NULL;
+    }
+    PyObject *result = PyTuple_New(count);
+    if (result == NULL)
+        return NULL;
+    for (int i = 0; i < count; i++) {
+        PyObject *item = Py_BuildValue("(sO)", ns_kinds[steps[i].kind].name,
+                                       steps[i].early ? Py_True : Py_False);
+        if (item == NULL || PyTuple_SetItem(result, i, item) < 0) {
+            Py_DECREF(result);
+            return NULL;
+        }
+    }
+    return result;
+}
+
 static PyMethodDef setns_methods[] = {
+    {"parse_order", setns_parse_order, METH_VARARGS,
+     "parse_order(order) -> ((type, early), ...): validate an order string\n"
+     "exactly as the hook does; ValueError carries the hook's message."},
     {"boot", setns_boot, METH_NOARGS,
      "Run the gons_* sequence from the C environment, once per process.\n"
      "Returns the report tuple the first time, None on every later call."},

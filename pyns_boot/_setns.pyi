@@ -1,17 +1,18 @@
 """Typed surface of the C helper pyns_boot._setns."""
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence
 
 # (type, path or None, outcome, opened early)
-Entry = Tuple[str, Optional[str], str, int]
+Entry = tuple[str, str | None, str, int]
 # (ok, message, errno (0 on success), failed type, effective order, entries in TYPES order)
-Report = Tuple[bool, Optional[str], int, Optional[str], str, Tuple[Entry, ...]]
+Report = tuple[bool, str | None, int, str | None, str, tuple[Entry, ...]]
 
-TYPES: Tuple[str, ...]
-VARIABLES: Tuple[str, ...]
+TYPES: tuple[str, ...]
+VARIABLES: tuple[str, ...]
 ORDER_VARIABLE: str
 DEFAULT_ORDER: str
 
-def boot() -> Optional[Report]: ...
-def report() -> Optional[Report]: ...
-def apply(order: Optional[Union[str, bytes]], paths: Sequence[Optional[Union[str, bytes]]]) -> Report: ...
+def boot() -> Report | None: ...
+def report() -> Report | None: ...
+def apply(order: str | bytes | None, paths: Sequence[str | bytes | None]) -> Report: ...
+def parse_order(order: str | bytes) -> tuple[tuple[str, bool], ...]: ...

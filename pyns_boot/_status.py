@@ -47,7 +47,7 @@ class _Frozen:
 class NamespaceState(_Frozen):
     """One namespace type: what was requested and what became of it."""
 
-    __slots__ = ("type", "variable", "path", "outcome", "early")
+    __slots__ = ("early", "outcome", "path", "type", "variable")
 
     type: str
     variable: str
@@ -88,7 +88,7 @@ class NamespaceState(_Frozen):
 class Status(_Frozen):
     """The outcome of the start-up hook in this process (see pyns_boot.status())."""
 
-    __slots__ = ("state", "hook_ran", "error", "errno", "failed", "order", "policy", "namespaces")
+    __slots__ = ("errno", "error", "failed", "hook_ran", "namespaces", "order", "policy", "state")
 
     state: str
     hook_ran: bool

@@ -52,7 +52,7 @@ def run() -> None:
     for name in TRIGGER_VARIABLES:
         os.environ.pop(name, None)
     if not report[0]:
-        apply_policy(report[1])
+        apply_policy(str(report[1]))
 
 
 def apply_policy(message: str) -> None:

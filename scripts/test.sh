@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test suite, from a fresh clone: run as root (tests create namespaces).
 #   scripts/test.sh [pytest arguments]
-# Makes .venv-test with the test tools (pytest, virtualenv), then runs pytest.
-# The tests build the wheel, install it into throwaway virtualenvs and start
-# real interpreters in real namespaces.
+# Makes .venv-test with the test tools (pytest, virtualenv), builds the wheel
+# once, installs it there too (some tests import pyns_boot directly) and runs
+# pytest.  The tests install the same wheel into throwaway virtualenvs and
+# start real interpreters in real namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -11,5 +12,15 @@ venv=.venv-test
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements-test.txt
-exec "$venv/bin/python" -m pytest "$@"
+pip=("$venv/bin/python" -m pip -q --disable-pip-version-check)
+"${pip[@]}" install -r requirements-test.txt
+if [ -z "${PYNS_BOOT_WHEEL:-}" ]; then
+    wheel_dir=$(mktemp -d /tmp/pyns-boot-wheel.XXXXXX)
+    trap 'rm -rf "$wheel_dir"' EXIT
+    "${pip[@]}" wheel --no-deps -w "$wheel_dir" .
+    PYNS_BOOT_WHEEL=$(echo "$wheel_dir"/pyns_boot-*.whl)
+    export PYNS_BOOT_WHEEL
+fi
+"${pip[@]}" install --force-reinstall --no-deps "$PYNS_BOOT_WHEEL"
+# pytest (not "python -m pytest"): the source tree must not shadow the install.
+"$venv/bin/pytest" "$@"

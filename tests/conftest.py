@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-
 from nsutil import Holder, NamedNetns, Venv, build_wheel, make_venv, rmtree, world_readable_dir
 
 

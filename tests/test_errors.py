@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-
 from nsutil import EXIT_STATUS, Holder, NamedNetns, Venv, probe, run_python
 
 USER_CODE = "print('user code ran')"
@@ -73,7 +72,13 @@ BAD_REFERENCES = [
 
 @pytest.mark.parametrize("name,path,reason,code", BAD_REFERENCES, ids=[b[0] for b in BAD_REFERENCES])
 def test_bad_reference(
-    hook_venv: Venv, baseline_fds: list[int], request: pytest.FixtureRequest, name: str, path: str, reason: str, code: int
+    hook_venv: Venv,
+    baseline_fds: list[int],
+    request: pytest.FixtureRequest,
+    name: str,
+    path: str,
+    reason: str,
+    code: int,
 ) -> None:
     if path in ("fifo", "unix_socket"):
         path = request.getfixturevalue(path)
@@ -174,9 +179,7 @@ THREAD_PTH = "import threading, time; threading.Thread(target=time.sleep, args=(
 
 
 @pytest.mark.parametrize("ns_type", ["mnt", "user", "time"])
-def test_second_thread_blocks_mnt_user_time(
-    fresh_hook_venv: Venv, holder: Callable[..., Holder], ns_type: str
-) -> None:
+def test_second_thread_blocks_mnt_user_time(fresh_hook_venv: Venv, holder: Callable[..., Holder], ns_type: str) -> None:
     # A .pth that sorts before ours and starts a thread.
     (fresh_hook_venv.site_packages / "aaa_thread.pth").write_text(THREAD_PTH)
     h = holder(("user", ns_type) if ns_type == "user" else (ns_type,))
@@ -204,8 +207,18 @@ def test_second_thread_does_not_block_net(fresh_hook_venv: Venv, holder: Callabl
         ("exit", 125, "", False),
         ("warn", 0, "", True),
         ("ignore", 0, None, True),
-        ("bogus", 125, 'pyns_boot: PYNS_BOOT_ON_ERROR="bogus" is not understood (expected exit, warn or ignore); acting as exit\n', False),
-        ("WARN", 125, 'pyns_boot: PYNS_BOOT_ON_ERROR="WARN" is not understood (expected exit, warn or ignore); acting as exit\n', False),
+        (
+            "bogus",
+            125,
+            'pyns_boot: PYNS_BOOT_ON_ERROR="bogus" is not understood (expected exit, warn or ignore); acting as exit\n',
+            False,
+        ),
+        (
+            "WARN",
+            125,
+            'pyns_boot: PYNS_BOOT_ON_ERROR="WARN" is not understood (expected exit, warn or ignore); acting as exit\n',
+            False,
+        ),
     ],
 )
 def test_failure_policy(
@@ -262,6 +275,9 @@ def test_secure_execution_mode_refuses(workdir: Path, wheel: Path, netns: NamedN
 
 def test_bad_input_never_leaks_into_c_environment_of_children(hook_venv: Venv) -> None:
     """Under warn, a failed hook still removes the variables: children do not retry."""
-    code = "import subprocess, sys; sys.exit(subprocess.run(['sh', '-c', 'env | grep -c ^gons_'], capture_output=True).returncode)"
+    code = (
+        "import subprocess, sys; "
+        "sys.exit(subprocess.run(['sh', '-c', 'env | grep -c ^gons_'], capture_output=True).returncode)"
+    )
     result = run_python(hook_venv.python, code, {"gons_net": "/nonexistent", "PYNS_BOOT_ON_ERROR": "warn"})
     assert result.returncode == 1  # grep found no line

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from typing import Callable
 
 import pytest
-
 from nsutil import SELF_LINKS, TYPES, Holder, NamedNetns, Venv, own_links, parse_probe, probe, run_python
 
 
@@ -123,9 +121,7 @@ def test_bang_opens_in_original_mount_namespace(hook_venv: Venv, holder: Callabl
     """A reference that exists only inside the target mount namespace."""
     inner = tmp_path / "inner"
     inner.mkdir()
-    setup = (
-        "mount -t tmpfs pyns-test {d} && touch {d}/uts && mount --bind /proc/self/ns/uts {d}/uts".format(d=inner)
-    )
+    setup = f"mount -t tmpfs pyns-test {inner} && touch {inner}/uts && mount --bind /proc/self/ns/uts {inner}/uts"
     h = holder(("mnt", "uts"), setup=setup)
     inner_ref = str(inner / "uts")
     assert not os.path.exists(inner_ref)
@@ -203,9 +199,7 @@ def test_order_alone_is_validated(hook_venv: Venv) -> None:
 
 def test_hook_acts_once_in_a_venv(hook_venv: Venv, netns: NamedNetns) -> None:
     """site.py runs .pth lines twice in a venv: one warning, not two."""
-    result = run_python(
-        hook_venv.python, "print('ran')", {"gons_net": "/nonexistent", "PYNS_BOOT_ON_ERROR": "warn"}
-    )
+    result = run_python(hook_venv.python, "print('ran')", {"gons_net": "/nonexistent", "PYNS_BOOT_ON_ERROR": "warn"})
     assert result.returncode == 0
     assert result.stderr.count("pyns_boot:") == 1
     assert result.stdout == "ran\n"

@@ -16,9 +16,7 @@ def test_child_is_unprivileged_and_runs_the_given_interpreter(hook_venv: Venv) -
     assert report["version"] == root["version"]
 
 
-def test_user_namespace_it_owns_then_what_that_namespace_owns(
-    hook_venv: Venv, holder: Callable[..., Holder]
-) -> None:
+def test_user_namespace_it_owns_then_what_that_namespace_owns(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
     h = holder(("user", "mnt", "net", "uts", "ipc"), prefix=as_user())
     env = {"gons_" + t: h.ref(t) for t in ("user", "mnt", "net", "uts", "ipc")}
     report = probe(hook_venv.python, env, wrapper=as_user())

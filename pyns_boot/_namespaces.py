@@ -1,0 +1,191 @@
+"""Namespaces: an immutable specification of where a process should run.
+
+It names one reference per namespace type plus an optional order, and
+renders itself as the gons_* variables, so that
+
+    subprocess.run([sys.executable, "app.py"], env={**os.environ, **spec.to_env()})
+
+starts a child in those namespaces through the start-up hook.  Not on the
+start-up path.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyns_boot import _setns
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Iterator, Mapping, Union
+
+    PathArg = Union[str, "os.PathLike[str]", None]
+
+TYPES: tuple[str, ...] = _setns.TYPES
+ORDER_VARIABLE: str = _setns.ORDER_VARIABLE
+VARIABLE_PREFIX = "gons_"
+NETNS_DIR = "/run/netns"
+
+
+def _path(type_name: str, value: PathArg) -> str | None:
+    if value is None:
+        return None
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise TypeError("%s: a namespace reference must be a str path, not %s" % (type_name, type(path).__name__))
+    if "\0" in path:
+        raise ValueError("%s: a namespace reference cannot contain a NUL character: %r" % (type_name, path))
+    return path or None
+
+
+class Namespaces:
+    """One namespace reference per type, plus an optional gons_order.
+
+    Immutable and hashable.  Build it from keyword paths, a process id
+    (:meth:`of_pid`), a named network namespace (:meth:`netns`) or gons_*
+    variables (:meth:`from_env`); render it with :meth:`to_env`.
+    """
+
+    __slots__ = ("_order", "_paths")
+
+    _paths: tuple[str | None, ...]
+    _order: str | None
+
+    def __init__(
+        self,
+        *,
+        cgroup: PathArg = None,
+        ipc: PathArg = None,
+        mnt: PathArg = None,
+        net: PathArg = None,
+        pid: PathArg = None,
+        time: PathArg = None,
+        user: PathArg = None,
+        uts: PathArg = None,
+        order: str | Iterable[str] | None = None,
+    ) -> None:
+        given = {
+            "cgroup": cgroup,
+            "ipc": ipc,
+            "mnt": mnt,
+            "net": net,
+            "pid": pid,
+            "time": time,
+            "user": user,
+            "uts": uts,
+        }
+        paths = tuple(_path(t, given[t]) for t in TYPES)
+        if order is not None and not isinstance(order, str):
+            order = ",".join(order)
+        order = order or None
+        if order is not None:
+            listed = {name for name, _ in _setns.parse_order(order)}  # ValueError: the hook's message
+            unlisted = [t for t, p in zip(TYPES, paths) if p is not None and t not in listed]
+            if unlisted:
+                raise ValueError(
+                    "pyns_boot: %s %s set, but not listed in gons_order %r"
+                    % (", ".join(VARIABLE_PREFIX + t for t in unlisted), "is" if len(unlisted) == 1 else "are", order)
+                )
+        object.__setattr__(self, "_paths", paths)
+        object.__setattr__(self, "_order", order)
+
+    # -- constructors ------------------------------------------------------
+
+    @classmethod
+    def of_pid(cls, pid: int, *types: str, order: str | Iterable[str] | None = None) -> Namespaces:
+        """The namespaces of a running process: /proc/PID/ns/TYPE.
+
+        With no types: every type the process (and the kernel) has.  Raises
+        ProcessLookupError when the process does not exist.
+        """
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            raise ValueError("pid must be a positive int, not %r" % (pid,))
+        base = "/proc/%d/ns" % pid
+        if not os.path.isdir("/proc/%d" % pid):
+            raise ProcessLookupError(3, "no process with pid %d" % pid)
+        for t in types:
+            if t not in TYPES:
+                raise ValueError("unknown namespace type %r (known: %s)" % (t, ", ".join(TYPES)))
+        wanted = types or tuple(t for t in TYPES if os.path.lexists(os.path.join(base, t)))
+        return cls(order=order, **{t: os.path.join(base, t) for t in wanted})
+
+    @classmethod
+    def netns(cls, name: str) -> Namespaces:
+        """A named network namespace, as made by ``ip netns add NAME``."""
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError("invalid network namespace name %r" % (name,))
+        return cls(net=os.path.join(NETNS_DIR, name))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Namespaces:
+        """From gons_* variables (os.environ by default); empty values count as unset."""
+        env = os.environ if environ is None else environ
+        paths = {t: env.get(VARIABLE_PREFIX + t) or None for t in TYPES}
+        return cls(order=env.get(ORDER_VARIABLE) or None, **paths)
+
+    # -- views -------------------------------------------------------------
+
+    def to_env(self) -> dict[str, str]:
+        """The gons_* variables that make the hook join these namespaces."""
+        env = {VARIABLE_PREFIX + t: p for t, p in zip(TYPES, self._paths) if p is not None}
+        if self._order is not None:
+            env[ORDER_VARIABLE] = self._order
+        return env
+
+    @property
+    def order(self) -> str | None:
+        return self._order
+
+    @property
+    def paths(self) -> dict[str, str]:
+        """The requested types and their references, in table order."""
+        return {t: p for t, p in zip(TYPES, self._paths) if p is not None}
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return tuple(self.paths)
+
+    def get(self, ns_type: str) -> str | None:
+        if ns_type not in TYPES:
+            raise ValueError("unknown namespace type %r" % (ns_type,))
+        return self._paths[TYPES.index(ns_type)]
+
+    def replace(self, **changes: PathArg | str | Iterable[str]) -> Namespaces:
+        """A copy with some references (or the order) changed; None removes one."""
+        values: dict[str, object] = dict(self.paths)
+        values["order"] = self._order
+        values.update(changes)
+        return type(self)(**values)  # type: ignore[arg-type]
+
+    def __bool__(self) -> bool:
+        return any(p is not None for p in self._paths)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.paths.items())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Namespaces):
+            return NotImplemented
+        return (self._paths, self._order) == (other._paths, other._order)
+
+    def __hash__(self) -> int:
+        return hash((self._paths, self._order))
+
+    def __repr__(self) -> str:
+        args = ["%s=%r" % item for item in self.paths.items()]
+        if self._order is not None:
+            args.append("order=%r" % self._order)
+        return "Namespaces(%s)" % ", ".join(args)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Namespaces is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Namespaces is immutable")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (self.paths, self._order))
+
+
+def _rebuild(paths: dict[str, str], order: str | None) -> Namespaces:
+    return Namespaces(order=order, **paths)
