@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The test suite, from a fresh clone: run as root (tests create namespaces).
 #   scripts/test.sh [pytest arguments]
-# Makes .venv-test with the test tools (pytest, virtualenv), builds the wheel
+# Makes .venv-test (or $PYNS_BOOT_TEST_VENV) with the test tools (pytest, virtualenv), builds the wheel
 # once, installs it there too (some tests import pyns_boot directly) and runs
 # pytest.  The tests install the same wheel into throwaway virtualenvs and
 # start real interpreters in real namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
-venv=.venv-test
+venv=${PYNS_BOOT_TEST_VENV:-.venv-test}
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
