@@ -35,15 +35,29 @@ LINK_FLAGS = os.environ.get("PYNS_BOOT_EXTRA_LDFLAGS", "").split()
 
 
 class build_py_with_startup_files(build_py):
-    """Copy the startup files next to the package, at the root of the wheel."""
+    """Copy the startup files next to the package, at the root of the wheel.
+
+    An editable install (pip/uv install -e, PEP 660) packs into its wheel only
+    the import hook setuptools writes and what lands in the unpacked wheel
+    (install_lib); build_lib is thrown away.  The startup files must be real
+    files at the root of site-packages in that case too, so they go there.
+    """
+
+    def _startup_dir(self) -> str:
+        if getattr(self, "editable_mode", False):
+            return str(self.get_finalized_command("install").install_lib)
+        return str(self.build_lib)
 
     def run(self) -> None:
         super().run()
+        target = self._startup_dir()
         for name in STARTUP_FILES:
-            self.copy_file(name, os.path.join(self.build_lib, name))
+            self.copy_file(name, os.path.join(target, name))
 
     def get_outputs(self, include_bytecode: bool = True) -> list[str]:
         outputs = list(super().get_outputs(include_bytecode))
+        if getattr(self, "editable_mode", False):
+            return outputs  # written straight into the wheel, not into build_lib
         return outputs + [os.path.join(self.build_lib, n) for n in STARTUP_FILES]
 
 
