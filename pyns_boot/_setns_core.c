@@ -157,6 +157,7 @@ struct run_state {
     struct stat own_ids[NS_KIND_COUNT][2];
     int own_id_known[NS_KIND_COUNT][2];
     long threads; /* -1: unknown */
+    int keep_old_root;
 };
 
 /* Record a failure.  Returns 0, or -1 when the message could not be built. */
@@ -317,15 +318,31 @@ static long count_threads(void)
     return end == field + 1 ? -1 : threads;
 }
 
-/* ---- phases 2 to 4: plan, open early, join ---------------------------- */
+/* ---- phase 2: plan (pure: no system call) ----------------------------- */
 
-static int refuse_secure_mode(struct run_state *state, const char *order)
+static int requested_path(const char *path)
+{
+    return path != NULL && path[0] != '\0';
+}
+
+static int plan_error(struct ns_plan *plan, int error_errno, int kind,
+                      char *message)
+{
+    if (message == NULL)
+        return -1;
+    plan->error_errno = error_errno;
+    plan->failed_kind = kind;
+    plan->message = message;
+    return 0;
+}
+
+static int refuse_secure_mode(struct ns_plan *plan, const char *order,
+                              const char *const paths[NS_KIND_COUNT])
 {
     size_t size = 1;
     for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
-        if (state->paths[kind] != NULL)
-            size += strlen(ns_kinds[kind].variable) +
-                    strlen(state->paths[kind]) + 6;
+        if (plan->requested[kind])
+            size += strlen(ns_kinds[kind].variable) + strlen(paths[kind]) + 6;
     }
     if (order != NULL)
         size += strlen(NS_ORDER_VARIABLE) + strlen(order) + 6;
@@ -336,7 +353,9 @@ static int refuse_secure_mode(struct run_state *state, const char *order)
     for (int kind = 0; kind <= NS_KIND_COUNT; kind++) {
         const char *name = kind < NS_KIND_COUNT ? ns_kinds[kind].variable
                                                 : NS_ORDER_VARIABLE;
-        const char *value = kind < NS_KIND_COUNT ? state->paths[kind] : order;
+        const char *value = kind < NS_KIND_COUNT
+                                ? (plan->requested[kind] ? paths[kind] : NULL)
+                                : order;
         if (value == NULL)
             continue;
         if (list[0] != '\0')
@@ -346,34 +365,106 @@ static int refuse_secure_mode(struct run_state *state, const char *order)
         strcat(list, value);
         strcat(list, "\"");
     }
-    int rc = fail(state, EPERM, -1,
-                  format_message(MESSAGE_PREFIX
-                                 "refusing %s: the interpreter runs in "
-                                 "secure-execution mode (set-user-ID, "
-                                 "set-group-ID or file capabilities)",
-                                 list));
+    int rc = plan_error(plan, EPERM, -1,
+                        format_message(MESSAGE_PREFIX
+                                       "refusing %s: the interpreter runs in "
+                                       "secure-execution mode (set-user-ID, "
+                                       "set-group-ID or file capabilities)",
+                                       list));
     free(list);
     return rc;
 }
 
-static int check_all_listed(struct run_state *state, const char *order,
-                            const struct ns_step *steps, int count)
+static int check_all_listed(struct ns_plan *plan, const char *order,
+                            const char *const paths[NS_KIND_COUNT])
 {
     int listed[NS_KIND_COUNT] = {0};
-    for (int i = 0; i < count; i++)
-        listed[steps[i].kind] = 1;
+    for (int i = 0; i < plan->count; i++)
+        listed[plan->steps[i].kind] = 1;
     for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
-        if (state->paths[kind] == NULL || listed[kind])
+        if (!plan->requested[kind] || listed[kind])
             continue;
-        return fail(state, EINVAL, kind,
-                    format_message(MESSAGE_PREFIX
-                                   "%s is set to \"%s\", but %s is not listed "
-                                   "in " NS_ORDER_VARIABLE " \"%s\"",
-                                   ns_kinds[kind].variable,
-                                   state->paths[kind], ns_kinds[kind].name,
-                                   order));
+        return plan_error(plan, EINVAL, kind,
+                          format_message(MESSAGE_PREFIX
+                                         "%s is set to \"%s\", but %s is not "
+                                         "listed in " NS_ORDER_VARIABLE
+                                         " \"%s\"",
+                                         ns_kinds[kind].variable, paths[kind],
+                                         ns_kinds[kind].name, order));
     }
     return 0;
+}
+
+void ns_plan_free(struct ns_plan *plan)
+{
+    free(plan->message);
+    plan->message = NULL;
+}
+
+int ns_plan(const char *order, const char *const paths[NS_KIND_COUNT],
+            int secure_mode, struct ns_plan *plan)
+{
+    int explicit_order = requested_path(order);
+    int any_requested = 0;
+
+    memset(plan, 0, sizeof *plan);
+    plan->failed_kind = -1;
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        plan->requested[kind] = requested_path(paths[kind]);
+        any_requested |= plan->requested[kind];
+    }
+    if (secure_mode && (any_requested || explicit_order))
+        return refuse_secure_mode(plan, explicit_order ? order : NULL, paths);
+
+    const char *effective_order = explicit_order ? order : NS_DEFAULT_ORDER;
+    char *message;
+    int out_of_memory;
+    int count = ns_parse_order(effective_order, plan->steps, &message,
+                               &out_of_memory);
+    if (count < 0)
+        return out_of_memory ? -1 : plan_error(plan, EINVAL, -1, message);
+    plan->count = count;
+    if (explicit_order && check_all_listed(plan, order, paths) < 0)
+        return -1;
+    if (plan->message != NULL)
+        return 0;
+    for (int i = 0; i < count; i++) {
+        if (plan->requested[plan->steps[i].kind] &&
+            ns_kinds[plan->steps[i].kind].single_threaded)
+            plan->needs_single_thread = 1;
+    }
+    return 0;
+}
+
+/* ---- phases 3 and 4: open early, join --------------------------------- */
+
+/* Before the first switch: a handle on the current root, through which the
+ * interpreter keeps importing after the mnt join (pyns_boot/_oldroot.py). */
+static int open_old_root(struct run_state *state)
+{
+    int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int error_errno = errno;
+        return fail(state, error_errno, NS_MNT,
+                    format_message(MESSAGE_PREFIX
+                                   "cannot keep the original root for %s "
+                                   "\"%s\": %s",
+                                   ns_kinds[NS_MNT].variable,
+                                   state->paths[NS_MNT],
+                                   strerror(error_errno)));
+    }
+    state->report->old_root_fd = fd;
+    return 1;
+}
+
+/* The old root is only worth keeping when the mnt join happened. */
+static void settle_old_root(struct ns_report *report)
+{
+    if (report->old_root_fd >= 0 &&
+        report->entries[NS_MNT].outcome != NS_JOINED) {
+        close(report->old_root_fd);
+        report->old_root_fd = -1;
+    }
 }
 
 static int join_one(struct run_state *state, int kind)
@@ -409,43 +500,28 @@ static int join_one(struct run_state *state, int kind)
     return 1;
 }
 
-static int run_steps(struct run_state *state, const char *order,
-                     int explicit_order)
+static int run_steps(struct run_state *state, const struct ns_plan *plan)
 {
-    struct ns_step steps[NS_KIND_COUNT];
-    char *message;
-    int out_of_memory;
-    int count = ns_parse_order(order, steps, &message, &out_of_memory);
-    if (count < 0)
-        return out_of_memory ? -1 : fail(state, EINVAL, -1, message);
-    for (int i = 0; i < count; i++)
-        state->report->entries[steps[i].kind].early = steps[i].early;
-    if (explicit_order) {
-        int rc = check_all_listed(state, order, steps, count);
-        if (rc < 0 || state->report->message != NULL)
-            return rc;
-    }
-
-    int needs_single_thread = 0;
-    for (int i = 0; i < count; i++) {
-        if (state->paths[steps[i].kind] != NULL &&
-            ns_kinds[steps[i].kind].single_threaded)
-            needs_single_thread = 1;
-    }
-    record_own_identities(state);
-    state->threads = needs_single_thread ? count_threads() : -1;
-
-    for (int i = 0; i < count; i++) {
-        if (state->paths[steps[i].kind] == NULL || !steps[i].early)
-            continue;
-        int rc = open_reference(state, steps[i].kind);
+    if (state->keep_old_root && state->paths[NS_MNT] != NULL) {
+        int rc = open_old_root(state);
         if (rc <= 0)
             return rc;
     }
-    for (int i = 0; i < count; i++) {
-        if (state->paths[steps[i].kind] == NULL)
+    record_own_identities(state);
+    state->threads = plan->needs_single_thread ? count_threads() : -1;
+
+    for (int i = 0; i < plan->count; i++) {
+        int kind = plan->steps[i].kind;
+        if (state->paths[kind] == NULL || !plan->steps[i].early)
             continue;
-        int rc = join_one(state, steps[i].kind);
+        int rc = open_reference(state, kind);
+        if (rc <= 0)
+            return rc;
+    }
+    for (int i = 0; i < plan->count; i++) {
+        if (state->paths[plan->steps[i].kind] == NULL)
+            continue;
+        int rc = join_one(state, plan->steps[i].kind);
         if (rc <= 0)
             return rc;
     }
@@ -458,12 +534,22 @@ void ns_report_free(struct ns_report *report)
     free(report->order);
     for (int kind = 0; kind < NS_KIND_COUNT; kind++)
         free(report->entries[kind].path);
+    if (report->old_root_fd >= 0)
+        close(report->old_root_fd);
     memset(report, 0, sizeof *report);
     report->failed_kind = -1;
+    report->old_root_fd = -1;
 }
 
 int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
            int secure_mode, struct ns_report *report)
+{
+    return ns_run_keep_root(order, paths, secure_mode, 0, report);
+}
+
+int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
+                     int secure_mode, int keep_old_root,
+                     struct ns_report *report)
 {
     struct run_state state;
     const char *requested[NS_KIND_COUNT];
@@ -472,7 +558,9 @@ int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
 
     memset(report, 0, sizeof *report);
     report->failed_kind = -1;
+    report->old_root_fd = -1;
     memset(&state, 0, sizeof state);
+    state.keep_old_root = keep_old_root;
     state.paths = requested;
     state.report = report;
     state.threads = -1;
@@ -495,12 +583,22 @@ int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
         }
     }
 
+    struct ns_plan plan;
+    if (ns_plan(order, paths, secure_mode, &plan) < 0)
+        goto out_of_memory;
+    for (int i = 0; i < plan.count; i++)
+        report->entries[plan.steps[i].kind].early = plan.steps[i].early;
     int rc;
-    if (secure_mode && (report->any_requested || explicit_order))
-        rc = refuse_secure_mode(&state, explicit_order ? order : NULL);
-    else
-        rc = run_steps(&state, effective_order, explicit_order);
+    if (plan.message != NULL) {
+        /* the report takes the message over */
+        rc = fail(&state, plan.error_errno, plan.failed_kind, plan.message);
+        plan.message = NULL;
+    } else {
+        rc = run_steps(&state, &plan);
+    }
+    ns_plan_free(&plan);
     close_all(&state);
+    settle_old_root(report);
     if (rc < 0)
         goto out_of_memory;
     return 0;

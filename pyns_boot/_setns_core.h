@@ -60,6 +60,11 @@ struct ns_report {
     char *order;      /* the effective order: gons_order or the default */
     int any_requested;
     struct ns_entry entries[NS_KIND_COUNT];
+    /* -1, or an O_PATH descriptor on the root the process had before the
+     * first switch (ns_run_keep_root only: kept when mnt was joined, so that
+     * the old tree stays reachable).  ns_report_free closes it; a caller
+     * taking it over sets it to -1. */
+    int old_root_fd;
 };
 
 /*
@@ -70,6 +75,16 @@ struct ns_report {
  */
 int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
            int secure_mode, struct ns_report *report);
+
+/*
+ * ns_run, and when keep_old_root is set and gons_mnt is requested: open "/"
+ * (O_PATH|O_DIRECTORY|O_CLOEXEC) before the first switch and keep it in
+ * report->old_root_fd if the mnt join happened (closed otherwise, on every
+ * path, error paths included).
+ */
+int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
+                     int secure_mode, int keep_old_root,
+                     struct ns_report *report);
 
 void ns_report_free(struct ns_report *report);
 
@@ -87,5 +102,31 @@ struct ns_step {
  */
 int ns_parse_order(const char *order, struct ns_step steps[NS_KIND_COUNT],
                    char **error_message, int *out_of_memory);
+
+/*
+ * What ns_run will do, decided from its inputs alone: no system call, no
+ * namespace is touched, so the fuzz target can call it freely.  Parses the
+ * order (gons_order, or the default when NULL or ""), checks that every set
+ * variable is listed in an explicit order, and refuses everything in secure
+ * mode.  On an error, message (malloc'd), error_errno (EINVAL or EPERM) and
+ * failed_kind (-1 or the kind the message names) are set and ns_run stops
+ * there; steps/count still hold the parsed order after an unlisted-variable
+ * error.  Returns 0, or -1 when memory ran out (nothing to free then).
+ */
+struct ns_plan {
+    int count;
+    struct ns_step steps[NS_KIND_COUNT];
+    int requested[NS_KIND_COUNT]; /* the variable is set and non-empty */
+    int needs_single_thread;      /* a requested mnt, user or time step */
+    int error_errno;
+    int failed_kind;
+    char *message;
+};
+
+int ns_plan(const char *order, const char *const paths[NS_KIND_COUNT],
+            int secure_mode, struct ns_plan *plan);
+
+void ns_plan_free(struct ns_plan *plan);
+
 
 #endif
