@@ -1,0 +1,346 @@
+"""The fork server and its workers: the far side of call_in and NamespaceExecutor.
+
+pyns_boot._executor starts the server as a fresh interpreter,
+
+    python -I -S -c BOOT CONTROL_FD PACKAGE_PARENT
+
+so it is single-threaded by construction, whatever the parent is.  For
+each worker it forks a child; the child joins the requested namespaces with
+``_setns.apply`` before it runs anything else (mnt, user and time need a
+single-threaded process), reports the outcome and then serves calls.
+
+Start-up cost is the point: only built-in and C modules (marshal, _socket,
+_signal) and the C helper load here; ``socket``, ``pickle`` and ``signal``
+would pull in enum, re, functools and collections and slow the cold start
+down by more than the whole site.py.  _pickle loads in a worker only when a
+call or result is not plain data.
+
+Wire format, on AF_UNIX stream sockets: frames of an 8-byte big-endian
+length followed by that many bytes.  Control messages are marshal; calls
+and replies are a tag byte and marshal (plain data, a module-level function
+named by module and qualname) or pickle (everything else).  The control
+requests carry the worker's socket as SCM_RIGHTS on the first frame byte.
+
+Lifetimes: the server exits when its control socket reaches EOF (the parent
+closed it or died) and SIGKILLs the workers it still has; a worker exits
+when its own socket reaches EOF.  The server reaps its workers (SIGCHLD), so
+neither leaves a zombie behind.
+"""
+
+import _signal  # type: ignore[import-not-found]  # (no stubs) signal would import enum
+import _socket
+import io
+import marshal
+import os
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+HEADER = 8
+FD_SPACE = _socket.CMSG_SPACE(4)
+STATUS_KEEP = 1024  # exit statuses kept for "status" requests
+STATUS_WAIT = 2.0  # how long a "status" request waits for an exiting worker
+
+
+class RemoteError(Exception):
+    """Stands in for an exception that could not cross between the processes."""
+
+
+class PeerClosed(EOFError):
+    """The other end closed its socket (exited or died)."""
+
+
+# ---------------------------------------------------------------- frames
+
+
+def send_frame(sock: "Any", data: bytes, fd: int = -1) -> None:
+    header = len(data).to_bytes(HEADER, "big")
+    if fd >= 0:
+        sock.sendmsg([header], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+        sock.sendall(data)
+    else:
+        sock.sendall(header + data)
+
+
+def recv_exact(sock: "Any", size: int) -> bytearray:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise PeerClosed("connection closed")
+        got += n
+    return buffer
+
+
+def recv_frame(sock: "Any", want_fd: bool = False) -> "tuple[bytearray, int]":
+    """One frame, and the descriptor that came with it (-1: none)."""
+    fd = -1
+    if want_fd:
+        header, ancdata, _flags, _addr = sock.recvmsg(HEADER, FD_SPACE)
+        for level, kind, payload in ancdata:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(payload) >= 4:
+                fd = int.from_bytes(payload[:4], sys.byteorder)
+        if not header:
+            raise PeerClosed("connection closed")
+        if len(header) < HEADER:
+            header += recv_exact(sock, HEADER - len(header))
+    else:
+        header = recv_exact(sock, HEADER)
+    return recv_exact(sock, int.from_bytes(header, "big")), fd
+
+
+def write_frame(fd: int, data: bytes) -> None:
+    view = memoryview(len(data).to_bytes(HEADER, "big") + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def read_exact(fd: int, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = os.read(fd, size)
+        if not chunk:
+            raise PeerClosed("connection closed")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int) -> bytes:
+    return read_exact(fd, int.from_bytes(read_exact(fd, HEADER), "big"))
+
+
+# A message is a tag byte and a body: MARSHAL for plain data (marshal is
+# built in: no import on the cold path), PICKLE for everything else.
+MARSHAL = b"M"
+PICKLE = b"P"
+
+
+def encode(obj: "Any") -> bytes:
+    """Marshal when obj is plain data, else pickle."""
+    try:
+        return MARSHAL + marshal.dumps(obj)
+    except ValueError:
+        import _pickle
+
+        data: bytes = _pickle.dumps(obj, -1)
+        return PICKLE + data
+
+
+def decode(data: "bytes | bytearray") -> "Any":
+    if data[:1] == MARSHAL:
+        return marshal.loads(memoryview(data)[1:])
+    import _pickle
+
+    return _pickle.loads(memoryview(data)[1:])
+
+
+# ---------------------------------------------------------------- server
+
+
+class _Server:
+    def __init__(self, control: "Any") -> None:
+        self.control = control
+        self.live = set()  # type: set[int]
+        self.statuses = {}  # type: dict[int, int]
+
+    def reap(self, *_ignored: object) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.live.discard(pid)
+            self.statuses[pid] = status
+            if len(self.statuses) > STATUS_KEEP:
+                del self.statuses[next(iter(self.statuses))]
+
+    def serve(self) -> None:
+        while True:
+            try:
+                frame, fd = recv_frame(self.control, want_fd=True)
+            except (PeerClosed, ConnectionError):
+                break
+            request = marshal.loads(frame)
+            try:
+                reply = self.handle(request, fd)
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+            send_frame(self.control, marshal.dumps(reply))
+        self.stop()
+
+    def handle(self, request: "tuple[Any, ...]", fd: int) -> "tuple[Any, ...]":
+        command = request[0]
+        if command == "fork":
+            if fd < 0:
+                return ("error", "fork request without a socket")
+            _, order, paths, main_path, one_shot = request
+            pid = os.fork()
+            if pid == 0:
+                self.control.close()
+                _worker(fd, order, paths, main_path, one_shot)  # never returns
+            self.live.add(pid)
+            return ("forked", pid)
+        if command == "status":
+            return ("status", self.wait_status(request[1]))
+        if command == "kill":
+            pid = request[1]
+            if pid in self.live:
+                try:
+                    os.kill(pid, _signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            return ("killed", pid)
+        return ("error", "unknown request %r" % (command,))
+
+    def wait_status(self, pid: int) -> "int | None":
+        """The worker's wait status, waiting a little for one that is exiting."""
+        deadline = time.monotonic() + STATUS_WAIT
+        while pid in self.live and time.monotonic() < deadline:
+            self.reap()
+            if pid in self.live:
+                time.sleep(0.002)
+        return self.statuses.pop(pid, None)
+
+    def stop(self) -> None:
+        for pid in self.live:
+            try:
+                os.kill(pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        for pid in list(self.live):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def serve(control_fd: int) -> None:
+    """Entry point of the fork server process."""
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # the parent decides; EOF ends us
+    control = _socket.socket(fileno=control_fd)
+    frame, _ = recv_frame(control)
+    setup = marshal.loads(frame)
+    sys.path[:] = setup["sys_path"]
+    server = _Server(control)
+    _signal.signal(_signal.SIGCHLD, server.reap)
+    server.serve()
+
+
+# ---------------------------------------------------------------- worker
+
+
+def _worker(
+    fd: int, order: "str | None", paths: "tuple[str | None, ...]", main_path: "str | None", one_shot: bool
+) -> None:
+    code = 0
+    try:
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+        from pyns_boot import _setns
+
+        report = _setns.apply(order, paths)
+        write_frame(fd, encode(("joined" if report[0] else "join_failed", report)))
+        if report[0]:
+            _serve_calls(fd, main_path, one_shot)
+    except (PeerClosed, BrokenPipeError, ConnectionError):
+        pass
+    except BaseException:
+        code = 70
+        try:
+            import traceback
+
+            traceback.print_exc()
+        except BaseException:
+            pass
+    finally:
+        os._exit(code)
+
+
+def _serve_calls(fd: int, main_path: "str | None", one_shot: bool) -> None:
+    while True:
+        frame = read_frame(fd)
+        try:
+            fn, args, kwargs = _decode_call(frame, main_path)
+            reply = ("ok", fn(*args, **kwargs))  # type: tuple[Any, ...]
+        except BaseException as error:
+            reply = ("error", error, _format_exception(error))
+        del frame
+        write_frame(fd, _encode_reply(reply))
+        del reply
+        if one_shot:
+            return
+
+
+def _decode_call(frame: bytes, main_path: "str | None") -> "tuple[Any, tuple[Any, ...], dict[str, Any]]":
+    """The call: (module, qualname, args, kwargs) marshalled, or (fn, args, kwargs) pickled."""
+    if frame[:1] == MARSHAL:
+        module_name, qualname, args, kwargs = marshal.loads(memoryview(frame)[1:])
+        __import__(module_name)
+        fn = sys.modules[module_name]
+        for part in qualname.split("."):
+            fn = getattr(fn, part)
+        return fn, args, kwargs
+    call = _unpickler_class(main_path)(io.BytesIO(memoryview(frame)[1:])).load()  # type: tuple[Any, tuple[Any, ...], dict[str, Any]]
+    return call
+
+
+def _encode_reply(reply: "tuple[Any, ...]") -> bytes:
+    try:
+        return encode(reply)
+    except BaseException as error:
+        if reply[0] == "ok":
+            text = _format_exception(error)
+            replacement = TypeError(
+                "the result of type %s cannot be pickled back to the caller: %s" % (type(reply[1]).__name__, error)
+            )
+            return encode(("error", replacement, text))
+        # the exception itself does not pickle: send its type and text instead
+        substitute = RemoteError("%s: %s" % (type(reply[1]).__name__, reply[1]))
+        return encode(("error", substitute, reply[2]))
+
+
+def _format_exception(error: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+
+
+def _unpickler_class(main_path: "str | None") -> "Any":
+    import _pickle
+
+    class Unpickler(_pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> "Any":
+            if module in ("__main__", "__mp_main__"):
+                return getattr(_load_main(main_path, name), name)
+            return super().find_class(module, name)
+
+    return Unpickler
+
+
+def _load_main(main_path: "str | None", name: str) -> "Any":
+    """The caller's __main__ script, run once here as __mp_main__ (as multiprocessing's spawn does)."""
+    module = sys.modules.get("__mp_main__")
+    if module is not None:
+        return module
+    if main_path is None:
+        raise AttributeError(
+            "cannot load __main__.%s in the worker: the caller's __main__ has no file (an interactive session or "
+            "python -c); define the callable in an importable module" % name
+        )
+    import runpy
+    import types
+
+    module = types.ModuleType("__mp_main__")
+    module.__dict__.update(runpy.run_path(main_path, run_name="__mp_main__"))
+    sys.modules["__main__"] = sys.modules["__mp_main__"] = module
+    return module
