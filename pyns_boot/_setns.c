@@ -88,10 +88,12 @@ static PyObject *raise_no_memory(void)
     return PyErr_NoMemory();
 }
 
-static PyObject *setns_boot(PyObject *module, PyObject *unused)
+static PyObject *setns_boot(PyObject *module, PyObject *args)
 {
     (void)module;
-    (void)unused;
+    int keep_old_root = 0;
+    if (!PyArg_ParseTuple(args, "|p:boot", &keep_old_root))
+        return NULL;
     if (boot_done)
         Py_RETURN_NONE;
     boot_done = 1;
@@ -103,7 +105,8 @@ static PyObject *setns_boot(PyObject *module, PyObject *unused)
 
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = ns_run(order, paths, getauxval(AT_SECURE) != 0, &boot_report);
+    rc = ns_run_keep_root(order, paths, getauxval(AT_SECURE) != 0,
+                          keep_old_root, &boot_report);
     Py_END_ALLOW_THREADS
     if (rc < 0)
         return raise_no_memory();
@@ -117,6 +120,20 @@ static PyObject *setns_report(PyObject *module, PyObject *unused)
     if (!boot_done)
         Py_RETURN_NONE;
     return report_to_python(&boot_report);
+}
+
+/* take_old_root() -> int or None: the descriptor boot(True) kept on the
+ * original root; the caller owns it from then on (later calls: None). */
+static PyObject *setns_take_old_root(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (!boot_done || boot_report.old_root_fd < 0)
+        Py_RETURN_NONE;
+    PyObject *fd = PyLong_FromLong(boot_report.old_root_fd);
+    if (fd != NULL)
+        boot_report.old_root_fd = -1;
+    return fd;
 }
 
 /* apply(order, paths): paths is a sequence of NS_KIND_COUNT items, each a
@@ -232,9 +249,16 @@ static PyMethodDef setns_methods[] = {
     {"parse_order", setns_parse_order, METH_VARARGS,
      "parse_order(order) -> ((type, early), ...): validate an order string\n"
      "exactly as the hook does; ValueError carries the hook's message."},
-    {"boot", setns_boot, METH_NOARGS,
-     "Run the gons_* sequence from the C environment, once per process.\n"
-     "Returns the report tuple the first time, None on every later call."},
+    {"boot", setns_boot, METH_VARARGS,
+     "boot(keep_old_root=False): run the gons_* sequence from the C\n"
+     "environment, once per process.  Returns the report tuple the first\n"
+     "time, None on every later call.  keep_old_root: when gons_mnt is\n"
+     "joined, keep an O_PATH descriptor on the original root (see\n"
+     "take_old_root)."},
+    {"take_old_root", setns_take_old_root, METH_NOARGS,
+     "take_old_root() -> int or None: the O_CLOEXEC O_PATH descriptor on\n"
+     "the root the process had before the mnt join (boot(True) only).\n"
+     "The caller owns it; later calls return None."},
     {"report", setns_report, METH_NOARGS,
      "The report tuple of this process's boot(), or None if it never ran."},
     {"apply", setns_apply, METH_VARARGS,

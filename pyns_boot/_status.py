@@ -88,7 +88,18 @@ class NamespaceState(_Frozen):
 class Status(_Frozen):
     """The outcome of the start-up hook in this process (see pyns_boot.status())."""
 
-    __slots__ = ("errno", "error", "failed", "hook_ran", "namespaces", "order", "policy", "state")
+    __slots__ = (
+        "errno",
+        "error",
+        "failed",
+        "hook_ran",
+        "imports_error",
+        "imports_root",
+        "namespaces",
+        "order",
+        "policy",
+        "state",
+    )
 
     state: str
     hook_ran: bool
@@ -98,6 +109,11 @@ class Status(_Frozen):
     order: str | None
     policy: str | None
     namespaces: Mapping[str, NamespaceState]
+    #: "/proc/self/fd/N" while the interpreter imports from its own
+    #: installation after a mnt join (PYNS_BOOT_KEEP_IMPORTS), else None.
+    imports_root: str | None
+    #: Why it could not keep importing from there (the target has no usable /proc).
+    imports_error: str | None
 
     def __init__(
         self,
@@ -109,6 +125,8 @@ class Status(_Frozen):
         failed: str | None = None,
         order: str | None = None,
         policy: str | None = None,
+        imports_root: str | None = None,
+        imports_error: str | None = None,
     ) -> None:
         self._set(
             state=state,
@@ -118,6 +136,8 @@ class Status(_Frozen):
             failed=failed,
             order=order,
             policy=policy,
+            imports_root=imports_root,
+            imports_error=imports_error,
             namespaces=MappingProxyType(dict(namespaces)),
         )
 
@@ -137,6 +157,11 @@ class Status(_Frozen):
         return tuple(t for t, ns in self.namespaces.items() if ns.outcome == ALREADY_JOINED)
 
     @property
+    def keeps_imports(self) -> bool:
+        """True when imports read the original installation after a mnt join."""
+        return self.imports_root is not None
+
+    @property
     def errno_name(self) -> str | None:
         return None if self.errno is None else errno_module.errorcode.get(self.errno)
 
@@ -152,6 +177,9 @@ class Status(_Frozen):
             "failed": self.failed,
             "order": self.order,
             "policy": self.policy,
+            "keeps_imports": self.keeps_imports,
+            "imports_root": self.imports_root,
+            "imports_error": self.imports_error,
             "namespaces": {t: ns.as_dict() for t, ns in self.namespaces.items()},
         }
 
@@ -217,7 +245,13 @@ def status() -> Status:
 
     report = _setns.report()
     if report is not None:
-        return _from_report(_setns.TYPES, report, policy)
+        return _from_report(
+            _setns.TYPES,
+            report,
+            policy,
+            getattr(hook, "imports_root", None),
+            getattr(hook, "imports_error", None),
+        )
     if load_error is not None:
         return Status(FAILED, True, _unrun_namespaces(_setns.TYPES), error=load_error, policy=policy)
 
@@ -250,7 +284,13 @@ def _unrun_namespaces(types: tuple[str, ...]) -> dict[str, NamespaceState]:
     return namespaces
 
 
-def _from_report(types: tuple[str, ...], report: tuple[Any, ...], policy: str | None) -> Status:
+def _from_report(
+    types: tuple[str, ...],
+    report: tuple[Any, ...],
+    policy: str | None,
+    imports_root: str | None = None,
+    imports_error: str | None = None,
+) -> Status:
     ok, message, error_errno, failed, order, entries = report
     namespaces = {
         type_name: NamespaceState(type_name, path, outcome, bool(early)) for type_name, path, outcome, early in entries
@@ -266,4 +306,6 @@ def _from_report(types: tuple[str, ...], report: tuple[Any, ...], policy: str | 
         failed=failed,
         order=order,
         policy=policy,
+        imports_root=imports_root,
+        imports_error=imports_error,
     )

@@ -11,6 +11,7 @@ import os
 import sys
 
 POLICY_VARIABLE = "PYNS_BOOT_ON_ERROR"
+KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"
 POLICIES = ("exit", "warn", "ignore")
 EXIT_STATUS = 125
 
@@ -32,6 +33,10 @@ TRIGGER_VARIABLES = (
 ran = False
 load_error = None  # type: str | None
 policy = None  # type: str | None
+# After a mnt join: "/proc/self/fd/N" while imports read the original root
+# (pyns_boot._oldroot), or why that could not be done.
+imports_root = None  # type: str | None
+imports_error = None  # type: str | None
 
 
 def run() -> None:
@@ -46,13 +51,72 @@ def run() -> None:
         load_error = "pyns_boot: cannot load the C helper pyns_boot._setns: %s" % error
         apply_policy(load_error)
         return
-    report = _setns.boot()
+    mnt_path = os.environ.get("gons_mnt")
+    keep_imports = False
+    if mnt_path:
+        setting = os.environ.get(KEEP_IMPORTS_VARIABLE, "")
+        if setting not in ("", "0", "1"):
+            load_error = 'pyns_boot: %s="%s" is not understood (expected 1 or 0); no namespace was joined' % (
+                KEEP_IMPORTS_VARIABLE,
+                setting,
+            )
+            apply_policy(load_error)
+            return
+        keep_imports = setting != "0"
+    report = _setns.boot(keep_imports)
     if report is None:  # another interpreter of this process acted already
         return
     for name in TRIGGER_VARIABLES:
         os.environ.pop(name, None)
+    old_root = _setns.take_old_root() if keep_imports else None
     if not report[0]:
         apply_policy(str(report[1]))
+    if old_root is not None:
+        keep_importing(old_root, str(mnt_path))
+
+
+def keep_importing(fd: int, mnt_path: str) -> None:
+    """After the mnt join: import from the original root through fd."""
+    global imports_root, imports_error
+    root = "/proc/self/fd/%d" % fd
+    try:
+        os.stat(root + "/")
+    except OSError as error:
+        os.close(fd)
+        imports_error = (
+            'pyns_boot: joined gons_mnt "%s", but the interpreter cannot keep importing from its own '
+            "installation: %s is not reachable there (%s); set %s=0 to import from the target's "
+            "filesystem instead" % (mnt_path, root, _why_unreachable(error), KEEP_IMPORTS_VARIABLE)
+        )
+        apply_policy(imports_error)
+        return
+    package = sys.modules["pyns_boot"]
+    package.__path__[:] = [root + p if p.startswith("/") else p for p in package.__path__]
+    try:
+        from pyns_boot import _oldroot
+
+        _oldroot.activate(fd, mnt_path)
+    except Exception as error:
+        imports_error = 'pyns_boot: joined gons_mnt "%s", but cannot keep importing from the original root %s: %s' % (
+            mnt_path,
+            root,
+            error,
+        )
+        apply_policy(imports_error)
+        return
+    imports_root = root
+
+
+def _why_unreachable(error: OSError) -> str:
+    try:
+        os.lstat("/proc/self")
+    except OSError:
+        return "/proc is not mounted in the target mount namespace"
+    try:
+        os.stat("/proc/self")
+    except OSError:
+        return "the target's /proc belongs to a pid namespace this process is not a member of"
+    return error.strerror or str(error)
 
 
 def apply_policy(message: str) -> None:

@@ -1,0 +1,160 @@
+"""Keep importing from the interpreter's own installation after a mnt join.
+
+Loaded by the start-up hook only when gons_mnt was joined and the C helper
+kept a descriptor N on the original root (``PYNS_BOOT_KEEP_IMPORTS`` is not
+``0``).  Every path the import system knows (sys.path, the prefixes, the
+``__path__`` of packages imported before the switch, the ``__file__`` of
+modules imported before it, site.py's state for the .pth files still to come)
+is rewritten from ``/X`` to ``/proc/self/fd/N/X``: the stock machinery (path
+finders, zipimport, dlopen of extension modules, linecache, tracebacks,
+inspect) then reads the old tree, while every other file operation of the
+program sees the target's filesystem at ``/``.
+
+Children started from ``sys.executable`` cannot work (the descriptor is
+close-on-exec and the interpreter's shared libraries are not in the target):
+an audit hook turns their start into an error that says so.
+"""
+
+import errno
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+# No "from __future__ import annotations": this module loads after the switch,
+# before the standard library is reachable again; hence the quoted hints.
+
+#: "/proc/self/fd/N" while active, None otherwise.
+root = None  # type: str | None
+#: The interpreter path children cannot be started from.
+original_executable = None  # type: str | None
+mnt_path = None  # type: str | None
+
+_CHILD_EVENTS = ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn")
+# multiprocessing starts sys.executable through _posixsubprocess, which
+# raises no audit event (the child would just exit 255): catch the loading
+# of the start methods that exec it instead.
+_MULTIPROCESSING_EXEC = ("multiprocessing.popen_spawn_posix", "multiprocessing.popen_forkserver")
+
+
+def remap(path: object) -> "Any":
+    """'/X' -> root + '/X'; anything else (relative, non-str, done) unchanged."""
+    if root is None or not isinstance(path, str) or not path.startswith("/") or path.startswith(root + "/"):
+        return path
+    return root + path
+
+
+def activate(fd: int, joined_mnt: str) -> None:
+    """Rewrite the interpreter's import state to reach the old root via fd."""
+    global root, original_executable, mnt_path
+    root = "/proc/self/fd/%d" % fd
+    mnt_path = joined_mnt
+    sys.path[:] = [remap(entry) for entry in sys.path]
+    for name in ("prefix", "exec_prefix", "base_prefix", "base_exec_prefix"):
+        setattr(sys, name, remap(getattr(sys, name)))
+    sys.path_importer_cache.clear()
+    for module in list(sys.modules.values()):
+        _remap_module(module)
+    site = sys.modules.get("site")
+    if site is not None:
+        _remap_site(site)
+    original_executable = sys.executable
+    sys.addaudithook(_refuse_own_interpreter)
+
+
+def _remap_module(module: "Any") -> None:
+    package_path = getattr(module, "__path__", None)
+    if type(package_path) is list:  # a _NamespacePath follows sys.path by itself
+        package_path[:] = [remap(entry) for entry in package_path]
+    for name in ("__file__", "__cached__"):
+        value = getattr(module, name, None)
+        if isinstance(value, str):
+            try:
+                setattr(module, name, remap(value))
+            except (AttributeError, TypeError):
+                pass
+    spec = getattr(module, "__spec__", None)
+    if spec is not None and getattr(spec, "has_location", False):
+        spec.origin = remap(spec.origin)
+        cached = spec.cached
+        if isinstance(cached, str):
+            spec.cached = remap(cached)
+    # linecache asks the loader for the source of a frame's module: a file
+    # loader reads from its .path.
+    loader: "Any" = getattr(module, "__loader__", None)
+    loader_path = getattr(loader, "path", None)
+    if isinstance(loader_path, str):
+        try:
+            loader.path = remap(loader_path)
+        except (AttributeError, TypeError):
+            pass
+
+
+def _remap_site(site: "Any") -> None:
+    """site.py is in the middle of its work: the .pth files after ours and the
+    site directories still to come must be read from the old root too."""
+    prefixes = getattr(site, "PREFIXES", None)
+    if type(prefixes) is list:
+        prefixes[:] = [remap(prefix) for prefix in prefixes]
+    for name in ("addpackage", "addsitedir"):
+        original = getattr(site, name, None)
+        if callable(original) and not getattr(original, "_pyns_boot_remaps", False):
+            setattr(site, name, _remapping_first_argument(original))
+
+
+def _remapping_first_argument(function: "Callable[..., Any]") -> "Callable[..., Any]":
+    def wrapper(sitedir: "Any", *args: "Any", **kwargs: "Any") -> "Any":
+        return function(remap(sitedir), *args, **kwargs)
+
+    wrapper._pyns_boot_remaps = True  # type: ignore[attr-defined]
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+def _refuse_own_interpreter(event: str, args: "tuple[Any, ...]") -> None:
+    if event == "import":
+        if args[0] in _MULTIPROCESSING_EXEC:
+            spawn = sys.modules.get("multiprocessing.spawn")
+            executable = spawn.get_executable() if spawn is not None else sys.executable
+            if executable is not None and not os.path.exists(executable):
+                raise _child_error(os.fsdecode(executable), "multiprocessing (start method spawn or forkserver)")
+        return
+    if event not in _CHILD_EVENTS:
+        return
+    executable = args[0]
+    if event == "subprocess.Popen" and executable is None:
+        argv = args[1]
+        if isinstance(argv, (str, bytes, os.PathLike)):
+            executable = argv
+        elif argv:
+            executable = argv[0]
+    try:
+        program = os.fsdecode(executable) if executable is not None else None
+    except TypeError:
+        return
+    if program is None or program not in _own_interpreter_names() or os.path.exists(program):
+        return
+    raise _child_error(program, "a child interpreter")
+
+
+def _child_error(program: str, what: str) -> OSError:
+    return FileNotFoundError(
+        errno.ENOENT,
+        'pyns_boot: cannot start %s from sys.executable %s: this process joined gons_mnt "%s" and imports '
+        "from its own installation through %s, but a child does not inherit that descriptor and the target mount "
+        "namespace does not hold the interpreter (see the README, 'Programs in a foreign mount namespace'; "
+        "start the child with gons_mnt from outside instead, or use the fork start method)"
+        % (what, program, mnt_path, root),
+    )
+
+
+def _own_interpreter_names() -> "tuple[str | None, ...]":
+    return (
+        original_executable,
+        sys.executable,
+        getattr(sys, "_base_executable", None),
+        remap(original_executable),
+    )
