@@ -1,0 +1,488 @@
+"""pyns-boot doctor: can the start-up hook work for this interpreter, and why not.
+
+Every check yields a Finding with a level (ok, info, warning, error) and,
+for anything but ok, a concrete fix.  An error means the hook cannot act
+(exit status 1).  Does not load the C helper except to check that it loads.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import site
+import stat
+import subprocess
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+PTH = "pyns_boot.pth"
+START = "pyns_boot.start"
+START_LINE = "pyns_boot.hook:run"
+TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
+CAP_SYS_ADMIN = 21
+MEASURE_TIMEOUT = 30
+SLOW_MS = 50.0
+MANY_MODULES = 50
+HEAVY_MODULES = frozenset(
+    ("numpy", "pandas", "scipy", "torch", "tensorflow", "jax", "matplotlib", "sklearn", "cv2", "grpc", "IPython")
+)
+THREAD_MODULES = frozenset(("threading", "_thread", "concurrent", "multiprocessing", "asyncio"))
+
+OK = "ok"
+INFO = "info"
+WARNING = "warning"
+ERROR = "error"
+LEVELS = (OK, INFO, WARNING, ERROR)
+
+
+class Finding:
+    __slots__ = ("check", "fix", "level", "message")
+
+    def __init__(self, check: str, level: str, message: str, fix: str | None = None) -> None:
+        self.check = check
+        self.level = level
+        self.message = message
+        self.fix = fix
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "level": self.level, "message": self.message, "fix": self.fix}
+
+
+def _reinstall() -> str:
+    return "reinstall pyns_boot into this interpreter: %s -m pip install --force-reinstall pyns_boot" % (
+        sys.executable or "python"
+    )
+
+
+# ---------------------------------------------------------------- site directories
+
+
+def site_dirs() -> list[str]:
+    """The directories whose .pth files site.py processes, in its order (user site first)."""
+    dirs = []
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    dirs.extend(site.getsitepackages())
+    result: list[str] = []
+    for path in dirs:
+        real = os.path.realpath(path)
+        if os.path.isdir(path) and real not in (os.path.realpath(p) for p in result):
+            result.append(path)
+    return result
+
+
+def pth_names(directory: str) -> list[str]:
+    """The .pth files of a directory in site.py's order (3.13+ skips hidden ones)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    hidden_skipped = sys.version_info >= (3, 13)
+    return sorted(n for n in names if n.endswith(".pth") and not (hidden_skipped and n.startswith(".")))
+
+
+def hook_dir(dirs: list[str]) -> str | None:
+    """The first site directory holding pyns_boot.pth: the one whose line acts."""
+    for directory in dirs:
+        if PTH in pth_names(directory):
+            return directory
+    return None
+
+
+def hook_blocker() -> str | None:
+    """Why a fresh start of this interpreter (without -S) would not run the hook, or None."""
+    if hook_dir(site_dirs()) is None:
+        return "%s is not in a site-packages directory of %s" % (PTH, sys.executable)
+    try:
+        from pyns_boot import _setns  # noqa: F401
+    except ImportError as error:
+        return "the C helper pyns_boot._setns does not load: %s" % error
+    return None
+
+
+# ---------------------------------------------------------------- checks
+
+
+def check_no_site() -> Finding:
+    if sys.flags.no_site:
+        return Finding(
+            "site",
+            ERROR,
+            "this interpreter was started with -S: site.py does not run, so no .pth file and no hook",
+            "start Python without -S (and without PYTHONNOSITE-style wrappers that add it)",
+        )
+    return Finding("site", OK, "site.py runs at start-up (no -S)")
+
+
+def check_pth(dirs: list[str]) -> tuple[Finding, str | None]:
+    directory = hook_dir(dirs)
+    if directory is None:
+        where = ", ".join(dirs) or "(none)"
+        return (
+            Finding(
+                "pth",
+                ERROR,
+                "%s is in none of the site directories this interpreter reads: %s" % (PTH, where),
+                _reinstall(),
+            ),
+            None,
+        )
+    path = os.path.join(directory, PTH)
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as error:
+        return Finding("pth", ERROR, "%s cannot be read: %s" % (path, error), _reinstall()), directory
+    if not any(line.startswith(("import ", "import\t")) and "pyns_boot.hook" in line for line in text.splitlines()):
+        return (
+            Finding("pth", ERROR, "%s has no import line that calls pyns_boot.hook.run()" % path, _reinstall()),
+            directory,
+        )
+    return Finding("pth", OK, "%s is at the root of a site directory of this interpreter" % path), directory
+
+
+def check_package(directory: str | None) -> Finding:
+    import pyns_boot
+
+    package_dir = os.path.dirname(os.path.abspath(pyns_boot.__file__ or ""))
+    where = os.path.dirname(package_dir)
+    if directory is not None and os.path.realpath(where) != os.path.realpath(directory):
+        return Finding(
+            "package",
+            WARNING,
+            "this command imported pyns_boot from %s, but the hook's .pth is in %s" % (package_dir, directory),
+            "run pyns-boot from a directory that does not shadow the installed package (not the source tree), "
+            "or unset PYTHONPATH",
+        )
+    return Finding("package", OK, "pyns_boot %s from %s" % (pyns_boot.__version__, package_dir))
+
+
+def check_extension() -> Finding:
+    try:
+        from pyns_boot import _setns
+    except ImportError as error:
+        return Finding(
+            "extension",
+            ERROR,
+            "the C helper pyns_boot._setns does not load: %s" % error,
+            _reinstall() + " (a wheel built for this Python and platform)",
+        )
+    return Finding("extension", OK, "the C helper loads: %s" % getattr(_setns, "__file__", "pyns_boot._setns"))
+
+
+def check_start(directory: str | None) -> Finding:
+    if directory is None:
+        return Finding("start", INFO, "%s not looked for (no %s)" % (START, PTH), _reinstall())
+    path = os.path.join(directory, START)
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = [line.strip() for line in file]
+    except OSError as error:
+        return Finding(
+            "start",
+            WARNING,
+            "%s is missing (%s): Python 3.15 and later read it instead of the import line of %s"
+            % (path, error.strerror, PTH),
+            _reinstall(),
+        )
+    if START_LINE not in lines:
+        return Finding("start", WARNING, "%s does not name %s" % (path, START_LINE), _reinstall())
+    return Finding("start", OK, "%s names %s" % (path, START_LINE))
+
+
+def _static_imports(text: str) -> list[str]:
+    """Modules that the import lines of a .pth file name (site.py executes only those lines)."""
+    names: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith(("import ", "import\t")):
+            continue
+        try:
+            tree = ast.parse(line)
+        except SyntaxError:
+            names.append("(unparsable line)")
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.append(node.module)
+            elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+                if name in ("__import__", "import_module") and isinstance(node.args[0].value, str):
+                    names.append(node.args[0].value)
+    return list(dict.fromkeys(names))
+
+
+MEASURE = r"""
+import json, os, site, sys, time
+def threads():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return 0
+known = set()
+out = []
+for directory, names in json.loads(sys.argv[1]):
+    if directory not in sys.path:
+        sys.path.append(directory)
+    for name in names:
+        before, count = set(sys.modules), threads()
+        start = time.perf_counter()
+        site.addpackage(directory, name, known)
+        ms = (time.perf_counter() - start) * 1000
+        new = sorted(set(sys.modules) - before)
+        out.append({"path": os.path.join(directory, name), "ms": ms, "threads": threads() - count, "modules": new})
+sys.stdout.write("\nMEASURE " + json.dumps(out) + "\n")
+"""
+
+
+def _measure(plan: list[tuple[str, list[str]]]) -> tuple[list[dict[str, Any]] | None, str]:
+    """Run the given .pth files in a child (-S, then site.addpackage) and measure each."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("gons_")}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-S", "-c", MEASURE, json.dumps(plan)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=MEASURE_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+        )
+    except subprocess.TimeoutExpired:
+        return None, "they did not finish within %d s" % MEASURE_TIMEOUT
+    except OSError as error:
+        return None, "cannot start %s: %s" % (sys.executable, error.strerror)
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith("MEASURE "):
+            measured: list[dict[str, Any]] = json.loads(line[len("MEASURE ") :])
+            return measured, ""
+    return None, "the measuring child failed (status %d): %s" % (result.returncode, result.stderr.strip()[-300:])
+
+
+def check_earlier_pth(dirs: list[str], directory: str | None) -> list[Finding]:
+    if directory is None:
+        return []
+    plan: list[tuple[str, list[str]]] = []
+    for d in dirs:
+        names = pth_names(d)
+        if d == directory:
+            plan.append((d, [n for n in names if n < PTH]))
+            break
+        plan.append((d, names))
+    plan = [(d, names) for d, names in plan if names]
+    if not plan:
+        return [Finding("pth-order", OK, "no other .pth file runs before %s" % PTH)]
+    measured, failure = _measure(plan)
+    by_path = {m["path"]: m for m in measured or []}
+    findings = []
+    for d, names in plan:
+        for name in names:
+            path = os.path.join(d, name)
+            try:
+                with open(path, encoding="utf-8", errors="replace") as file:
+                    static = _static_imports(file.read())
+            except OSError:
+                static = []
+            findings.append(_judge_pth(path, static, by_path.get(path), failure))
+    return findings
+
+
+def _judge_pth(path: str, static: list[str], measured: dict[str, Any] | None, failure: str) -> Finding:
+    fix_threads = (
+        "mnt, user and time can only be joined by a single-threaded process: remove the package that "
+        "installs %s, or rename it to sort after %s" % (os.path.basename(path), PTH)
+    )
+    imports = "imports %s" % ", ".join(static) if static else "no import line"
+    if measured is None:
+        suspicious = sorted({m.split(".")[0] for m in static} & (THREAD_MODULES | HEAVY_MODULES))
+        level = WARNING if suspicious else INFO
+        message = "%s runs before %s: %s (not measured: %s)" % (path, PTH, imports, failure)
+        return Finding("pth-order", level, message, fix_threads if suspicious else None)
+    modules = measured["modules"]
+    tops = {m.split(".")[0] for m in modules}
+    facts = "%s; measured: %d new modules, %.1f ms" % (imports, len(modules), measured["ms"])
+    if measured["threads"] > 0:
+        return Finding(
+            "pth-order",
+            WARNING,
+            "%s runs before %s and starts %d thread(s): %s" % (path, PTH, measured["threads"], facts),
+            fix_threads,
+        )
+    heavy = sorted(tops & HEAVY_MODULES)
+    if heavy or measured["ms"] >= SLOW_MS or len(modules) >= MANY_MODULES:
+        what = "heavy modules (%s)" % ", ".join(heavy) if heavy else "much"
+        return Finding(
+            "pth-order",
+            WARNING,
+            "%s runs before %s and imports %s: %s" % (path, PTH, what, facts),
+            "every Python start pays for it before the hook: remove that package from this environment, or make "
+            "its .pth import lazily",
+        )
+    return Finding("pth-order", INFO, "%s runs before %s: %s, no thread" % (path, PTH, facts))
+
+
+def check_kernel() -> Finding:
+    try:
+        present = set(os.listdir("/proc/self/ns"))
+    except OSError as error:
+        return Finding("kernel", ERROR, "cannot list /proc/self/ns: %s" % error.strerror, "mount /proc")
+    offered = [t for t in TYPES if t in present]
+    missing = [t for t in TYPES if t not in present]
+    if missing:
+        return Finding(
+            "kernel",
+            INFO,
+            "the kernel offers %s; not %s" % (", ".join(offered), ", ".join(missing)),
+            "do not set %s (time namespaces need Linux 5.6)" % ", ".join("gons_" + t for t in missing),
+        )
+    return Finding("kernel", OK, "the kernel offers every namespace type: %s" % ", ".join(offered))
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as file:
+            return file.read().strip()
+    except OSError:
+        return None
+
+
+def check_privileges() -> list[Finding]:
+    capeff = 0
+    for line in (_read("/proc/self/status") or "").splitlines():
+        if line.startswith("CapEff:"):
+            capeff = int(line.split()[1], 16)
+    if capeff & (1 << CAP_SYS_ADMIN):
+        return [Finding("privileges", OK, "CAP_SYS_ADMIN: this user can join namespaces of any process it can open")]
+    findings = [
+        Finding(
+            "privileges",
+            WARNING,
+            "no CAP_SYS_ADMIN (uid %d): only namespaces owned by a user namespace this user created can be joined, "
+            "and /proc/PID/ns of other users' processes cannot even be opened" % os.getuid(),
+            "join that user namespace first (set gons_user; the default order joins user first), or run as root",
+        )
+    ]
+    max_userns = _read("/proc/sys/user/max_user_namespaces")
+    clone = _read("/proc/sys/kernel/unprivileged_userns_clone")
+    apparmor = _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+    if max_userns == "0":
+        findings.append(
+            Finding(
+                "userns",
+                WARNING,
+                "user namespaces are disabled (user.max_user_namespaces = 0)",
+                "sysctl -w user.max_user_namespaces=15000",
+            )
+        )
+    elif clone == "0":
+        findings.append(
+            Finding(
+                "userns",
+                WARNING,
+                "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)",
+                "sysctl -w kernel.unprivileged_userns_clone=1",
+            )
+        )
+    elif apparmor == "1":
+        findings.append(
+            Finding(
+                "userns",
+                WARNING,
+                "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)",
+                "allow this interpreter in an AppArmor profile, "
+                "or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
+            )
+        )
+    else:
+        findings.append(Finding("userns", OK, "unprivileged user namespaces are available"))
+    return findings
+
+
+def check_secure_mode() -> Finding:
+    executable = os.path.realpath(sys.executable or "")
+    try:
+        mode = os.stat(executable).st_mode
+    except OSError as error:
+        return Finding("secure-mode", INFO, "cannot stat %s: %s" % (executable, error.strerror))
+    special = []
+    if mode & stat.S_ISUID:
+        special.append("set-user-ID")
+    if mode & stat.S_ISGID:
+        special.append("set-group-ID")
+    try:
+        os.getxattr(executable, "security.capability")
+        special.append("file capabilities")
+    except OSError:
+        pass
+    if special:
+        return Finding(
+            "secure-mode",
+            WARNING,
+            "%s is %s: started by other users it runs in secure-execution mode, where the hook refuses the variables"
+            % (executable, " and ".join(special)),
+            "use an interpreter without set-ID bits or file capabilities; give privileges to the process instead",
+        )
+    return Finding("secure-mode", OK, "%s has no set-ID bits or file capabilities" % executable)
+
+
+def check_policy_and_status() -> list[Finding]:
+    findings = []
+    value = os.environ.get("PYNS_BOOT_ON_ERROR", "")
+    if value and value not in ("exit", "warn", "ignore"):
+        findings.append(
+            Finding(
+                "policy",
+                WARNING,
+                "PYNS_BOOT_ON_ERROR=%r is not understood; the hook acts as exit" % value,
+                "set PYNS_BOOT_ON_ERROR to exit, warn or ignore",
+            )
+        )
+    from pyns_boot import status
+
+    result = status()
+    if result.state != "inactive":
+        level = OK if result.ok else WARNING
+        message = "the hook in this process: %s" % result.state
+        if result.error:
+            message += ": " + result.error
+        findings.append(Finding("status", level, message, None if result.ok else "see pyns-boot status"))
+    return findings
+
+
+def run_checks() -> list[Finding]:
+    dirs = site_dirs()
+    pth, directory = check_pth(dirs)
+    findings = [check_no_site(), pth, check_package(directory), check_extension(), check_start(directory)]
+    findings += check_earlier_pth(dirs, directory)
+    findings += [check_kernel(), *check_privileges(), check_secure_mode()]
+    findings += check_policy_and_status()
+    return findings
+
+
+def main(as_json: bool) -> int:
+    findings = run_checks()
+    ok = not any(f.level == ERROR for f in findings)
+    if as_json:
+        report = {
+            "ok": ok,
+            "python": sys.executable,
+            "version": sys.version.split()[0],
+            "prefix": sys.prefix,
+            "findings": [f.as_dict() for f in findings],
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        print("pyns-boot doctor: %s (Python %s)" % (sys.executable, sys.version.split()[0]))
+        for f in findings:
+            print("  %-8s %-12s %s" % (f.level, f.check, f.message))
+            if f.fix and f.level != OK:
+                print("  %-8s %-12s fix: %s" % ("", "", f.fix))
+        print("the hook can work here" if ok else "the hook cannot work here: fix the errors above")
+    return 0 if ok else 1

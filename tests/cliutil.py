@@ -1,0 +1,30 @@
+"""Run the pyns-boot command of a venv as a real child process."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Mapping, Sequence
+
+from nsutil import CHILD_TIMEOUT, Venv, clean_env
+
+
+def pyns_boot(
+    venv: Venv,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    wrapper: Sequence[str] = (),
+    module: bool = False,
+    cwd: str = "/",
+    python_args: Sequence[str] = (),
+) -> subprocess.CompletedProcess[str]:
+    """venv/bin/pyns-boot ARGS (or venv/bin/python -m pyns_boot ARGS), with a clean environment."""
+    command = [venv.python, *python_args, "-m", "pyns_boot"] if module else [str(venv.path / "bin" / "pyns-boot")]
+    return subprocess.run(
+        [*wrapper, *command, *args],
+        env=clean_env(**dict(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
