@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["NamespaceExecutor", "RemoteTraceback", "WorkerDied", "call_in"]
 
 BOOT = "import sys;sys.path.insert(0,sys.argv[2]);from pyns_boot._forkserver import serve;serve(int(sys.argv[1]))"
+KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"  # "0": after a mnt join, import from the target's filesystem
 CONTROL_TIMEOUT = 30.0  # a request to the fork server never takes this long
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -146,12 +147,6 @@ class _ForkServer:
         self._control = ours
         self._control.settimeout(CONTROL_TIMEOUT)
         self._closed = False
-        try:
-            # No handshake: the first request's reply proves the server runs.
-            _forkserver.send_frame(self._control, marshal.dumps({"sys_path": [str(p) for p in sys.path]}))
-        except BaseException:
-            self.close()
-            raise
 
     @property
     def alive(self) -> bool:
@@ -190,7 +185,16 @@ class _ForkServer:
         paths = tuple(namespaces.get(t) for t in TYPES)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            reply = self.request("fork", namespaces.order, paths, _main_path(), one_shot, fd=theirs.fileno())
+            reply = self.request(
+                "fork",
+                namespaces.order,
+                paths,
+                _main_path(),
+                one_shot,
+                [p for p in sys.path if isinstance(p, str)],
+                os.environ.get(KEEP_IMPORTS_VARIABLE) != "0",
+                fd=theirs.fileno(),
+            )
         except BaseException:
             ours.close()
             raise
@@ -436,6 +440,16 @@ class NamespaceExecutor(Executor):
         if last:
             self._closed.set()
 
+    def _forget_after_fork(self) -> _ForkServer | None:
+        self._lock = threading.Lock()
+        self._shutdown = True
+        self._threads = []
+        self._running = 0
+        self._closed = threading.Event()
+        self._closed.set()
+        server, self._server = self._server, None
+        return server
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             if not self._shutdown:
@@ -469,4 +483,16 @@ def _at_exit() -> None:
     _close_shared_server()
 
 
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's slot threads: it must not talk to the parent's servers."""
+    global _shared_server, _shared_lock
+    _shared_lock = threading.Lock()
+    servers = [_shared_server] + [executor._forget_after_fork() for executor in list(_live_executors)]
+    _shared_server = None
+    for server in servers:
+        if server is not None:
+            server._control.close()  # only this process's copy; the server is not our child
+
+
 atexit.register(_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)

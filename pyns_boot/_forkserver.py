@@ -182,11 +182,12 @@ class _Server:
         if command == "fork":
             if fd < 0:
                 return ("error", "fork request without a socket")
-            _, order, paths, main_path, one_shot = request
+            _, order, paths, main_path, one_shot, sys_path, keep_imports = request
             pid = os.fork()
             if pid == 0:
                 self.control.close()
-                _worker(fd, order, paths, main_path, one_shot)  # never returns
+                sys.path[:] = sys_path
+                _worker(fd, order, paths, main_path, one_shot, keep_imports)  # never returns
             self.live.add(pid)
             return ("forked", pid)
         if command == "status":
@@ -211,12 +212,12 @@ class _Server:
         return self.statuses.pop(pid, None)
 
     def stop(self) -> None:
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         for pid in self.live:
             try:
                 os.kill(pid, _signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         for pid in list(self.live):
             try:
                 os.waitpid(pid, 0)
@@ -228,9 +229,13 @@ def serve(control_fd: int) -> None:
     """Entry point of the fork server process."""
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # the parent decides; EOF ends us
     control = _socket.socket(fileno=control_fd)
-    frame, _ = recv_frame(control)
-    setup = marshal.loads(frame)
-    sys.path[:] = setup["sys_path"]
+    # Every worker needs these, and after a mnt join they may not be reachable any more.
+    from pyns_boot import _setns  # noqa: F401
+
+    try:
+        from pyns_boot import _oldroot  # noqa: F401
+    except ImportError:
+        pass
     server = _Server(control)
     _signal.signal(_signal.SIGCHLD, server.reap)
     server.serve()
@@ -240,7 +245,12 @@ def serve(control_fd: int) -> None:
 
 
 def _worker(
-    fd: int, order: "str | None", paths: "tuple[str | None, ...]", main_path: "str | None", one_shot: bool
+    fd: int,
+    order: "str | None",
+    paths: "tuple[str | None, ...]",
+    main_path: "str | None",
+    one_shot: bool,
+    keep_imports: bool,
 ) -> None:
     code = 0
     try:
@@ -248,7 +258,15 @@ def _worker(
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
         from pyns_boot import _setns
 
+        mnt_path = paths[_setns.TYPES.index("mnt")]
+        old_root = -1
+        if mnt_path is not None and keep_imports and "pyns_boot._oldroot" in sys.modules:
+            old_root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         report = _setns.apply(order, paths)
+        if old_root >= 0:
+            mnt_joined = any(entry[0] == "mnt" and entry[2] == "joined" for entry in report[5])
+            if not (report[0] and mnt_joined and _keep_importing(old_root, str(mnt_path))):
+                os.close(old_root)
         write_frame(fd, encode(("joined" if report[0] else "join_failed", report)))
         if report[0]:
             _serve_calls(fd, main_path, one_shot)
@@ -264,6 +282,19 @@ def _worker(
             pass
     finally:
         os._exit(code)
+
+
+def _keep_importing(fd: int, mnt_path: str) -> bool:
+    """After a mnt join: import from the server's root through fd, as the start-up hook does."""
+    root = "/proc/self/fd/%d" % fd
+    try:
+        os.stat(root + "/")
+    except OSError:
+        return False  # no usable /proc there: imports read the target's filesystem
+    package = sys.modules["pyns_boot"]
+    package.__path__[:] = [root + p if p.startswith("/") else p for p in package.__path__]
+    sys.modules["pyns_boot._oldroot"].activate(fd, mnt_path)
+    return True
 
 
 def _serve_calls(fd: int, main_path: "str | None", one_shot: bool) -> None:
@@ -340,7 +371,10 @@ def _load_main(main_path: "str | None", name: str) -> "Any":
     import runpy
     import types
 
+    oldroot = sys.modules.get("pyns_boot._oldroot")
+    if oldroot is not None:
+        main_path = oldroot.remap(main_path)
     module = types.ModuleType("__mp_main__")
-    module.__dict__.update(runpy.run_path(main_path, run_name="__mp_main__"))
+    module.__dict__.update(runpy.run_path(str(main_path), run_name="__mp_main__"))
     sys.modules["__main__"] = sys.modules["__mp_main__"] = module
     return module

@@ -62,3 +62,7 @@ def thread_count() -> int:
             if line.startswith("Threads:"):
                 return int(line.split()[1])
     raise AssertionError("no Threads line")
+
+
+def listdir(path: str) -> dict[str, Any]:
+    return {"entries": sorted(os.listdir(path)), **links("mnt")}

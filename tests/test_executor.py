@@ -101,7 +101,7 @@ def test_unpicklable_callable_is_refused_before_any_process(shared_server: None)
             call_in(Namespaces(), fn)
         with NamespaceExecutor(Namespaces()) as executor, pytest.raises(TypeError, match="must be picklable"):
             executor.submit(fn)
-    with pytest.raises(TypeError, match="must be a pyns_boot.Namespaces"):
+    with pytest.raises(TypeError, match=r"must be a pyns_boot\.Namespaces"):
         call_in("/run/netns/x", targets.add, 1)  # type: ignore[arg-type]
 
 
@@ -171,6 +171,43 @@ def test_multithreaded_parent_joins_mnt_user_and_time(holder: Callable[..., Hold
         assert not os.path.exists(mount_point + "/marker")  # the mount exists only in the holder
     finally:
         os.rmdir(mount_point)
+
+
+def test_mnt_join_keeps_importing_from_the_callers_tree(
+    holder: Callable[..., Holder], monkeypatch: pytest.MonkeyPatch, shared_server: None
+) -> None:
+    tests_dir = str(Path(targets.__file__).parent)
+    h = holder(("mnt",), setup="mount -t tmpfs pyns-exec %s" % tests_dir)  # hides this directory in the target
+    spec = Namespaces(mnt=h.ref("mnt"))
+    # The worker imports executor_targets after the join, from the caller's filesystem (as the hook does).
+    result = call_in(spec, targets.listdir, tests_dir)
+    assert result["entries"] == [] and result["mnt"] == h.link("mnt")
+    with NamespaceExecutor(spec, max_workers=1) as executor:
+        assert executor.submit(targets.listdir, tests_dir).result()["entries"] == []
+    monkeypatch.setenv("PYNS_BOOT_KEEP_IMPORTS", "0")  # imports read the target's filesystem, as asked
+    with pytest.raises(ModuleNotFoundError, match="executor_targets"):
+        call_in(spec, targets.listdir, tests_dir)
+
+
+def test_call_in_from_many_threads(shared_server: None) -> None:
+    nets = [NamedNetns(), NamedNetns()]
+    try:
+        expected = [ns.link() for ns in nets]
+        specs = [Namespaces.netns(ns.name) for ns in nets]
+        results: dict[int, str] = {}
+
+        def run(i: int) -> None:
+            results[i] = call_in(specs[i % 2], targets.links, "net")["net"]
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == {i: expected[i % 2] for i in range(12)}
+    finally:
+        for ns in nets:
+            ns.delete()
 
 
 def test_path_that_vanished_before_the_call(shared_server: None) -> None:
