@@ -121,6 +121,11 @@ def _encode_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
         ) from error
 
 
+def _needs_main(payload: bytes) -> bool:
+    """Whether the call refers to the caller's __main__ (the server then loads the script once)."""
+    return payload[:1] == _forkserver.PICKLE and b"__main__" in payload
+
+
 # ---------------------------------------------------------------- fork server
 
 
@@ -181,7 +186,7 @@ class _ForkServer:
             raise RuntimeError("pyns_boot fork server: %s" % reply[1])
         return reply
 
-    def fork(self, namespaces: Namespaces, one_shot: bool) -> _Worker:
+    def fork(self, namespaces: Namespaces, one_shot: bool, needs_main: bool = False) -> _Worker:
         paths = tuple(namespaces.get(t) for t in TYPES)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -193,6 +198,7 @@ class _ForkServer:
                 one_shot,
                 [p for p in sys.path if isinstance(p, str)],
                 os.environ.get(KEEP_IMPORTS_VARIABLE) != "0",
+                needs_main,
                 fd=theirs.fileno(),
             )
         except BaseException:
@@ -331,7 +337,7 @@ def call_in(namespaces: Namespaces, fn: Callable[..., T], *args: Any, timeout: f
         raise TypeError("namespaces must be a pyns_boot.Namespaces, not %s" % type(namespaces).__name__)
     payload = _encode_call(fn, args, kwargs)
     deadline = None if timeout is None else time.monotonic() + timeout
-    worker = _server().fork(namespaces, one_shot=True)
+    worker = _server().fork(namespaces, one_shot=True, needs_main=_needs_main(payload))
     try:
         result: T = worker.call(payload, deadline, "call_in(%s)" % getattr(fn, "__qualname__", fn))
         return result
@@ -417,7 +423,7 @@ class NamespaceExecutor(Executor):
                         if worker is not None:
                             worker.close()
                         worker = None
-                        worker = self._fork_server().fork(self.namespaces, one_shot=False)
+                        worker = self._fork_server().fork(self.namespaces, False, _needs_main(payload))
                     result = worker.call(payload)
                 except BaseException as error:
                     future.set_exception(error)

@@ -171,6 +171,8 @@ class _Server:
             request = marshal.loads(frame)
             try:
                 reply = self.handle(request, fd)
+            except Exception as error:  # a bad request must not end the server
+                reply = ("error", "%s: %s" % (type(error).__name__, error))
             finally:
                 if fd >= 0:
                     os.close(fd)
@@ -182,11 +184,13 @@ class _Server:
         if command == "fork":
             if fd < 0:
                 return ("error", "fork request without a socket")
-            _, order, paths, main_path, one_shot, sys_path, keep_imports = request
+            _, order, paths, main_path, one_shot, sys_path, keep_imports, needs_main = request
+            sys.path[:] = sys_path
+            if needs_main and main_path is not None:
+                _preload_main(main_path)
             pid = os.fork()
             if pid == 0:
                 self.control.close()
-                sys.path[:] = sys_path
                 _worker(fd, order, paths, main_path, one_shot, keep_imports)  # never returns
             self.live.add(pid)
             return ("forked", pid)
@@ -356,6 +360,19 @@ def _unpickler_class(main_path: "str | None") -> "Any":
             return super().find_class(module, name)
 
     return Unpickler
+
+
+def _preload_main(main_path: str) -> None:
+    """Load the caller's script once here, so that each worker need not (multiprocessing's forkserver does too).
+
+    When that fails the worker tries again and reports the error with the call.
+    """
+    if "__mp_main__" in sys.modules:
+        return
+    try:
+        _load_main(main_path, "")
+    except BaseException:
+        sys.modules.pop("__mp_main__", None)
 
 
 def _load_main(main_path: "str | None", name: str) -> "Any":
