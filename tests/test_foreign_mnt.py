@@ -1,0 +1,332 @@
+"""A program joins a mount namespace that does not hold its interpreter, and keeps importing.
+
+The holder's mount namespace has a tmpfs over the interpreter's installation
+(sys.base_prefix of PYNS_BOOT_TEST_PYTHON) and over the session's work
+directory (the venvs), and a file that exists only there.  The children join
+it with gons_mnt and import modules they had not loaded yet.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from nsutil import CHILD_TIMEOUT, EXIT_STATUS, Holder, Venv, clean_env, make_venv, rmtree, run_python
+from nsutil import test_python as interpreter_under_test
+
+TARGET_TEXT = "only in the target namespace"
+TINY_PACKAGE = {
+    "pyns_tinypkg/__init__.py": "VALUE = 42\n",
+    "pyns_tinypkg/sub.py": "from pyns_tinypkg import VALUE\n\n\ndef double():\n    return 2 * VALUE\n",
+    "pyns_tinypkg/main.py": (
+        "import json\nimport sys\n\nfrom pyns_tinypkg import sub\n\n"
+        'print("MAIN " + json.dumps({"file": __file__, "double": sub.double(), "argv": sys.argv[1:]}))\n'
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def base_prefix() -> str:
+    out = subprocess.run(
+        [interpreter_under_test(), "-S", "-c", "import sys; print(sys.base_prefix)"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    prefix = out.stdout.strip()
+    if prefix in ("/", "/usr", "/usr/local"):
+        pytest.skip("the interpreter lives in %s: a tmpfs over it would hide the holder's own tools" % prefix)
+    return prefix
+
+
+@pytest.fixture(scope="module")
+def mnt_venv(workdir: Path, wheel: Path) -> Iterator[Venv]:
+    """pyns_boot plus a tiny package in site-packages, and a script directory."""
+    venv = make_venv(workdir / "foreign-mnt-venv")
+    venv.pip("install", "--no-deps", "--no-index", str(wheel))
+    site = venv.site_packages
+    for name, text in TINY_PACKAGE.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(text)
+    scripts = workdir / "foreign-mnt-scripts"
+    scripts.mkdir(exist_ok=True)
+    (scripts / "helper_module.py").write_text("GREETING = 'hello from beside the script'\n")
+    (scripts / "app.py").write_text(
+        "import json, helper_module\n"
+        'print("APP " + json.dumps({"file": __file__, "greeting": helper_module.GREETING}))\n'
+    )
+    yield venv
+    rmtree(venv.path)
+    rmtree(scripts)
+
+
+def hiding_setup(workdir: Path, base_prefix: str, proc: str = "keep") -> str:
+    """Shell code for the holder: hide the installation and the venvs, add a target-only file."""
+    lines = [
+        "set -e",
+        "mount -t tmpfs pyns-hide %s" % shlex.quote(base_prefix),
+        "mount -t tmpfs pyns-hide %s" % shlex.quote(str(workdir)),
+        "mkdir %s" % shlex.quote(str(workdir / "target")),
+        "echo %s > %s" % (shlex.quote(TARGET_TEXT), shlex.quote(str(workdir / "target" / "file"))),
+    ]
+    if proc == "remove":
+        lines.append("umount -l /proc")
+    elif proc == "own-pid-namespace":
+        lines.append("mount -t proc proc /proc")
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def target(holder: Callable[..., Holder], workdir: Path, base_prefix: str, mnt_venv: Venv) -> Holder:
+    h: Holder = holder(("mnt",), hiding_setup(workdir, base_prefix))
+    hidden = subprocess.run(
+        ["nsenter", "-t", str(h.pid), "-m", "--", "test", "-e", mnt_venv.python],
+        timeout=CHILD_TIMEOUT,
+    )
+    assert hidden.returncode == 1, "the venv must not be visible in the target"
+    return h
+
+
+PROGRAM = r"""
+import os, sys
+before = set(sys.modules)
+import json, email.message, decimal, fcntl, inspect, sqlite3, traceback
+import pyns_tinypkg.sub
+message = email.message.EmailMessage()
+message["Subject"] = "hi"
+connection = sqlite3.connect(":memory:")
+answer = connection.execute("select 6 * 7").fetchone()[0]
+try:
+    json.loads("{")
+except ValueError:
+    trace = traceback.format_exc()
+import pyns_boot
+status = pyns_boot.status()
+print("RESULT " + json.dumps({
+    "newly_loaded": sorted({"json", "email.message", "decimal", "_decimal", "sqlite3", "_sqlite3",
+                            "pyns_tinypkg"} - before),
+    "files": {name: getattr(sys.modules.get(name), "__file__", None)
+              for name in ("json", "email.message", "_decimal", "_sqlite3", "pyns_tinypkg.sub", "os")},
+    "subject": message["Subject"],
+    "sqlite": answer,
+    "decimal": str(decimal.Decimal(1) / decimal.Decimal(8)),
+    "double": pyns_tinypkg.sub.double(),
+    "source": inspect.getsource(json.loads).splitlines()[0],
+    "trace": trace,
+    "target_file": open(sys.argv[1]).read().strip(),
+    "venv_visible": os.path.exists(sys.argv[2]),
+    "cwd": os.getcwd(),
+    "status": status.as_dict(),
+    "fd_flags": fcntl.fcntl(int(status.imports_root.rsplit("/", 1)[1]), fcntl.F_GETFD),
+}))
+"""
+
+
+def result_of(stdout: str, marker: str = "RESULT ") -> dict[str, Any]:
+    for line in stdout.splitlines():
+        if line.startswith(marker):
+            report: dict[str, Any] = json.loads(line[len(marker) :])
+            return report
+    raise AssertionError("no %r line in %r" % (marker, stdout))
+
+
+def test_c_program_imports_from_its_own_installation(target: Holder, mnt_venv: Venv, workdir: Path) -> None:
+    result = run_python(
+        mnt_venv.python,
+        PROGRAM,
+        {"gons_mnt": target.ref("mnt")},
+        args=[str(workdir / "target" / "file"), mnt_venv.python],
+    )
+    assert result.returncode == 0, result.stderr
+    out = result_of(result.stdout)
+    root = out["status"]["imports_root"]
+    assert root is not None and root.startswith("/proc/self/fd/")
+    assert out["status"]["keeps_imports"] is True and out["status"]["imports_error"] is None
+    assert out["status"]["namespaces"]["mnt"]["outcome"] == "joined"
+    # the modules were not loaded before the switch, and came from the old root
+    expected = ["json", "email.message", "decimal", "_decimal", "sqlite3", "_sqlite3", "pyns_tinypkg"]
+    assert out["newly_loaded"] == sorted(expected)
+    for name, file in out["files"].items():
+        assert file is not None and file.startswith(root + "/"), (name, file)
+    assert out["files"]["_sqlite3"].endswith(".so") and out["files"]["_decimal"].endswith(".so")
+    assert out["files"]["pyns_tinypkg.sub"] == root + str(mnt_venv.site_packages / "pyns_tinypkg" / "sub.py")
+    assert (out["subject"], out["sqlite"], out["decimal"], out["double"]) == ("hi", 42, "0.125", 84)
+    # __file__, tracebacks and inspect keep working
+    assert out["source"] == "def loads(s, *, cls=None, object_hook=None, parse_float=None,"
+    assert 'File "%s/' % root in out["trace"] and "return _default_decoder.decode(s)" in out["trace"]
+    # while the program's own file operations see the target
+    assert out["target_file"] == TARGET_TEXT
+    assert out["venv_visible"] is False and out["cwd"] == "/"
+    assert out["fd_flags"] & 1, "the old-root descriptor must be close-on-exec"
+
+
+def test_dash_m_runs_a_module_of_the_venv(target: Holder, mnt_venv: Venv) -> None:
+    result = subprocess.run(
+        [mnt_venv.python, "-m", "pyns_tinypkg.main", "an-argument"],
+        env=clean_env(gons_mnt=target.ref("mnt")),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        cwd="/",
+    )
+    assert result.returncode == 0, result.stderr
+    out = result_of(result.stdout, "MAIN ")
+    assert out["file"].startswith("/proc/self/fd/") and out["file"].endswith("/pyns_tinypkg/main.py")
+    assert out["double"] == 84 and out["argv"] == ["an-argument"]
+
+
+def test_script_directory_through_pythonpath_and_dash_m(target: Holder, mnt_venv: Venv, workdir: Path) -> None:
+    scripts = workdir / "foreign-mnt-scripts"
+    env = clean_env(gons_mnt=target.ref("mnt"), PYTHONPATH=str(scripts))
+    result = subprocess.run(
+        [mnt_venv.python, "-m", "app"], env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd="/"
+    )
+    assert result.returncode == 0, result.stderr
+    out = result_of(result.stdout, "APP ")
+    assert out["file"].startswith("/proc/self/fd/") and out["file"].endswith(str(scripts / "app.py"))
+    assert out["greeting"] == "hello from beside the script"
+
+
+def test_script_given_by_path_is_opened_in_the_target(target: Holder, mnt_venv: Venv, workdir: Path) -> None:
+    # CPython opens the script after site.py, so after the switch: the README
+    # documents this limit and the -m/PYTHONPATH way around it.
+    script = workdir / "foreign-mnt-scripts" / "app.py"
+    result = subprocess.run(
+        [mnt_venv.python, str(script)],
+        env=clean_env(gons_mnt=target.ref("mnt")),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        cwd="/",
+    )
+    assert result.returncode == 2 and "can't open file" in result.stderr, result
+
+
+CHILDREN = r"""
+import json, multiprocessing, subprocess, sys
+
+def child(queue):
+    import json
+    queue.put(json.__file__)
+
+if __name__ == "__main__":
+    errors = {}
+    try:
+        subprocess.run([sys.executable, "-c", "pass"])
+    except OSError as error:
+        errors["subprocess"] = str(error)
+    try:
+        multiprocessing.get_context("spawn").Process(target=child).start()
+    except OSError as error:
+        errors["spawn"] = str(error)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    errors["fork_child_imported"] = queue.get(timeout=30)
+    process.join()
+    errors["ls"] = subprocess.run(["ls", sys.argv[1]], capture_output=True, text=True).stdout.strip()
+    print("RESULT " + json.dumps(errors))
+"""
+
+
+def test_sys_executable_children_fail_with_a_reason(target: Holder, mnt_venv: Venv, workdir: Path) -> None:
+    # A script file cannot be reached (see above): hand the code over with -c.
+    result = run_python(
+        mnt_venv.python,
+        CHILDREN.replace('if __name__ == "__main__":', "if True:"),
+        {"gons_mnt": target.ref("mnt")},
+        args=[str(workdir / "target")],
+    )
+    assert result.returncode == 0, result.stderr
+    out = result_of(result.stdout)
+    for kind in ("subprocess", "spawn"):
+        message = out[kind]
+        assert "pyns_boot: cannot start" in message and 'gons_mnt "%s"' % target.ref("mnt") in message, message
+        assert mnt_venv.python in message and "does not hold the interpreter" in message
+    assert out["fork_child_imported"].startswith("/proc/self/fd/")
+    assert out["ls"] == "file", "other tools run from the target's filesystem"
+
+
+def test_opt_out_imports_from_the_target(holder: Callable[..., Holder], mnt_venv: Venv, workdir: Path) -> None:
+    # A target that holds the same tree (no tmpfs over it): with the opt-out,
+    # the program imports the target's files at their own paths.
+    h = holder(("mnt",), "mount -t tmpfs pyns-target /mnt && echo %s > /mnt/file" % shlex.quote(TARGET_TEXT))
+    code = (
+        "import json, sys, pyns_boot; s = pyns_boot.status()\n"
+        "print('RESULT ' + json.dumps({'file': json.__file__, 'keeps': s.keeps_imports, 'root': s.imports_root,\n"
+        "    'target': open('/mnt/file').read().strip(), 'loaded': 'pyns_boot._oldroot' in sys.modules}))"
+    )
+    result = run_python(mnt_venv.python, code, {"gons_mnt": h.ref("mnt"), "PYNS_BOOT_KEEP_IMPORTS": "0"})
+    assert result.returncode == 0, result.stderr
+    out = result_of(result.stdout)
+    assert not out["file"].startswith("/proc/") and out["keeps"] is False and out["root"] is None
+    assert out["target"] == TARGET_TEXT and out["loaded"] is False
+
+
+def test_opt_out_with_the_installation_hidden_fails_visibly(target: Holder, mnt_venv: Venv) -> None:
+    result = run_python(mnt_venv.python, "import json", {"gons_mnt": target.ref("mnt"), "PYNS_BOOT_KEEP_IMPORTS": "0"})
+    assert result.returncode != 0 and "No module named" in result.stderr, result
+
+
+def test_keep_imports_value_is_checked(target: Holder, mnt_venv: Venv) -> None:
+    result = run_python(
+        mnt_venv.python, "print('ran')", {"gons_mnt": target.ref("mnt"), "PYNS_BOOT_KEEP_IMPORTS": "yes"}
+    )
+    assert result.returncode == EXIT_STATUS and "ran" not in result.stdout
+    assert 'PYNS_BOOT_KEEP_IMPORTS="yes" is not understood (expected 1 or 0)' in result.stderr
+
+
+def test_target_without_proc_is_a_clear_error(
+    holder: Callable[..., Holder], workdir: Path, base_prefix: str, mnt_venv: Venv
+) -> None:
+    h = holder(("mnt",), hiding_setup(workdir, base_prefix, proc="remove"))
+    result = run_python(mnt_venv.python, "print('ran')", {"gons_mnt": h.ref("mnt")})
+    assert result.returncode == EXIT_STATUS and "ran" not in result.stdout
+    assert result.stderr.startswith('pyns_boot: joined gons_mnt "%s"' % h.ref("mnt")), result.stderr
+    assert "is not reachable there (/proc is not mounted in the target mount namespace)" in result.stderr
+    assert "PYNS_BOOT_KEEP_IMPORTS=0" in result.stderr
+
+
+def test_target_proc_of_another_pid_namespace(
+    holder: Callable[..., Holder], workdir: Path, base_prefix: str, mnt_venv: Venv
+) -> None:
+    h = holder(("mnt", "pid"), hiding_setup(workdir, base_prefix, proc="own-pid-namespace"))
+    env = {"gons_mnt": h.ref("mnt")}
+    result = run_python(mnt_venv.python, "print('ran')", env)
+    assert result.returncode == EXIT_STATUS and "ran" not in result.stdout
+    assert "belongs to a pid namespace this process is not a member of" in result.stderr, result.stderr
+    # The way around it (README): start the interpreter inside that pid namespace.
+    code = "import json, os; print('RESULT ' + json.dumps({'pid': os.getpid(), 'json': json.__file__}))"
+    inside = run_python(mnt_venv.python, code, env, wrapper=["nsenter", "-t", str(h.pid), "--pid", "--"])
+    assert inside.returncode == 0, inside.stderr
+    out = result_of(inside.stdout)
+    assert out["json"].startswith("/proc/self/fd/") and out["pid"] > 1
+
+
+def test_old_root_is_not_kept_when_not_joined(mnt_venv: Venv) -> None:
+    code = (
+        "import json, os, sys, pyns_boot; s = pyns_boot.status()\n"
+        "print('RESULT ' + json.dumps({'fds': sorted(os.listdir('/proc/self/fd')), 'keeps': s.keeps_imports,\n"
+        "    'outcome': s.namespaces['mnt'].outcome, 'loaded': 'pyns_boot._oldroot' in sys.modules}))"
+    )
+    baseline = result_of(run_python(mnt_venv.python, code).stdout)
+    already = result_of(run_python(mnt_venv.python, code, {"gons_mnt": "/proc/self/ns/mnt"}).stdout)
+    failed = result_of(
+        run_python(mnt_venv.python, code, {"gons_mnt": "/etc/hostname", "PYNS_BOOT_ON_ERROR": "ignore"}).stdout
+    )
+    assert already["outcome"] == "already_joined" and failed["outcome"] == "failed"
+    for out in (already, failed):
+        assert out["fds"] == baseline["fds"] and out["keeps"] is False and out["loaded"] is False
+
+
+def test_idle_and_other_types_do_not_load_the_module(mnt_venv: Venv, holder: Callable[..., Holder]) -> None:
+    code = "import sys; print('RESULT %d' % ('pyns_boot._oldroot' in sys.modules))"
+    h = holder(("uts",))
+    for env in ({}, {"gons_uts": h.ref("uts")}):
+        result = run_python(mnt_venv.python, code, env)
+        assert result.returncode == 0 and "RESULT 0" in result.stdout, (env, result)
