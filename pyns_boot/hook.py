@@ -44,6 +44,10 @@ def run() -> None:
     global ran, load_error
     if ran or os.environ.keys().isdisjoint(TRIGGER_VARIABLES):
         return
+    if not in_main_interpreter():
+        # site.py runs the .pth again in every subinterpreter: namespaces
+        # belong to the process, which its main interpreter set up.
+        return
     ran = True
     try:
         from pyns_boot import _setns
@@ -145,3 +149,17 @@ def write_stderr(text: str) -> None:
             os.write(2, text.encode("utf-8", "backslashreplace"))
         except OSError:
             pass
+
+
+def in_main_interpreter() -> bool:
+    """False in a subinterpreter (3.12+: _thread; 3.8-3.11: _xxsubinterpreters)."""
+    import _thread
+
+    is_main = getattr(_thread, "_is_main_interpreter", None)
+    if is_main is not None:
+        return bool(is_main())
+    try:
+        interpreters = __import__("_xxsubinterpreters")
+    except ImportError:  # built without it: Python code cannot make subinterpreters
+        return True
+    return bool(interpreters.get_current() == interpreters.get_main())
