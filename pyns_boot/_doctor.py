@@ -359,16 +359,19 @@ def check_privileges() -> list[Finding]:
         if line.startswith("CapEff:"):
             capeff = int(line.split()[1], 16)
     if capeff & (1 << CAP_SYS_ADMIN):
-        return [Finding("privileges", OK, "CAP_SYS_ADMIN: this user can join namespaces of any process it can open")]
-    findings = [
-        Finding(
-            "privileges",
-            WARNING,
-            "no CAP_SYS_ADMIN (uid %d): only namespaces owned by a user namespace this user created can be joined, "
-            "and /proc/PID/ns of other users' processes cannot even be opened" % os.getuid(),
-            "join that user namespace first (set gons_user; the default order joins user first), or run as root",
-        )
-    ]
+        findings = [
+            Finding("privileges", OK, "CAP_SYS_ADMIN: this user can join namespaces of any process it can open")
+        ]
+    else:
+        findings = [
+            Finding(
+                "privileges",
+                WARNING,
+                "no CAP_SYS_ADMIN (uid %d): only namespaces owned by a user namespace this user created can be "
+                "joined, and /proc/PID/ns of other users' processes cannot even be opened" % os.getuid(),
+                "join that user namespace first (set gons_user; the default order joins user first), or run as root",
+            )
+        ]
     max_userns = _read("/proc/sys/user/max_user_namespaces")
     clone = _read("/proc/sys/kernel/unprivileged_userns_clone")
     apparmor = _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")

@@ -1,0 +1,155 @@
+"""pyns-boot doctor on real venvs: healthy, broken in each way it must explain, and as another user."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from cliutil import pyns_boot
+from nsutil import EXIT_STATUS, Holder, Venv, as_user
+
+
+def doctor(venv: Venv, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    result = pyns_boot(venv, "doctor", "--json", **kwargs)
+    assert result.returncode in (0, 1), result
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert report["ok"] is (result.returncode == 0)
+    return result.returncode, report
+
+
+def findings(report: dict[str, Any], check: str) -> list[dict[str, Any]]:
+    found = [f for f in report["findings"] if f["check"] == check]
+    assert found, (check, report)
+    for f in found:
+        assert f["level"] in ("ok", "info", "warning", "error")
+        assert f["level"] == "ok" or f["level"] == "info" or f["fix"], f  # every problem comes with a fix
+    return found
+
+
+def finding(report: dict[str, Any], check: str) -> dict[str, Any]:
+    (only,) = findings(report, check)
+    return only
+
+
+def test_healthy_venv(hook_venv: Venv) -> None:
+    status, report = doctor(hook_venv)
+    assert status == 0 and report["python"] == str(hook_venv.path / "bin" / "python")
+    site_packages = str(hook_venv.site_packages)
+    for check in ("site", "pth", "package", "extension", "start", "kernel", "secure-mode", "privileges", "userns"):
+        assert finding(report, check)["level"] == "ok", finding(report, check)
+    assert site_packages + "/pyns_boot.pth" in finding(report, "pth")["message"]
+    assert "cgroup, ipc, mnt, net, pid, time, user, uts" in finding(report, "kernel")["message"]
+    assert "CAP_SYS_ADMIN" in finding(report, "privileges")["message"]
+    text = pyns_boot(hook_venv, "doctor")
+    assert text.returncode == 0 and text.stdout.splitlines()[-1] == "the hook can work here"
+
+
+def test_pth_deleted(fresh_hook_venv: Venv) -> None:
+    (fresh_hook_venv.site_packages / "pyns_boot.pth").unlink()
+    status, report = doctor(fresh_hook_venv)
+    assert status == 1
+    pth = finding(report, "pth")
+    assert pth["level"] == "error" and "pyns_boot.pth is in none of the site directories" in pth["message"]
+    assert str(fresh_hook_venv.site_packages) in pth["message"]
+    assert pth["fix"].endswith("-m pip install --force-reinstall pyns_boot")
+    text = pyns_boot(fresh_hook_venv, "doctor")
+    assert text.returncode == 1 and "the hook cannot work here" in text.stdout
+    # run refuses instead of starting the program in the wrong namespaces
+    result = pyns_boot(fresh_hook_venv, "run", "--net", "/proc/self/ns/net", "-c", "print('user code ran')")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "pyns_boot.pth is not in a site-packages directory" in result.stderr and "pyns-boot doctor" in result.stderr
+
+
+def test_pth_without_the_hook_line(fresh_hook_venv: Venv) -> None:
+    (fresh_hook_venv.site_packages / "pyns_boot.pth").write_text("# emptied\n")
+    status, report = doctor(fresh_hook_venv)
+    assert status == 1 and "has no import line that calls pyns_boot.hook.run()" in finding(report, "pth")["message"]
+
+
+def test_extension_removed(fresh_hook_venv: Venv) -> None:
+    (extension,) = (fresh_hook_venv.site_packages / "pyns_boot").glob("_setns*.so")
+    extension.unlink()
+    status, report = doctor(fresh_hook_venv)
+    assert status == 1
+    ext = finding(report, "extension")
+    assert ext["level"] == "error" and "the C helper pyns_boot._setns does not load" in ext["message"]
+    assert "wheel built for this Python" in ext["fix"]
+    assert finding(report, "pth")["level"] == "ok"
+    result = pyns_boot(fresh_hook_venv, "run", "--net", "/proc/self/ns/net", "-c", "print('user code ran')")
+    assert result.returncode == 1 and "the C helper pyns_boot._setns does not load" in result.stderr
+
+
+def test_start_file_missing_is_a_warning(fresh_hook_venv: Venv) -> None:
+    (fresh_hook_venv.site_packages / "pyns_boot.start").unlink()
+    status, report = doctor(fresh_hook_venv)
+    start = finding(report, "start")
+    assert status == 0 and start["level"] == "warning" and "Python 3.15 and later read it" in start["message"]
+
+
+def test_dash_S(hook_venv: Venv) -> None:
+    env = {"PYTHONPATH": str(hook_venv.site_packages)}  # so that -S still finds the package
+    result = pyns_boot(hook_venv, "doctor", "--json", env=env, module=True, python_args=["-S"])
+    assert result.returncode == 1
+    site = finding(json.loads(result.stdout), "site")
+    assert site["level"] == "error" and "started with -S" in site["message"] and "without -S" in site["fix"]
+
+
+THREAD_PTH = "import threading, time; threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+SLOW_PTH = "import time; time.sleep(0.2)\n"
+LIGHT_PTH = "import os\n"
+PATH_PTH = "/nonexistent/dir\n"
+AFTER_PTH = "import threading; threading.Thread(target=lambda: None).start()\n"
+
+
+def test_pth_files_that_run_before_ours(fresh_hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    site_packages = fresh_hook_venv.site_packages
+    for name, text in (
+        ("00thread.pth", THREAD_PTH),
+        ("01slow.pth", SLOW_PTH),
+        ("02light.pth", LIGHT_PTH),
+        ("03path.pth", PATH_PTH),
+        ("zz-after.pth", AFTER_PTH),
+    ):
+        (site_packages / name).write_text(text)
+    status, report = doctor(fresh_hook_venv)
+    assert status == 0  # the hook works, with warnings
+    order = {f["message"].split()[0]: f for f in findings(report, "pth-order")}
+    ours = {str(site_packages / n) for n in ("00thread.pth", "01slow.pth", "02light.pth", "03path.pth")}
+    assert ours <= set(order) and str(site_packages / "zz-after.pth") not in order
+    for path in set(order) - ours:  # what the venv brings: _virtualenv.pth sorts before pyns_boot.pth
+        assert order[path]["level"] == "info" and path < str(site_packages / "pyns_boot.pth"), order[path]
+    thread = order[str(site_packages / "00thread.pth")]
+    assert thread["level"] == "warning" and "starts 1 thread(s)" in thread["message"]
+    assert "imports threading, time" in thread["message"] and "single-threaded" in thread["fix"]
+    slow = order[str(site_packages / "01slow.pth")]
+    assert slow["level"] == "warning" and "imports much" in slow["message"]
+    light = order[str(site_packages / "02light.pth")]
+    assert light["level"] == "info" and "imports os; measured: 0 new modules" in light["message"]
+    assert "no thread" in light["message"]
+    assert order[str(site_packages / "03path.pth")]["level"] == "info"
+    # what the warning is about: the mount namespace cannot be joined any more
+    h = holder(("mnt",))
+    result = pyns_boot(fresh_hook_venv, "run", "--mnt", h.ref("mnt"), "-c", "print('user code ran')")
+    assert result.returncode == EXIT_STATUS and "the process has 2 threads" in result.stderr
+
+
+def test_unprivileged_user(hook_venv: Venv) -> None:
+    status, report = doctor(hook_venv, wrapper=as_user())
+    assert status == 0
+    privileges = finding(report, "privileges")
+    assert privileges["level"] == "warning" and "no CAP_SYS_ADMIN (uid 65534)" in privileges["message"]
+    assert "gons_user" in privileges["fix"]
+    assert finding(report, "userns")["level"] in ("ok", "warning")
+
+
+def test_hook_status_and_policy_in_the_report(hook_venv: Venv) -> None:
+    env = {"gons_uts": "/proc/self/ns/net", "PYNS_BOOT_ON_ERROR": "warn"}
+    status, report = doctor(hook_venv, env=env)
+    assert status == 0
+    hook = finding(report, "status")
+    assert hook["level"] == "warning" and "it is a namespace of type net, not uts" in hook["message"]
+    status, report = doctor(hook_venv, env={"PYNS_BOOT_ON_ERROR": "loud"})
+    assert (
+        finding(report, "policy")["level"] == "warning"
+        and "'loud' is not understood" in finding(report, "policy")["message"]
+    )
