@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""What keeping imports on the original root costs after a gons_mnt join.
+
+    python3 benchmarks/foreign_mnt.py [--rounds N] [--python PATH ...]
+
+Run as root from the source tree.  The target is a mount namespace made with
+``unshare --mount`` (a copy of the host's tree), so that both modes work and
+can be compared on the same files:
+
+1. start-up: ``python -c pass`` idle, with gons_mnt and PYNS_BOOT_KEEP_IMPORTS=0
+   (imports read the target's copy at the usual paths), and with the default
+   (imports read /proc/self/fd/N/...): interleaved process starts;
+2. imports: the time a child spends importing a set of not-yet-loaded modules
+   in both modes (timed inside the child, median of the runs);
+3. the mechanism alone: os.stat of a standard-library file by its absolute
+   path, through /proc/self/fd/N/..., and with dir_fd=N (what an openat-based
+   meta path finder would do), in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import timeit
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _fixtures import REPO, Holder, Venvs, build_wheel, clean_env, default_pythons, run
+from _harness import Case, measure, paired_delta_ms
+
+MODULES = "json, email.message, decimal, sqlite3, asyncio, http.client, xml.etree.ElementTree, argparse, logging"
+IMPORT_TIMER = (
+    "import time; t = time.perf_counter(); import %s; print(json.dumps((time.perf_counter() - t) * 1000))" % MODULES
+)
+
+
+def import_ms(python: str, env: dict[str, str], runs: int) -> float:
+    samples = [float(run([python, "-c", IMPORT_TIMER], env=env).stdout.strip()) for _ in range(runs)]
+    return statistics.median(samples)
+
+
+def mechanism() -> dict[str, float]:
+    target = os.path.join(os.path.dirname(os.__file__), "json", "decoder.py")
+    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        via_proc = "/proc/self/fd/%d%s" % (fd, target)
+        relative = target.lstrip("/")
+        number = 200000
+        result = {}
+        for label, call in (
+            ("absolute path", lambda: os.stat(target)),
+            ("/proc/self/fd/N path", lambda: os.stat(via_proc)),
+            ("dir_fd=N (openat)", lambda: os.stat(relative, dir_fd=fd)),
+        ):
+            best = min(timeit.repeat(call, number=number, repeat=5))
+            result[label] = best / number * 1e9
+        return result
+    finally:
+        os.close(fd)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--python", action="append")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the benchmark makes a mount namespace")
+    with tempfile.TemporaryDirectory(prefix="pyns-bench-mnt-") as tmp:
+        workdir = Path(tmp)
+        wheel = build_wheel(workdir, REPO)
+        holder = Holder(("mnt",))
+        try:
+            for python in args.python or default_pythons():
+                venvs = Venvs(python, wheel, workdir)
+                hook = venvs.python("hook")
+                mnt = holder.ref("mnt")
+                cases = [
+                    Case("idle", "idle", [hook, "-c", "pass"], clean_env()),
+                    Case(
+                        "off",
+                        "gons_mnt, KEEP_IMPORTS=0",
+                        [hook, "-c", "pass"],
+                        clean_env(gons_mnt=mnt, PYNS_BOOT_KEEP_IMPORTS="0"),
+                    ),
+                    Case("on", "gons_mnt (default)", [hook, "-c", "pass"], clean_env(gons_mnt=mnt)),
+                ]
+                measure(cases, args.rounds)
+                print("\n### Python %s: start-up (%d interleaved rounds, medians)\n" % (venvs.version, args.rounds))
+                print("| case | wall ms | CPU ms |\n|---|---|---|")
+                for case in cases:
+                    print("| %s | %.2f | %.2f |" % (case.label, case.wall_ms, case.cpu_ms))
+                print(
+                    "\nkeeping imports costs %+.2f ms wall per start (paired median vs KEEP_IMPORTS=0)"
+                    % paired_delta_ms(cases[2], cases[1])
+                )
+                runs = max(5, args.rounds // 3)
+                off = import_ms(hook, clean_env(gons_mnt=mnt, PYNS_BOOT_KEEP_IMPORTS="0"), runs)
+                on = import_ms(hook, clean_env(gons_mnt=mnt), runs)
+                print(
+                    "\nimport %s: %.2f ms at the usual paths, %.2f ms through /proc/self/fd/N (%+.0f%%)"
+                    % (MODULES, off, on, (on / off - 1) * 100)
+                )
+        finally:
+            holder.stop()
+    print("\n### The mechanism alone (this interpreter, ns per os.stat)\n")
+    print("| lookup | ns |\n|---|---|")
+    for label, ns in mechanism().items():
+        print("| %s | %.0f |" % (label, ns))
+
+
+if __name__ == "__main__":
+    main()
