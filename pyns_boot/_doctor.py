@@ -317,7 +317,7 @@ def _judge_pth(path: str, static: list[str], measured: dict[str, Any] | None, fa
         )
     heavy = sorted(tops & HEAVY_MODULES)
     if heavy or measured["ms"] >= SLOW_MS or len(modules) >= MANY_MODULES:
-        what = "heavy modules (%s)" % ", ".join(heavy) if heavy else "much"
+        what = "heavy modules (%s)" % ", ".join(heavy) if heavy else "a lot"
         return Finding(
             "pth-order",
             WARNING,
