@@ -13,7 +13,7 @@
  * environment; apply() runs it on explicit values for callers that manage
  * their own processes (single-threaded children, the executor).
  */
-#define _GNU_SOURCE
+#define _GNU_SOURCE 1 /* exactly as pyconfig.h of 3.8-3.10 defines it: no redefinition error */
 #include "_setns_core.h"
 
 #include <Python.h>
