@@ -1,0 +1,287 @@
+"""Packaging: the archives `python -m build` makes, and every install route.
+
+Each route installs into a fresh virtualenv of the interpreter under test
+(PYNS_BOOT_TEST_PYTHON), shows the hook active there in a real child
+interpreter that joins a real namespace, then uninstalls and checks that
+every file is gone again, pyns_boot.pth included.  Source installs use an
+unpacked copy of the sdist, so they also prove the sdist is complete (and an
+editable build writes its extension into that copy, not into the repo).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from email.parser import HeaderParser
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+from nsutil import REPO, Holder, Venv, clean_env, make_venv, probe, rmtree, run_python
+
+STARTUP_FILES = ("pyns_boot.pth", "pyns_boot.start")
+WHEEL_TAG = "cp38-abi3-linux_x86_64"
+DIST_INFO_FILES = {"METADATA", "WHEEL", "RECORD", "top_level.txt", "entry_points.txt", "licenses/LICENSE"}
+BUILD_TIMEOUT = 600
+
+
+def package_files() -> set[str]:
+    """What the wheel must hold of the package: its modules, stubs, marker, the extension."""
+    names = {p.name for p in (REPO / "pyns_boot").iterdir() if p.is_file() and p.suffix in (".py", ".pyi")}
+    names |= {"py.typed", "_setns.abi3.so"}
+    return {"pyns_boot/" + n for n in names}
+
+
+def version() -> str:
+    for line in (REPO / "pyns_boot" / "__init__.py").read_text().splitlines():
+        if line.startswith("__version__"):
+            return line.split("=", 1)[1].strip().strip("\"'")
+    raise AssertionError("no __version__ in pyns_boot/__init__.py")
+
+
+def run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=str(cwd) if cwd else None,
+        timeout=BUILD_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr[-3000:])
+    return result
+
+
+# ---------------------------------------------------------------- archives
+
+
+@pytest.fixture(scope="module")
+def sdist(workdir: Path) -> Path:
+    out = workdir / "sdist"
+    run([sys.executable, "-m", "build", "--sdist", "--outdir", str(out), str(REPO)])
+    (path,) = out.glob("pyns_boot-*.tar.gz")
+    return path
+
+
+@pytest.fixture
+def unpacked_sdist(sdist: Path, workdir: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A source tree of this test's own, unpacked from the sdist."""
+    base = workdir / ("src-" + request.node.name.replace("[", "-").replace("]", ""))
+    base.mkdir()
+    with tarfile.open(sdist) as archive:
+        archive.extractall(base)  # our own archive, just built
+    (tree,) = base.iterdir()
+    yield tree
+    rmtree(base)
+
+
+def wheel_members(wheel: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(wheel) as archive:
+        return {name: archive.read(name) for name in archive.namelist() if not name.endswith("/")}
+
+
+def dist_info() -> str:
+    return "pyns_boot-%s.dist-info/" % version()
+
+
+def test_wheel_holds_exactly_the_package_startup_files_and_metadata(wheel: Path) -> None:
+    assert wheel.name == "pyns_boot-%s-%s.whl" % (version(), WHEEL_TAG)
+    members = wheel_members(wheel)
+    info = dist_info()
+    metadata_files = {n[len(info) :] for n in members if n.startswith(info)}
+    assert metadata_files <= DIST_INFO_FILES, metadata_files - DIST_INFO_FILES
+    assert {"METADATA", "WHEEL", "RECORD", "licenses/LICENSE"} <= metadata_files
+    assert {n for n in members if not n.startswith(info)} == set(STARTUP_FILES) | package_files()
+    for name in STARTUP_FILES:
+        assert members[name] == (REPO / name).read_bytes(), name
+    assert members[info + "licenses/LICENSE"] == (REPO / "LICENSE").read_bytes()
+
+
+def test_wheel_metadata(wheel: Path) -> None:
+    members = wheel_members(wheel)
+    info = dist_info()
+    wheel_file = members[info + "WHEEL"].decode()
+    assert "Root-Is-Purelib: false" in wheel_file
+    assert "Tag: %s" % WHEEL_TAG in wheel_file.splitlines()
+    metadata = HeaderParser().parsestr(members[info + "METADATA"].decode())
+    assert metadata["Name"] == "pyns_boot"
+    assert metadata["Version"] == version()
+    assert metadata["Requires-Python"] == ">=3.8"
+    # No runtime dependency: every Requires-Dist belongs to an extra.
+    for requirement in metadata.get_all("Requires-Dist") or []:
+        assert "extra ==" in requirement, requirement
+    assert metadata.get_all("Project-URL"), "no project URLs"
+    classifiers = metadata.get_all("Classifier") or []
+    for minor in range(8, 14):
+        assert "Programming Language :: Python :: 3.%d" % minor in classifiers
+    assert "Typing :: Typed" in classifiers
+    assert "Operating System :: POSIX :: Linux" in classifiers
+
+
+def test_wheel_record_covers_every_file(wheel: Path) -> None:
+    members = wheel_members(wheel)
+    info = dist_info()
+    record = {}
+    for line in members[info + "RECORD"].decode().splitlines():
+        name, digest, size = line.rsplit(",", 2)
+        record[name] = (digest, size)
+    assert set(record) == set(members)
+    for name, data in members.items():
+        if name == info + "RECORD":
+            continue
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        assert record[name] == ("sha256=" + digest, str(len(data))), name
+
+
+def test_sdist_holds_the_sources_and_nothing_built(sdist: Path) -> None:
+    assert sdist.name == "pyns_boot-%s.tar.gz" % version()
+    prefix = "pyns_boot-%s/" % version()
+    with tarfile.open(sdist) as archive:
+        names = {m.name[len(prefix) :] for m in archive.getmembers() if m.isfile()}
+    required = {
+        "PKG-INFO",
+        "pyproject.toml",
+        "setup.py",
+        "MANIFEST.in",
+        "README.md",
+        "LICENSE",
+        "CHANGELOG.md",
+        "pyns_boot.pth",
+        "pyns_boot.start",
+        "pyns_boot/_setns.c",
+        "pyns_boot/_setns_core.c",
+        "pyns_boot/_setns_core.h",
+        "pyns_boot/_setns.pyi",
+        "pyns_boot/py.typed",
+        "tests/conftest.py",
+        "tests/nsutil.py",
+    }
+    required |= {n for n in package_files() if n.endswith(".py")}
+    assert required <= names, required - names
+    for name in names:
+        parts = name.split("/")
+        assert not name.endswith((".so", ".pyc", ".o")), name
+        assert "__pycache__" not in parts, name
+        assert not {".git", ".nox", "build", "dist", ".venv-test"} & set(parts[:1]), name
+
+
+def test_sdist_rebuilds_the_same_wheel(sdist: Path, wheel: Path, workdir: Path) -> None:
+    out = workdir / "wheel-from-sdist"
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(sdist)])
+    (rebuilt,) = out.glob("pyns_boot-*.whl")
+    assert rebuilt.name == wheel.name
+    ours, theirs = wheel_members(wheel), wheel_members(rebuilt)
+    assert set(ours) == set(theirs)
+    # The compiled extension (and so RECORD's line for it) may differ in
+    # build paths; every other file is byte for byte the same.
+    info = dist_info()
+    for name in ours:
+        if name.endswith(".so") or name == info + "RECORD":
+            continue
+        assert ours[name] == theirs[name], name
+
+
+# ---------------------------------------------------------------- install routes
+
+
+def uv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "uv", *args]
+
+
+def pip_cmd(venv: Venv, *args: str) -> list[str]:
+    return [venv.python, "-m", "pip", "--disable-pip-version-check", "-q", *args]
+
+
+ROUTES = {
+    # name: (install command, uninstall command, editable, from source)
+    "pip-wheel": (lambda v, w, s: pip_cmd(v, "install", "--no-deps", str(w)), "pip", False),
+    "pip-source": (lambda v, w, s: pip_cmd(v, "install", str(s)), "pip", False),
+    "pip-editable": (lambda v, w, s: pip_cmd(v, "install", "-e", str(s)), "pip", True),
+    "uv-wheel": (lambda v, w, s: uv("pip", "install", "--python", v.python, str(w)), "uv", False),
+    "uv-source": (lambda v, w, s: uv("pip", "install", "--python", v.python, str(s)), "uv", False),
+    "uv-editable": (lambda v, w, s: uv("pip", "install", "--python", v.python, "-e", str(s)), "uv", True),
+}
+
+
+def snapshot(venv: Venv) -> set[str]:
+    """Every path of the venv, except bytecode of other packages (pip's own runs write it)
+    and uv's lock file of the environment (.lock at its root)."""
+    paths = set()
+    for path in venv.path.rglob("*"):
+        relative = str(path.relative_to(venv.path))
+        if ("__pycache__" in relative and "pyns" not in relative) or relative == ".lock":
+            continue
+        paths.add(relative)
+    return paths
+
+
+@pytest.fixture
+def route_venv(workdir: Path, request: pytest.FixtureRequest) -> Iterator[Venv]:
+    path = workdir / ("route-" + request.node.name.replace("[", "-").replace("]", ""))
+    venv = make_venv(path)
+    yield venv
+    rmtree(path)
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_install_route_activates_the_hook_and_uninstall_removes_everything(
+    route: str,
+    route_venv: Venv,
+    wheel: Path,
+    unpacked_sdist: Path,
+    holder: Callable[..., Holder],
+) -> None:
+    install, tool, editable = ROUTES[route]
+    before = snapshot(route_venv)
+    run(install(route_venv, wheel, unpacked_sdist))
+
+    site = route_venv.site_packages
+    for name in STARTUP_FILES:
+        installed = site / name
+        assert installed.is_file() and not installed.is_symlink(), name
+        assert installed.read_bytes() == (REPO / name).read_bytes(), name
+
+    target = holder(["uts"])
+    report = probe(route_venv.python, {"gons_uts": target.ref("uts")})
+    assert report["links"]["uts"] == target.link("uts")
+    assert report["status"]["state"] == "succeeded"
+    assert report["env"] == {}
+
+    where = run_python(
+        route_venv.python, "import pyns_boot, pyns_boot._setns as s; print(pyns_boot.__file__); print(s.__file__)"
+    )
+    assert where.returncode == 0, where.stderr
+    package_file, extension_file = where.stdout.split()
+    home = unpacked_sdist if editable else site
+    assert os.path.realpath(package_file).startswith(os.path.realpath(home) + os.sep), (package_file, home)
+    assert Path(extension_file).name == "_setns.abi3.so"
+    assert Path(extension_file).parent == Path(package_file).parent
+
+    if tool == "pip":
+        run(pip_cmd(route_venv, "uninstall", "-y", "pyns_boot"))
+    else:
+        run(uv("pip", "uninstall", "--python", route_venv.python, "pyns_boot"))
+    after = snapshot(route_venv)
+    assert after == before, {"left behind": sorted(after - before), "removed": sorted(before - after)}
+
+    gone = probe(route_venv.python, {"gons_uts": target.ref("uts")})
+    assert gone["status"] is None
+    assert gone["links"]["uts"] != target.link("uts")
+
+
+def test_pip_reinstall_over_an_editable_install_keeps_one_startup_file(
+    route_venv: Venv, wheel: Path, unpacked_sdist: Path
+) -> None:
+    run(pip_cmd(route_venv, "install", "-e", str(unpacked_sdist)))
+    run(pip_cmd(route_venv, "install", "--force-reinstall", "--no-deps", str(wheel)))
+    site = route_venv.site_packages
+    pth = sorted(p.name for p in site.glob("*.pth") if "pyns" in p.name)
+    assert pth == ["pyns_boot.pth"]  # the editable finder's .pth went with the editable install
+    run(pip_cmd(route_venv, "uninstall", "-y", "pyns_boot"))
+    assert not [p for p in os.listdir(site) if "pyns" in p]
