@@ -15,8 +15,11 @@ KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"
 POLICIES = ("exit", "warn", "ignore")
 EXIT_STATUS = 125
 
-# The same names as the guard in pyns_boot.pth; tests check both against
-# the C helper's table (pyns_boot._setns.VARIABLES and ORDER_VARIABLE).
+# The C helper's table (pyns_boot._setns.VARIABLES and ORDER_VARIABLE);
+# tests check the two agree.  pyns_boot.pth only pre-filters: it calls
+# run() when any variable name contains "gons_" (one substring search over
+# os.environ's byte keys, cheap to compile and to run in every process),
+# and run() decides with these exact names.
 TRIGGER_VARIABLES = (
     "gons_cgroup",
     "gons_ipc",
