@@ -10,11 +10,13 @@ from __future__ import annotations
 import errno as errno_module
 import os
 import sys
-from types import MappingProxyType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import MappingProxyType
     from typing import Any, Mapping
+else:
+    MappingProxyType = type(type.__dict__)  # types.MappingProxyType: importing types costs more than status()
 
 #: Values of Status.state.
 INACTIVE = "inactive"  # nothing was asked (no gons_* variable, or only valid gons_order)
