@@ -94,19 +94,45 @@ def _remap_module(module: "Any") -> None:
 
 def _remap_site(site: "Any") -> None:
     """site.py is in the middle of its work: the .pth files after ours and the
-    site directories still to come must be read from the old root too."""
+    site directories still to come must be read from the old root too.  The
+    wrappers go again before sitecustomize runs: a directory the program adds
+    later is taken literally, as a sys.path entry it adds is."""
     prefixes = getattr(site, "PREFIXES", None)
     if type(prefixes) is list:
         prefixes[:] = [remap(prefix) for prefix in prefixes]
-    for name in ("addpackage", "addsitedir"):
+    originals = {}
+    # addpackage: the .pth files still to come in the directory being read;
+    # makepath: every directory a .pth line names and every site directory.
+    for name, wrap in (("addpackage", _remapping_first_argument), ("makepath", _remapping_joined_path)):
         original = getattr(site, name, None)
         if callable(original) and not getattr(original, "_pyns_boot_remaps", False):
-            setattr(site, name, _remapping_first_argument(original))
+            originals[name] = original
+            setattr(site, name, wrap(original))
+    customize = getattr(site, "execsitecustomize", None)
+    if originals and callable(customize):
+
+        def execsitecustomize() -> None:
+            for name, original in originals.items():
+                setattr(site, name, original)
+            site.execsitecustomize = customize
+            customize()
+
+        site.execsitecustomize = execsitecustomize
 
 
 def _remapping_first_argument(function: "Callable[..., Any]") -> "Callable[..., Any]":
     def wrapper(sitedir: "Any", *args: "Any", **kwargs: "Any") -> "Any":
         return function(remap(sitedir), *args, **kwargs)
+
+    wrapper._pyns_boot_remaps = True  # type: ignore[attr-defined]
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+def _remapping_joined_path(function: "Callable[..., Any]") -> "Callable[..., Any]":
+    def wrapper(*paths: str) -> "Any":
+        return function(remap(os.path.join(*paths)))
 
     wrapper._pyns_boot_remaps = True  # type: ignore[attr-defined]
     wrapper.__name__ = function.__name__

@@ -52,6 +52,11 @@ def mnt_venv(workdir: Path, wheel: Path) -> Iterator[Venv]:
     for name, text in TINY_PACKAGE.items():
         (site / name).parent.mkdir(parents=True, exist_ok=True)
         (site / name).write_text(text)
+    # a .pth file that site.py reads after pyns_boot.pth, naming a directory outside site-packages
+    extra = workdir / "foreign-mnt-extra"
+    extra.mkdir(exist_ok=True)
+    (extra / "pyns_extra_mod.py").write_text("WHERE = 'extra'\n")
+    (site / "zz_pyns_extra.pth").write_text(str(extra) + "\n")
     scripts = workdir / "foreign-mnt-scripts"
     scripts.mkdir(exist_ok=True)
     (scripts / "helper_module.py").write_text("GREETING = 'hello from beside the script'\n")
@@ -62,6 +67,7 @@ def mnt_venv(workdir: Path, wheel: Path) -> Iterator[Venv]:
     yield venv
     rmtree(venv.path)
     rmtree(scripts)
+    rmtree(extra)
 
 
 def hiding_setup(workdir: Path, base_prefix: str, proc: str = "keep") -> str:
@@ -96,6 +102,7 @@ import os, sys
 before = set(sys.modules)
 import json, email.message, decimal, fcntl, inspect, sqlite3, traceback
 import pyns_tinypkg.sub
+import pyns_extra_mod, site
 message = email.message.EmailMessage()
 message["Subject"] = "hi"
 connection = sqlite3.connect(":memory:")
@@ -110,7 +117,10 @@ print("RESULT " + json.dumps({
     "newly_loaded": sorted({"json", "email.message", "decimal", "_decimal", "sqlite3", "_sqlite3",
                             "pyns_tinypkg"} - before),
     "files": {name: getattr(sys.modules.get(name), "__file__", None)
-              for name in ("json", "email.message", "_decimal", "_sqlite3", "pyns_tinypkg.sub", "os")},
+              for name in ("json", "email.message", "_decimal", "_sqlite3", "pyns_tinypkg.sub", "os",
+                           "pyns_extra_mod")},
+    "site_functions_restored": not any(getattr(getattr(site, name), "_pyns_boot_remaps", False)
+                                       for name in ("makepath", "addpackage", "execsitecustomize")),
     "subject": message["Subject"],
     "sqlite": answer,
     "decimal": str(decimal.Decimal(1) / decimal.Decimal(8)),
@@ -161,6 +171,9 @@ def test_c_program_imports_from_its_own_installation(target: Holder, mnt_venv: V
     # while the program's own file operations see the target
     assert out["target_file"] == TARGET_TEXT
     assert out["venv_visible"] is False and out["cwd"] == "/"
+    # site.py's later .pth files were read too; its functions are its own again
+    assert out["files"]["pyns_extra_mod"] == root + str(workdir / "foreign-mnt-extra" / "pyns_extra_mod.py")
+    assert out["site_functions_restored"] is True
     assert out["fd_flags"] & 1, "the old-root descriptor must be close-on-exec"
 
 
