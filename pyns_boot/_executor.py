@@ -142,7 +142,6 @@ class _ForkServer:
                 [sys.executable, "-I", "-S", "-c", BOOT, str(theirs.fileno()), PACKAGE_PARENT],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
-                cwd=os.getcwd(),
             )
         except BaseException:
             ours.close()
@@ -165,7 +164,7 @@ class _ForkServer:
             status = self.process.poll()
             raise WorkerDied(
                 "the pyns_boot fork server (pid %d) is gone: %s"
-                % (self.process.pid, "it is still running" if status is None else "exit status %s" % status)
+                % (self.process.pid, "its connection closed" if status is None else "exit status %s" % status)
             ) from error
         reply: tuple[Any, ...] = marshal.loads(frame)
         return reply
