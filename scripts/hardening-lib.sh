@@ -34,6 +34,7 @@ stop_holders() {
 # make_world: holders, a named netns and odd files; sets H (net uts ipc mnt
 # pid cgroup time), U (user), NETNS (path), FIFO, SOCKET, DANGLING, LONG.
 make_world() {
+    [ -z "${H:-}" ] || return 0
     start_holder H --net --uts --ipc --mount --pid --cgroup --time
     start_holder U --user --map-root-user
     netns_name=pyns-hardening-$$
@@ -86,7 +87,8 @@ LIST
 run_scenarios() {
     local driver=$1
     shift
-    local line expected fields out count=0
+    local line expected fields out count=0 list
+    list=$(scenarios)
     while IFS= read -r line; do
         expected=${line%%|*}
         IFS='|' read -r -a fields <<<"${line#*|}"
@@ -104,7 +106,7 @@ run_scenarios() {
             return 1
         fi
         count=$((count + 1))
-    done < <(scenarios)
+    done <<<"$list"
     echo "core: $count scenarios clean"
     local n total rc
     while IFS= read -r line; do
@@ -120,6 +122,20 @@ run_scenarios() {
             fi
         done
         count=$((count + total))
-    done < <(scenarios | grep -E '^(errno 0|mnt joined|unknown namespace type "NET"|is not listed|not user|it is a FIFO)')
+    done < <(grep -E '^(errno 0|mnt joined|unknown namespace type "NET"|is not listed|not user|it is a FIFO)' <<<"$list")
     echo "core: every out-of-memory path clean ($count runs in all)"
+}
+
+# build_wheel OUT_DIR CFLAGS LDFLAGS: the wheel, built from a copy of the tree
+# without build/ (setuptools would reuse an extension built there with other
+# flags).  Prints the wheel's path.
+build_wheel() {
+    local out=$1 cflags=$2 ldflags=$3
+    mkdir -p "$out/src"
+    tar -c --exclude=./build --exclude=./dist --exclude=./.git --exclude='./.venv*' --exclude=./.nox \
+        --exclude='*.egg-info' --exclude='*_cache' . | tar -x -C "$out/src"
+    PYNS_BOOT_EXTRA_CFLAGS=$cflags PYNS_BOOT_EXTRA_LDFLAGS=$ldflags \
+        python3 -m pip wheel -q --no-deps --no-cache-dir -w "$out" "$out/src" >&2
+    rm -rf "$out/src"
+    echo "$out"/pyns_boot-*.whl
 }

@@ -42,15 +42,8 @@ run_suite() {
     local libasan venv=${PYNS_BOOT_SANITIZE_VENV:-/tmp/pyns-boot-sanitize-venv}
     libasan=$(gcc -print-file-name=libasan.so)
     [ -e "$libasan" ] || { echo "no libasan.so for gcc" >&2; exit 1; }
-    # A copy of the tree without build/: setuptools would reuse an
-    # uninstrumented extension built there, whatever the flags say.
-    mkdir "$build/src"
-    tar -c --exclude=./build --exclude=./dist --exclude=./.git --exclude='./.venv*' --exclude=./.nox \
-        --exclude='*.egg-info' --exclude='*_cache' . | tar -x -C "$build/src"
-    PYNS_BOOT_EXTRA_CFLAGS="-g ${sanitize[*]}" PYNS_BOOT_EXTRA_LDFLAGS="${sanitize[*]}" \
-        python3 -m pip wheel -q --no-deps --no-cache-dir -w "$build" "$build/src"
     local wheel
-    wheel=$(echo "$build"/pyns_boot-*.whl)
+    wheel=$(build_wheel "$build" "-g ${sanitize[*]}" "${sanitize[*]}")
     unzip -p "$wheel" 'pyns_boot/_setns*.so' >"$build/_setns.so"
     nm -D "$build/_setns.so" | grep -q __asan_init || { echo "the wheel is not instrumented" >&2; exit 1; }
     # CPython itself leaks at exit by design: leaks are checked on the core
