@@ -118,6 +118,8 @@ def process_start(pid: int) -> str:
     except OSError as error:
         raise CommandError("cannot read /proc/%d/stat: %s" % (pid, error.strerror)) from None
     fields = data[data.rfind(b")") + 2 :].split()
+    if fields[:1] in ([b"Z"], [b"X"]):
+        raise CommandError("process %d has exited (a zombie: it has no namespaces left)" % pid)
     return fields[19].decode("ascii", "replace") if len(fields) > 19 else ""
 
 

@@ -241,6 +241,21 @@ def test_env_unknown_pid(hook_venv: Venv) -> None:
         assert result.stderr == "pyns-boot: no process with pid %d\n" % pid
 
 
+def test_env_and_run_zombie_target(hook_venv: Venv) -> None:
+    zombie = subprocess.Popen(["true"])  # exits; not reaped until wait()
+    try:
+        while Path("/proc/%d/stat" % zombie.pid).read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.01)
+        message = "pyns-boot: process %d has exited (a zombie: it has no namespaces left)\n" % zombie.pid
+        for args in (("env", "-t", str(zombie.pid), "--net"), ("env", "-t", str(zombie.pid), "--all")):
+            result = pyns_boot(hook_venv, *args)
+            assert result.returncode == 1 and result.stdout == "" and result.stderr == message
+        result = pyns_boot(hook_venv, "run", "-t", str(zombie.pid), "--net", "-c", "print('user code ran')")
+        assert result.returncode == 1 and result.stdout == "" and result.stderr == message
+    finally:
+        zombie.wait()
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
