@@ -22,14 +22,15 @@ __all__ = [
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pyns_boot._executor import NamespaceExecutor, WorkerDied, call_in
+    from pyns_boot._call import WorkerDied, call_in
+    from pyns_boot._executor import NamespaceExecutor
     from pyns_boot._namespaces import Namespaces
     from pyns_boot._status import NamespaceError, NamespaceState, Status, check, status
 
 _LAZY_MODULES = {
     "NamespaceExecutor": "pyns_boot._executor",
-    "WorkerDied": "pyns_boot._executor",
-    "call_in": "pyns_boot._executor",
+    "WorkerDied": "pyns_boot._call",
+    "call_in": "pyns_boot._call",
     "Namespaces": "pyns_boot._namespaces",
     "NamespaceError": "pyns_boot._status",
     "NamespaceState": "pyns_boot._status",

@@ -20,7 +20,7 @@ import pytest
 from nsutil import CHILD_TIMEOUT, NOBODY, Holder, NamedNetns, Venv, as_user, clean_env, rmtree, world_readable_dir
 
 from pyns_boot import NamespaceError, NamespaceExecutor, Namespaces, WorkerDied, call_in
-from pyns_boot._executor import RemoteTraceback, _close_shared_server
+from pyns_boot._call import RemoteTraceback, _close_shared_server
 from pyns_boot._forkserver import RemoteError
 
 GONE_WAIT = 10.0  # how long an exiting process may take to disappear (not a speed goal)
