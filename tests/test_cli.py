@@ -362,8 +362,10 @@ def test_run_module_and_code(hook_venv: Venv, holder: Callable[..., Holder], tmp
     assert result.returncode == 5 and result.stdout == "pyns-cli-test ['a', '-c']\n"
 
 
-def test_run_hook_refusal_is_125(hook_venv: Venv) -> None:
-    result = pyns_boot(hook_venv, "run", "--net", "/etc/hostname", "--no-check", "-c", "print('user code ran')")
+@pytest.mark.parametrize("module", [False, True], ids=["pyns-boot", "python-m-pyns_boot"])
+def test_run_hook_refusal_is_125(hook_venv: Venv, module: bool) -> None:
+    args = ("run", "--net", "/etc/hostname", "--no-check", "-c", "print('user code ran')")
+    result = pyns_boot(hook_venv, *args, module=module)
     assert result.returncode == EXIT_STATUS and result.stdout == ""
     assert 'pyns_boot: invalid gons_net reference "/etc/hostname"' in result.stderr
 
