@@ -254,7 +254,12 @@ class _ForkServer:
         try:
             self.request("kill", pid)
         except (WorkerDied, OSError):
-            pass
+            # The server is gone and cannot say whether pid is still its worker; the worker, an
+            # orphan now, is not reaped by us either: kill it directly.
+            try:
+                os.kill(pid, SIGKILL)
+            except OSError:
+                pass
 
     def close(self) -> None:
         """End the server: EOF on its control socket makes it kill its workers and exit; reap it."""

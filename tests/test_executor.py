@@ -250,6 +250,24 @@ def test_worker_killed_mid_call_then_the_executor_recovers(netns: NamedNetns, tm
         assert again["net"] == netns.link() and again["pid"] != worker
 
 
+def test_fork_server_killed_then_the_executor_recovers(netns: NamedNetns) -> None:
+    with NamespaceExecutor(Namespaces.netns(netns.name), max_workers=1) as executor:
+        first = executor.submit(targets.links, "net").result(timeout=CHILD_TIMEOUT)
+        assert executor._server is not None
+        server = executor._server.process.pid
+        os.kill(server, signal.SIGKILL)
+        # The warm worker does not need its server: it keeps serving.
+        assert executor.submit(targets.links, "net").result(timeout=CHILD_TIMEOUT)["pid"] == first["pid"]
+        os.kill(first["pid"], signal.SIGKILL)
+        error = executor.submit(targets.links, "net").exception(timeout=CHILD_TIMEOUT)
+        assert isinstance(error, WorkerDied) and "worker process %d" % first["pid"] in str(error)
+        # A new server and a new worker.
+        third = executor.submit(targets.links, "net").result(timeout=CHILD_TIMEOUT)
+        assert third["net"] == netns.link() and third["pid"] != first["pid"]
+        assert executor._server is not None and executor._server.process.pid != server
+    assert wait_gone(server)  # our child: reaped, no zombie
+
+
 def test_call_in_worker_that_dies(netns: NamedNetns, shared_server: None) -> None:
     with pytest.raises(WorkerDied, match=r"killed by signal 9 \(SIGKILL\)"):
         call_in(Namespaces.netns(netns.name), targets.kill_self)
