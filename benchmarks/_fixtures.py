@@ -1,0 +1,164 @@
+"""What the start-up benchmark measures against: the wheel, three venvs per
+interpreter and processes that hold fresh namespaces.
+
+Everything is real: the wheel is built from the source tree, the venvs are
+made with ``python -m venv`` and the holders with unshare(1).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterable
+
+REPO = Path(__file__).resolve().parent.parent
+TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
+UNSHARE_FLAGS = {
+    "cgroup": ["--cgroup"],
+    "ipc": ["--ipc"],
+    "mnt": ["--mount"],
+    "net": ["--net"],
+    "pid": ["--pid"],
+    "time": ["--time"],
+    "user": ["--user", "--map-root-user"],
+    "uts": ["--uts"],
+}
+MIN_VERSION = (3, 8)
+
+
+def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run a set-up command; on failure show what it printed."""
+    result = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        raise SystemExit("benchmark set-up failed: %s\n%s%s" % (" ".join(args), result.stdout, result.stderr))
+    return result  # type: ignore[no-any-return]
+
+
+def version_of(python: str) -> str:
+    return run([python, "-c", "import platform; print(platform.python_version())"]).stdout.strip()
+
+
+def default_pythons() -> list[str]:
+    """The oldest and the newest supported CPython that pyenv has, else this one."""
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    found: list[tuple[tuple[int, ...], str]] = []
+    if root.is_dir():
+        for entry in root.iterdir():
+            match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", entry.name)
+            binary = entry / "bin" / "python3"
+            if match and binary.exists():
+                version = tuple(int(part) for part in match.groups())
+                if version[:2] >= MIN_VERSION:
+                    found.append((version, str(binary)))
+    if not found:
+        return [sys.executable]
+    found.sort()
+    return [found[0][1]] if len(found) == 1 else [found[0][1], found[-1][1]]
+
+
+def build_wheel(out_dir: Path, source: Path) -> Path:
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    run([*pip, "wheel", "--no-deps", "-w", str(out_dir), str(source)])
+    (wheel,) = out_dir.glob("pyns_boot-*.whl")
+    return wheel
+
+
+class Venvs:
+    """Three venvs of one interpreter that differ only in pyns_boot.
+
+    ``plain``: nothing installed.  ``hook``: the wheel installed.  ``floor``:
+    the wheel installed, with the one line of pyns_boot.pth commented out:
+    what reading any .pth file costs, the floor for the hook's idle cost.
+    The venvs are made without pip, so pyns_boot.pth is the only .pth file.
+    """
+
+    def __init__(self, base_python: str, wheel: Path, workdir: Path) -> None:
+        self.version = version_of(base_python)
+        self.dirs = {}
+        for kind in ("plain", "floor", "hook"):
+            path = workdir / ("py%s-%s" % (self.version, kind))
+            run([base_python, "-m", "venv", "--without-pip", str(path)])
+            if kind != "plain":
+                pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+                run([*pip, "--python", str(path / "bin" / "python"), "install", "--no-deps", "--no-index", str(wheel)])
+            self.dirs[kind] = path
+        (pth,) = self.site_packages("floor").glob("pyns_boot.pth")
+        pth.write_text("".join("#" + line for line in pth.read_text().splitlines(keepends=True)))
+
+    def python(self, kind: str) -> str:
+        return str(self.dirs[kind] / "bin" / "python")
+
+    def site_packages(self, kind: str) -> Path:
+        (path,) = (self.dirs[kind] / "lib").glob("python*/site-packages")
+        return path
+
+
+class Holder:
+    """A process sitting in fresh namespaces of the given types (unshare --fork)."""
+
+    def __init__(self, types: Iterable[str]) -> None:
+        self.types = tuple(types)
+        flags = [flag for t in self.types for flag in UNSHARE_FLAGS[t]]
+        self.process = subprocess.Popen(
+            ["unshare", *flags, "--fork", "--kill-child", "sh", "-c", "echo ready; exec sleep 1000000"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            self.process.kill()
+            _, err = self.process.communicate(timeout=10)
+            raise SystemExit("cannot make a namespace holder (%s): %s" % (",".join(self.types), err))
+        self.pid = self._inner_pid()
+
+    def _inner_pid(self) -> int:
+        pid = self.process.pid
+        deadline = time.monotonic() + 10
+        while True:
+            children = Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()
+            if children:
+                pid = int(children[0])
+                continue
+            if pid != self.process.pid:
+                return pid
+            if time.monotonic() > deadline:
+                raise SystemExit("namespace holder has no child")
+            time.sleep(0.01)
+
+    def ref(self, ns_type: str) -> str:
+        return "/proc/%d/ns/%s" % (self.pid, ns_type)
+
+    def env(self) -> dict[str, str]:
+        """The gons_* variables that name this holder's namespaces."""
+        return {"gons_" + t: self.ref(t) for t in self.types}
+
+    def link(self, ns_type: str) -> str:
+        return os.readlink(self.ref(ns_type))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.communicate(timeout=10)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """A minimal environment: nothing that steers Python or the hook."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    env.update(extra)
+    return env
+
+
+def tool(name: str) -> str | None:
+    return shutil.which(name)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The benchmark suite, from a fresh clone (as root: it makes and joins namespaces).
+#   benchmarks/run.sh [startup.py options]     e.g. --rounds 400 --markdown FILE
+# 1-3: start-up cost of the hook (idle, active vs nsenter, import+status) on the
+#      oldest and newest pyenv CPython (benchmarks/startup.py);
+# 4:   the executor (benchmarks/bench_executor.py) and the mnt import mode
+#      (benchmarks/foreign_mnt.py), run from a venv that has the wheel.
+# Each part prints its markdown tables.  PYTHON chooses the driving interpreter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+work=$(mktemp -d /tmp/pyns-boot-bench-run.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+pip=("$python" -m pip -q --disable-pip-version-check)
+"${pip[@]}" wheel --no-deps -w "$work/wheel" .
+wheel=$(echo "$work"/wheel/pyns_boot-*.whl)
+
+"$python" benchmarks/startup.py --wheel "$wheel" "$@"
+
+if [ -f benchmarks/bench_executor.py ]; then
+    "$python" -m venv "$work/venv"
+    "$work/venv/bin/python" -m pip -q --disable-pip-version-check install --no-deps --no-index "$wheel"
+    echo
+    "$work/venv/bin/python" benchmarks/bench_executor.py
+fi
+if [ -f benchmarks/foreign_mnt.py ]; then
+    echo
+    "$python" benchmarks/foreign_mnt.py
+fi
