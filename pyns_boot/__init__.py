@@ -13,6 +13,8 @@ __all__ = [
     "NamespaceExecutor",
     "NamespaceState",
     "Namespaces",
+    "RemoteError",
+    "RemoteTraceback",
     "Status",
     "WorkerDied",
     "call_in",
@@ -22,13 +24,16 @@ __all__ = [
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pyns_boot._call import WorkerDied, call_in
+    from pyns_boot._call import RemoteTraceback, WorkerDied, call_in
     from pyns_boot._executor import NamespaceExecutor
+    from pyns_boot._forkserver import RemoteError
     from pyns_boot._namespaces import Namespaces
     from pyns_boot._status import NamespaceError, NamespaceState, Status, check, status
 
 _LAZY_MODULES = {
     "NamespaceExecutor": "pyns_boot._executor",
+    "RemoteError": "pyns_boot._forkserver",
+    "RemoteTraceback": "pyns_boot._call",
     "WorkerDied": "pyns_boot._call",
     "call_in": "pyns_boot._call",
     "Namespaces": "pyns_boot._namespaces",

@@ -19,9 +19,8 @@ import executor_targets as targets
 import pytest
 from nsutil import CHILD_TIMEOUT, NOBODY, Holder, NamedNetns, Venv, as_user, clean_env, rmtree, world_readable_dir
 
-from pyns_boot import NamespaceError, NamespaceExecutor, Namespaces, WorkerDied, call_in
-from pyns_boot._call import RemoteTraceback, _close_shared_server
-from pyns_boot._forkserver import RemoteError
+from pyns_boot import NamespaceError, NamespaceExecutor, Namespaces, RemoteError, RemoteTraceback, WorkerDied, call_in
+from pyns_boot._call import _close_shared_server
 
 GONE_WAIT = 10.0  # how long an exiting process may take to disappear (not a speed goal)
 
