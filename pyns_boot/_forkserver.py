@@ -229,9 +229,26 @@ class _Server:
                 pass
 
 
+def _close_inherited(keep: int) -> None:
+    """Close what posix_spawn let through (inheritable descriptors of the caller): workers hold only their own."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+        return
+    for fd in fds:
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def serve(control_fd: int) -> None:
     """Entry point of the fork server process."""
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # the parent decides; EOF ends us
+    _close_inherited(control_fd)
     control = _socket.socket(fileno=control_fd)
     # Every worker needs these, and after a mnt join they may not be reachable any more.
     from pyns_boot import _setns  # noqa: F401

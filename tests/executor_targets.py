@@ -66,3 +66,8 @@ def thread_count() -> int:
 
 def listdir(path: str) -> dict[str, Any]:
     return {"entries": sorted(os.listdir(path)), **links("mnt")}
+
+
+def open_fds() -> list[str]:
+    fds = sorted(os.listdir("/proc/self/fd"), key=int)
+    return [os.readlink("/proc/self/fd/" + fd) if os.path.exists("/proc/self/fd/" + fd) else "(listdir)" for fd in fds]

@@ -308,6 +308,16 @@ def test_call_in_reaps_its_worker_and_leaks_nothing(netns: NamedNetns, shared_se
     assert fds() == before
 
 
+def test_workers_hold_only_their_connection(netns: NamedNetns, shared_server: None) -> None:
+    for links_seen in (
+        call_in(Namespaces.netns(netns.name), targets.open_fds),
+        NamespaceExecutor(Namespaces.netns(netns.name), max_workers=1).submit(targets.open_fds).result(),
+    ):
+        # stdin, stdout, stderr, the socket to the caller, and the descriptor listing /proc/self/fd
+        assert len(links_seen) == 5, links_seen
+        assert links_seen[0] == "/dev/null" and sum(link.startswith("socket:") for link in links_seen) == 1
+
+
 def test_workers_die_with_the_parent(netns: NamedNetns, tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     script = textwrap.dedent(
