@@ -31,6 +31,8 @@ root = None  # type: str | None
 #: The interpreter path children cannot be started from.
 original_executable = None  # type: str | None
 mnt_path = None  # type: str | None
+#: The descriptor on the original mount namespace, kept open for good.
+namespace_fd = -1
 
 _CHILD_EVENTS = ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn")
 # multiprocessing starts sys.executable through _posixsubprocess, which
@@ -46,11 +48,12 @@ def remap(path: object) -> "Any":
     return root + path
 
 
-def activate(fd: int, joined_mnt: str) -> None:
+def activate(fd: int, joined_mnt: str, old_namespace_fd: int = -1) -> None:
     """Rewrite the interpreter's import state to reach the old root via fd."""
-    global root, original_executable, mnt_path
+    global root, original_executable, mnt_path, namespace_fd
     root = "/proc/self/fd/%d" % fd
     mnt_path = joined_mnt
+    namespace_fd = old_namespace_fd
     sys.path[:] = [remap(entry) for entry in sys.path]
     for name in ("prefix", "exec_prefix", "base_prefix", "base_exec_prefix"):
         setattr(sys, name, remap(getattr(sys, name)))
@@ -115,6 +118,15 @@ def _remap_site(site: "Any") -> None:
             for name, original in originals.items():
                 setattr(site, name, original)
             site.execsitecustomize = customize
+            # site's known_paths held the old spellings: a directory it read
+            # again (a venv's site-packages) was appended a second time.
+            seen: "set[object]" = set()
+            kept = []
+            for entry in sys.path:
+                if entry not in seen or not (isinstance(entry, str) and entry.startswith(str(root) + "/")):
+                    kept.append(entry)
+                seen.add(entry)
+            sys.path[:] = kept
             customize()
 
         site.execsitecustomize = execsitecustomize

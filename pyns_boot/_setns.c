@@ -122,18 +122,22 @@ static PyObject *setns_report(PyObject *module, PyObject *unused)
     return report_to_python(&boot_report);
 }
 
-/* take_old_root() -> int or None: the descriptor boot(True) kept on the
- * original root; the caller owns it from then on (later calls: None). */
+/* take_old_root() -> (root fd, mount namespace fd) or None: what boot(True)
+ * kept of the original root; the caller owns both from then on (later
+ * calls: None). */
 static PyObject *setns_take_old_root(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
     if (!boot_done || boot_report.old_root_fd < 0)
         Py_RETURN_NONE;
-    PyObject *fd = PyLong_FromLong(boot_report.old_root_fd);
-    if (fd != NULL)
+    PyObject *fds = Py_BuildValue("(ii)", boot_report.old_root_fd,
+                                  boot_report.old_mnt_fd);
+    if (fds != NULL) {
         boot_report.old_root_fd = -1;
-    return fd;
+        boot_report.old_mnt_fd = -1;
+    }
+    return fds;
 }
 
 /* apply(order, paths): paths is a sequence of NS_KIND_COUNT items, each a
@@ -256,9 +260,10 @@ static PyMethodDef setns_methods[] = {
      "joined, keep an O_PATH descriptor on the original root (see\n"
      "take_old_root)."},
     {"take_old_root", setns_take_old_root, METH_NOARGS,
-     "take_old_root() -> int or None: the O_CLOEXEC O_PATH descriptor on\n"
-     "the root the process had before the mnt join (boot(True) only).\n"
-     "The caller owns it; later calls return None."},
+     "take_old_root() -> (root_fd, mnt_ns_fd) or None: O_CLOEXEC\n"
+     "descriptors on the root (O_PATH) and the mount namespace the process\n"
+     "had before the mnt join (boot(True) only); the second keeps the mounts\n"
+     "below that root attached.  The caller owns both; later calls: None."},
     {"report", setns_report, METH_NOARGS,
      "The report tuple of this process's boot(), or None if it never ran."},
     {"apply", setns_apply, METH_VARARGS,

@@ -439,32 +439,47 @@ int ns_plan(const char *order, const char *const paths[NS_KIND_COUNT],
 /* ---- phases 3 and 4: open early, join --------------------------------- */
 
 /* Before the first switch: a handle on the current root, through which the
- * interpreter keeps importing after the mnt join (pyns_boot/_oldroot.py). */
+ * interpreter keeps importing after the mnt join (pyns_boot/_oldroot.py),
+ * and one on the current mount namespace.  The second keeps that namespace
+ * alive: when its last process leaves, the kernel would detach every mount
+ * in it, and the old root would lose the mounts below it. */
 static int open_old_root(struct run_state *state)
 {
-    int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        int error_errno = errno;
-        return fail(state, error_errno, NS_MNT,
-                    format_message(MESSAGE_PREFIX
-                                   "cannot keep the original root for %s "
-                                   "\"%s\": %s",
-                                   ns_kinds[NS_MNT].variable,
-                                   state->paths[NS_MNT],
-                                   strerror(error_errno)));
+    static const char *const what[2] = {"/", "/proc/self/ns/mnt"};
+    int *fds[2] = {&state->report->old_root_fd, &state->report->old_mnt_fd};
+    for (int i = 0; i < 2; i++) {
+        int fd = open(what[i], i == 0 ? O_PATH | O_DIRECTORY | O_CLOEXEC
+                                      : O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            int error_errno = errno;
+            return fail(state, error_errno, NS_MNT,
+                        format_message(MESSAGE_PREFIX
+                                       "cannot keep the original root for %s "
+                                       "\"%s\": %s: %s",
+                                       ns_kinds[NS_MNT].variable,
+                                       state->paths[NS_MNT], what[i],
+                                       strerror(error_errno)));
+        }
+        *fds[i] = fd;
     }
-    state->report->old_root_fd = fd;
     return 1;
+}
+
+static void close_old_root(struct ns_report *report)
+{
+    if (report->old_root_fd >= 0)
+        close(report->old_root_fd);
+    if (report->old_mnt_fd >= 0)
+        close(report->old_mnt_fd);
+    report->old_root_fd = -1;
+    report->old_mnt_fd = -1;
 }
 
 /* The old root is only worth keeping when the mnt join happened. */
 static void settle_old_root(struct ns_report *report)
 {
-    if (report->old_root_fd >= 0 &&
-        report->entries[NS_MNT].outcome != NS_JOINED) {
-        close(report->old_root_fd);
-        report->old_root_fd = -1;
-    }
+    if (report->entries[NS_MNT].outcome != NS_JOINED)
+        close_old_root(report);
 }
 
 static int join_one(struct run_state *state, int kind)
@@ -534,11 +549,11 @@ void ns_report_free(struct ns_report *report)
     free(report->order);
     for (int kind = 0; kind < NS_KIND_COUNT; kind++)
         free(report->entries[kind].path);
-    if (report->old_root_fd >= 0)
-        close(report->old_root_fd);
+    close_old_root(report);
     memset(report, 0, sizeof *report);
     report->failed_kind = -1;
     report->old_root_fd = -1;
+    report->old_mnt_fd = -1;
 }
 
 int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
@@ -559,6 +574,7 @@ int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
     memset(report, 0, sizeof *report);
     report->failed_kind = -1;
     report->old_root_fd = -1;
+    report->old_mnt_fd = -1;
     memset(&state, 0, sizeof state);
     state.keep_old_root = keep_old_root;
     state.paths = requested;

@@ -62,9 +62,11 @@ struct ns_report {
     struct ns_entry entries[NS_KIND_COUNT];
     /* -1, or an O_PATH descriptor on the root the process had before the
      * first switch (ns_run_keep_root only: kept when mnt was joined, so that
-     * the old tree stays reachable).  ns_report_free closes it; a caller
-     * taking it over sets it to -1. */
+     * the old tree stays reachable), and one on its mount namespace, which
+     * keeps the mounts below that root attached.  ns_report_free closes
+     * them; a caller taking them over sets them to -1. */
     int old_root_fd;
+    int old_mnt_fd;
 };
 
 /*

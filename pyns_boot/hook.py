@@ -82,14 +82,19 @@ def run() -> None:
         keep_importing(old_root, str(mnt_path))
 
 
-def keep_importing(fd: int, mnt_path: str) -> None:
-    """After the mnt join: import from the original root through fd."""
+def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
+    """After the mnt join: import from the original root through fds[0].
+
+    fds[1], on the original mount namespace, stays open with it: it keeps
+    the mounts below that root attached (see _setns.take_old_root)."""
     global imports_root, imports_error
+    fd = fds[0]
     root = "/proc/self/fd/%d" % fd
     try:
         os.stat(root + "/")
     except OSError as error:
-        os.close(fd)
+        for kept in fds:
+            os.close(kept)
         imports_error = (
             'pyns_boot: joined gons_mnt "%s", but the interpreter cannot keep importing from its own '
             "installation: %s is not reachable there (%s); set %s=0 to import from the target's "
@@ -102,7 +107,7 @@ def keep_importing(fd: int, mnt_path: str) -> None:
     try:
         from pyns_boot import _oldroot
 
-        _oldroot.activate(fd, mnt_path)
+        _oldroot.activate(fd, mnt_path, fds[1])
     except Exception as error:
         imports_error = 'pyns_boot: joined gons_mnt "%s", but cannot keep importing from the original root %s: %s' % (
             mnt_path,

@@ -121,6 +121,7 @@ print("RESULT " + json.dumps({
                            "pyns_extra_mod")},
     "site_functions_restored": not any(getattr(getattr(site, name), "_pyns_boot_remaps", False)
                                        for name in ("makepath", "addpackage", "execsitecustomize")),
+    "sys_path": sys.path,
     "subject": message["Subject"],
     "sqlite": answer,
     "decimal": str(decimal.Decimal(1) / decimal.Decimal(8)),
@@ -174,6 +175,7 @@ def test_c_program_imports_from_its_own_installation(target: Holder, mnt_venv: V
     # site.py's later .pth files were read too; its functions are its own again
     assert out["files"]["pyns_extra_mod"] == root + str(workdir / "foreign-mnt-extra" / "pyns_extra_mod.py")
     assert out["site_functions_restored"] is True
+    assert len(out["sys_path"]) == len(set(out["sys_path"])), out["sys_path"]
     assert out["fd_flags"] & 1, "the old-root descriptor must be close-on-exec"
 
 
@@ -202,6 +204,36 @@ def test_script_directory_through_pythonpath_and_dash_m(target: Holder, mnt_venv
     out = result_of(result.stdout, "APP ")
     assert out["file"].startswith("/proc/self/fd/") and out["file"].endswith(str(scripts / "app.py"))
     assert out["greeting"] == "hello from beside the script"
+
+
+def test_mounts_of_a_namespace_left_by_its_last_process(target: Holder, mnt_venv: Venv, workdir: Path) -> None:
+    # The interpreter starts alone in a private mount namespace, whose bind
+    # mount holds the program.  Once the process has left that namespace,
+    # only the descriptor the C helper keeps on it holds the mount in place.
+    mountpoint = workdir / "foreign-mnt-mountpoint"
+    mountpoint.mkdir(exist_ok=True)
+    scripts = workdir / "foreign-mnt-scripts"
+    wrapper = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount --bind "$1" "$2" && shift 2 && exec "$@"',
+        "sh",
+    ]
+    result = subprocess.run(
+        [*wrapper, str(scripts), str(mountpoint), mnt_venv.python, "-m", "app"],
+        env=clean_env(gons_mnt=target.ref("mnt"), PYTHONPATH=str(mountpoint)),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        cwd="/",
+    )
+    assert result.returncode == 0, result.stderr
+    out = result_of(result.stdout, "APP ")
+    assert out["file"].endswith(str(mountpoint / "app.py")) and out["greeting"] == "hello from beside the script"
 
 
 def test_script_given_by_path_is_opened_in_the_target(target: Holder, mnt_venv: Venv, workdir: Path) -> None:
