@@ -45,6 +45,9 @@ STATUS_KEEP = 1024  # exit statuses kept for "status" requests
 STATUS_WAIT = 2.0  # how long a "status" request waits for an exiting worker
 
 
+_MNT = 2  # index of mnt in _setns.TYPES (checked in serve())
+
+
 class RemoteError(Exception):
     """Stands in for an exception that could not cross between the processes."""
 
@@ -188,6 +191,11 @@ class _Server:
             sys.path[:] = sys_path
             if needs_main and main_path is not None:
                 _preload_main(main_path)
+            if keep_imports and paths[_MNT] is not None and "pyns_boot._oldroot" not in sys.modules:
+                try:  # loaded here, before any worker joins a mount namespace where it may not exist
+                    from pyns_boot import _oldroot  # noqa: F401
+                except ImportError:
+                    pass
             pid = os.fork()
             if pid == 0:
                 self.control.close()
@@ -250,13 +258,11 @@ def serve(control_fd: int) -> None:
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # the parent decides; EOF ends us
     _close_inherited(control_fd)
     control = _socket.socket(fileno=control_fd)
-    # Every worker needs these, and after a mnt join they may not be reachable any more.
-    from pyns_boot import _setns  # noqa: F401
+    # Every worker needs it, and after a mnt join it may not be reachable any more.
+    from pyns_boot import _setns
 
-    try:
-        from pyns_boot import _oldroot  # noqa: F401
-    except ImportError:
-        pass
+    if _setns.TYPES[_MNT] != "mnt":
+        raise RuntimeError("pyns_boot._setns.TYPES changed: %r" % (_setns.TYPES,))
     server = _Server(control)
     _signal.signal(_signal.SIGCHLD, server.reap)
     server.serve()
