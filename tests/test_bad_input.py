@@ -466,3 +466,22 @@ def test_bind_mount_outlives_its_holder(hook_venv: Venv, scene: Scene) -> None:
     assert report["state"] == "succeeded" and report["fds"] == baseline_fds(hook_venv.python, [])
     code = "import os; print(os.readlink('/proc/self/ns/net'))"
     assert run_child(hook_venv.python, code, env).stdout.decode().strip() == scene.netns.link()
+
+
+CLOSE_STDERR = ["/bin/sh", "-c", 'exec "$@" 2>&-', "sh"]
+
+
+@pytest.mark.parametrize("policy", [b"exit", b"warn"])
+def test_closed_stderr(hook_venv: Venv, policy: bytes) -> None:
+    """Hostile start: descriptor 2 closed.  The policy still holds (exit 125 without
+    running user code, or carry on under warn), and nothing crashes for want of stderr."""
+    env = {"gons_net": b"/nonexistent", "PYNS_BOOT_ON_ERROR": policy}
+    if policy == b"exit":
+        result = run_child(hook_venv.python, USER_CODE, env, CLOSE_STDERR)
+        assert (result.returncode, result.stdout) == (EXIT_STATUS, b"")
+    else:
+        report = status_of(run_child(hook_venv.python, STATUS_CODE, env, CLOSE_STDERR))
+        assert (report["state"], report["errno"]) == ("failed", errno.ENOENT)
+        # The same descriptors as a clean start with stderr closed (where the
+        # child's own listing of /proc/self/fd takes the free number 2).
+        assert report["fds"] == baseline_fds(hook_venv.python, CLOSE_STDERR)
