@@ -17,7 +17,7 @@ mode=${1:-all}
 sanitize=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
 logs=$(mktemp -d /tmp/pyns-sanitize-logs.XXXXXX)
 build=$(mktemp -d /tmp/pyns-sanitize-build.XXXXXX)
-trap 'stop_holders; rm -rf "$build"' EXIT
+trap 'stop_holders; rm -rf "$build"; rmdir "$logs" 2>/dev/null || true' EXIT # logs stay only when not empty
 
 check_logs() {
     if compgen -G "$logs/*" >/dev/null; then
