@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 runs=${1:-1000000}
 out=$(mktemp -d /tmp/pyns-boot-fuzz.XXXXXX)
-trap 'rm -rf "$out"' EXIT
+trap 'rm -rf "$out"; rmdir artifacts 2>/dev/null || true' EXIT # artifacts stay only when a crash was found
 mkdir -p artifacts  # stays empty unless a crash is found
 clang -g -O1 -std=gnu11 -Wall -Wextra -Werror \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
