@@ -10,6 +10,10 @@ finders, zipimport, dlopen of extension modules, linecache, tracebacks,
 inspect) then reads the old tree, while every other file operation of the
 program sees the target's filesystem at ``/``.
 
+A second descriptor, on the original mount namespace, stays open with the
+first: without it the kernel would detach the mounts below the old root once
+the namespace had no process left.
+
 Children started from ``sys.executable`` cannot work (the descriptor is
 close-on-exec and the interpreter's shared libraries are not in the target):
 an audit hook turns their start into an error that says so.
@@ -59,7 +63,10 @@ def activate(fd: int, joined_mnt: str, old_namespace_fd: int = -1) -> None:
         setattr(sys, name, remap(getattr(sys, name)))
     sys.path_importer_cache.clear()
     for module in list(sys.modules.values()):
-        _remap_module(module)
+        try:
+            _remap_module(module)
+        except Exception:  # a module-level __getattr__ of a .pth-loaded module, say
+            pass
     site = sys.modules.get("site")
     if site is not None:
         _remap_site(site)
