@@ -341,6 +341,7 @@ def test_workers_die_with_the_parent(netns: NamedNetns, tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         text=True,
         env=clean_env(),
+        cwd=str(tmp_path),  # not the source tree: "-c" puts the cwd first on sys.path
     )
     try:
         assert parent.stdout is not None

@@ -8,7 +8,6 @@ import subprocess
 from typing import Callable
 
 import pytest
-
 from nsutil import TYPES, Holder, NamedNetns, Venv, probe
 
 from pyns_boot import Namespaces, _setns
