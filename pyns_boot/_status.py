@@ -245,6 +245,8 @@ def status() -> "Status":
         message = load_error or "pyns_boot: cannot load the C helper pyns_boot._setns: %s" % error
         return Status(FAILED, load_error is not None, {}, error=message, policy=policy)
 
+    if policy is None:  # the common path: the C helper's run() acted without pyns_boot.hook
+        policy = _setns.policy()
     report = _setns.report()
     if report is not None:
         return _from_report(
