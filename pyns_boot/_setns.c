@@ -379,18 +379,36 @@ static PyObject *apply_policy(const char *message)
         boot_policy = "exit";
     if (boot_policy[0] == 'i')
         Py_RETURN_NONE;
+    static const char head[] = "\npyns_boot: " POLICY_VARIABLE "=\"";
+    static const char tail[] = "\" is not understood (expected exit, "
+                               "warn or ignore); acting as exit";
+    const char *parts[] = {message, head, value, tail, "\n"};
+    size_t lengths[] = {strlen(message), sizeof head - 1, strlen(value),
+                        sizeof tail - 1, 1};
+    int understood = value[0] == '\0' || strcmp(value, "exit") == 0 ||
+                     boot_policy[0] != 'e';
+    size_t total = 0;
+    for (size_t i = 0; i < 5; i++)
+        if (!understood || i == 0 || i == 4)
+            total += lengths[i];
+    /* One write, so that the message arrives whole; piecewise only when
+     * memory ran out. */
+    char *text = malloc(total);
+    size_t used = 0;
     flush_python_stderr();
-    write_all(2, message, strlen(message));
-    if (value[0] != '\0' && boot_policy[0] == 'e' &&
-        strcmp(value, "exit") != 0) {
-        static const char head[] = "\npyns_boot: " POLICY_VARIABLE "=\"";
-        static const char tail[] = "\" is not understood (expected exit, "
-                                   "warn or ignore); acting as exit";
-        write_all(2, head, sizeof head - 1);
-        write_all(2, value, strlen(value));
-        write_all(2, tail, sizeof tail - 1);
+    for (size_t i = 0; i < 5; i++) {
+        if (understood && i != 0 && i != 4)
+            continue;
+        if (text == NULL)
+            write_all(2, parts[i], lengths[i]);
+        else
+            memcpy(text + used, parts[i], lengths[i]);
+        used += lengths[i];
     }
-    write_all(2, "\n", 1);
+    if (text != NULL) {
+        write_all(2, text, total);
+        free(text);
+    }
     if (boot_policy[0] == 'e')
         _exit(EXIT_STATUS);
     Py_RETURN_NONE;

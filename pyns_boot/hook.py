@@ -159,7 +159,10 @@ def write_stderr(text: str) -> None:
     data = os.fsencode(text)
     try:
         while data:
-            data = data[os.write(2, data) :]
+            written = os.write(2, data)
+            if written <= 0:
+                break
+            data = data[written:]
     except OSError:
         pass
 
