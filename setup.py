@@ -63,8 +63,10 @@ class build_py_with_startup_files(build_py):
 
 setup(
     ext_modules=[
+        # Top-level, beside pyns_boot.pth: the start-up line imports it without
+        # the package; pyns_boot/_setns.py re-exports it as pyns_boot._setns.
         Extension(
-            "pyns_boot._setns",
+            "_pyns_boot",
             sources=["pyns_boot/_setns.c", "pyns_boot/_setns_core.c"],
             depends=["pyns_boot/_setns_core.h"],
             py_limited_api=LIMITED_API,

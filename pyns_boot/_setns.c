@@ -18,16 +18,20 @@
 
 #include <Python.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <unistd.h>
 
 /* The outcome of the one boot() of this process.  It is plain C data so
  * that every interpreter of the process (subinterpreters included) sees the
  * same record and builds its own Python objects from it. */
 static int boot_done;
 static struct ns_report boot_report;
+/* The failure policy run() applied ("exit", "warn", "ignore"), or NULL. */
+static const char *boot_policy;
 
 static PyObject *optional_fs_string(const char *text)
 {
@@ -249,7 +253,223 @@ static PyObject *setns_parse_order(PyObject *module, PyObject *args)
     return result;
 }
 
+/* ---- run(): the start-up hook's common path, without importing Python ---- */
+
+#define POLICY_VARIABLE "PYNS_BOOT_ON_ERROR"
+#define EXIT_STATUS 125
+
+typedef PyInterpreterState *(*interpreter_getter)(void);
+
+/* 1 in the main interpreter, 0 in a subinterpreter, -1 when it cannot be
+ * told from C.  The abi3 headers of 3.8 declare neither function (3.8 has
+ * _PyInterpreterState_Get, 3.9+ PyInterpreterState_Get), so look them up in
+ * the running interpreter; a Python embedded with RTLD_LOCAL hides them. */
+static int main_interpreter_state(void)
+{
+    static interpreter_getter main_getter, current_getter;
+    static int looked_up;
+    if (!looked_up) {
+        main_getter = (interpreter_getter)dlsym(RTLD_DEFAULT,
+                                                "PyInterpreterState_Main");
+        current_getter = (interpreter_getter)dlsym(RTLD_DEFAULT,
+                                                   "PyInterpreterState_Get");
+        if (current_getter == NULL)
+            current_getter = (interpreter_getter)dlsym(
+                RTLD_DEFAULT, "_PyInterpreterState_Get");
+        looked_up = 1;
+    }
+    if (main_getter == NULL || current_getter == NULL)
+        return -1;
+    return main_getter() == current_getter();
+}
+
+static PyObject *setns_in_main_interpreter(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    int state = main_interpreter_state();
+    if (state < 0)
+        Py_RETURN_NONE;
+    return PyBool_FromLong(state);
+}
+
+/* The hook in Python (pyns_boot.hook.run) for what run() leaves to it. */
+static PyObject *run_python_hook(void)
+{
+    PyObject *hook = PyImport_ImportModule("pyns_boot.hook");
+    if (hook == NULL)
+        return NULL;
+    PyObject *result = PyObject_CallMethod(hook, "run", NULL);
+    Py_DECREF(hook);
+    return result;
+}
+
+static int any_variable_set(void)
+{
+    if (getenv(NS_ORDER_VARIABLE) != NULL)
+        return 1;
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        if (getenv(ns_kinds[kind].variable) != NULL)
+            return 1;
+    return 0;
+}
+
+/* os.environ.pop(name, None) for each set variable; os.environ's
+ * __delitem__ also removes it from the C environment. */
+static int remove_variables(void)
+{
+    PyObject *os = PyImport_ImportModule("os");
+    if (os == NULL)
+        return -1;
+    PyObject *environ = PyObject_GetAttrString(os, "environ");
+    Py_DECREF(os);
+    if (environ == NULL)
+        return -1;
+    int rc = 0;
+    for (int kind = 0; kind <= NS_KIND_COUNT && rc == 0; kind++) {
+        const char *name = kind < NS_KIND_COUNT ? ns_kinds[kind].variable
+                                                : NS_ORDER_VARIABLE;
+        if (getenv(name) == NULL)
+            continue;
+        PyObject *removed = PyObject_CallMethod(environ, "pop", "sO", name,
+                                                Py_None);
+        if (removed == NULL)
+            rc = -1;
+        Py_XDECREF(removed);
+        if (rc == 0 && unsetenv(name) != 0)
+            rc = (PyErr_SetFromErrno(PyExc_OSError), -1);
+    }
+    Py_DECREF(environ);
+    return rc;
+}
+
+static void write_all(int fd, const char *text, size_t length)
+{
+    while (length > 0) {
+        ssize_t written = write(fd, text, length);
+        if (written < 0 && errno == EINTR)
+            continue;
+        if (written <= 0)
+            return; /* nowhere left to report to */
+        text += written;
+        length -= (size_t)written;
+    }
+}
+
+/* Whatever sys.stderr buffered goes out before the raw message. */
+static void flush_python_stderr(void)
+{
+    PyObject *stream = PySys_GetObject("stderr"); /* borrowed */
+    if (stream != NULL && stream != Py_None) {
+        PyObject *result = PyObject_CallMethod(stream, "flush", NULL);
+        Py_XDECREF(result);
+    }
+    PyErr_Clear();
+}
+
+/* pyns_boot.hook.apply_policy, with the message written as its bytes. */
+static PyObject *apply_policy(const char *message)
+{
+    const char *value = getenv(POLICY_VARIABLE);
+    if (value == NULL)
+        value = "";
+    if (strcmp(value, "warn") == 0 || strcmp(value, "ignore") == 0)
+        boot_policy = value[0] == 'w' ? "warn" : "ignore";
+    else
+        boot_policy = "exit";
+    if (boot_policy[0] == 'i')
+        Py_RETURN_NONE;
+    static const char head[] = "\npyns_boot: " POLICY_VARIABLE "=\"";
+    static const char tail[] = "\" is not understood (expected exit, "
+                               "warn or ignore); acting as exit";
+    const char *parts[] = {message, head, value, tail, "\n"};
+    size_t lengths[] = {strlen(message), sizeof head - 1, strlen(value),
+                        sizeof tail - 1, 1};
+    int understood = value[0] == '\0' || strcmp(value, "exit") == 0 ||
+                     boot_policy[0] != 'e';
+    size_t total = 0;
+    for (size_t i = 0; i < 5; i++)
+        if (!understood || i == 0 || i == 4)
+            total += lengths[i];
+    /* One write, so that the message arrives whole; piecewise only when
+     * memory ran out. */
+    char *text = malloc(total);
+    size_t used = 0;
+    flush_python_stderr();
+    for (size_t i = 0; i < 5; i++) {
+        if (understood && i != 0 && i != 4)
+            continue;
+        if (text == NULL)
+            write_all(2, parts[i], lengths[i]);
+        else
+            memcpy(text + used, parts[i], lengths[i]);
+        used += lengths[i];
+    }
+    if (text != NULL) {
+        write_all(2, text, total);
+        free(text);
+    }
+    if (boot_policy[0] == 'e')
+        _exit(EXIT_STATUS);
+    Py_RETURN_NONE;
+}
+
+/* run(): what pyns_boot.hook.run() does, for every case but a mnt join
+ * (keep-imports and its setting) and a Python whose interpreters C cannot
+ * tell apart: those go to pyns_boot.hook.run(). */
+static PyObject *setns_run(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (boot_done || !any_variable_set())
+        Py_RETURN_NONE;
+    int is_main = main_interpreter_state();
+    if (is_main == 0)
+        Py_RETURN_NONE;
+    const char *mnt_path = getenv("gons_mnt");
+    if (is_main < 0 || (mnt_path != NULL && mnt_path[0] != '\0'))
+        return run_python_hook();
+    boot_done = 1;
+
+    const char *paths[NS_KIND_COUNT];
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        paths[kind] = getenv(ns_kinds[kind].variable);
+    const char *order = getenv(NS_ORDER_VARIABLE);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ns_run_keep_root(order, paths, getauxval(AT_SECURE) != 0, 0,
+                          &boot_report);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        return raise_no_memory();
+    if (remove_variables() < 0)
+        return NULL;
+    if (boot_report.error_errno != 0)
+        return apply_policy(boot_report.message != NULL ? boot_report.message
+                                                        : "pyns_boot: failed");
+    Py_RETURN_NONE;
+}
+
+/* policy() -> the failure policy run() applied, or None. */
+static PyObject *setns_policy(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (boot_policy == NULL)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(boot_policy);
+}
+
 static PyMethodDef setns_methods[] = {
+    {"run", setns_run, METH_NOARGS,
+     "run(): the start-up hook (pyns_boot.pth): join the namespaces the\n"
+     "gons_* variables name, remove them, apply PYNS_BOOT_ON_ERROR; a mnt\n"
+     "join goes to pyns_boot.hook.run().  Once per process, main\n"
+     "interpreter only."},
+    {"policy", setns_policy, METH_NOARGS,
+     "policy() -> the failure policy run() applied, or None."},
+    {"in_main_interpreter", setns_in_main_interpreter, METH_NOARGS,
+     "in_main_interpreter() -> True, False, or None when C cannot tell."},
     {"parse_order", setns_parse_order, METH_VARARGS,
      "parse_order(order) -> ((type, early), ...): validate an order string\n"
      "exactly as the hook does; ValueError carries the hook's message."},
@@ -317,7 +537,7 @@ static PyModuleDef_Slot setns_slots[] = {
 
 static struct PyModuleDef setns_module = {
     PyModuleDef_HEAD_INIT,
-    "pyns_boot._setns",
+    "_pyns_boot",
     "Join Linux namespaces named by the gons_* variables (C helper).",
     0,
     setns_methods,
@@ -327,7 +547,10 @@ static struct PyModuleDef setns_module = {
     NULL,
 };
 
-PyMODINIT_FUNC PyInit__setns(void)
+/* Installed as the top-level module _pyns_boot, beside pyns_boot.pth, so
+ * the start-up line imports no package; pyns_boot/_setns.py makes it
+ * pyns_boot._setns for the rest of the code. */
+PyMODINIT_FUNC PyInit__pyns_boot(void)
 {
     return PyModuleDef_Init(&setns_module);
 }

@@ -13,7 +13,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import MappingProxyType
+    from types import MappingProxyType, ModuleType
     from typing import Any, Mapping
 else:
     MappingProxyType = type(type.__dict__)  # types.MappingProxyType: importing types costs more than status()
@@ -234,17 +234,29 @@ class NamespaceError(OSError):
         return str(self.strerror)
 
 
+def _c_helper() -> "ModuleType":
+    """pyns_boot._setns; as the start-up line loaded it (_pyns_boot) when it did: no alias module to import."""
+    helper = sys.modules.get("_pyns_boot")
+    if helper is not None:
+        return helper
+    from pyns_boot import _setns
+
+    return _setns
+
+
 def status() -> "Status":
     """What the start-up hook did in this process."""
     hook = sys.modules.get("pyns_boot.hook")
     policy = getattr(hook, "policy", None)
     load_error = getattr(hook, "load_error", None)
     try:
-        from pyns_boot import _setns
+        _setns = _c_helper()
     except ImportError as error:
         message = load_error or "pyns_boot: cannot load the C helper pyns_boot._setns: %s" % error
         return Status(FAILED, load_error is not None, {}, error=message, policy=policy)
 
+    if policy is None:  # the common path: the C helper's run() acted without pyns_boot.hook
+        policy = _setns.policy()
     report = _setns.report()
     if report is not None:
         return _from_report(

@@ -149,18 +149,31 @@ def apply_policy(message: str) -> None:
 
 
 def write_stderr(text: str) -> None:
+    """Write text complete to fd 2 as the bytes it came from (a non-UTF-8 path
+    appears as given, as the C helper's run() writes it), after whatever
+    sys.stderr holds buffered."""
     try:
-        sys.stderr.write(text)
         sys.stderr.flush()
-    except Exception:  # no usable sys.stderr this early: fall back to fd 2
-        try:
-            os.write(2, text.encode("utf-8", "backslashreplace"))
-        except OSError:
-            pass
+    except Exception:  # no usable sys.stderr this early
+        pass
+    data = os.fsencode(text)
+    try:
+        while data:
+            written = os.write(2, data)
+            if written <= 0:
+                break
+            data = data[written:]
+    except OSError:
+        pass
 
 
 def in_main_interpreter() -> bool:
-    """False in a subinterpreter (3.12+: _thread; 3.8-3.11: _xxsubinterpreters)."""
+    """False in a subinterpreter (the C helper when loaded; else 3.12+: _thread; 3.8-3.11: _xxsubinterpreters)."""
+    helper = sys.modules.get("_pyns_boot")
+    if helper is not None:
+        answer = helper.in_main_interpreter()  # None when C cannot tell
+        if answer is not None:
+            return bool(answer)
     import _thread
 
     is_main = getattr(_thread, "_is_main_interpreter", None)

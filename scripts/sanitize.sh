@@ -44,7 +44,7 @@ run_suite() {
     [ -e "$libasan" ] || { echo "no libasan.so for gcc" >&2; exit 1; }
     local wheel
     wheel=$(build_wheel "$build" "-g ${sanitize[*]}" "${sanitize[*]}")
-    unzip -p "$wheel" 'pyns_boot/_setns*.so' >"$build/_setns.so"
+    unzip -p "$wheel" '_pyns_boot*.so' >"$build/_setns.so"
     nm -D "$build/_setns.so" | grep -q __asan_init || { echo "the wheel is not instrumented" >&2; exit 1; }
     # CPython itself leaks at exit by design: leaks are checked on the core
     # (mode core) and by scripts/valgrind.sh, not in every interpreter.

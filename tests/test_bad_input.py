@@ -420,8 +420,8 @@ def as_text(message: bytes) -> str:
 
 
 def on_stderr(message: bytes) -> bytes:
-    """The message as the hook writes it: sys.stderr escapes undecodable bytes."""
-    return as_text(message).encode("utf-8", "backslashreplace")
+    """The message as the hook writes it: the raw bytes, a non-UTF-8 path as given."""
+    return message
 
 
 def test_catalogue_is_complete() -> None:

@@ -67,7 +67,7 @@ def test_pth_without_the_hook_line(fresh_hook_venv: Venv) -> None:
 
 
 def test_extension_removed(fresh_hook_venv: Venv) -> None:
-    (extension,) = (fresh_hook_venv.site_packages / "pyns_boot").glob("_setns*.so")
+    (extension,) = fresh_hook_venv.site_packages.glob("_pyns_boot*.so")
     extension.unlink()
     status, report = doctor(fresh_hook_venv)
     assert status == 1

@@ -401,7 +401,7 @@ def test_non_root_user_in_a_user_namespace_it_owns(hook_venv: Venv, holder: Call
 
 
 def test_the_hook_and_import_do_not_load_the_executor(hook_venv: Venv, netns: NamedNetns) -> None:
-    code = "import sys, pyns_boot; print(sorted(m for m in sys.modules if m.startswith('pyns_boot')))"
+    code = "import sys, pyns_boot; print(sorted(m for m in sys.modules if 'pyns_boot' in m))"
     out = subprocess.run(
         [hook_venv.python, "-c", code],
         capture_output=True,
@@ -412,5 +412,5 @@ def test_the_hook_and_import_do_not_load_the_executor(hook_venv: Venv, netns: Na
     )
     assert out.returncode == 0, out.stderr
     loaded = out.stdout.strip()
-    assert "pyns_boot._setns" in loaded  # the hook ran
+    assert "'_pyns_boot'" in loaded  # the hook ran (the C helper, imported by the .pth line)
     assert "_executor" not in loaded and "_forkserver" not in loaded

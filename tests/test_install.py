@@ -25,6 +25,8 @@ import pytest
 from nsutil import REPO, Holder, Venv, clean_env, make_venv, probe, rmtree, run_python
 
 STARTUP_FILES = ("pyns_boot.pth", "pyns_boot.start")
+# The C helper sits at the root, beside the .pth (pyns_boot/_setns.py re-exports it).
+EXTENSION = "_pyns_boot.abi3.so"
 WHEEL_TAG = "cp38-abi3-linux_x86_64"
 # setuptools >= 77 (Python 3.9+) puts the license under licenses/, older ones beside METADATA.
 DIST_INFO_FILES = {"METADATA", "WHEEL", "RECORD", "top_level.txt", "entry_points.txt", "licenses/LICENSE", "LICENSE"}
@@ -34,8 +36,8 @@ BUILD_TIMEOUT = 600
 def package_files() -> set[str]:
     """What the wheel must hold of the package: its modules, stubs, marker, the extension."""
     names = {p.name for p in (REPO / "pyns_boot").iterdir() if p.is_file() and p.suffix in (".py", ".pyi")}
-    names |= {"py.typed", "_setns.abi3.so"}
-    return {"pyns_boot/" + n for n in names}
+    names |= {"py.typed"}
+    return {"pyns_boot/" + n for n in names} | {EXTENSION}
 
 
 def version() -> str:
@@ -284,8 +286,8 @@ def test_install_route_activates_the_hook_and_uninstall_removes_everything(
     package_file, extension_file = where.stdout.split()
     home = unpacked_sdist if editable else site
     assert os.path.realpath(package_file).startswith(os.path.realpath(home) + os.sep), (package_file, home)
-    assert Path(extension_file).name == "_setns.abi3.so"
-    assert Path(extension_file).parent == Path(package_file).parent
+    assert Path(extension_file).name == EXTENSION
+    assert Path(extension_file).parent == Path(package_file).parent.parent
 
     if tool == "pip":
         run(pip_cmd(route_venv, "uninstall", "-y", "pyns_boot"))
