@@ -92,6 +92,28 @@ static PyObject *raise_no_memory(void)
     return PyErr_NoMemory();
 }
 
+/* The one run of this process, from the C environment, into boot_report.
+ * -1 with MemoryError set when memory ran out. */
+static int boot_from_environment(int keep_old_root)
+{
+    const char *paths[NS_KIND_COUNT];
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        paths[kind] = getenv(ns_kinds[kind].variable);
+    const char *order = getenv(NS_ORDER_VARIABLE);
+    int rc;
+
+    boot_done = 1;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ns_run_keep_root(order, paths, getauxval(AT_SECURE) != 0,
+                          keep_old_root, &boot_report);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        raise_no_memory();
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *setns_boot(PyObject *module, PyObject *args)
 {
     (void)module;
@@ -100,20 +122,8 @@ static PyObject *setns_boot(PyObject *module, PyObject *args)
         return NULL;
     if (boot_done)
         Py_RETURN_NONE;
-    boot_done = 1;
-
-    const char *paths[NS_KIND_COUNT];
-    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
-        paths[kind] = getenv(ns_kinds[kind].variable);
-    const char *order = getenv(NS_ORDER_VARIABLE);
-
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ns_run_keep_root(order, paths, getauxval(AT_SECURE) != 0,
-                          keep_old_root, &boot_report);
-    Py_END_ALLOW_THREADS
-    if (rc < 0)
-        return raise_no_memory();
+    if (boot_from_environment(keep_old_root) < 0)
+        return NULL;
     return report_to_python(&boot_report);
 }
 
@@ -429,19 +439,8 @@ static PyObject *setns_run(PyObject *module, PyObject *unused)
     const char *mnt_path = getenv("gons_mnt");
     if (is_main < 0 || (mnt_path != NULL && mnt_path[0] != '\0'))
         return run_python_hook();
-    boot_done = 1;
-
-    const char *paths[NS_KIND_COUNT];
-    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
-        paths[kind] = getenv(ns_kinds[kind].variable);
-    const char *order = getenv(NS_ORDER_VARIABLE);
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ns_run_keep_root(order, paths, getauxval(AT_SECURE) != 0, 0,
-                          &boot_report);
-    Py_END_ALLOW_THREADS
-    if (rc < 0)
-        return raise_no_memory();
+    if (boot_from_environment(0) < 0)
+        return NULL;
     if (remove_variables() < 0)
         return NULL;
     if (boot_report.error_errno != 0)
