@@ -10,25 +10,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Iterable
 
 REPO = Path(__file__).resolve().parent.parent
-TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
-UNSHARE_FLAGS = {
-    "cgroup": ["--cgroup"],
-    "ipc": ["--ipc"],
-    "mnt": ["--mount"],
-    "net": ["--net"],
-    "pid": ["--pid"],
-    "time": ["--time"],
-    "user": ["--user", "--map-root-user"],
-    "uts": ["--uts"],
-}
+# One holder implementation for tests and benchmarks.
+sys.path.insert(0, str(REPO / "tests"))
+import nsutil  # noqa: E402
+
+TYPES = nsutil.TYPES
 MIN_VERSION = (3, 8)
 
 
@@ -99,58 +90,11 @@ class Venvs:
         return path
 
 
-class Holder:
-    """A process sitting in fresh namespaces of the given types (unshare --fork)."""
-
-    def __init__(self, types: Iterable[str]) -> None:
-        self.types = tuple(types)
-        flags = [flag for t in self.types for flag in UNSHARE_FLAGS[t]]
-        self.process = subprocess.Popen(
-            ["unshare", *flags, "--fork", "--kill-child", "sh", "-c", "echo ready; exec sleep 1000000"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        if self.process.stdout.readline().strip() != "ready":
-            self.process.kill()
-            _, err = self.process.communicate(timeout=10)
-            raise SystemExit("cannot make a namespace holder (%s): %s" % (",".join(self.types), err))
-        self.pid = self._inner_pid()
-
-    def _inner_pid(self) -> int:
-        pid = self.process.pid
-        deadline = time.monotonic() + 10
-        while True:
-            children = Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()
-            if children:
-                pid = int(children[0])
-                continue
-            if pid != self.process.pid:
-                return pid
-            if time.monotonic() > deadline:
-                raise SystemExit("namespace holder has no child")
-            time.sleep(0.01)
-
-    def ref(self, ns_type: str) -> str:
-        return "/proc/%d/ns/%s" % (self.pid, ns_type)
+class Holder(nsutil.Holder):
+    """The test suite's namespace holder (tests/nsutil.py), plus its gons_* variables."""
 
     def env(self) -> dict[str, str]:
-        """The gons_* variables that name this holder's namespaces."""
         return {"gons_" + t: self.ref(t) for t in self.types}
-
-    def link(self, ns_type: str) -> str:
-        return os.readlink(self.ref(ns_type))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.communicate(timeout=10)
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def clean_env(**extra: str) -> dict[str, str]:
