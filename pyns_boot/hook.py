@@ -1,10 +1,13 @@
 """The start-up hook: runs once per process, before any user code.
 
-``pyns_boot.pth`` (and, from Python 3.15 on, ``pyns_boot.start``) calls
-:func:`run` while site.py initialises the interpreter.  It hands the
-gons_* variables to the C helper, removes them from the environment and
-applies the failure policy.  Everything here is on the start-up path of
-every Python process of the environment: keep imports out of it.
+The common case never comes here: ``pyns_boot.pth`` calls the C helper's
+``_pyns_boot.run()``, which joins, removes the variables and applies the
+failure policy by itself.  :func:`run` is the start-up path for the rest:
+a gons_mnt join (keep importing from the original root), a C helper that
+does not load (the policy still applies), an interpreter whose
+subinterpreters C cannot tell apart, and the PEP 829 entry point
+``pyns_boot.start`` (Python 3.15+).  It is still start-up code of every
+such process: keep imports out of it.
 """
 
 import os
