@@ -145,6 +145,11 @@ def result_of(stdout: str, marker: str = "RESULT ") -> dict[str, Any]:
     raise AssertionError("no %r line in %r" % (marker, stdout))
 
 
+def run_argv(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a command line (not only "-c" code) with a timeout, outside the source tree."""
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd="/")
+
+
 def test_c_program_imports_from_its_own_installation(target: Holder, mnt_venv: Venv, workdir: Path) -> None:
     result = run_python(
         mnt_venv.python,
@@ -180,13 +185,8 @@ def test_c_program_imports_from_its_own_installation(target: Holder, mnt_venv: V
 
 
 def test_dash_m_runs_a_module_of_the_venv(target: Holder, mnt_venv: Venv) -> None:
-    result = subprocess.run(
-        [mnt_venv.python, "-m", "pyns_tinypkg.main", "an-argument"],
-        env=clean_env(gons_mnt=target.ref("mnt")),
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT,
-        cwd="/",
+    result = run_argv(
+        [mnt_venv.python, "-m", "pyns_tinypkg.main", "an-argument"], clean_env(gons_mnt=target.ref("mnt"))
     )
     assert result.returncode == 0, result.stderr
     out = result_of(result.stdout, "MAIN ")
@@ -197,9 +197,7 @@ def test_dash_m_runs_a_module_of_the_venv(target: Holder, mnt_venv: Venv) -> Non
 def test_script_directory_through_pythonpath_and_dash_m(target: Holder, mnt_venv: Venv, workdir: Path) -> None:
     scripts = workdir / "foreign-mnt-scripts"
     env = clean_env(gons_mnt=target.ref("mnt"), PYTHONPATH=str(scripts))
-    result = subprocess.run(
-        [mnt_venv.python, "-m", "app"], env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd="/"
-    )
+    result = run_argv([mnt_venv.python, "-m", "app"], env)
     assert result.returncode == 0, result.stderr
     out = result_of(result.stdout, "APP ")
     assert out["file"].startswith("/proc/self/fd/") and out["file"].endswith(str(scripts / "app.py"))
@@ -223,13 +221,9 @@ def test_mounts_of_a_namespace_left_by_its_last_process(target: Holder, mnt_venv
         'mount --bind "$1" "$2" && shift 2 && exec "$@"',
         "sh",
     ]
-    result = subprocess.run(
+    result = run_argv(
         [*wrapper, str(scripts), str(mountpoint), mnt_venv.python, "-m", "app"],
-        env=clean_env(gons_mnt=target.ref("mnt"), PYTHONPATH=str(mountpoint)),
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT,
-        cwd="/",
+        clean_env(gons_mnt=target.ref("mnt"), PYTHONPATH=str(mountpoint)),
     )
     assert result.returncode == 0, result.stderr
     out = result_of(result.stdout, "APP ")
@@ -240,14 +234,7 @@ def test_script_given_by_path_is_opened_in_the_target(target: Holder, mnt_venv: 
     # CPython opens the script after site.py, so after the switch: the README
     # documents this limit and the -m/PYTHONPATH way around it.
     script = workdir / "foreign-mnt-scripts" / "app.py"
-    result = subprocess.run(
-        [mnt_venv.python, str(script)],
-        env=clean_env(gons_mnt=target.ref("mnt")),
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT,
-        cwd="/",
-    )
+    result = run_argv([mnt_venv.python, str(script)], clean_env(gons_mnt=target.ref("mnt")))
     assert result.returncode == 2 and "can't open file" in result.stderr, result
 
 
