@@ -98,10 +98,11 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
     except OSError as error:
         for kept in fds:
             os.close(kept)
+        reason = _why_unreachable(error)
         imports_error = (
             'pyns_boot: joined gons_mnt "%s", but the interpreter cannot keep importing from its own '
-            "installation: %s is not reachable there (%s); set %s=0 to import from the target's "
-            "filesystem instead" % (mnt_path, root, _why_unreachable(error), KEEP_IMPORTS_VARIABLE)
+            "installation: %s is not reachable there (%s); %sset %s=0 to import from the target's "
+            "filesystem instead" % (mnt_path, root, reason, _pid_way_out(mnt_path, reason), KEEP_IMPORTS_VARIABLE)
         )
         apply_policy(imports_error)
         return
@@ -122,6 +123,9 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
     imports_root = root
 
 
+OTHER_PID_NAMESPACE = "the target's /proc belongs to a pid namespace this process is not a member of"
+
+
 def _why_unreachable(error: OSError) -> str:
     try:
         os.lstat("/proc/self")
@@ -130,8 +134,22 @@ def _why_unreachable(error: OSError) -> str:
     try:
         os.stat("/proc/self")
     except OSError:
-        return "the target's /proc belongs to a pid namespace this process is not a member of"
+        return OTHER_PID_NAMESPACE
     return error.strerror or str(error)
+
+
+def _pid_way_out(mnt_path: str, reason: str) -> str:
+    """The first way out of a /proc of another pid namespace: run the program inside it (gons_pid)."""
+    if reason != OTHER_PID_NAMESPACE:
+        return ""
+    mode = sys.modules["_pyns_boot"].pid_mode() if "_pyns_boot" in sys.modules else None
+    if mode == "children":
+        return 'unset PYNS_BOOT_PID (it is "children": only children enter gons_pid\'s namespace) or '
+    if mode is not None:
+        return "make gons_pid name the pid namespace that /proc belongs to, or "
+    parts = mnt_path.split("/")
+    pid_path = "/".join([*parts[:-1], "pid"]) if parts[-2:-1] == ["ns"] else "/proc/PID/ns/pid"
+    return "add gons_pid=%s (the target's pid namespace) to run the program inside it, or " % pid_path
 
 
 def apply_policy(message: str) -> None:
