@@ -531,16 +531,37 @@ static PyObject *setns_pid_mode(PyObject *module, PyObject *unused)
     return PyUnicode_FromString(boot_pid_mode);
 }
 
-/* enter_pid(): fork once; the caller continues as the child, in the pid
- * namespace for children, and the parent supervises it (never returns).
- * OSError when fork failed. */
-static PyObject *setns_enter_pid(PyObject *module, PyObject *unused)
+/* enter_pid(path): fork once; the caller continues as the child, in the
+ * pid namespace for children, and the parent supervises it (never
+ * returns).  OSError(errno, message naming path) when fork failed. */
+static PyObject *setns_enter_pid(PyObject *module, PyObject *args)
 {
     (void)module;
-    (void)unused;
-    if (fork_into_pid_namespace() < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);
-    Py_RETURN_NONE;
+    PyObject *path_bytes;
+    if (!PyArg_ParseTuple(args, "O&:enter_pid", PyUnicode_FSConverter,
+                          &path_bytes))
+        return NULL;
+    PyObject *result = NULL;
+    const char *path = PyBytes_AsString(path_bytes);
+    if (path != NULL && fork_into_pid_namespace() == 0) {
+        result = (Py_INCREF(Py_None), Py_None);
+    } else if (path != NULL) {
+        int error_errno = errno;
+        char *message = pid_entry_fork_message(path, error_errno);
+        if (message == NULL) {
+            raise_no_memory();
+        } else {
+            PyObject *error = Py_BuildValue("(iN)", error_errno,
+                                            PyUnicode_DecodeFSDefault(message));
+            free(message);
+            if (error != NULL) {
+                PyErr_SetObject(PyExc_OSError, error);
+                Py_DECREF(error);
+            }
+        }
+    }
+    Py_DECREF(path_bytes);
+    return result;
 }
 
 /* policy() -> the failure policy run() applied, or None. */
@@ -564,8 +585,9 @@ static PyMethodDef setns_methods[] = {
      "this process lives in the namespace, its parent supervises it),\n"
      "\"member\" (it lived there already), \"children\" (PYNS_BOOT_PID=children:\n"
      "only its children land there), \"failed\" (the fork failed); else None."},
-    {"enter_pid", setns_enter_pid, METH_NOARGS,
-     "enter_pid(): fork once after apply() joined a pid namespace; returns in\n"
+    {"enter_pid", setns_enter_pid, METH_VARARGS,
+     "enter_pid(path): fork once after apply() joined the pid namespace path\n"
+     "names; returns in\n"
      "the child (inside it) while the parent, in C, forwards signals to it\n"
      "and exits as it exits.  Single-threaded callers only.  OSError when\n"
      "fork failed (ENOMEM: the namespace's init has exited)."},

@@ -98,7 +98,7 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
     except OSError as error:
         for kept in fds:
             os.close(kept)
-        reason = _why_unreachable(error)
+        reason = why_unreachable(error)
         imports_error = (
             'pyns_boot: joined gons_mnt "%s", but the interpreter cannot keep importing from its own '
             "installation: %s is not reachable there (%s); %sset %s=0 to import from the target's "
@@ -126,7 +126,7 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
 OTHER_PID_NAMESPACE = "the target's /proc belongs to a pid namespace this process is not a member of"
 
 
-def _why_unreachable(error: OSError) -> str:
+def why_unreachable(error: OSError) -> str:
     try:
         os.lstat("/proc/self")
     except OSError:
@@ -147,9 +147,13 @@ def _pid_way_out(mnt_path: str, reason: str) -> str:
         return 'unset PYNS_BOOT_PID (it is "children": only children enter gons_pid\'s namespace) or '
     if mode is not None:
         return "make gons_pid name the pid namespace that /proc belongs to, or "
+    return "add gons_pid=%s (the target's pid namespace) to run the program inside it, or " % sibling_pid_path(mnt_path)
+
+
+def sibling_pid_path(mnt_path: str) -> str:
+    """/proc/PID/ns/mnt -> /proc/PID/ns/pid; else a placeholder."""
     parts = mnt_path.split("/")
-    pid_path = "/".join([*parts[:-1], "pid"]) if parts[-2:-1] == ["ns"] else "/proc/PID/ns/pid"
-    return "add gons_pid=%s (the target's pid namespace) to run the program inside it, or " % pid_path
+    return "/".join([*parts[:-1], "pid"]) if parts[-2:-1] == ["ns"] else "/proc/PID/ns/pid"
 
 
 def apply_policy(message: str) -> None:
