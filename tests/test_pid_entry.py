@@ -267,3 +267,54 @@ def test_nothing_left_behind(hook_venv: Venv, pid_holder: Holder) -> None:
     result = run_python(hook_venv.python, "import os; print(os.getpid())", {"gons_pid": pid_holder.ref("pid")})
     assert result.returncode == 0
     assert children_of(pid_holder.pid) == [], "no zombie, no leftover in the namespace"
+
+
+TERMINAL_PROGRAM = r"""
+import signal, sys, time
+got = []
+signal.signal(signal.SIGINT, lambda *a: got.append(1))
+print("READY", flush=True)
+deadline = time.monotonic() + 30
+while not got and time.monotonic() < deadline:
+    time.sleep(0.01)
+time.sleep(0.5)  # a second, forwarded SIGINT would arrive by now
+print("INTERRUPTS %d" % len(got), flush=True)
+"""
+
+
+def read_until(master: int, pattern: bytes, timeout: float = 30.0) -> bytes:
+    import re
+    import select
+
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, data):
+        ready, _, _ = select.select([master], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            raise AssertionError("no %r in %r" % (pattern, data))
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the other side closed
+            raise AssertionError("no %r in %r" % (pattern, data)) from None
+        data += chunk
+    return data
+
+
+def test_terminal_interrupt_reaches_the_program_once(hook_venv: Venv, pid_holder: Holder) -> None:
+    """^C goes to the whole foreground process group: the supervisor must not forward it a second time."""
+    import pty
+
+    env = clean_env(gons_pid=pid_holder.ref("pid"))
+    # sh, the session leader, catches ^C and runs the interpreter in the foreground process group
+    argv = ["sh", "-c", 'trap : INT; "$0" -c "$1"; echo "EXIT $?"', hook_venv.python, TERMINAL_PROGRAM]
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execve("/bin/sh", argv, env)
+    try:
+        read_until(master, b"READY")
+        os.write(master, b"\x03")
+        out = read_until(master, rb"EXIT \d+\r?\n")
+    finally:
+        os.close(master)
+        os.waitpid(pid, 0)
+    assert b"INTERRUPTS 1" in out and b"EXIT 0" in out, out
