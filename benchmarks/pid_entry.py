@@ -41,8 +41,25 @@ from _harness import Case, cpu_ratio, measure, paired_delta_ms, ratio, syscalls
 
 PASS = ["-c", "pass"]
 GOAL_MS = 0.5
+# The same fork done by Python code at the start of an idle interpreter: what one fork of it costs.
+FORK = "import os\nif os.fork():\n    os._exit(os.waitstatus_to_exitcode(os.wait()[1]))"
 MODE_PROBE = "import os, pyns_boot; print(pyns_boot.status().pid_mode, os.getpid())"
 _COLLECTED = re.compile(r"==\d+== Collected : (\d+)")
+
+
+def minor_faults(argv: Sequence[str], env: Mapping[str, str], repeat: int = 20) -> int:
+    """Page faults of a start, every process it waited for included (wait4 rusage; median)."""
+    counts = []
+    for _ in range(repeat):
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            actions = [(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)]
+            pid = os.posix_spawn(argv[0], list(argv), dict(env), file_actions=actions)
+            _, _, usage = os.wait4(pid, 0)
+        finally:
+            os.close(devnull)
+        counts.append(usage.ru_minflt + usage.ru_majflt)
+    return int(statistics.median(counts))
 
 
 def program_instructions(argv: Sequence[str], env: Mapping[str, str], repeat: int = 3) -> int:
@@ -77,7 +94,8 @@ class Interpreter:
             "children", "gons_pid, PYNS_BOOT_PID=children", [python, *PASS], clean_env(**pid, PYNS_BOOT_PID="children")
         )
         self.entered = Case("entered", "gons_pid (fork + supervisor)", [python, *PASS], clean_env(**pid))
-        self.cases = [self.idle, self.children, self.entered]
+        self.forked = Case("forked", "no gons_*, os.fork() first (one fork)", [python, "-c", FORK], clean_env())
+        self.cases = [self.idle, self.children, self.entered, self.forked]
 
     def verify(self) -> None:
         """Each case does what its label says before it is timed."""
@@ -91,32 +109,35 @@ def report(
     interps: list[Interpreter],
     counts: dict[str, dict[str, int]],
     calls: dict[str, dict[str, int]],
+    faults: dict[str, dict[str, int]],
     rounds: int,
     command: str,
 ) -> str:
     lines = [
         "# pid entry: fork + supervisor against PYNS_BOOT_PID=children",
         "",
-        "%s; %s; %s, %d CPUs; %d interleaved rounds; `%s`"
+        "%s; %s; %s, %d CPUs, load %s; %d interleaved rounds; `%s`"
         % (
             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             platform.platform(),
             platform.machine(),
             os.cpu_count() or 0,
+            " ".join("%.2f" % load for load in os.getloadavg()),
             rounds,
             command,
         ),
         "",
         "| Python | case | wall median ms | CPU median ms | instructions (the program's process) | "
-        "system calls (all processes) |",
-        "|---|---|---:|---:|---:|---:|",
+        "system calls (all processes) | page faults (all processes) |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for interp in interps:
         for case in interp.cases:
             count = counts.get(interp.version, {}).get(case.key)
             call_count = calls.get(interp.version, {}).get(case.key)
+            fault_count = faults.get(interp.version, {}).get(case.key)
             lines.append(
-                "| %s | %s | %.2f | %.2f | %s | %s |"
+                "| %s | %s | %.2f | %.2f | %s | %s | %s |"
                 % (
                     interp.version,
                     case.label,
@@ -124,13 +145,14 @@ def report(
                     case.cpu_ms,
                     f"{count:,}" if count else "-",
                     call_count if call_count else "-",
+                    fault_count if fault_count else "-",
                 )
             )
     lines += [
         "",
         "| Python | entered - children, median of per-round differences | wall ratio | CPU ratio | "
-        "added instructions | goal < %.1f ms |" % GOAL_MS,
-        "|---|---:|---:|---:|---:|---|",
+        "added instructions | goal < %.1f ms | for scale: one os.fork(), forked - idle |" % GOAL_MS,
+        "|---|---:|---:|---:|---:|---|---:|",
     ]
     for interp in interps:
         delta = paired_delta_ms(interp.entered, interp.children)
@@ -141,7 +163,7 @@ def report(
             else "-"
         )
         lines.append(
-            "| %s | %+.3f ms | %.3f | %.3f | %s | %s |"
+            "| %s | %+.3f ms | %.3f | %.3f | %s | %s | %+.3f ms |"
             % (
                 interp.version,
                 delta,
@@ -149,6 +171,7 @@ def report(
                 cpu_ratio(interp.entered, interp.children),
                 added,
                 "met" if delta < GOAL_MS else "MISSED",
+                paired_delta_ms(interp.forked, interp.idle),
             )
         )
     return "\n".join(lines) + "\n"
@@ -182,13 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         measure(cases, args.rounds)
         counts: dict[str, dict[str, int]] = {}
         calls: dict[str, dict[str, int]] = {}
+        faults = {interp.version: {c.key: minor_faults(c.argv, c.env) for c in interp.cases} for interp in interps}
         for interp in interps:
             if not args.no_callgrind and tool("valgrind") is not None:
                 print("callgrind for %s ..." % interp.version, file=sys.stderr)
                 counts[interp.version] = {c.key: program_instructions(c.argv, c.env) for c in interp.cases}
             if tool("strace") is not None:
                 calls[interp.version] = {c.key: syscalls(c.argv, c.env) for c in interp.cases}
-        text = report(interps, counts, calls, args.rounds, command)
+        text = report(interps, counts, calls, faults, args.rounds, command)
     finally:
         if holder is not None:
             holder.stop()
