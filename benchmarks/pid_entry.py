@@ -25,10 +25,8 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -37,14 +35,13 @@ from typing import Mapping, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fixtures import REPO, Holder, Venvs, build_wheel, clean_env, default_pythons, run, tool
-from _harness import Case, cpu_ratio, measure, paired_delta_ms, ratio, syscalls
+from _harness import Case, cpu_ratio, instructions, measure, paired_delta_ms, ratio, syscalls
 
 PASS = ["-c", "pass"]
 GOAL_MS = 0.5
 # The same fork done by Python code at the start of an idle interpreter: what one fork of it costs.
 FORK = "import os\nif os.fork():\n    os._exit(os.waitstatus_to_exitcode(os.wait()[1]))"
 MODE_PROBE = "import os, pyns_boot; print(pyns_boot.status().pid_mode, os.getpid())"
-_COLLECTED = re.compile(r"==\d+== Collected : (\d+)")
 
 
 def minor_faults(argv: Sequence[str], env: Mapping[str, str], repeat: int = 20) -> int:
@@ -60,28 +57,6 @@ def minor_faults(argv: Sequence[str], env: Mapping[str, str], repeat: int = 20) 
             os.close(devnull)
         counts.append(usage.ru_minflt + usage.ru_majflt)
     return int(statistics.median(counts))
-
-
-def program_instructions(argv: Sequence[str], env: Mapping[str, str], repeat: int = 3) -> int:
-    """Instructions of the program's process under callgrind (median of repeat runs).
-
-    With the pid entry two processes report; the program's count includes the
-    pre-fork work it inherited, so it is the larger one."""
-    totals = []
-    for _ in range(repeat):
-        result = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
-            env={**env, "PYTHONHASHSEED": "0"},
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        found = _COLLECTED.findall(result.stderr)
-        if result.returncode != 0 or not found:
-            raise SystemExit("callgrind failed for %s:\n%s" % (" ".join(argv), result.stderr[-2000:]))
-        totals.append(max(int(n) for n in found))
-    return int(statistics.median(totals))
 
 
 class Interpreter:
@@ -209,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for interp in interps:
             if not args.no_callgrind and tool("valgrind") is not None:
                 print("callgrind for %s ..." % interp.version, file=sys.stderr)
-                counts[interp.version] = {c.key: program_instructions(c.argv, c.env) for c in interp.cases}
+                counts[interp.version] = {c.key: instructions(c.argv, c.env, largest=True) for c in interp.cases}
             if tool("strace") is not None:
                 calls[interp.version] = {c.key: syscalls(c.argv, c.env) for c in interp.cases}
         text = report(interps, counts, calls, faults, args.rounds, command)

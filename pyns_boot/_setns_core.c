@@ -628,12 +628,10 @@ int ns_refuse(const char *order, const char *const paths[NS_KIND_COUNT],
         ns_report_free(report);
         return -1;
     }
-    report->error_errno = error_errno;
-    report->message = message;
-    report->failed_kind = kind;
-    if (kind >= 0 && report->entries[kind].path != NULL)
-        report->entries[kind].outcome = NS_FAILED;
-    return 0;
+    struct run_state state;
+    memset(&state, 0, sizeof state);
+    state.report = report;
+    return fail(&state, error_errno, kind, message);
 }
 
 int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],

@@ -39,7 +39,10 @@ sys.exit(3)
 """
 
 
-def start(python: str, code: str, env: dict[str, str]) -> subprocess.Popen[str]:
+def start(python: str, code: str, env: dict[str, str], own_group: bool = False) -> subprocess.Popen[str]:
+    """own_group: a process group of its own, whose parent (this process) is in another group of the
+    same session; so the group is not orphaned, and the kernel does not discard SIGTSTP to it (as it
+    would for the group of a test run whose shell has gone)."""
     return subprocess.Popen(
         [python, "-c", code],
         env=clean_env(**env),
@@ -48,6 +51,7 @@ def start(python: str, code: str, env: dict[str, str]) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         cwd="/",
+        preexec_fn=os.setpgrp if own_group else None,
     )
 
 
@@ -174,7 +178,7 @@ def test_supervisor_killed_takes_the_program_along(hook_venv: Venv, pid_holder: 
 
 
 def test_stop_and_continue_follow_the_program(hook_venv: Venv, pid_holder: Holder) -> None:
-    process = start(hook_venv.python, COUNTING, {"gons_pid": pid_holder.ref("pid")})
+    process = start(hook_venv.python, COUNTING, {"gons_pid": pid_holder.ref("pid")}, own_group=True)
     child = ready_child(process)
     os.kill(process.pid, signal.SIGTSTP)  # forwarded: the program stops, then its supervisor (as nsenter)
     wait_for(lambda: state_of(child) == "T" and state_of(process.pid) == "T", "both to stop")
