@@ -40,7 +40,7 @@ from _harness import Case, cpu_ratio, instructions, measure, paired_delta_ms, ra
 PASS = ["-c", "pass"]
 GOAL_MS = 0.5
 # The same fork done by Python code at the start of an idle interpreter: what one fork of it costs.
-FORK = "import os\nif os.fork():\n    os._exit(os.waitstatus_to_exitcode(os.wait()[1]))"
+FORK = "import os\nif os.fork():\n    os._exit(os.WEXITSTATUS(os.wait()[1]))"
 MODE_PROBE = "import os, pyns_boot; print(pyns_boot.status().pid_mode, os.getpid())"
 
 

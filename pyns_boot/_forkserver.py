@@ -4,10 +4,14 @@ pyns_boot._executor starts the server as a fresh interpreter,
 
     python -I -S -c BOOT CONTROL_FD PACKAGE_PARENT
 
-so it is single-threaded by construction, whatever the parent is.  For
+so it is single-threaded by construction, whatever the parent is (a
+program that imports from its original root after a gons_mnt join forks it
+instead: see pyns_boot._call._fork_server).  For
 each worker it forks a child; the child joins the requested namespaces with
 ``_setns.apply`` before it runs anything else (mnt, user and time need a
-single-threaded process), reports the outcome and then serves calls.
+single-threaded process), forks once more into a joined pid namespace (the
+worker becomes the C supervisor of its child, which serves the calls from
+inside it), reports the outcome and then serves calls.
 
 Start-up cost is the point: only built-in and C modules (marshal, _socket,
 _signal) and the C helper load here; ``socket``, ``pickle`` and ``signal``
