@@ -79,3 +79,10 @@ def own_pid_namespace() -> str:
 
 def hostname() -> str:
     return os.uname().nodename
+
+
+def imported_from(name: str) -> str:
+    """Import a module the worker has not loaded yet; where it came from."""
+    import importlib
+
+    return str(importlib.import_module(name).__file__)
