@@ -313,11 +313,44 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
         raise CommandError("process %d exited while its namespaces were read" % args.target)
     sys.stdout.flush()
     sys.stderr.flush()
+    _enter_pid_namespace_first(spec, env)
     try:
         os.execve(executable, [executable, *program], env)
     except OSError as error:
         return _error("run: cannot execute %s: %s" % (executable, error.strerror))
     return 1  # not reached
+
+
+def _enter_pid_namespace_first(spec: Namespaces, env: dict[str, str]) -> None:
+    """As nsenter --pid: join the pid namespace here and fork, so that the interpreter starts inside it.
+
+    This process stays as the C supervisor the hook would have made (signals forwarded, the child's
+    exit status); only the child returns, to exec the interpreter, whose hook then finds itself in
+    the namespace already (status().pid_mode "member") and does not fork.  A fork of this process
+    right before an exec costs less than one of the started program (docs/performance.md).  Left to
+    the hook when the join needs the hook's order (a user namespace first, a pid reference resolved
+    after the mount switch), with PYNS_BOOT_PID set, and when anything here fails: the hook then
+    reports it as it always does."""
+    from pyns_boot import _setns
+
+    path = spec.get("pid")
+    if path is None or env.get("PYNS_BOOT_PID") or spec.get("user") is not None:
+        return
+    if spec.order and ("pid", True) not in _setns.parse_order(spec.order):
+        return
+    try:
+        own, target = os.stat("/proc/self/ns/pid"), os.stat(path)
+    except OSError:
+        return
+    if (own.st_dev, own.st_ino) == (target.st_dev, target.st_ino):
+        return
+    report = _setns.apply(None, [path if t == "pid" else None for t in _setns.TYPES])
+    if not report[0]:
+        return
+    try:
+        _setns.enter_pid(path)
+    except OSError:
+        return
 
 
 def main(argv: Sequence[str] | None = None) -> int:

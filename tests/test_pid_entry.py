@@ -322,3 +322,35 @@ def test_terminal_interrupt_reaches_the_program_once(hook_venv: Venv, pid_holder
         os.close(master)
         os.waitpid(pid, 0)
     assert b"INTERRUPTS 1" in out and b"EXIT 0" in out, out
+
+
+def test_cli_run_enters_before_it_starts_the_interpreter(hook_venv: Venv, pid_holder: Holder) -> None:
+    """pyns-boot run forks as nsenter --pid does: the interpreter starts inside, its hook has nothing to fork."""
+    from cliutil import pyns_boot
+
+    code = "import os, pyns_boot; s = pyns_boot.status(); print(os.getpid(), s.pid_mode, s.ok); raise SystemExit(9)"
+    result = pyns_boot(hook_venv, "run", "-t", str(pid_holder.pid), "--pid", "--", "-c", code)
+    pid, mode, ok = result.stdout.split()
+    assert result.returncode == 9 and 1 < int(pid) < 1000 and (mode, ok) == ("member", "True"), result
+    children = pyns_boot(
+        hook_venv, "run", "-t", str(pid_holder.pid), "--pid", "--", "-c", code, env={"PYNS_BOOT_PID": "children"}
+    )
+    assert children.returncode == 9 and children.stdout.split()[1:] == ["children", "True"], children
+
+
+def test_cli_run_supervisor_forwards_signals(hook_venv: Venv, pid_holder: Holder) -> None:
+    process = subprocess.Popen(
+        [str(hook_venv.path / "bin" / "pyns-boot"), "run", "-t", str(pid_holder.pid), "--pid", "--", "-c", COUNTING],
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    ready_child(process)
+    os.kill(process.pid, signal.SIGUSR1)
+    time.sleep(0.2)
+    os.kill(process.pid, signal.SIGTERM)
+    out, err = process.communicate(timeout=CHILD_TIMEOUT)
+    assert process.returncode == 3 and "SIGUSR1=1" in out, (out, err)
