@@ -9,6 +9,7 @@ code that uses them pays for them.
 __version__ = "0.1.0"
 
 __all__ = [
+    "ContainerError",
     "NamespaceError",
     "NamespaceExecutor",
     "NamespaceState",
@@ -25,12 +26,14 @@ __all__ = [
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyns_boot._call import RemoteTraceback, WorkerDied, call_in
+    from pyns_boot._containers import ContainerError
     from pyns_boot._executor import NamespaceExecutor
     from pyns_boot._forkserver import RemoteError
     from pyns_boot._namespaces import Namespaces
     from pyns_boot._status import NamespaceError, NamespaceState, Status, check, status
 
 _LAZY_MODULES = {
+    "ContainerError": "pyns_boot._containers",
     "NamespaceExecutor": "pyns_boot._executor",
     "RemoteError": "pyns_boot._forkserver",
     "RemoteTraceback": "pyns_boot._call",

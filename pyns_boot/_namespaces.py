@@ -42,7 +42,7 @@ class Namespaces:
     """One namespace reference per type, plus an optional gons_order.
 
     Immutable and hashable.  Build it from keyword paths, a process id
-    (:meth:`of_pid`), a named network namespace (:meth:`netns`) or gons_*
+    (:meth:`of_pid`), a container (:meth:`of_container`), a named network namespace (:meth:`netns`) or gons_*
     variables (:meth:`from_env`); render it with :meth:`to_env`.
     """
 
@@ -108,6 +108,32 @@ class Namespaces:
                 raise ValueError("unknown namespace type %r (known: %s)" % (t, ", ".join(TYPES)))
         wanted = types or tuple(t for t in TYPES if os.path.lexists(os.path.join(base, t)))
         return cls(order=order, **{t: os.path.join(base, t) for t in wanted})
+
+    @classmethod
+    def of_container(
+        cls,
+        name: str,
+        *types: str,
+        order: str | Iterable[str] | None = None,
+        runtime: str | None = None,
+    ) -> Namespaces:
+        """The namespaces of a running container, found by name, ID or ID prefix.
+
+        Asks podman, docker, nerdctl and crictl (those installed; or only
+        ``runtime``) for the host PID of the container's first process, then
+        as :meth:`of_pid`.  Raises pyns_boot.ContainerError (a LookupError)
+        when no tool knows the name, none is installed, the container is not
+        running or the name is ambiguous.
+        """
+        from pyns_boot import _containers
+
+        container = _containers.resolve(name, [runtime] if runtime else None)
+        try:
+            return cls.of_pid(container.pid, *types, order=order)
+        except ProcessLookupError:
+            raise _containers.ContainerError(
+                "not-running", "%s exited after it was looked up (pid %d)" % (container.describe(), container.pid)
+            ) from None
 
     @classmethod
     def netns(cls, name: str) -> Namespaces:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from pyns_boot._namespaces import Namespaces
 
 PROG = "pyns-boot"
+#: The tools --container asks (pyns_boot._containers.RUNTIMES; not imported here to keep start-up cheap).
+CONTAINER_ENGINES = ("podman", "docker", "nerdctl", "crictl")
 #: The value of a type option given without a PATH: the namespace of the -t process.
 FROM_TARGET = "\0target"
 # nsenter's short options; -m is the mount namespace in env (as nsenter) but
@@ -49,6 +51,7 @@ EPILOG = """\
 examples:
   pyns-boot run -t 4242 -n -u -- app.py --port 80     # nsenter -t 4242 -n -u python app.py --port 80
   pyns-boot run --netns blue -m http.server 8000      # nsenter --net=/run/netns/blue python -m http.server 8000
+  pyns-boot run --container web -- tool.py            # every namespace of the podman/docker container web
   eval "$(pyns-boot env -t 4242 --net)"               # this shell's pythons then start in that netns
   pyns-boot env -t 4242 --all --json
   pyns-boot status                                    # what the hook did in this process
@@ -91,6 +94,17 @@ def _add_namespace_options(parser: argparse.ArgumentParser, for_run: bool) -> No
         ),
     )
     group.add_argument("-t", "--target", metavar="PID", type=int, help="the process whose namespaces to join")
+    group.add_argument(
+        "--container",
+        metavar="NAME",
+        help="the running container NAME (name, ID or ID prefix), found with podman, docker, nerdctl or crictl: "
+        "like -t with its first process; without type options, --all",
+    )
+    group.add_argument(
+        "--engine",
+        choices=CONTAINER_ENGINES,
+        help="ask only this tool about --container (default: each of them that is installed)",
+    )
     group.add_argument(
         "-a",
         "--all",
@@ -217,6 +231,25 @@ def _error(message: str) -> int:
     return 1
 
 
+def _resolve_container(args: argparse.Namespace) -> None:
+    """--container NAME: becomes -t with the container's PID (and --all without type options)."""
+    if args.container is None:
+        if args.engine is not None:
+            raise UsageError("--engine %s needs --container NAME" % args.engine)
+        return
+    if args.target is not None:
+        raise UsageError("--container and -t both name the target: give one of them")
+    from pyns_boot import _containers
+
+    try:
+        container = _containers.resolve(args.container, [args.engine] if args.engine else None)
+    except _containers.ContainerError as error:
+        raise CommandError(str(error)) from None
+    args.target = container.pid
+    if not any(getattr(args, t) == FROM_TARGET for t, _, _ in TYPE_OPTIONS):
+        args.all = True
+
+
 def _namespaces(args: argparse.Namespace) -> Namespaces:
     # Imported on use: it loads the C helper, which doctor and status must not need.
     from pyns_boot import _cli_spec
@@ -255,6 +288,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
+    _resolve_container(args)
     variables = _namespaces(args).to_env()
     if args.format == "json":
         print(json.dumps(variables, indent=2))
@@ -289,6 +323,7 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
         raise UsageError("-m takes a module name, as python -m does (the mount namespace is --mnt)")
     if program[0] == "-c" and len(program) < 2:
         raise UsageError("-c takes the program's code, as python -c does")
+    _resolve_container(args)
     executable = sys.executable
     if not executable:
         return _error("this interpreter does not know its executable (sys.executable is empty)")
@@ -338,6 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         parser.exit(2, "%s %s: error: %s\n" % (PROG, args.command, error))
     except CommandError as error:
+        if getattr(args, "container", None) and args.target is not None:
+            # Found, then gone (or not readable): say which container the pid was.
+            gone = "" if os.path.exists("/proc/%d" % args.target) else " exited after it was looked up"
+            return _error("container %s%s (pid %d): %s" % (args.container, gone, args.target, error))
         return _error(str(error))
 
 
