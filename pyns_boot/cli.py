@@ -8,17 +8,16 @@ start-up hook refuses to start it).  Errors go to stderr, data to stdout.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shlex
 import sys
-import textwrap
 
 from pyns_boot import __version__
 
+# argparse, json, shlex and textwrap (all of them import re) load on use: `pyns-boot run` starts a second
+# interpreter, so everything this one imports before the exec is start-up time (see _fast_run_args).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Sequence
 
     from pyns_boot._namespaces import Namespaces
@@ -70,17 +69,26 @@ class CommandError(Exception):
     """The command's subject failed: no such process, not a namespace, ... (exit status 1)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(2, "%s: error: %s\n" % (self.prog, message))
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            self.print_usage(sys.stderr)
+            self.exit(2, "%s: error: %s\n" % (self.prog, message))
+
+    return _Parser
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
+    import argparse
+
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
 def _wrap(text: str) -> str:
+    import textwrap
+
     # Descriptions are wrapped here because the raw formatter keeps the examples' line breaks.
     return textwrap.fill(text, 79)
 
@@ -137,7 +145,7 @@ def _add_namespace_options(parser: argparse.ArgumentParser, for_run: bool) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=_formatter)
+    parser = _parser_class()(prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=_formatter)
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -254,6 +262,7 @@ def _namespaces(args: argparse.Namespace) -> Namespaces:
     # Imported on use: it loads the C helper, which doctor and status must not need.
     from pyns_boot import _cli_spec
 
+    _resolve_container(args)
     values = {ns_type: getattr(args, ns_type) for ns_type, _, _ in TYPE_OPTIONS}
     return _cli_spec.build(
         target=args.target,
@@ -267,6 +276,8 @@ def _namespaces(args: argparse.Namespace) -> Namespaces:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
     from pyns_boot import status
 
     result = status()
@@ -288,7 +299,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    _resolve_container(args)
+    import json
+    import shlex
+
     variables = _namespaces(args).to_env()
     if args.format == "json":
         print(json.dumps(variables, indent=2))
@@ -323,13 +336,12 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
         raise UsageError("-m takes a module name, as python -m does (the mount namespace is --mnt)")
     if program[0] == "-c" and len(program) < 2:
         raise UsageError("-c takes the program's code, as python -c does")
-    _resolve_container(args)
     executable = sys.executable
     if not executable:
         return _error("this interpreter does not know its executable (sys.executable is empty)")
-    from pyns_boot import _doctor
+    from pyns_boot._sitedirs import hook_blocker
 
-    missing = _doctor.hook_blocker()
+    missing = hook_blocker()
     if missing:
         return _error("run: %s; the program would not join the namespaces (see: pyns-boot doctor)" % missing)
     from pyns_boot import _cli_spec
@@ -351,15 +363,63 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
     return 1  # not reached
 
 
+#: run's options that the fast path reads: name -> attribute (and whether it takes a value).
+_FAST_FLAGS = {"-a": "all", "--all": "all", "--no-check": "check"}
+_FAST_VALUES = {"-t": "target", "--target": "target", "--container": "container", "--engine": "engine"}
+
+
+def _fast_run_args(options: Sequence[str]) -> argparse.Namespace | None:
+    """run's options parsed without argparse, for the common command lines only; None: ask argparse.
+
+    Takes -t/--target PID, -a/--all, --container NAME, --engine TOOL, --no-check and the type options
+    without a PATH (--net, -n, ...): the same Namespace that the parser makes of them.  Anything else
+    (a PATH, --order, --netns, -h, an unknown or abbreviated option, a usage error) goes to argparse,
+    which stays the one authority on the command line; this only skips importing it.
+    """
+    from types import SimpleNamespace
+
+    values: dict[str, object] = {t: None for t, _, _ in TYPE_OPTIONS}
+    values.update(
+        command="run", target=None, all=False, container=None, engine=None, netns=None, order=None, check=True
+    )
+    values.update(script=None, module=None, code=None)
+    type_flags = {flag: t for t, flags, _ in TYPE_OPTIONS for flag in flags if flag != "-m"}
+    i = 0
+    while i < len(options):
+        option = options[i]
+        if option in _FAST_FLAGS:
+            values[_FAST_FLAGS[option]] = option != "--no-check"
+        elif option in type_flags and (i + 1 == len(options) or options[i + 1].startswith("-")):
+            values[type_flags[option]] = FROM_TARGET
+        elif option in _FAST_VALUES and i + 1 < len(options) and not options[i + 1].startswith("-"):
+            value: object = options[i + 1]
+            if option in ("-t", "--target"):
+                if not options[i + 1].isdigit():
+                    return None
+                value = int(options[i + 1])
+            elif option == "--engine" and value not in CONTAINER_ENGINES:
+                return None
+            values[_FAST_VALUES[option]] = value
+            i += 1
+        else:
+            return None
+        i += 1
+    return SimpleNamespace(**values)  # type: ignore[return-value]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The pyns-boot command; returns the exit status (run does not return on success)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = None
     program: list[str] = []
+    args = None
     if arguments and arguments[0] == "run":
         options, program = split_run_argv(arguments[1:])
         arguments = ["run", *options]
-    args = parser.parse_args(arguments)
+        args = _fast_run_args(options)
+    if args is None:
+        parser = build_parser()
+        args = parser.parse_args(arguments)
     try:
         if args.command == "status":
             return cmd_status(args)
@@ -371,13 +431,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return _doctor.main(args.json)
     except UsageError as error:
-        parser.exit(2, "%s %s: error: %s\n" % (PROG, args.command, error))
+        sys.stderr.write("%s %s: error: %s\n" % (PROG, args.command, error))
+        sys.exit(2)
     except CommandError as error:
-        if getattr(args, "container", None) and args.target is not None:
-            # Found, then gone (or not readable): say which container the pid was.
-            gone = "" if os.path.exists("/proc/%d" % args.target) else " exited after it was looked up"
-            return _error("container %s%s (pid %d): %s" % (args.container, gone, args.target, error))
-        return _error(str(error))
+        return _command_error(args, error)
+
+
+def _command_error(args: argparse.Namespace, error: CommandError) -> int:
+    if getattr(args, "container", None) and args.target is not None:
+        # Found, then gone (or not readable): say which container the pid was.
+        gone = "" if os.path.exists("/proc/%d" % args.target) else " exited after it was looked up"
+        return _error("container %s%s (pid %d): %s" % (args.container, gone, args.target, error))
+    return _error(str(error))
 
 
 if __name__ == "__main__":

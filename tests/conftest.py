@@ -96,7 +96,7 @@ def lab_container(lab: None) -> Iterator[LabContainer]:
 
 @pytest.fixture
 def make_container(lab: None) -> Iterator[Callable[..., LabContainer]]:
-    """Factory: make_container(label, command=..., start=True) -> a container of this test's own, removed at teardown."""
+    """Factory: make_container(label, command=..., start=True) -> a container of this test's own (removed after)."""
     made: list[LabContainer] = []
 
     def make(label: str, command: tuple[str, ...] = ("sleep", "infinity"), start: bool = True) -> LabContainer:

@@ -14,7 +14,15 @@ import subprocess
 from typing import Any
 
 #: Shared libraries whose (device, inode) tells the host's copy from the container's.
-LIBRARIES = ("libc.so.6", "libssl.so.3", "libcrypto.so.3", "libsqlite3.so.0", "libffi.so.8", "liblzma.so.5", "libz.so.1")
+LIBRARIES = (
+    "libc.so.6",
+    "libssl.so.3",
+    "libcrypto.so.3",
+    "libsqlite3.so.0",
+    "libffi.so.8",
+    "liblzma.so.5",
+    "libz.so.1",
+)
 
 
 def _mapped() -> dict[str, str]:

@@ -160,7 +160,7 @@ def test_unknown_container(hook_venv: Venv, lab: None, command: str) -> None:
 
 
 def test_unknown_container_from_python(lab: None) -> None:
-    with pytest.raises(ContainerError, match="no container .*podman: .*no such container") as caught:
+    with pytest.raises(ContainerError, match=r"no container .*podman: .*no such container") as caught:
         Namespaces.of_container(NAME_PREFIX + "no-such-container")
     assert caught.value.reason == "unknown"
     assert isinstance(caught.value, LookupError)
@@ -229,7 +229,9 @@ KILLING_PODMAN = r"""#!/bin/sh
 out=$(/usr/bin/podman "$@") || { status=$?; printf '%s\n' "$out"; exit $status; }
 printf '%s\n' "$out"
 case "$*" in
-*inspect*) /usr/bin/podman --runtime {runtime} kill {name} >/dev/null 2>&1; /usr/bin/podman wait {name} >/dev/null 2>&1 ;;
+*inspect*)
+    /usr/bin/podman --runtime {runtime} kill {name} >/dev/null 2>&1
+    /usr/bin/podman wait {name} >/dev/null 2>&1 ;;
 esac
 """
 
