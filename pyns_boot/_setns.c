@@ -20,6 +20,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -459,6 +460,62 @@ static PyObject *setns_policy(PyObject *module, PyObject *unused)
     return PyUnicode_FromString(boot_policy);
 }
 
+/* preload(path, flags) -> None, or dlerror()'s message: dlopen a shared
+ * library (pyns_boot._elfdeps, after a mnt join with keep-imports) so that
+ * an extension module loaded next binds to it by its soname.  The handle is
+ * kept on purpose: the library stays for the life of the process, as the
+ * extension module that needs it does. */
+static PyObject *setns_preload(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *path = NULL;
+    int flags;
+    if (!PyArg_ParseTuple(args, "O&i:preload", PyUnicode_FSConverter, &path,
+                          &flags))
+        return NULL;
+    const char *name = PyBytes_AsString(path);
+    if (name == NULL) {
+        Py_DECREF(path);
+        return NULL;
+    }
+    dlerror(); /* forget an earlier message */
+    void *handle = dlopen(name, flags);
+    Py_DECREF(path);
+    if (handle != NULL)
+        Py_RETURN_NONE;
+    const char *message = dlerror();
+    return PyUnicode_DecodeFSDefault(message != NULL ? message
+                                                     : "dlopen failed");
+}
+
+static int add_loaded_name(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    if (info->dlpi_name == NULL || info->dlpi_name[0] == '\0')
+        return 0; /* the executable, the vDSO */
+    PyObject *name = PyUnicode_DecodeFSDefault(info->dlpi_name);
+    if (name == NULL)
+        return 1;
+    int failed = PyList_Append((PyObject *)data, name) < 0;
+    Py_DECREF(name);
+    return failed;
+}
+
+/* loaded() -> [path, ...]: the shared objects of the process (dl_iterate_phdr). */
+static PyObject *setns_loaded(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    PyObject *names = PyList_New(0);
+    if (names == NULL)
+        return NULL;
+    if (dl_iterate_phdr(add_loaded_name, names) != 0) {
+        Py_DECREF(names);
+        return NULL;
+    }
+    return names;
+}
+
 static PyMethodDef setns_methods[] = {
     {"run", setns_run, METH_NOARGS,
      "run(): the start-up hook (pyns_boot.pth): join the namespaces the\n"
@@ -488,6 +545,12 @@ static PyMethodDef setns_methods[] = {
     {"apply", setns_apply, METH_VARARGS,
      "apply(order, paths) -> report tuple: run the sequence on explicit\n"
      "values (no once-per-process guard, no environment, no secure check)."},
+    {"preload", setns_preload, METH_VARARGS,
+     "preload(path, flags) -> None, or the dlerror() message: dlopen the\n"
+     "shared library at path and keep it loaded for good."},
+    {"loaded", setns_loaded, METH_NOARGS,
+     "loaded() -> [path, ...]: the shared objects loaded in the process\n"
+     "(dl_iterate_phdr; the executable and the vDSO left out)."},
     {NULL, NULL, 0, NULL},
 };
 
