@@ -134,6 +134,10 @@ class _Process:
     """The fork server process: started with posix_spawn (safe in a multithreaded program, and no subprocess import)."""
 
     def __init__(self, control_fd: int) -> None:
+        self.status: int | None = None
+        if getattr(sys.modules.get("pyns_boot._oldroot"), "root", None) is not None:
+            self.pid = _fork_server(control_fd)
+            return
         target = 3 if control_fd != 3 else 4  # the server's descriptor: dup2 clears close-on-exec there only
         argv = [sys.executable, "-I", "-S", "-c", BOOT, str(target), PACKAGE_PARENT]
         actions = [
@@ -141,7 +145,6 @@ class _Process:
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         ]
         self.pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=actions)
-        self.status: int | None = None
 
     def poll(self) -> int | None:
         """The wait status once the process has ended (and been reaped), else None."""
@@ -167,6 +170,33 @@ class _Process:
             os.kill(self.pid, SIGKILL)
             while self.poll() is None:
                 time.sleep(0.001)
+
+
+def _fork_server(control_fd: int) -> int:
+    """The fork server of a program that joined gons_mnt and imports from its original root.
+
+    sys.executable cannot start there (the target does not hold the
+    interpreter, and a new process would not inherit the old-root descriptor
+    its imports go through), so the server is forked instead: it inherits
+    that descriptor and the import state, and has one thread, as a started
+    server has."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() of a multithreaded process
+        pid = os.fork()
+    if pid != 0:
+        return pid
+    try:
+        try:
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.close(null)
+        except OSError:
+            pass
+        _forkserver.serve(control_fd)
+    finally:
+        os._exit(0)
 
 
 class _ForkServer:
@@ -290,10 +320,15 @@ class _Worker:
         except OSError:
             pass  # a dead worker: the receive below says why
         if not self.joined:
-            kind, report = self._receive(deadline, what)
+            kind, *details = self._receive(deadline, what)
+            if kind == "setup_failed":
+                self.usable = False
+                raise WorkerDied(
+                    "the worker process %d could not set up in %r: %s" % (self.pid, self.namespaces, details[0])
+                ) from RemoteTraceback(details[1])
             if kind != "joined":
                 self.usable = False
-                raise _join_error(report, self.namespaces)
+                raise _join_error(details[0], self.namespaces)
             self.joined = True
         reply = self._receive(deadline, what)
         if reply[0] == "ok":

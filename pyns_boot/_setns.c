@@ -15,11 +15,13 @@
  */
 #define _GNU_SOURCE 1 /* exactly as pyconfig.h of 3.8-3.10 defines it: no redefinition error */
 #include "_setns_core.h"
+#include "_pid_entry.h"
 
 #include <Python.h>
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -32,6 +34,9 @@ static int boot_done;
 static struct ns_report boot_report;
 /* The failure policy run() applied ("exit", "warn", "ignore"), or NULL. */
 static const char *boot_policy;
+/* What became of the program and the pid namespace gons_pid names:
+ * "entered", "member", "children", "failed", or NULL (see pid_mode()). */
+static const char *boot_pid_mode;
 
 static PyObject *optional_fs_string(const char *text)
 {
@@ -92,26 +97,94 @@ static PyObject *raise_no_memory(void)
     return PyErr_NoMemory();
 }
 
-/* The one run of this process, from the C environment, into boot_report.
- * -1 with MemoryError set when memory ran out. */
+/* Fork once, Python's way (at-fork hooks, the child's interpreter state).
+ * Returns 0 in the child, which lives in the pid namespace for children;
+ * -1 with errno set when fork failed.  The parent becomes the supervisor
+ * and never returns. */
+static int fork_into_pid_namespace(void)
+{
+    struct pid_entry entry;
+    if (pid_entry_prepare(&entry) < 0)
+        return -1;
+    PyOS_BeforeFork();
+    pid_t child = fork();
+    if (child == 0) {
+        pid_entry_child(&entry);
+        PyOS_AfterFork_Child();
+        return 0;
+    }
+    if (child > 0)
+        pid_entry_supervise(&entry, child);
+    int error_errno = errno;
+    PyOS_AfterFork_Parent();
+    pid_entry_abort(&entry);
+    errno = error_errno;
+    return -1;
+}
+
+/* After a successful run that joined gons_pid: enter it as PYNS_BOOT_PID
+ * asks.  -1 with MemoryError set when memory ran out. */
+static int enter_pid_namespace(enum pid_request request)
+{
+    struct ns_entry *pid = &boot_report.entries[NS_PID];
+    if (boot_report.error_errno != 0 ||
+        (pid->outcome != NS_JOINED && pid->outcome != NS_ALREADY_MEMBER))
+        return 0;
+    if (request == PID_REQUEST_CHILDREN) {
+        boot_pid_mode = "children";
+        return 0;
+    }
+    if (!boot_report.pid_outside) {
+        boot_pid_mode = "member";
+        return 0;
+    }
+    if (fork_into_pid_namespace() == 0) {
+        boot_pid_mode = "entered";
+        return 0;
+    }
+    int error_errno = errno;
+    boot_pid_mode = "failed";
+    boot_report.message = pid_entry_fork_message(pid->path, error_errno);
+    if (boot_report.message == NULL) {
+        raise_no_memory();
+        return -1;
+    }
+    boot_report.error_errno = error_errno;
+    boot_report.failed_kind = NS_PID;
+    return 0;
+}
+
+/* The one run of this process, from the C environment, into boot_report,
+ * and the pid entry after it.  -1 with MemoryError set when memory ran
+ * out. */
 static int boot_from_environment(int keep_old_root)
 {
     const char *paths[NS_KIND_COUNT];
     for (int kind = 0; kind < NS_KIND_COUNT; kind++)
         paths[kind] = getenv(ns_kinds[kind].variable);
     const char *order = getenv(NS_ORDER_VARIABLE);
+    int secure_mode = getauxval(AT_SECURE) != 0;
+    const char *pid_setting = getenv(PID_MODE_VARIABLE);
+    enum pid_request request = PID_REQUEST_ENTER;
     int rc;
 
     boot_done = 1;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ns_run_keep_root(order, paths, getauxval(AT_SECURE) != 0,
-                          keep_old_root, &boot_report);
-    Py_END_ALLOW_THREADS
+    if (!secure_mode && paths[NS_PID] != NULL && paths[NS_PID][0] != '\0')
+        request = pid_entry_request(pid_setting);
+    if (request == PID_REQUEST_INVALID) {
+        rc = ns_refuse(order, paths, EINVAL, NS_PID,
+                       pid_entry_invalid_message(pid_setting), &boot_report);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        rc = ns_run_keep_root(order, paths, secure_mode, keep_old_root,
+                              &boot_report);
+        Py_END_ALLOW_THREADS
+    }
     if (rc < 0) {
         raise_no_memory();
         return -1;
     }
-    return 0;
+    return enter_pid_namespace(request);
 }
 
 static PyObject *setns_boot(PyObject *module, PyObject *args)
@@ -449,6 +522,49 @@ static PyObject *setns_run(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* pid_mode() -> what became of the program and gons_pid, or None. */
+static PyObject *setns_pid_mode(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (boot_pid_mode == NULL)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(boot_pid_mode);
+}
+
+/* enter_pid(path): fork once; the caller continues as the child, in the
+ * pid namespace for children, and the parent supervises it (never
+ * returns).  OSError(errno, message naming path) when fork failed. */
+static PyObject *setns_enter_pid(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *path_bytes;
+    if (!PyArg_ParseTuple(args, "O&:enter_pid", PyUnicode_FSConverter,
+                          &path_bytes))
+        return NULL;
+    PyObject *result = NULL;
+    const char *path = PyBytes_AsString(path_bytes);
+    if (path != NULL && fork_into_pid_namespace() == 0) {
+        result = (Py_INCREF(Py_None), Py_None);
+    } else if (path != NULL) {
+        int error_errno = errno;
+        char *message = pid_entry_fork_message(path, error_errno);
+        if (message == NULL) {
+            raise_no_memory();
+        } else {
+            PyObject *error = Py_BuildValue("(iN)", error_errno,
+                                            PyUnicode_DecodeFSDefault(message));
+            free(message);
+            if (error != NULL) {
+                PyErr_SetObject(PyExc_OSError, error);
+                Py_DECREF(error);
+            }
+        }
+    }
+    Py_DECREF(path_bytes);
+    return result;
+}
+
 /* policy() -> the failure policy run() applied, or None. */
 static PyObject *setns_policy(PyObject *module, PyObject *unused)
 {
@@ -459,12 +575,79 @@ static PyObject *setns_policy(PyObject *module, PyObject *unused)
     return PyUnicode_FromString(boot_policy);
 }
 
+/* preload(path, flags) -> None, or dlerror()'s message: dlopen a shared
+ * library (pyns_boot._elfdeps, after a mnt join with keep-imports) so that
+ * an extension module loaded next binds to it by its soname.  The handle is
+ * kept on purpose: the library stays for the life of the process, as the
+ * extension module that needs it does. */
+static PyObject *setns_preload(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *path = NULL;
+    int flags;
+    if (!PyArg_ParseTuple(args, "O&i:preload", PyUnicode_FSConverter, &path,
+                          &flags))
+        return NULL;
+    const char *name = PyBytes_AsString(path);
+    if (name == NULL) {
+        Py_DECREF(path);
+        return NULL;
+    }
+    dlerror(); /* forget an earlier message */
+    void *handle = dlopen(name, flags);
+    Py_DECREF(path);
+    if (handle != NULL)
+        Py_RETURN_NONE;
+    const char *message = dlerror();
+    return PyUnicode_DecodeFSDefault(message != NULL ? message
+                                                     : "dlopen failed");
+}
+
+static int add_loaded_name(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    if (info->dlpi_name == NULL || info->dlpi_name[0] == '\0')
+        return 0; /* the executable, the vDSO */
+    PyObject *name = PyUnicode_DecodeFSDefault(info->dlpi_name);
+    if (name == NULL)
+        return 1;
+    int failed = PyList_Append((PyObject *)data, name) < 0;
+    Py_DECREF(name);
+    return failed;
+}
+
+/* loaded() -> [path, ...]: the shared objects of the process (dl_iterate_phdr). */
+static PyObject *setns_loaded(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    PyObject *names = PyList_New(0);
+    if (names == NULL)
+        return NULL;
+    if (dl_iterate_phdr(add_loaded_name, names) != 0) {
+        Py_DECREF(names);
+        return NULL;
+    }
+    return names;
+}
+
 static PyMethodDef setns_methods[] = {
     {"run", setns_run, METH_NOARGS,
      "run(): the start-up hook (pyns_boot.pth): join the namespaces the\n"
      "gons_* variables name, remove them, apply PYNS_BOOT_ON_ERROR; a mnt\n"
      "join goes to pyns_boot.hook.run().  Once per process, main\n"
      "interpreter only."},
+    {"pid_mode", setns_pid_mode, METH_NOARGS,
+     "pid_mode() -> after gons_pid was joined: \"entered\" (the hook forked;\n"
+     "this process lives in the namespace, its parent supervises it),\n"
+     "\"member\" (it lived there already), \"children\" (PYNS_BOOT_PID=children:\n"
+     "only its children land there), \"failed\" (the fork failed); else None."},
+    {"enter_pid", setns_enter_pid, METH_VARARGS,
+     "enter_pid(path): fork once after apply() joined the pid namespace path\n"
+     "names; returns in\n"
+     "the child (inside it) while the parent, in C, forwards signals to it\n"
+     "and exits as it exits.  Single-threaded callers only.  OSError when\n"
+     "fork failed (ENOMEM: the namespace's init has exited)."},
     {"policy", setns_policy, METH_NOARGS,
      "policy() -> the failure policy run() applied, or None."},
     {"in_main_interpreter", setns_in_main_interpreter, METH_NOARGS,
@@ -488,6 +671,12 @@ static PyMethodDef setns_methods[] = {
     {"apply", setns_apply, METH_VARARGS,
      "apply(order, paths) -> report tuple: run the sequence on explicit\n"
      "values (no once-per-process guard, no environment, no secure check)."},
+    {"preload", setns_preload, METH_VARARGS,
+     "preload(path, flags) -> None, or the dlerror() message: dlopen the\n"
+     "shared library at path and keep it loaded for good."},
+    {"loaded", setns_loaded, METH_NOARGS,
+     "loaded() -> [path, ...]: the shared objects loaded in the process\n"
+     "(dl_iterate_phdr; the executable and the vDSO left out)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -99,6 +99,7 @@ class Status(_Frozen):
         "imports_root",
         "namespaces",
         "order",
+        "pid_mode",
         "policy",
         "state",
     )
@@ -116,6 +117,11 @@ class Status(_Frozen):
     imports_root: "str | None"
     #: Why it could not keep importing from there (the target has no usable /proc).
     imports_error: "str | None"
+    #: After gons_pid was joined: "entered" (the hook forked: this process lives in
+    #: that pid namespace, its parent is the supervisor), "member" (it lived there
+    #: already), "children" (PYNS_BOOT_PID=children: only its children land there),
+    #: "failed" (it could not enter); None when gons_pid was not joined.
+    pid_mode: "str | None"
 
     def __init__(
         self,
@@ -129,6 +135,7 @@ class Status(_Frozen):
         policy: "str | None" = None,
         imports_root: "str | None" = None,
         imports_error: "str | None" = None,
+        pid_mode: "str | None" = None,
     ) -> None:
         self._set(
             state=state,
@@ -140,6 +147,7 @@ class Status(_Frozen):
             policy=policy,
             imports_root=imports_root,
             imports_error=imports_error,
+            pid_mode=pid_mode,
             namespaces=MappingProxyType(dict(namespaces)),
         )
 
@@ -182,6 +190,7 @@ class Status(_Frozen):
             "keeps_imports": self.keeps_imports,
             "imports_root": self.imports_root,
             "imports_error": self.imports_error,
+            "pid_mode": self.pid_mode,
             "namespaces": {t: ns.as_dict() for t, ns in self.namespaces.items()},
         }
 
@@ -265,6 +274,7 @@ def status() -> "Status":
             policy,
             getattr(hook, "imports_root", None),
             getattr(hook, "imports_error", None),
+            _setns.pid_mode(),
         )
     if load_error is not None:
         return Status(FAILED, True, _unrun_namespaces(_setns.TYPES), error=load_error, policy=policy)
@@ -304,6 +314,7 @@ def _from_report(
     policy: "str | None",
     imports_root: "str | None" = None,
     imports_error: "str | None" = None,
+    pid_mode: "str | None" = None,
 ) -> "Status":
     ok, message, error_errno, failed, order, entries = report
     namespaces = {
@@ -322,4 +333,5 @@ def _from_report(
         policy=policy,
         imports_root=imports_root,
         imports_error=imports_error,
+        pid_mode=pid_mode,
     )

@@ -34,7 +34,11 @@ TYPE_OPTIONS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("ipc", ("-i", "--ipc"), "the IPC namespace"),
     ("mnt", ("-m", "--mnt", "--mount"), "the mount namespace"),
     ("net", ("-n", "--net"), "the network namespace"),
-    ("pid", ("-p", "--pid"), "the PID namespace of the program's children (setns moves only those)"),
+    (
+        "pid",
+        ("-p", "--pid"),
+        "the PID namespace (the program runs inside it; PYNS_BOOT_PID=children: only its children)",
+    ),
     ("time", ("-T", "--time"), "the time namespace"),
     ("user", ("-U", "--user"), "the user namespace"),
     ("uts", ("-u", "--uts"), "the UTS namespace (hostname)"),

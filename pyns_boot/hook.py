@@ -98,10 +98,11 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
     except OSError as error:
         for kept in fds:
             os.close(kept)
+        reason = why_unreachable(error)
         imports_error = (
             'pyns_boot: joined gons_mnt "%s", but the interpreter cannot keep importing from its own '
-            "installation: %s is not reachable there (%s); set %s=0 to import from the target's "
-            "filesystem instead" % (mnt_path, root, _why_unreachable(error), KEEP_IMPORTS_VARIABLE)
+            "installation: %s is not reachable there (%s); %sset %s=0 to import from the target's "
+            "filesystem instead" % (mnt_path, root, reason, _pid_way_out(mnt_path, reason), KEEP_IMPORTS_VARIABLE)
         )
         apply_policy(imports_error)
         return
@@ -122,7 +123,10 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
     imports_root = root
 
 
-def _why_unreachable(error: OSError) -> str:
+OTHER_PID_NAMESPACE = "the target's /proc belongs to a pid namespace this process is not a member of"
+
+
+def why_unreachable(error: OSError) -> str:
     try:
         os.lstat("/proc/self")
     except OSError:
@@ -130,8 +134,26 @@ def _why_unreachable(error: OSError) -> str:
     try:
         os.stat("/proc/self")
     except OSError:
-        return "the target's /proc belongs to a pid namespace this process is not a member of"
+        return OTHER_PID_NAMESPACE
     return error.strerror or str(error)
+
+
+def _pid_way_out(mnt_path: str, reason: str) -> str:
+    """The first way out of a /proc of another pid namespace: run the program inside it (gons_pid)."""
+    if reason != OTHER_PID_NAMESPACE:
+        return ""
+    mode = sys.modules["_pyns_boot"].pid_mode() if "_pyns_boot" in sys.modules else None
+    if mode == "children":
+        return 'unset PYNS_BOOT_PID (it is "children": only children enter gons_pid\'s namespace) or '
+    if mode is not None:
+        return "make gons_pid name the pid namespace that /proc belongs to, or "
+    return "add gons_pid=%s (the target's pid namespace) to run the program inside it, or " % sibling_pid_path(mnt_path)
+
+
+def sibling_pid_path(mnt_path: str) -> str:
+    """/proc/PID/ns/mnt -> /proc/PID/ns/pid; else a placeholder."""
+    parts = mnt_path.split("/")
+    return "/".join([*parts[:-1], "pid"]) if parts[-2:-1] == ["ns"] else "/proc/PID/ns/pid"
 
 
 def apply_policy(message: str) -> None:
