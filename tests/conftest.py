@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from containers import LabContainer, lab_missing, lab_required
+from containers import LabContainer, RootlessContainer, lab_missing, lab_required
 from nsutil import Holder, NamedNetns, Venv, build_wheel, make_venv, rmtree, world_readable_dir
 
 
@@ -107,3 +107,13 @@ def make_container(lab: None) -> Iterator[Callable[..., LabContainer]]:
     yield make
     for container in made:
         container.remove()
+
+
+@pytest.fixture(scope="module")
+def rootless_container(lab: None) -> Iterator[RootlessContainer]:
+    """A container of rootless podman run by the user nobody (its own user namespace), shared by a module."""
+    path = world_readable_dir("pyns-test-rootless-")
+    container = RootlessContainer(str(path))
+    yield container
+    container.remove()
+    rmtree(path)

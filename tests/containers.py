@@ -61,6 +61,7 @@ class LabContainer:
             self.id = podman("run", "-d", *args).stdout.strip()
             self.pid = self.inspect("{{.State.Pid}}")
             if tuple(command) == ("sleep", "infinity") and (not self.pid.isdigit() or self.pid == "0"):
+                self.remove()
                 raise RuntimeError("container %s did not start: pid %r" % (self.name, self.pid))
         else:
             self.id = podman("create", *args).stdout.strip()
@@ -100,3 +101,103 @@ class LabContainer:
 
     def remove(self) -> None:
         podman("rm", "-f", "-t", "0", self.name, check=False)
+
+
+# ---------------------------------------------------------------- rootless
+
+NOBODY = 65534
+# A root filesystem of the host's own sleep and cat with their libraries: small enough to import per test.
+TINY_PROGRAMS = ("/usr/bin/sleep", "/usr/bin/cat")
+TINY_OS_RELEASE = 'PRETTY_NAME="pyns rootless test"\n'
+
+
+def _tiny_rootfs_tar(directory: str) -> str:
+    root = os.path.join(directory, "rootfs")
+    files = set(TINY_PROGRAMS)
+    for program in TINY_PROGRAMS:
+        out = subprocess.run(["ldd", program], capture_output=True, text=True, check=True).stdout
+        files.update(word for word in out.split() if word.startswith("/"))
+    for path in files:
+        if path in TINY_PROGRAMS:
+            target = os.path.join(root, "bin", os.path.basename(path))
+        else:
+            target = os.path.join(root, path.lstrip("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy(os.path.realpath(path), target)
+    for name in ("etc", "proc", "dev", "sys", "tmp"):
+        os.makedirs(os.path.join(root, name), exist_ok=True)
+    with open(os.path.join(root, "etc", "os-release"), "w") as f:
+        f.write(TINY_OS_RELEASE)
+    tar = os.path.join(directory, "rootfs.tar")
+    subprocess.run(["tar", "-C", root, "-cf", tar, "."], check=True)
+    os.chmod(tar, 0o644)
+    return tar
+
+
+class RootlessContainer:
+    """A container that rootless podman runs for the unprivileged user nobody: its own user namespace.
+
+    nobody's podman keeps its storage in a temporary HOME of its own (single id mapping: nobody is root
+    inside, no /etc/subuid needed); the image is a tiny root filesystem of the host's sleep and cat.
+    Networking is --network none (rootless networking needs /dev/net/tun, which nobody cannot open here):
+    still a network namespace of its own.
+    """
+
+    def __init__(self, workdir: str) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.name = "%srootless-%s" % (NAME_PREFIX, tag)
+        self.hostname = "pyns-rl-" + tag
+        self.home = os.path.join(workdir, "rootless-home-" + tag)
+        os.mkdir(self.home, 0o700)
+        os.chown(self.home, NOBODY, NOBODY)
+        tar = _tiny_rootfs_tar(workdir)
+        image = "localhost/pyns-test-tiny:" + tag
+        self.podman("import", "-q", tar, image)
+        self.podman(
+            "run", "-d", "--network", "none", "--name", self.name, "--hostname", self.hostname, image, "/bin/sleep",
+            "infinity",
+        )  # fmt: skip
+        self.pid = self.podman("container", "inspect", "--format", "{{.State.Pid}}", self.name).stdout.strip()
+        if not self.pid.isdigit() or self.pid == "0":
+            self.remove()
+            raise RuntimeError("rootless container %s did not start: pid %r" % (self.name, self.pid))
+
+    @property
+    def host_pid(self) -> int:
+        return int(self.pid)
+
+    def podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/bin:/bin", "HOME": self.home, "XDG_RUNTIME_DIR": os.path.join(self.home, "run")}
+        as_nobody = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
+        os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
+        os.chown(env["XDG_RUNTIME_DIR"], NOBODY, NOBODY)
+        result = subprocess.run(
+            [*as_nobody, *podman_argv(*args)],
+            env=env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError("rootless podman %s failed: %s" % (" ".join(args), result.stderr.strip()))
+        return result
+
+    def ref(self, ns_type: str) -> str:
+        return "/proc/%d/ns/%s" % (self.host_pid, ns_type)
+
+    def env(self, types: Sequence[str] = ("user", "ipc", "mnt", "net", "pid", "uts")) -> dict[str, str]:
+        return {"gons_" + t: self.ref(t) for t in types}
+
+    def remove(self) -> None:
+        self.podman("rm", "-f", "-t", "0", self.name, check=False)
+        # rootless podman leaves a pause process that holds its user namespace: end it, then the storage.
+        pause = os.path.join(self.home, "run", "libpod", "tmp", "pause.pid")
+        try:
+            with open(pause) as f:
+                os.kill(int(f.read().strip()), 9)
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(self.home, ignore_errors=True)

@@ -13,14 +13,15 @@ import json
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import container_probe
 import pytest
 from cliutil import pyns_boot
-from containers import NAME_PREFIX, LabContainer, podman
-from nsutil import EXIT_STATUS, Venv, run_python
+from containers import NAME_PREFIX, NOBODY, TINY_OS_RELEASE, LabContainer, RootlessContainer, podman
+from nsutil import EXIT_STATUS, Venv, as_user, make_venv, rmtree, run_python
 
 from pyns_boot import ContainerError, NamespaceExecutor, Namespaces, call_in
 from pyns_boot._call import _close_shared_server
@@ -292,3 +293,53 @@ def test_the_hook_does_not_load_the_container_lookup(hook_venv: Venv, lab_contai
     loaded = result.stdout.split()
     assert "_pyns_boot" in loaded  # the hook ran (its C helper)
     assert "pyns_boot._containers" not in loaded
+
+
+# ---------------------------------------------------------------- rootless podman: its user namespace first
+
+WHERE_CODE = (
+    "import json, os, socket; print('PROBE ' + json.dumps({'hostname': socket.gethostname(), 'uid': os.getuid(), "
+    "'pid': os.getpid(), 'proc_self': os.readlink('/proc/self'), 'os_release': open('/etc/os-release').read()}))"
+)
+
+
+def assert_in_rootless(facts: dict[str, Any], container: RootlessContainer, uid: int) -> None:
+    assert facts["hostname"] == container.hostname
+    assert facts["os_release"] == TINY_OS_RELEASE
+    assert facts["uid"] == uid
+    assert facts["proc_self"] == str(facts["pid"])
+    assert facts["pid"] < 1000
+
+
+def test_rootless_container_from_root(hook_venv: Venv, rootless_container: RootlessContainer) -> None:
+    # root is not mapped in nobody's user namespace: inside it is the overflow uid.
+    variables = env_json(hook_venv, "-t", rootless_container.pid, "--all")
+    assert variables == rootless_container.env()
+    facts = parse(run_python(hook_venv.python, WHERE_CODE, env=variables))
+    assert_in_rootless(facts, rootless_container, NOBODY)
+    facts = parse(pyns_boot(hook_venv, "run", "-t", rootless_container.pid, "--all", "-c", WHERE_CODE))
+    assert_in_rootless(facts, rootless_container, NOBODY)
+
+
+def test_rootless_container_from_its_own_user(hook_venv: Venv, rootless_container: RootlessContainer) -> None:
+    # nobody owns the container's user namespace: joining it first gives the rights for the others; inside, uid 0.
+    result = run_python(hook_venv.python, WHERE_CODE, env=rootless_container.env(), wrapper=as_user(NOBODY))
+    assert_in_rootless(parse(result), rootless_container, 0)
+
+
+def test_rootless_container_whose_user_namespace_cannot_read_the_old_tree(
+    workdir: Path, wheel: Path, rootless_container: RootlessContainer
+) -> None:
+    # The interpreter's environment belongs to a user the container does not map, mode 0700: root reads it on
+    # the host (CAP_DAC_OVERRIDE), but has no such right in nobody's user namespace after the join.
+    private = workdir / ("private-" + uuid.uuid4().hex[:8])
+    private.mkdir(mode=0o700)
+    venv = make_venv(private / "venv")
+    venv.pip("install", "--no-deps", "--no-index", str(wheel))
+    subprocess.run(["chown", "-R", "2000:2000", str(private)], check=True)
+    try:
+        result = run_python(venv.python, "print('user code ran')", env=rootless_container.env())
+        message = assert_one_line_error(result, EXIT_STATUS)
+        assert "gons_mnt" in message
+    finally:
+        rmtree(private)
