@@ -11,6 +11,8 @@ starts ``python -c pass`` of a venv that has the wheel:
 - ``pyns-boot run -t PID --all -c pass``                        (the CLI)
 - ``nsenter -t PID --pid -- env gons_ipc=.. gons_mnt=.. gons_net=.. gons_uts=.. python -c pass``
                                                                 (the old workaround)
+- ``gons_{ipc,mnt,net,pid,uts}=... python -c pass``: the variables alone, as after
+  ``eval "$(pyns-boot env -t PID --all)"`` (the hook forks into gons_pid);
 - the CLI's own share: ``pyns-boot run -t PID --net --uts --ipc -c pass``
   against ``env gons_net=.. gons_uts=.. gons_ipc=.. python -c pass``;
 - ``python -c pass`` on the host, for scale.
@@ -64,6 +66,12 @@ def cases_for(venvs: Venvs, container: LabContainer, lookup: bool) -> tuple[list
             "nsenter -t PID --pid -- env gons_{ipc,mnt,net,uts}=... python -c pass",
             [nsenter, "-t", pid, "--pid", "--", envtool, *("%s=%s" % kv for kv in refs.items()), python, "-c", "pass"],
             env,
+        ),
+        Case(
+            "env-all",
+            "gons_{ipc,mnt,net,pid,uts}=... python -c pass (after eval $(pyns-boot env ...))",
+            [python, "-c", "pass"],
+            {**env, **refs, "gons_pid": container.ref("pid")},
         ),
         Case(
             "cli-small",
@@ -127,6 +135,15 @@ def main() -> None:
                     print(
                         "\nthe CLI against the nsenter workaround: ratio %.2f (wall), %+.2f ms paired median"
                         % (ratio(cli, nsenter), paired_delta_ms(cli, nsenter))
+                    )
+                if "env-all" in by_key and "nsenter" in by_key:
+                    print(
+                        "the gons_* variables alone (gons_pid: the hook's fork) against the workaround: ratio %.2f, "
+                        "%+.2f ms paired median"
+                        % (
+                            ratio(by_key["env-all"], by_key["nsenter"]),
+                            paired_delta_ms(by_key["env-all"], by_key["nsenter"]),
+                        )
                     )
                 if "cli-small" in by_key and "env-small" in by_key:
                     print(

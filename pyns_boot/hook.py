@@ -116,11 +116,25 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
         imports_error = 'pyns_boot: joined gons_mnt "%s", but cannot keep importing from the original root %s: %s' % (
             mnt_path,
             root,
-            error,
+            unreadable_installation(list(package.__path__), root) or error,
         )
         apply_policy(imports_error)
         return
     imports_root = root
+
+
+def unreadable_installation(paths: "list[str]", root: str) -> "str | None":
+    """Why the package's own directory (below root) cannot be read after the joins (a user namespace), or None."""
+    for path in paths:
+        if not os.access(path, os.R_OK | os.X_OK):
+            path = path[len(root) :] if path.startswith(root + "/") else path
+            return (
+                "%s is not readable with the joined namespaces' rights (permission denied: in a joined user "
+                "namespace, files of users it does not map are readable only through their permission bits for "
+                "others); make the interpreter's installation readable to others (chmod -R o+rX), install it where "
+                "the container's user can read it, or set PYNS_BOOT_KEEP_IMPORTS=0" % path
+            )
+    return None
 
 
 OTHER_PID_NAMESPACE = "the target's /proc belongs to a pid namespace this process is not a member of"

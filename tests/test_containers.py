@@ -341,5 +341,7 @@ def test_rootless_container_whose_user_namespace_cannot_read_the_old_tree(
         result = run_python(venv.python, "print('user code ran')", env=rootless_container.env())
         message = assert_one_line_error(result, EXIT_STATUS)
         assert "gons_mnt" in message
+        assert ": %s/venv/" % private in message and "is not readable" in message and "permission denied" in message
+        assert "PYNS_BOOT_KEEP_IMPORTS=0" in message  # a way out
     finally:
         rmtree(private)
