@@ -119,7 +119,7 @@ def resolve(name: str, runtimes: Sequence[str] | None = None) -> Container:
     if len(distinct) > 1:
         raise ContainerError(
             "ambiguous",
-            "container name %r is ambiguous: %s; give a longer ID or the runtime (--engine)"
+            "container name %r is ambiguous: %s; give a longer ID or the tool (--engine, engine=)"
             % (name, ", ".join(c.describe() for c in distinct.values())),
         )
     container = found[0]

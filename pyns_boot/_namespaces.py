@@ -115,19 +115,19 @@ class Namespaces:
         name: str,
         *types: str,
         order: str | Iterable[str] | None = None,
-        runtime: str | None = None,
+        engine: str | None = None,
     ) -> Namespaces:
         """The namespaces of a running container, found by name, ID or ID prefix.
 
         Asks podman, docker, nerdctl and crictl (those installed; or only
-        ``runtime``) for the host PID of the container's first process, then
+        ``engine``, one of them) for the host PID of the container's first process, then
         as :meth:`of_pid`.  Raises pyns_boot.ContainerError (a LookupError)
         when no tool knows the name, none is installed, the container is not
         running or the name is ambiguous.
         """
         from pyns_boot import _containers
 
-        container = _containers.resolve(name, [runtime] if runtime else None)
+        container = _containers.resolve(name, [engine] if engine else None)
         try:
             return cls.of_pid(container.pid, *types, order=order)
         except ProcessLookupError:

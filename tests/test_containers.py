@@ -138,7 +138,7 @@ def test_env_container_with_type_options(hook_venv: Venv, lab_container: LabCont
 
 def test_of_container_is_of_pid(lab_container: LabContainer) -> None:
     assert Namespaces.of_container(lab_container.name) == Namespaces.of_pid(lab_container.host_pid)
-    assert Namespaces.of_container(lab_container.id[:12], "net", runtime="podman") == Namespaces(
+    assert Namespaces.of_container(lab_container.id[:12], "net", engine="podman") == Namespaces(
         net=lab_container.ref("net")
     )
 
