@@ -65,10 +65,10 @@ class Elf:
         self.nodeflib = False
 
 
-def read_elf(path: str) -> "Optional[Elf]":
+def read_elf(path: str, dir_fd: "Optional[int]" = None) -> "Optional[Elf]":
     """The dynamic section of the ELF file at path; None if it is not one (or has none)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return None
     try:
@@ -79,71 +79,74 @@ def read_elf(path: str) -> "Optional[Elf]":
         os.close(fd)
 
 
+def _words(data: bytes, size: int, order: "Literal['little', 'big']") -> "List[int]":
+    """data as unsigned integers of size bytes in the given byte order."""
+    usable = len(data) - len(data) % size
+    if order == sys.byteorder:
+        return memoryview(data)[:usable].cast("Q" if size == 8 else "I" if size == 4 else "H").tolist()
+    return [int.from_bytes(data[at : at + size], order) for at in range(0, usable, size)]
+
+
 def _read_elf(fd: int) -> "Optional[Elf]":
-    header = os.pread(fd, 64, 0)
+    header = os.pread(fd, 4096, 0)  # the program headers follow the ELF header, as a rule
     if len(header) < 52 or header[:4] != b"\x7fELF" or header[4] not in (1, 2) or header[5] not in (1, 2):
         return None
     wide = header[4] == 2
     order: "Literal['little', 'big']" = "little" if header[5] == 1 else "big"
-
-    def number(data: bytes, offset: int, size: int) -> int:
-        return int.from_bytes(data[offset : offset + size], order)
-
     word = 8 if wide else 4
-    machine = number(header, 18, 2)
+    machine = int.from_bytes(header[18:20], order)
     if wide:
-        phoff, phentsize, phnum = number(header, 32, 8), number(header, 54, 2), number(header, 56, 2)
+        phoff = int.from_bytes(header[32:40], order)
+        phentsize, phnum = int.from_bytes(header[54:56], order), int.from_bytes(header[56:58], order)
     else:
-        phoff, phentsize, phnum = number(header, 28, 4), number(header, 42, 2), number(header, 44, 2)
-    table = os.pread(fd, phentsize * phnum, phoff)
+        phoff = int.from_bytes(header[28:32], order)
+        phentsize, phnum = int.from_bytes(header[42:44], order), int.from_bytes(header[44:46], order)
+    if phentsize < (56 if wide else 32):
+        return None
+    table = header[phoff : phoff + phentsize * phnum]
+    if len(table) < phentsize * phnum:
+        table = os.pread(fd, phentsize * phnum, phoff)
     loads = []  # (vaddr, filesz, offset)
     dynamic = None  # (offset, filesz)
     for start in range(0, len(table) - phentsize + 1, phentsize):
-        p_type = number(table, start, 4)
+        # 64-bit: type, flags, offset, vaddr, paddr, filesz; 32-bit: type, offset, vaddr, paddr, filesz
+        p_type = int.from_bytes(table[start : start + 4], order)
+        if p_type not in (_PT_LOAD, _PT_DYNAMIC):
+            continue
         if wide:
-            offset, vaddr, filesz = (
-                number(table, start + 8, 8),
-                number(table, start + 16, 8),
-                number(table, start + 32, 8),
-            )
+            offset, vaddr, _, filesz = _words(table[start + 8 : start + 40], 8, order)
         else:
-            offset, vaddr, filesz = (
-                number(table, start + 4, 4),
-                number(table, start + 8, 4),
-                number(table, start + 16, 4),
-            )
+            offset, vaddr, _, filesz = _words(table[start + 4 : start + 20], 4, order)
         if p_type == _PT_LOAD:
             loads.append((vaddr, filesz, offset))
-        elif p_type == _PT_DYNAMIC:
+        else:
             dynamic = (offset, filesz)
     if dynamic is None:
         return None
-    section = os.pread(fd, dynamic[1], dynamic[0])
-    entries = []
-    strtab = strsz = None
-    nodeflib = False
-    for start in range(0, len(section) - 2 * word + 1, 2 * word):
-        tag, value = number(section, start, word), number(section, start + word, word)
-        if tag == 0:
+    pairs = _words(os.pread(fd, dynamic[1], dynamic[0]), word, order)
+    end = len(pairs) - 1
+    for index in range(0, len(pairs) - 1, 2):  # DT_NULL ends the section
+        if pairs[index] == 0:
+            end = index
             break
-        if tag == _DT_STRTAB:
-            strtab = value
-        elif tag == _DT_STRSZ:
-            strsz = value
-        elif tag == _DT_FLAGS_1:
-            nodeflib = bool(value & _DF_1_NODEFLIB)
-        elif tag in (_DT_NEEDED, _DT_RPATH, _DT_RUNPATH):
-            entries.append((tag, value))
+    tags, values = pairs[0:end:2], pairs[1:end:2]
+    info = dict(zip(tags, values))  # the single-valued tags
+    strtab, strsz = info.get(_DT_STRTAB), info.get(_DT_STRSZ)
     if strtab is None or strsz is None:
         return None
+    entries = [(tag, value) for tag, value in zip(tags, values) if tag in (_DT_NEEDED, _DT_RPATH, _DT_RUNPATH)]
     strings_at = next(
         (offset + strtab - vaddr for vaddr, filesz, offset in loads if vaddr <= strtab < vaddr + filesz), None
     )
     if strings_at is None:
         return None
-    strings = os.pread(fd, strsz, strings_at)
+    # only the span holding the strings wanted (a big library's table has every symbol name)
+    first = min((value for _, value in entries), default=0)
+    last = max((value for _, value in entries), default=0)
+    strings = os.pread(fd, min(strsz, last + 4096) - first, strings_at + first)
 
     def string(at: int) -> str:
+        at -= first
         return os.fsdecode(strings[at : strings.index(b"\0", at)])
 
     needed: "List[str]" = []
@@ -159,7 +162,7 @@ def _read_elf(fd: int) -> "Optional[Elf]":
     if runpath is not None:
         rpath = []  # both given: the loader ignores DT_RPATH (get-dynamic-info.h)
     elf = Elf((header[4], header[5], machine), needed, rpath, runpath)
-    elf.nodeflib = nodeflib
+    elf.nodeflib = bool(info.get(_DT_FLAGS_1, 0) & _DF_1_NODEFLIB)
     return elf
 
 
@@ -183,10 +186,12 @@ class HostLoader:
 
     def __init__(self, root: str, library_path: "Optional[str]", executable: "Optional[str]") -> None:
         self.root = root
+        self.fd = int(root[root.rfind("/") + 1 :])  # root is /proc/self/fd/N
+        self._directories: "Dict[str, str]" = {}
         self.library_path = _directories(library_path)
         self.executable = executable
         self.done: "set[str]" = set()  # needed names resolved and loaded by this process
-        self._cache: "Optional[Dict[str, List[str]]]" = None
+        self._cache: "Optional[LdSoCache]" = None
         self._main_rpath: "Optional[Tuple[Library, List[str]]]" = None
         self._platform: "Optional[str]" = None
         multiarch = getattr(sys.implementation, "_multiarch", None)
@@ -201,11 +206,23 @@ class HostLoader:
     def resolve(self, path: str) -> "Optional[str]":
         """path (absolute, host spelling) with every symlink resolved inside the original root, or None if missing.
 
-        The kernel would resolve an absolute symlink under root + path against
-        the process's root, which is the target's now."""
-        pending = [part for part in reversed(path.split("/")) if part]
-        done = ""
-        hops = 0
+        Through root + path the kernel would resolve an absolute symlink
+        against the process's root, which is the target's now.  Directories
+        are resolved once (most candidates share a few)."""
+        cut = path.rfind("/")
+        directory = self._directories.get(path[:cut])
+        if directory is None:
+            directory = self._walk(path[:cut], 0)
+            if directory is None:
+                return None
+            self._directories[path[:cut]] = directory
+        directory = directory.rstrip("/")
+        return self._walk(directory + path[cut:], 0, len(directory))
+
+    def _walk(self, path: str, hops: int, resolved: int = 0) -> "Optional[str]":
+        """Resolve path component by component (path[:resolved] is resolved already)."""
+        pending = [part for part in reversed(path[resolved:].split("/")) if part]
+        done = path[:resolved]
         while pending:
             part = pending.pop()
             if part == ".":
@@ -215,7 +232,7 @@ class HostLoader:
                 continue
             candidate = done + "/" + part
             try:
-                target = os.readlink(self.root + candidate)
+                target = os.readlink(candidate[1:], dir_fd=self.fd)
             except OSError as error:
                 if error.errno == 22:  # EINVAL: not a symlink
                     done = candidate
@@ -234,7 +251,7 @@ class HostLoader:
         real = self.resolve(path)
         if real is None:
             return None
-        elf = read_elf(self.root + real)
+        elf = read_elf(real[1:], self.fd)
         if elf is None or elf.ident != ident:
             return None
         return Library(path, real, elf)
@@ -250,7 +267,7 @@ class HostLoader:
                 return found
         if loader.elf.nodeflib:
             return None
-        for path in self.cache().get(name, ()):
+        for path in self.cache().paths(name):
             found = self.library_at(path, ident)
             if found is not None:
                 return found
@@ -292,7 +309,7 @@ class HostLoader:
         """The executable's DT_RPATH (ld.so searches it for every object without DT_RUNPATH)."""
         if self._main_rpath is None and self.executable:
             real = self.resolve(self.executable)
-            elf = read_elf(self.root + real) if real else None
+            elf = read_elf(real[1:], self.fd) if real else None
             if real and elf is not None and elf.runpath is None and elf.rpath:
                 self._main_rpath = (Library(real, real, elf), elf.rpath)
             self.executable = None
@@ -318,22 +335,28 @@ class HostLoader:
                 pass
         return self._platform
 
-    def cache(self) -> "Dict[str, List[str]]":
-        """The original root's /etc/ld.so.cache: name -> paths (baseline entries first)."""
+    def cache(self) -> "LdSoCache":
+        """The original root's /etc/ld.so.cache (empty if it has none)."""
         if self._cache is None:
+            data = b""
             real = self.resolve("/etc/ld.so.cache")
-            try:
-                with open(self.root + (real or "/etc/ld.so.cache"), "rb") as file:
-                    self._cache = parse_ld_so_cache(file.read())
-            except OSError:
-                self._cache = {}
+            if real is not None:
+                try:
+                    fd = os.open(real[1:], os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.fd)
+                    try:
+                        data = os.read(fd, os.fstat(fd).st_size)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    pass
+            self._cache = LdSoCache(data)
         return self._cache
 
     # ------------------------------------------------------------ loading
 
     def preload(self, path: str, module: str, flags: int) -> None:
         """Load what the extension module at root + path needs, leaves first, before the module itself."""
-        elf = read_elf(self.root + path)
+        elf = read_elf(path[1:], self.fd)
         if elf is None or elf.ident[:2] != _NATIVE:
             return  # not for this process: the normal loader says why
         pending = [name for name in elf.needed if name not in self.done]
@@ -377,38 +400,52 @@ class HostLoader:
             order.append((name, library))
 
 
-def parse_ld_so_cache(data: bytes) -> "Dict[str, List[str]]":
-    """glibc's ld.so.cache (new format, alone or after the old one): library name -> paths.
+class LdSoCache:
+    """glibc's ld.so.cache (the new format, alone or after the old one), looked up by library name.
 
-    Entries of another ELF class or machine stay in; the loader checks the
-    file itself.  Baseline entries come before hwcaps ones."""
-    start = 0
-    if data.startswith(_CACHE_MAGIC_OLD):
-        count = int.from_bytes(data[12:16], sys.byteorder)
-        start = (16 + 12 * count + 7) & ~7  # old entries: int flags, key, value; then aligned to 8
-    if data[start : start + len(_CACHE_MAGIC_NEW)] != _CACHE_MAGIC_NEW:
-        return {}
-    count = int.from_bytes(data[start + 20 : start + 24], sys.byteorder)
-    table = start + _CACHE_HEADER_NEW
-    if table + count * _CACHE_ENTRY_NEW > len(data):
-        return {}
-    baseline: "Dict[str, List[str]]" = {}
-    hwcaps: "Dict[str, List[str]]" = {}
+    Entries of another ELF class or machine are returned too: the caller
+    checks the file itself, as the loader does.  Baseline entries come
+    before hwcaps ones."""
 
-    def string(at: int) -> str:
-        at += start
-        return os.fsdecode(data[at : data.index(b"\0", at)])
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.start = 0
+        self.words: "List[int]" = []
+        self.first: "Dict[int, int]" = {}  # string offset -> first entry with that key
+        if data.startswith(_CACHE_MAGIC_OLD):
+            count = int.from_bytes(data[12:16], sys.byteorder)
+            self.start = (16 + 12 * count + 7) & ~7  # old entries: int flags, key, value; then aligned to 8
+        if data[self.start : self.start + len(_CACHE_MAGIC_NEW)] != _CACHE_MAGIC_NEW:
+            return
+        count = int.from_bytes(data[self.start + 20 : self.start + 24], sys.byteorder)
+        table = self.start + _CACHE_HEADER_NEW
+        if table + count * _CACHE_ENTRY_NEW > len(data):
+            return
+        # per entry six native words: flags, key, value, osversion, hwcap (two)
+        self.words = memoryview(data)[table : table + count * _CACHE_ENTRY_NEW].cast("I").tolist()
+        keys = self.words[1::6]
+        self.first = dict(zip(reversed(keys), range(count - 1, -1, -1)))
 
-    for at in range(table, table + count * _CACHE_ENTRY_NEW, _CACHE_ENTRY_NEW):
-        if int.from_bytes(data[at : at + 4], sys.byteorder) & 0xFF not in _CACHE_TYPE_ELF:  # FLAG_TYPE_MASK
-            continue
-        key = int.from_bytes(data[at + 4 : at + 8], sys.byteorder)
-        value = int.from_bytes(data[at + 8 : at + 12], sys.byteorder)
-        hwcap = int.from_bytes(data[at + 16 : at + 24], sys.byteorder)
-        (hwcaps if hwcap else baseline).setdefault(string(key), []).append(string(value))
-    for name, paths in hwcaps.items():
-        baseline.setdefault(name, []).extend(paths)
-    return baseline
+    def paths(self, name: str) -> "List[str]":
+        needle = os.fsencode(name) + b"\0"
+        baseline: "List[str]" = []
+        hwcaps: "List[str]" = []
+        words = self.words
+        at = self.data.find(needle, self.start)
+        while at >= 0:
+            # a key may be the tail of a longer string (ldconfig merges suffixes)
+            entry = self.first.get(at - self.start)
+            while entry is not None and 6 * entry < len(words) and words[6 * entry + 1] == at - self.start:
+                flags, value = words[6 * entry], words[6 * entry + 2]
+                if flags & 0xFF in _CACHE_TYPE_ELF:  # FLAG_TYPE_MASK
+                    (hwcaps if words[6 * entry + 4] or words[6 * entry + 5] else baseline).append(self._string(value))
+                entry += 1
+            at = self.data.find(needle, at + 1)
+        return baseline + hwcaps
+
+    def _string(self, offset: int) -> str:
+        at = self.start + offset
+        return os.fsdecode(self.data[at : self.data.index(b"\0", at)])
 
 
 def _directories(value: "Optional[str]") -> "List[str]":

@@ -103,9 +103,15 @@ class Container:
     def install(self, source: Path, target: str) -> None:
         self.shell("cat > %s && chmod 755 %s" % (target, target), source.read_bytes())
 
-    def run_joined(self, python: str, code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """python -c code inside the container's pid namespace, joining its mount namespace with gons_mnt."""
+    def run_joined(
+        self, python: str, code: str, env: dict[str, str] | None = None, entry: str = "nsenter"
+    ) -> subprocess.CompletedProcess[str]:
+        """python -c code joining the container's mount namespace with gons_mnt, inside its pid namespace:
+        started there by nsenter --pid (entry "nsenter"), or entering it itself with gons_pid ("gons_pid")."""
         full = {"gons_mnt": "/proc/%d/ns/mnt" % self.pid, **(env or {})}
+        if entry == "gons_pid":
+            full["gons_pid"] = "/proc/%d/ns/pid" % self.pid
+            return run_python(python, code, full)
         return run_python(python, code, full, wrapper=["nsenter", "-t", str(self.pid), "--pid", "--"])
 
     def remove(self) -> None:
@@ -132,12 +138,21 @@ def libs_venv(workdir: Path, wheel: Path) -> Iterator[Venv]:
     rmtree(venv.path)
 
 
-def test_extension_modules_bind_to_the_host_libraries(container: Container, libs_venv: Venv) -> None:
+def has_pid_entry(venv: Venv) -> bool:
+    """Whether this build puts the program itself into gons_pid's namespace (issue 11, item 1)."""
+    code = "import pyns_boot; print(hasattr(pyns_boot.status(), 'pid_mode'))"
+    return run_python(venv.python, code).stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("entry", ["nsenter", "gons_pid"])
+def test_extension_modules_bind_to_the_host_libraries(container: Container, libs_venv: Venv, entry: str) -> None:
+    if entry == "gons_pid" and not has_pid_entry(libs_venv):
+        pytest.skip("this build has no pid entry (status().pid_mode): gons_pid moves only children")
     code = PROGRAM % (MODULES,)
     host = run_python(libs_venv.python, code)
     assert host.returncode == 0, host.stderr
     on_host = result_of(host.stdout)
-    inside = container.run_joined(libs_venv.python, code)
+    inside = container.run_joined(libs_venv.python, code, entry=entry)
     assert inside.returncode == 0, inside.stderr
     joined = result_of(inside.stdout)
     # every module the host imports imports inside too (the issue's six at least), with the host's libraries
