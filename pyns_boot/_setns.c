@@ -424,6 +424,64 @@ static PyObject *apply_policy(const char *message)
     Py_RETURN_NONE;
 }
 
+/* ---- run()'s reports: the failure with its hint, a mistyped policy ---- */
+
+/* A failed run(): pyns_boot.hook.report_failure adds the one hint (the
+ * logic lives in pyns_boot._hints) and applies the policy; when the package
+ * cannot be imported, the C apply_policy reports the message alone. */
+static PyObject *report_failure(void)
+{
+    const char *message = boot_report.message != NULL ? boot_report.message
+                                                      : "pyns_boot: failed";
+    PyObject *hook = PyImport_ImportModule("pyns_boot.hook");
+    if (hook == NULL) {
+        PyErr_Clear();
+        return apply_policy(message);
+    }
+    PyObject *report = report_to_python(&boot_report);
+    if (report == NULL) {
+        Py_DECREF(hook);
+        return NULL;
+    }
+    PyObject *result = PyObject_CallMethod(hook, "report_failure", "(O)", report);
+    Py_DECREF(report);
+    Py_DECREF(hook);
+    return result;
+}
+
+/* After a successful run(): record the policy in force, and say in one
+ * line when PYNS_BOOT_ON_ERROR holds a value that is not understood (the
+ * text of pyns_boot.hook.policy_error). */
+static void note_policy(void)
+{
+    const char *value = getenv(POLICY_VARIABLE);
+    if (value == NULL)
+        value = "";
+    if (strcmp(value, "warn") == 0 || strcmp(value, "ignore") == 0)
+        boot_policy = value[0] == 'w' ? "warn" : "ignore";
+    else
+        boot_policy = "exit";
+    if (value[0] == '\0' || strcmp(value, "exit") == 0 || boot_policy[0] != 'e')
+        return;
+    static const char head[] = "pyns_boot: " POLICY_VARIABLE "=\"";
+    static const char tail[] = "\" is not understood (expected exit, "
+                               "warn or ignore); acting as exit\n";
+    size_t length = strlen(value);
+    char *text = malloc(sizeof head - 1 + length + sizeof tail - 1);
+    flush_python_stderr();
+    if (text == NULL) {
+        write_all(2, head, sizeof head - 1);
+        write_all(2, value, length);
+        write_all(2, tail, sizeof tail - 1);
+        return;
+    }
+    memcpy(text, head, sizeof head - 1);
+    memcpy(text + sizeof head - 1, value, length);
+    memcpy(text + sizeof head - 1 + length, tail, sizeof tail - 1);
+    write_all(2, text, sizeof head - 1 + length + sizeof tail - 1);
+    free(text);
+}
+
 /* run(): what pyns_boot.hook.run() does, for every case but a mnt join
  * (keep-imports and its setting) and a Python whose interpreters C cannot
  * tell apart: those go to pyns_boot.hook.run(). */
@@ -444,8 +502,8 @@ static PyObject *setns_run(PyObject *module, PyObject *unused)
     if (remove_variables() < 0)
         return NULL;
     if (boot_report.error_errno != 0)
-        return apply_policy(boot_report.message != NULL ? boot_report.message
-                                                        : "pyns_boot: failed");
+        return report_failure();
+    note_policy();
     Py_RETURN_NONE;
 }
 

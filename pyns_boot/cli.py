@@ -245,8 +245,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("order:   %s" % result.order)
     if result.policy:
         print("policy:  %s" % result.policy)
+    if result.policy_error:
+        print("warning: %s" % result.policy_error)
     if result.error:
         print("error:   %s" % result.error)
+    if result.hint:
+        print("hint:    %s" % result.hint)
     for ns_type, ns in result.namespaces.items():
         if ns.requested:
             early = " (opened early)" if ns.early else ""
@@ -316,6 +320,21 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
     return 1  # not reached
 
 
+def _refuse_after_partial_join(command: str) -> None:
+    """The hook failed in this very process (it carries on for pyns-boot): run and env must not build on
+    namespaces it joined half-way; status and doctor report it."""
+    if command not in ("run", "env") or ("pyns_boot.hook" not in sys.modules and "_pyns_boot" not in sys.modules):
+        return
+    from pyns_boot import status
+
+    result = status()
+    if result.state == "failed" and result.joined:
+        raise CommandError(
+            "the start-up hook of this pyns-boot process failed after joining %s: unset the gons_* variables "
+            "(they belong to another program) and try again" % ", ".join(result.joined)
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The pyns-boot command; returns the exit status (run does not return on success)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -326,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments = ["run", *options]
     args = parser.parse_args(arguments)
     try:
+        _refuse_after_partial_join(args.command)
         if args.command == "status":
             return cmd_status(args)
         if args.command == "env":
