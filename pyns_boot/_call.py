@@ -330,10 +330,15 @@ class _Worker:
 
 
 def _join_error(report: tuple[Any, ...], namespaces: Namespaces) -> Exception:
+    from pyns_boot import _hints
     from pyns_boot._status import NamespaceError, _from_report
 
     status = _from_report(TYPES, report, None)
     message = status.error or "pyns_boot: cannot join %r" % (namespaces,)
+    hint = _hints.for_report(report, _hints.API)
+    if hint:
+        status._set(hint=hint)
+        message += "\n" + _hints.HINT_PREFIX + hint
     return NamespaceError(status.errno or EINVAL, message, failed=status.failed, status=status)
 
 

@@ -67,7 +67,12 @@ def exited_process(path: str) -> int | None:
     parts = path.split("/")
     if len(parts) > 2 and parts[0] == "" and parts[1] == "proc" and parts[2].isdigit():
         pid = int(parts[2])
-        if not os.path.exists("/proc/%d" % pid):
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as file:
+                state = file.read().rpartition(b")")[2].split()[:1]
+        except OSError:
+            return pid
+        if state in ([b"Z"], [b"X"]):  # exited, not yet reaped: no namespaces left
             return pid
     return None
 
@@ -122,7 +127,7 @@ def _missing(ns_type: str, path: str, context: str) -> str | None:
             _option(ns_type, context),
             ns_type,
         )
-    return way_out(ns_type) if context == ENVIRONMENT else None
+    return None
 
 
 def _owner(path: str) -> tuple[int, int] | None:
@@ -179,12 +184,17 @@ def _access(ns_type: str, path: str, joining: bool, context: str) -> str | None:
     user = _option("user", context) + ("..." if context != COMMAND else "PATH (-U)")
     if ns_type != "user":
         owner = _owner(path)
+        own = os.stat("/proc/self/ns/user").st_ino
+        if owner is not None and not owner[0]:
+            order = {ENVIRONMENT: "gons_order=", COMMAND: "--order ", API: "order="}[context]
+            return (
+                "that %s namespace belongs to a user namespace above this process's user:[%d], where it has no "
+                "CAP_SYS_ADMIN: join it before the user namespace (%s%s,user)" % (ns_type, own, order, ns_type)
+            )
         if owner is not None and not owner[1]:
-            where = "user:[%d]" % owner[0] if owner[0] else "a user namespace outside this process's"
-            return "that %s namespace belongs to %s, which this process has not joined: join it first (%s)" % (
-                ns_type,
-                where,
-                user,
+            return (
+                "that %s namespace belongs to user namespace user:[%d]; this process is in user:[%d] and has no "
+                "CAP_SYS_ADMIN there: join the user namespace that owns it first (%s)" % (ns_type, owner[0], own, user)
             )
     capabilities = _capabilities()
     missing = [
@@ -193,15 +203,10 @@ def _access(ns_type: str, path: str, joining: bool, context: str) -> str | None:
         if capabilities >= 0 and not capabilities >> bit & 1 and (name == "CAP_SYS_ADMIN" or ns_type == "mnt")
     ]
     if missing or os.geteuid() != 0:
-        return (
-            "joining a %s namespace needs %s; this process runs as uid %d%s: "
-            "run as root, or join a user namespace you own first (%s)"
-            % (
-                ns_type,
-                _needed(ns_type),
-                os.geteuid(),
-                " without %s" % " and ".join(missing) if missing else "",
-                user,
-            )
+        return "joining a %s namespace needs %s; this process runs as uid %d%s: run it as root" % (
+            ns_type,
+            _needed(ns_type),
+            os.geteuid(),
+            " without %s" % " and ".join(missing) if missing else "",
         )
     return None
