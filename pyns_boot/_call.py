@@ -234,6 +234,7 @@ class _ForkServer:
                 [p for p in sys.path if isinstance(p, str)],
                 os.environ.get(KEEP_IMPORTS_VARIABLE) != "0",
                 needs_main,
+                namespaces.netns_name,
                 fd=theirs.fileno(),
             )
         except BaseException:

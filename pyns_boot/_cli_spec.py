@@ -58,7 +58,7 @@ def build(
             raise UsageError("--netns and --net name the same namespace: give one of them")
         if not netns or "/" in netns or netns in (".", ".."):
             raise UsageError("--netns %r is not a network namespace name (as in: ip netns add NAME)" % netns)
-        refs["net"] = os.path.join(NETNS_DIR, netns)
+        refs["net"] = os.path.join(NETNS_DIR, netns)  # checked as a path; joined as ip netns exec does
     if target is None:
         if from_target:
             flags = ", ".join("--" + t for t in from_target)
@@ -87,7 +87,11 @@ def build(
             "name at least one namespace: -t PID with --net, --uts ... or --all, --TYPE PATH, --netns NAME"
         )
     try:
-        spec = Namespaces(order=order, **refs)
+        if netns is not None:
+            del refs["net"]
+            spec = Namespaces(order=order, netns=netns, **refs)
+        else:
+            spec = Namespaces(order=order, **refs)
     except ValueError as error:
         raise UsageError(str(error).replace("pyns_boot: ", "")) from None
     if check:

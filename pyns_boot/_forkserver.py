@@ -187,7 +187,8 @@ class _Server:
         if command == "fork":
             if fd < 0:
                 return ("error", "fork request without a socket")
-            _, order, paths, main_path, one_shot, sys_path, keep_imports, needs_main = request
+            _, order, paths, main_path, one_shot, sys_path, keep_imports, needs_main = request[:8]
+            netns = request[8] if len(request) > 8 else None  # Namespaces.netns(): the ip netns exec view
             sys.path[:] = sys_path
             if needs_main and main_path is not None:
                 _preload_main(main_path)
@@ -199,7 +200,7 @@ class _Server:
             pid = os.fork()
             if pid == 0:
                 self.control.close()
-                _worker(fd, order, paths, main_path, one_shot, keep_imports)  # never returns
+                _worker(fd, order, paths, main_path, one_shot, keep_imports, netns)  # never returns
             self.live.add(pid)
             return ("forked", pid)
         if command == "status":
@@ -271,6 +272,18 @@ def serve(control_fd: int) -> None:
 # ---------------------------------------------------------------- worker
 
 
+def _netns_view(report: "tuple[Any, ...]", netns: str) -> "tuple[Any, ...]":
+    """After joining /run/netns/NAME: the view of ip netns exec NAME (a failure turns the report into one)."""
+    from pyns_boot import _setns
+
+    try:
+        for failure in _setns.netns_view(netns):
+            os.write(2, os.fsencode("pyns_boot: netns %s: %s\n" % (netns, failure)))
+    except OSError as error:
+        return (False, error.strerror, error.errno, "net", report[4], report[5])
+    return report
+
+
 def _worker(
     fd: int,
     order: "str | None",
@@ -278,6 +291,7 @@ def _worker(
     main_path: "str | None",
     one_shot: bool,
     keep_imports: bool,
+    netns: "str | None" = None,
 ) -> None:
     code = 0
     try:
@@ -290,6 +304,8 @@ def _worker(
         if mnt_path is not None and keep_imports and "pyns_boot._oldroot" in sys.modules:
             old_root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         report = _setns.apply(order, paths)
+        if report[0] and netns is not None:
+            report = _netns_view(report, netns)
         if old_root >= 0:
             mnt_joined = any(entry[0] == "mnt" and entry[2] == "joined" for entry in report[5])
             if not (report[0] and mnt_joined and _keep_importing(old_root, str(mnt_path))):

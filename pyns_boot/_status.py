@@ -295,6 +295,9 @@ def _hook_status() -> "Status":
             from pyns_boot import _hints
 
             result._set(hint=_hints.for_report(report))
+        finish_error = getattr(hook, "finish_error", None)
+        if finish_error is not None:  # joined, then a step after the joins failed (pyns_boot._finish)
+            result._set(state=FAILED, error=finish_error)
         return result
     if load_error is not None:
         return Status(FAILED, True, _unrun_namespaces(_setns.TYPES), error=load_error, policy=policy)

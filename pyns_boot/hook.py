@@ -33,7 +33,11 @@ TRIGGER_VARIABLES = (
     "gons_user",
     "gons_uts",
     "gons_order",
+    "gons_netns",  # pyns_boot._finish: /run/netns/NAME the way ip netns exec joins it
 )
+# pyns_boot._finish.VARIABLES: the steps around the joins (gons_netns, the
+# working directory, the ids).  The C helper's run() hands these to run().
+FINISH_VARIABLES = ("gons_netns", "PYNS_BOOT_WD", "PYNS_BOOT_SETGID", "PYNS_BOOT_SETUID")
 
 # What this process's hook did, for pyns_boot.status().
 ran = False
@@ -43,11 +47,13 @@ policy = None  # type: str | None
 # (pyns_boot._oldroot), or why that could not be done.
 imports_root = None  # type: str | None
 imports_error = None  # type: str | None
+# A step of pyns_boot._finish that failed after the joins (working directory, ids, ip netns exec view).
+finish_error = None  # type: str | None
 
 
 def run() -> None:
     """Join the namespaces the gons_* variables name; act once per process."""
-    global ran, load_error
+    global ran, load_error, finish_error
     if ran or os.environ.keys().isdisjoint(TRIGGER_VARIABLES):
         return
     if not in_main_interpreter():
@@ -73,10 +79,20 @@ def run() -> None:
             apply_policy(load_error)
             return
         keep_imports = setting != "0"
+    plan = None
+    if any(os.environ.get(name) for name in FINISH_VARIABLES):
+        from pyns_boot import _finish
+
+        plan = _finish.Plan()
+        load_error = _finish.prepare(plan)
+        if load_error is not None:
+            _finish.remove_variables()
+            apply_policy(load_error)
+            return
     report = _setns.boot(keep_imports)
     if report is None:  # another interpreter of this process acted already
         return
-    for name in TRIGGER_VARIABLES:
+    for name in TRIGGER_VARIABLES + FINISH_VARIABLES:
         os.environ.pop(name, None)
     old_root = _setns.take_old_root() if keep_imports else None
     if not report[0]:
@@ -85,6 +101,13 @@ def run() -> None:
         note_policy()
     if old_root is not None:
         keep_importing(old_root, str(mnt_path))
+    if plan is not None:
+        if not report[0]:
+            _finish.discard(plan)
+            return
+        finish_error = _finish.finish(plan, _setns)
+        if finish_error is not None:
+            apply_policy(finish_error)
 
 
 def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
