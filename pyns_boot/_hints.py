@@ -176,6 +176,11 @@ def _access(ns_type: str, path: str, joining: bool, context: str) -> str | None:
     if not joining:
         parts = path.split("/")
         if len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit():
+            if os.geteuid() == 0:
+                return (
+                    "even root needs ptrace access to process %s: it runs in a user namespace this one does not "
+                    "own, or a security module (Yama, SELinux, AppArmor) refuses it" % parts[2]
+                )
             return (
                 "reading another user's namespaces needs ptrace access to process %s: run as its owner or root"
                 % parts[2]
