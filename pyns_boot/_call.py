@@ -5,8 +5,8 @@ time namespaces itself, and fork() from it is unsafe.  The work runs in
 workers forked by a fork server (pyns_boot._forkserver): a fresh,
 single-threaded interpreter started with ``-I -S``.  Each worker joins the
 requested namespaces with the C helper before it runs anything, then serves
-pickled calls over a socket.  See the README section "Running callables in
-other namespaces" for the measurements behind this choice.
+pickled calls over a socket.  See docs/workers.md ("How it works, and why
+this way") and benchmarks/README.md for the measurements behind this choice.
 
 Not on the start-up path: loaded on first use of the public names.  Kept
 light for the first call: no concurrent.futures, subprocess, socket or
