@@ -154,3 +154,11 @@ def test_mistyped_policy_is_said_at_every_start_and_in_status(hook_venv: Venv, p
 def test_policy_is_reported_when_understood(hook_venv: Venv) -> None:
     status = probe(hook_venv.python, {"gons_net": "/proc/self/ns/net", "PYNS_BOOT_ON_ERROR": "warn"})["status"]
     assert (status["policy"], status["policy_error"]) == ("warn", None)
+
+
+def test_stale_variable_hint_on_the_python_hook_path(hook_venv: Venv, stale: dict[str, str]) -> None:
+    """gons_mnt sends the start-up to pyns_boot.hook.run(): the same message and hint as the C path."""
+    env = {**stale, "gons_mnt": "/proc/self/ns/mnt"}
+    result = run_python(hook_venv.python, "print('ran')", env)
+    assert result.returncode == EXIT_STATUS and result.stdout == ""
+    assert result.stderr.splitlines() == list(stale_lines(stale))
