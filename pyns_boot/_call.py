@@ -5,8 +5,8 @@ time namespaces itself, and fork() from it is unsafe.  The work runs in
 workers forked by a fork server (pyns_boot._forkserver): a fresh,
 single-threaded interpreter started with ``-I -S``.  Each worker joins the
 requested namespaces with the C helper before it runs anything, then serves
-pickled calls over a socket.  See the README section "Running callables in
-other namespaces" for the measurements behind this choice.
+pickled calls over a socket.  See docs/workers.md ("How it works, and why
+this way") and benchmarks/README.md for the measurements behind this choice.
 
 Not on the start-up path: loaded on first use of the public names.  Kept
 light for the first call: no concurrent.futures, subprocess, socket or
@@ -264,6 +264,7 @@ class _ForkServer:
                 [p for p in sys.path if isinstance(p, str)],
                 os.environ.get(KEEP_IMPORTS_VARIABLE) != "0",
                 needs_main,
+                namespaces.netns_name,
                 fd=theirs.fileno(),
             )
         except BaseException:
@@ -365,10 +366,15 @@ class _Worker:
 
 
 def _join_error(report: tuple[Any, ...], namespaces: Namespaces) -> Exception:
+    from pyns_boot import _hints
     from pyns_boot._status import NamespaceError, _from_report
 
     status = _from_report(TYPES, report, None)
     message = status.error or "pyns_boot: cannot join %r" % (namespaces,)
+    hint = _hints.for_report(report, _hints.API)
+    if hint:
+        status._set(hint=hint)
+        message += "\n" + _hints.HINT_PREFIX + hint
     return NamespaceError(status.errno or EINVAL, message, failed=status.failed, status=status)
 
 

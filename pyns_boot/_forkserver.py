@@ -192,7 +192,8 @@ class _Server:
         if command == "fork":
             if fd < 0:
                 return ("error", "fork request without a socket")
-            _, order, paths, main_path, one_shot, sys_path, keep_imports, needs_main = request
+            _, order, paths, main_path, one_shot, sys_path, keep_imports, needs_main = request[:8]
+            netns = request[8] if len(request) > 8 else None  # Namespaces.netns(): the ip netns exec view
             sys.path[:] = sys_path
             if needs_main and main_path is not None:
                 _preload_main(main_path)
@@ -208,7 +209,7 @@ class _Server:
             pid = os.fork()
             if pid == 0:
                 self.control.close()
-                _worker(fd, order, paths, main_path, one_shot, keep_imports)  # never returns
+                _worker(fd, order, paths, main_path, one_shot, keep_imports, netns)  # never returns
             self.live.add(pid)
             return ("forked", pid)
         if command == "status":
@@ -295,6 +296,18 @@ def serve(control_fd: int) -> None:
 # ---------------------------------------------------------------- worker
 
 
+def _netns_view(report: "tuple[Any, ...]", netns: str) -> "tuple[Any, ...]":
+    """After joining /run/netns/NAME: the view of ip netns exec NAME (a failure turns the report into one)."""
+    from pyns_boot import _setns
+
+    try:
+        for failure in _setns.netns_view(netns):
+            os.write(2, os.fsencode("pyns_boot: netns %s: %s\n" % (netns, failure)))
+    except OSError as error:
+        return (False, error.strerror, error.errno, "net", report[4], report[5])
+    return report
+
+
 def _worker(
     fd: int,
     order: "str | None",
@@ -302,13 +315,14 @@ def _worker(
     main_path: "str | None",
     one_shot: bool,
     keep_imports: bool,
+    netns: "str | None" = None,
 ) -> None:
     code = 0
     set_up = False
     try:
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-        report = _set_up(order, paths, keep_imports)
+        report = _set_up(order, paths, keep_imports, netns)
         write_frame(fd, encode(("joined" if report[0] else "join_failed", report)))
         set_up = True
         if report[0]:
@@ -328,8 +342,11 @@ def _worker(
         os._exit(code)
 
 
-def _set_up(order: "str | None", paths: "tuple[str | None, ...]", keep_imports: bool) -> "tuple[Any, ...]":
-    """Join; enter a joined pid namespace (fork: the worker lives inside it); keep importing after a mnt join.
+def _set_up(
+    order: "str | None", paths: "tuple[str | None, ...]", keep_imports: bool, netns: "str | None" = None
+) -> "tuple[Any, ...]":
+    """Join (a named netns with the view of ip netns exec); enter a joined pid namespace (fork: the worker
+    lives inside it); keep importing after a mnt join.
 
     Returns the report tuple of _setns.apply, made a failure when a later step failed."""
     from pyns_boot import _setns
@@ -342,6 +359,8 @@ def _set_up(order: "str | None", paths: "tuple[str | None, ...]", keep_imports: 
         old_root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         report = _setns.apply(order, paths)
+        if report[0] and netns is not None:
+            report = _netns_view(report, netns)
         outcomes = {entry[0]: entry[2] for entry in report[5]}
         if report[0] and outcomes.get("pid") == "joined":
             try:
