@@ -71,21 +71,11 @@ class Interpreter:
         self.entered = Case("entered", "gons_pid (fork + supervisor)", [python, *PASS], clean_env(**pid))
         self.forked = Case("forked", "no gons_*, os.fork() first (one fork)", [python, "-c", FORK], clean_env())
         self.cases = [self.idle, self.children, self.entered, self.forked]
-        # pyns-boot run forks before it execs (as nsenter --pid), against the same run whose order names
-        # pid without "!" (the run then leaves the entry to the started interpreter's hook).
-        run = [str(Path(python).parent / "pyns-boot"), "run", "-t", str(holder.pid), "--pid"]
-        self.cli = Case("cli", "pyns-boot run -t PID --pid (the run forks)", [*run, "--", *PASS], clean_env())
-        late = ["--order", "pid"]
-        self.cli_hook = Case(
-            "cli_hook", "the same, --order pid (the hook forks)", [*run, *late, "--", *PASS], clean_env()
-        )
-        self.commands = [self.cli, self.cli_hook]
 
     def verify(self) -> None:
         """Each case does what its label says before it is timed."""
-        probes = [(self.children, "children"), (self.entered, "entered"), (self.cli, "member")]
-        for case, mode in [*probes, (self.cli_hook, "entered")]:
-            out = run([*case.argv[: -len(PASS)], "-c", MODE_PROBE], env=case.env).stdout.split()
+        for case, mode in ((self.children, "children"), (self.entered, "entered")):
+            out = run([case.argv[0], "-c", MODE_PROBE], env=case.env).stdout.split()
             if out[0] != mode:
                 raise SystemExit("%s %s: pid_mode is %s, not %s" % (self.version, case.label, out[0], mode))
 
@@ -117,7 +107,7 @@ def report(
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for interp in interps:
-        for case in [*interp.cases, *interp.commands]:
+        for case in interp.cases:
             count = counts.get(interp.version, {}).get(case.key)
             call_count = calls.get(interp.version, {}).get(case.key)
             fault_count = faults.get(interp.version, {}).get(case.key)
@@ -159,22 +149,6 @@ def report(
                 paired_delta_ms(interp.forked, interp.idle),
             )
         )
-    lines += [
-        "",
-        "| Python | pyns-boot run --pid: run forks - hook forks, median of per-round differences "
-        "| wall ratio | CPU ratio |",
-        "|---|---:|---:|---:|",
-    ]
-    for interp in interps:
-        lines.append(
-            "| %s | %+.3f ms | %.3f | %.3f |"
-            % (
-                interp.version,
-                paired_delta_ms(interp.cli, interp.cli_hook),
-                ratio(interp.cli, interp.cli_hook),
-                cpu_ratio(interp.cli, interp.cli_hook),
-            )
-        )
     return "\n".join(lines) + "\n"
 
 
@@ -201,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         interps = [Interpreter(Venvs(p, wheel, workdir), holder) for p in args.python or default_pythons()]
         for interp in interps:
             interp.verify()
-        cases = [case for interp in interps for case in [*interp.cases, *interp.commands]]
+        cases = [case for interp in interps for case in interp.cases]
         print("timing %d cases x %d rounds ..." % (len(cases), args.rounds), file=sys.stderr)
         measure(cases, args.rounds)
         counts: dict[str, dict[str, int]] = {}

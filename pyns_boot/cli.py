@@ -431,11 +431,11 @@ def _enter_pid_namespace_first(spec: Namespaces, env: dict[str, str]) -> None:
 
     This process stays as the C supervisor the hook would have made (signals forwarded, the child's
     exit status); only the child returns, to exec the interpreter, whose hook then finds itself in
-    the namespace already (status().pid_mode "member") and does not fork.  A fork of this process
-    right before an exec costs less than one of the started program (benchmarks/README.md).  Left to
-    the hook when the join needs the hook's order (a user namespace first, a pid reference resolved
-    after the mount switch), with PYNS_BOOT_PID set, and when anything here fails: the hook then
-    reports it as it always does."""
+    the namespace already (status().pid_mode "member") and does not fork: the fork comes right
+    before an exec, as nsenter's does, instead of in the started program.  Left to the hook when the
+    join needs the hook's order (a user namespace first, a pid reference resolved after the mount
+    switch), with PYNS_BOOT_PID set, and when anything here fails: the hook then reports it as it
+    always does."""
     from pyns_boot import _setns
 
     path = spec.get("pid")
