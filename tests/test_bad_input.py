@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import pytest
-from nsutil import EXIT_STATUS, NamedNetns, Venv, as_user, clean_env, make_venv, rmtree, world_readable_dir
+from nsutil import EXIT_STATUS, NamedNetns, Venv, as_user, clean_env, fresh_cwd, make_venv, rmtree, world_readable_dir
 
 CHILD_TIMEOUT = 20  # seconds: a hang fails the row; a healthy row takes a few ms
 USER_CODE = "print('user code ran')"
@@ -392,7 +392,7 @@ def run_child(
         env=full_env,
         capture_output=True,
         timeout=CHILD_TIMEOUT,
-        cwd="/",
+        cwd=fresh_cwd(),
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # no controlling terminal
     )

@@ -23,6 +23,7 @@ from nsutil import (
     Venv,
     as_user,
     clean_env,
+    fresh_cwd,
     own_links,
     parse_probe,
     world_readable_dir,
@@ -163,7 +164,7 @@ def test_env_eval_in_sh_moves_the_next_python(hook_venv: Venv, holder: Callable[
     # unsets them.  (pyns-boot itself starts with them: it is a Python of this environment too.)
     env = clean_env(PROBE=PROBE, gons_order="ipc", gons_ipc="/proc/self/ns/ipc")
     result = subprocess.run(
-        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd="/"
+        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd=fresh_cwd()
     )
     assert result.returncode == 0, result.stderr
     report = parse_probe(result.stdout)
@@ -186,7 +187,7 @@ def test_env_shell_output_is_quoted(hook_venv: Venv, holder: Callable[..., Holde
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT,
-        cwd="/",
+        cwd=fresh_cwd(),
     )
     assert shell.returncode == 0, shell.stderr
     assert parse_probe(shell.stdout)["links"]["net"] == h.link("net")
@@ -209,7 +210,7 @@ def test_env_formats_and_named_netns(hook_venv: Venv, netns: NamedNetns) -> None
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT,
-        cwd="/",
+        cwd=fresh_cwd(),
     )
     assert child.returncode == 0, child.stderr
     assert parse_probe(child.stdout)["links"]["net"] == netns.link()
