@@ -137,7 +137,7 @@ MUTATIONS = [
                 "",
             )
         ],
-        ["tests/test_foreign_mnt.py"],
+        ["tests/test_mnt_path.py", "tests/test_foreign_mnt.py"],
     ),
     Mutation(
         "no-remote-traceback",

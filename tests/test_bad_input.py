@@ -4,8 +4,9 @@ Every row is checked the same way, on a real interpreter of a venv with the hook
 
 * the exact outcome: stderr byte for byte, exit status per policy (125 under the
   default), and under ``warn`` the status (state, errno, failed type, error text);
-* a hang fails the row: every child runs with a timeout (``CHILD_TIMEOUT``), which is
-  generous on purpose; speed is measured in benchmarks/, not here;
+* a hang fails the row: every child runs with a timeout (``CHILD_TIMEOUT``, nsutil's
+  HANG_TIMEOUT), short enough that a hang costs seconds, long enough that no healthy row
+  comes near it; speed is measured in benchmarks/, not here;
 * no descriptor is left behind: under ``warn`` the child lists ``/proc/self/fd``
   before it imports anything and compares with a run without gons_* variables;
 * under the default policy the program's own code never ran (stdout stays empty).
@@ -32,9 +33,20 @@ from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import pytest
-from nsutil import EXIT_STATUS, NamedNetns, Venv, as_user, clean_env, fresh_cwd, make_venv, rmtree, world_readable_dir
+from nsutil import (
+    EXIT_STATUS,
+    HANG_TIMEOUT,
+    NamedNetns,
+    Venv,
+    as_user,
+    clean_env,
+    fresh_cwd,
+    make_venv,
+    rmtree,
+    world_readable_dir,
+)
 
-CHILD_TIMEOUT = 20  # seconds: a hang fails the row; a healthy row takes a few ms
+CHILD_TIMEOUT = HANG_TIMEOUT  # seconds: a hang fails the row; a healthy row takes a few ms
 USER_CODE = "print('user code ran')"
 # Lists its descriptors before any import, then reports the hook's status.
 STATUS_CODE = r"""

@@ -17,6 +17,7 @@ from cliutil import pyns_boot
 from nsutil import (
     CHILD_TIMEOUT,
     EXIT_STATUS,
+    HANG_TIMEOUT,
     PROBE,
     Holder,
     NamedNetns,
@@ -279,7 +280,7 @@ def test_env_path_that_is_not_a_network_namespace(
 def test_env_fifo_does_not_hang(hook_venv: Venv, tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    result = pyns_boot(hook_venv, "env", "--uts", str(fifo))
+    result = pyns_boot(hook_venv, "env", "--uts", str(fifo), timeout=HANG_TIMEOUT)
     assert result.returncode == 1
     assert (
         result.stderr == 'pyns-boot: invalid gons_uts reference "%s": not a namespace reference (it is a FIFO)\n' % fifo
