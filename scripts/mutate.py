@@ -166,7 +166,7 @@ MUTATIONS = [
     Mutation(
         "children-cwd-root",
         "the tests' children run with cwd '/' (a stray _pyns_boot*.so there shadows the build under test)",
-        [("tests/nsutil.py", "    return path\n\n\nPROBE", '    return "/"\n\n\nPROBE')],
+        [("tests/nsutil.py", "    os.chmod(path, 0o755)\n    return path\n", '    return "/"\n')],
         ["tests/test_loaded_from.py"],
     ),
 ]
@@ -240,9 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", args.source, clone], check=True)
     head = git("rev-parse", "--short", "HEAD", cwd=clone).strip()
     print("clone of %s at %s in %s" % (args.source, head, clone), flush=True)
-    for m in chosen:  # every edit must apply before anything runs
-        apply(clone, m)
-        git("reset", "-q", "--hard", cwd=clone)
+    try:
+        for m in chosen:  # every edit must apply before anything runs
+            apply(clone, m)
+            git("reset", "-q", "--hard", cwd=clone)
+    except SystemExit:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
 
     def selection(m: Mutation) -> list[str]:
         return [] if args.full or not m.tests else m.tests
