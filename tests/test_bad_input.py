@@ -11,8 +11,9 @@ Every row is checked the same way, on a real interpreter of a venv with the hook
   before it imports anything and compares with a run without gons_* variables;
 * under the default policy the program's own code never ran (stdout stays empty).
 
-Children start in a new session (no controlling terminal), with the working directory
-``/``.  Values are bytes so that non-UTF-8 input reaches the hook unchanged.  Placeholders
+Children start in a new session (no controlling terminal), in a fresh directory of their
+own that holds only ``proc``, a symlink to ``/proc`` (for the relative-path rows).  Values
+are bytes so that non-UTF-8 input reaches the hook unchanged.  Placeholders
 in values and messages: ``{dir}`` a scratch directory with a FIFO, a socket, symlinks and
 a regular file; ``{netns}`` a named network namespace; ``{gone}`` the pid of an exited and
 reaped process; ``{zombie}`` the pid of an exited, unreaped one; ``{deleted}`` the path of
@@ -185,7 +186,7 @@ CASES: list[Case] = [
     # ---- references -----------------------------------------------------------------
     net("path-missing", b"/nonexistent/pyns", invalid("gons_net", b"/nonexistent/pyns", ENOENT), errno.ENOENT),
     net("path-relative-missing", b"net-ref", invalid("gons_net", b"net-ref", ENOENT), errno.ENOENT),
-    # relative to the working directory "/": resolves, and is the wrong type
+    # relative to the working directory (its "proc" leads to /proc): resolves, and is the wrong type
     net("path-relative-resolved", b"proc/self/ns/uts", wrong_type("gons_net", b"proc/self/ns/uts", "uts")),
     net("path-whitespace", b" ", invalid("gons_net", b" ", ENOENT), errno.ENOENT),
     net(
@@ -404,10 +405,16 @@ def run_child(
         env=full_env,
         capture_output=True,
         timeout=CHILD_TIMEOUT,
-        cwd=fresh_cwd(),
+        cwd=child_cwd(),
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # no controlling terminal
     )
+
+
+def child_cwd() -> str:
+    path = fresh_cwd()
+    os.symlink("/proc", os.path.join(path, "proc"))
+    return path
 
 
 def status_of(result: subprocess.CompletedProcess[bytes]) -> dict[str, object]:
