@@ -64,8 +64,15 @@ MUTATIONS = [
     Mutation(
         "fd-leak",
         "a reference descriptor is left open after its join",
-        [(CORE, "    close(state->fds[kind]);\n    state->fds[kind] = -1;\n    return 1;", "    return 1;")],
-        ERRORS,
+        # (dropping the close and keeping the reset: close_all would close a descriptor left in fds[])
+        [
+            (
+                CORE,
+                "    close(state->fds[kind]);\n    state->fds[kind] = -1;\n    return 1;",
+                "    state->fds[kind] = -1;\n    return 1;",
+            )
+        ],
+        ["tests/test_join.py", *ERRORS],
     ),
     Mutation(
         "no-nonblock",
