@@ -12,10 +12,11 @@ the clone) into a temporary directory below /tmp, runs the README's test
 command (scripts/test.sh, which builds the wheel from the clone, so C
 mutations are compiled in) once unmutated on the union of the selections,
 then once per mutation with ``-x``, and prints a Markdown table: "killed"
-(the tests failed, as they should), "SURVIVED" (they passed: a blind spot)
+(the tests failed, as they should), "SURVIVED" (they passed: a blind spot),
 "timeout", or "BROKEN" (no test ran: the mutated tree does not build, a C
 warning being an error; fix the mutation).  Exit status 1 unless every
-mutation was killed, and when the unmutated baseline fails.  Run as root, like the tests.  See docs/development.md.
+mutation was killed, and when the unmutated baseline fails.  Run as root,
+like the tests.  See docs/development.md.
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ def run_tests(clone: str, pytest_args: Sequence[str], python: str, log: str) -> 
     seconds = time.monotonic() - start
     with open(log, errors="replace") as out:
         text = out.read()
-    if outcome == "failed" and not re.search(r"^=+ .* in [0-9.]+s", text, re.MULTILINE):
+    if outcome == "failed" and not re.search(r"\b\d+ (?:passed|failed|errors?)\b.* in [0-9.]+s", text):
         outcome = "broken"  # no pytest summary: the wheel did not build (a C warning is an error), say
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", text, re.MULTILINE)
     if not failed and outcome == "failed":
