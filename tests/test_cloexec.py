@@ -22,7 +22,7 @@ from typing import Callable
 from nsutil import CHILD_TIMEOUT, Holder, Venv, clean_env, fresh_cwd
 
 JOINED_TYPES = ("cgroup", "ipc", "net", "uts")  # the types a thread of a threaded process may join
-SPAWNS = 400
+SPAWNS = 150
 
 CODE = r"""
 import json, os, re, sys, threading, time

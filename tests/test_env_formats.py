@@ -84,11 +84,18 @@ def env_command(venv: Venv, path: bytes, fmt: str) -> subprocess.CompletedProces
     )
 
 
+_outputs: dict[tuple[str, bytes, str], bytes] = {}
+
+
 def output(venv: Venv, path: bytes, fmt: str) -> bytes:
-    result = env_command(venv, path, fmt)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == b""
-    return result.stdout
+    """pyns-boot env --net PATH --format FMT, which must succeed (once per path and format: consumers share it)."""
+    key = (venv.python, path, fmt)
+    if key not in _outputs:
+        result = env_command(venv, path, fmt)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == b""
+        _outputs[key] = result.stdout
+    return _outputs[key]
 
 
 def representable(refuses: dict[str, str]) -> list[str]:
