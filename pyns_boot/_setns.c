@@ -331,9 +331,9 @@ static int remove_variables(void)
     PyObject *os = PyImport_ImportModule("os");
     if (os == NULL)
         return -1;
-    PyObject *environ = PyObject_GetAttrString(os, "environ");
+    PyObject *os_environ = PyObject_GetAttrString(os, "environ");
     Py_DECREF(os);
-    if (environ == NULL)
+    if (os_environ == NULL)
         return -1;
     int rc = 0;
     for (int kind = 0; kind <= NS_KIND_COUNT && rc == 0; kind++) {
@@ -341,7 +341,7 @@ static int remove_variables(void)
                                                 : NS_ORDER_VARIABLE;
         if (getenv(name) == NULL)
             continue;
-        PyObject *removed = PyObject_CallMethod(environ, "pop", "sO", name,
+        PyObject *removed = PyObject_CallMethod(os_environ, "pop", "sO", name,
                                                 Py_None);
         if (removed == NULL)
             rc = -1;
@@ -349,7 +349,7 @@ static int remove_variables(void)
         if (rc == 0 && unsetenv(name) != 0)
             rc = (PyErr_SetFromErrno(PyExc_OSError), -1);
     }
-    Py_DECREF(environ);
+    Py_DECREF(os_environ);
     return rc;
 }
 
