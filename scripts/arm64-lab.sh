@@ -68,10 +68,11 @@ in_chroot() {
 
 # A fresh venv in the rootfs, the wheel installed, one namespace joined.
 check() {
-    local wheel=$1 name work holder=""
+    local wheel=$1 name
     [ -f "$wheel" ] || { echo "arm64-lab: no wheel $wheel" >&2; exit 1; }
     name=$(basename "$wheel")
     work=$(mktemp -d "$ARM64_LAB_DIR/tmp/pyns-wheels-check.XXXXXX")
+    holder=""
     cleanup() {
         if [ -n "$holder" ]; then kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true; fi
         rm -rf "$work"
