@@ -2,6 +2,8 @@
 # An arm64 Debian root filesystem with its own python3, run on this x86_64 machine through Debian's
 # qemu-user-static (binfmt_misc): the aarch64 wheel is installed there and joins a real namespace.
 #
+#   scripts/arm64-lab.sh preflight             only the tools: exits 1, saying why, where this machine cannot run
+#                                              arm64 binaries (no binfmt_misc, no qemu-aarch64 entry)
 #   scripts/arm64-lab.sh setup                 qemu-user-static + debootstrap (apt); binfmt_misc mounted;
 #                                              Debian bookworm arm64 (minbase, python3, python3-venv)
 #                                              cached in $ARM64_LAB_DIR (default /var/cache/pyns-lab/arm64)
@@ -12,8 +14,9 @@
 #                                              gons_uts naming a UTS namespace held on the host: it must
 #                                              report that namespace's hostname and status "succeeded"
 #
-# qemu-user translates the instructions only: setns(2), unshare(2) and /proc go to the host kernel, so
-# the namespace joined is a real one. Facts measured on the CI machine (Debian 12, 2 cores): see
+# qemu-user translates the instructions: setns(2), unshare(2) and /proc go to the host kernel, so the
+# namespace joined is a real one; only the nsfs ioctls (NS_GET_NSTYPE) fail with ENOSYS, and the C core
+# then reads the type from /proc/self/fd (tests/test_qemu_user.py). Facts measured on the CI machine (Debian 12, 2 cores): see
 # docs/development.md, "Building release artifacts".
 set -euo pipefail
 ARM64_LAB_DIR=${ARM64_LAB_DIR:-/var/cache/pyns-lab/arm64}
@@ -113,8 +116,9 @@ EOF
 }
 
 case "${1:-}" in
+    preflight) need_tools; echo "arm64-lab: qemu-aarch64 via binfmt_misc is available" ;;
     setup) setup ;;
     chroot) shift; in_chroot "$@" ;;
     check) shift; need_tools; check "$@" ;;
-    *) sed -n '2,17p' "$0"; exit 2 ;;
+    *) sed -n '2,19p' "$0"; exit 2 ;;
 esac
