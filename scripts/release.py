@@ -116,7 +116,7 @@ def check_clean_tree(root: Path = ROOT, environ: dict[str, str] | None = None) -
         else:
             return None
     if not allowed:
-        raise ReleaseError("%s\nRefusing to build release artifacts: %s." % (problem, way_out))
+        raise ReleaseError("%s\nRefusing to build release artifacts: %s" % (problem, way_out))
     return "%s\n%s=1: building anyway; do not upload these artifacts." % (problem, ALLOW_DIRTY)
 
 
