@@ -14,10 +14,13 @@
  * their own processes (single-threaded children, the executor).
  */
 #define _GNU_SOURCE 1 /* exactly as pyconfig.h of 3.8-3.10 defines it: no redefinition error */
+/* Python.h before any system header (_pid_entry.h has some), as the C API
+ * asks: a newer glibc's features.h (zig's, for the release wheels) sets
+ * other _POSIX_C_SOURCE/_XOPEN_SOURCE values than pyconfig.h would redefine. */
+#include <Python.h>
+
 #include "_setns_core.h"
 #include "_pid_entry.h"
-
-#include <Python.h>
 
 #include <dirent.h>
 #include <dlfcn.h>

@@ -129,6 +129,11 @@ def python_include(python: str) -> Path:
         check=True,
     )
     include = Path(out.stdout.strip())
+    if include.name == "python3.8":
+        raise ReleaseError(
+            "%s is Python 3.8, whose Python.h includes <crypt.h>, which zig's C library headers lack: "
+            "run nox -s dist with Python 3.9 or newer (the wheel still serves 3.8: abi3)" % python
+        )
     if not (include / "Python.h").is_file():
         raise ReleaseError(
             "%s has no C headers (no %s): install its development package (Debian: python3-dev)"
