@@ -108,32 +108,28 @@ def _read_elf(fd: int) -> "Optional[Elf]":
     table = header[phoff : phoff + phentsize * phnum]
     if len(table) < phentsize * phnum:
         table = os.pread(fd, phentsize * phnum, phoff)
+    # one list of words for the whole table: in both classes a header's words 0, 1, 2 and 4 are
+    # type (64-bit: with the flags), offset, vaddr and filesz
+    words = _words(table, word, order)
+    stride = phentsize // word
+    type_shift = 32 if wide and order == "big" else 0
     loads = []  # (vaddr, filesz, offset)
     dynamic = interp = None  # (offset, filesz)
-    for start in range(0, len(table) - phentsize + 1, phentsize):
-        # 64-bit: type, flags, offset, vaddr, paddr, filesz; 32-bit: type, offset, vaddr, paddr, filesz
-        p_type = int.from_bytes(table[start : start + 4], order)
-        if p_type not in (_PT_LOAD, _PT_DYNAMIC, _PT_INTERP):
-            continue
-        if wide:
-            offset, vaddr, _, filesz = _words(table[start + 8 : start + 40], 8, order)
-        else:
-            offset, vaddr, _, filesz = _words(table[start + 4 : start + 20], 4, order)
+    for start in range(0, stride * phnum, stride):
+        p_type = (words[start] >> type_shift) & 0xFFFFFFFF
         if p_type == _PT_LOAD:
-            loads.append((vaddr, filesz, offset))
+            loads.append((words[start + 2], words[start + 4], words[start + 1]))
         elif p_type == _PT_DYNAMIC:
-            dynamic = (offset, filesz)
-        else:
-            interp = (offset, filesz)
+            dynamic = (words[start + 1], words[start + 4])
+        elif p_type == _PT_INTERP:
+            interp = (words[start + 1], words[start + 4])
     if dynamic is None:
         return None
     pairs = _words(os.pread(fd, dynamic[1], dynamic[0]), word, order)
-    end = len(pairs) - 1
-    for index in range(0, len(pairs) - 1, 2):  # DT_NULL ends the section
-        if pairs[index] == 0:
-            end = index
-            break
-    tags, values = pairs[0:end:2], pairs[1:end:2]
+    tags, values = pairs[0::2], pairs[1::2]
+    if 0 in tags:  # DT_NULL ends the section
+        end = tags.index(0)
+        tags, values = tags[:end], values[:end]
     info = dict(zip(tags, values))  # the single-valued tags
     strtab, strsz = info.get(_DT_STRTAB), info.get(_DT_STRSZ)
     if strtab is None or strsz is None:
