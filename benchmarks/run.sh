@@ -31,5 +31,5 @@ if [ -f benchmarks/foreign_mnt.py ]; then
 fi
 if [ -f benchmarks/foreign_imports.py ] && podman image exists localhost/pyns-lab:sid 2>/dev/null; then
     echo
-    "$python" benchmarks/foreign_imports.py
+    "$python" benchmarks/foreign_imports.py --fifo
 fi
