@@ -218,7 +218,7 @@ def _child_error(program: str, what: str) -> OSError:
         errno.ENOENT,
         'pyns_boot: cannot start %s from sys.executable %s: this process joined gons_mnt "%s" and imports '
         "from its own installation through %s, but a child does not inherit that descriptor and the target mount "
-        "namespace does not hold the interpreter (see the README, 'Programs in a foreign mount namespace'; "
+        "namespace does not hold the interpreter (see docs/foreign-mounts.md of pyns_boot; "
         "start the child with gons_mnt from outside instead, or use the fork start method)"
         % (what, program, mnt_path, root),
     )
