@@ -68,9 +68,9 @@ print(json.dumps([w * 1000, c * 1000, spent[0] * 1000, spent[1] * 1000]))
 )
 
 
-def measure(python: str, pid: int, rounds: int) -> dict[str, list[list[float]]]:
-    host = [python, "-c", TIMER]
-    inside = ["nsenter", "-t", str(pid), "--pid", "--", python, "-c", TIMER]
+def measure(python: str, pid: int, rounds: int, prefix: list[str]) -> dict[str, list[list[float]]]:
+    host = [*prefix, python, "-c", TIMER]
+    inside = [*prefix, "nsenter", "-t", str(pid), "--pid", "--", python, "-c", TIMER]
     joined = clean_env(gons_mnt="/proc/%d/ns/mnt" % pid)
     samples: dict[str, list[list[float]]] = {"host": [], "container": []}
     for round_no in range(rounds + 2):
@@ -118,6 +118,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--python", action="append")
     parser.add_argument("--no-callgrind", action="store_true", help="skip the instruction counts (valgrind)")
+    parser.add_argument(
+        "--fifo",
+        action="store_true",
+        help="run the timed children under SCHED_FIFO (chrt -f 10): other jobs of a shared machine then stretch "
+        "neither side's wall clock",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark starts a container and joins its namespaces")
@@ -132,7 +138,10 @@ def main() -> None:
             wheel = build_wheel(workdir, REPO)
             pythons = {}
             print("### import %s: on the host vs after a mnt join into a %s container\n" % (MODULES, IMAGE))
-            print("%d alternating rounds, medians, timed inside the child after start-up.\n" % args.rounds)
+            print(
+                "%d alternating rounds, medians, timed inside the child after start-up%s.\n"
+                % (args.rounds, ", children under SCHED_FIFO" if args.fifo else "")
+            )
             print(
                 "| Python | host wall ms | container wall ms | ratio | host CPU ms | container CPU ms | ratio |"
                 " preloading CPU ms | of which dlopen |"
@@ -141,7 +150,7 @@ def main() -> None:
             for python in args.python or default_pythons():
                 venvs = Venvs(python, wheel, workdir)
                 pythons[venvs.version] = venvs.python("hook")
-                samples = measure(venvs.python("hook"), pid, args.rounds)
+                samples = measure(venvs.python("hook"), pid, args.rounds, ["chrt", "-f", "10"] if args.fifo else [])
                 host, inside = samples["host"], samples["container"]
                 print(
                     "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |"

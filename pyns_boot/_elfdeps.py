@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 # elf.h
 _PT_LOAD = 1
 _PT_DYNAMIC = 2
+_PT_INTERP = 3
 _DT_NEEDED = 1
 _DT_STRTAB = 5
 _DT_STRSZ = 10
@@ -53,7 +54,7 @@ _AT_PLATFORM = 15
 class Elf:
     """What the loader reads from a shared object's dynamic section."""
 
-    __slots__ = ("ident", "needed", "nodeflib", "rpath", "runpath")
+    __slots__ = ("ident", "interp", "needed", "nodeflib", "rpath", "runpath")
 
     def __init__(
         self, ident: "Tuple[int, int, int]", needed: "List[str]", rpath: "List[str]", runpath: "Optional[List[str]]"
@@ -63,6 +64,7 @@ class Elf:
         self.rpath = rpath
         self.runpath = runpath  # None without DT_RUNPATH (then DT_RPATH applies)
         self.nodeflib = False
+        self.interp: "Optional[str]" = None  # PT_INTERP: the dynamic loader of an executable
 
 
 def read_elf(path: str, dir_fd: "Optional[int]" = None) -> "Optional[Elf]":
@@ -106,30 +108,28 @@ def _read_elf(fd: int) -> "Optional[Elf]":
     table = header[phoff : phoff + phentsize * phnum]
     if len(table) < phentsize * phnum:
         table = os.pread(fd, phentsize * phnum, phoff)
+    # one list of words for the whole table: in both classes a header's words 0, 1, 2 and 4 are
+    # type (64-bit: with the flags), offset, vaddr and filesz
+    words = _words(table, word, order)
+    stride = phentsize // word
+    type_shift = 32 if wide and order == "big" else 0
     loads = []  # (vaddr, filesz, offset)
-    dynamic = None  # (offset, filesz)
-    for start in range(0, len(table) - phentsize + 1, phentsize):
-        # 64-bit: type, flags, offset, vaddr, paddr, filesz; 32-bit: type, offset, vaddr, paddr, filesz
-        p_type = int.from_bytes(table[start : start + 4], order)
-        if p_type not in (_PT_LOAD, _PT_DYNAMIC):
-            continue
-        if wide:
-            offset, vaddr, _, filesz = _words(table[start + 8 : start + 40], 8, order)
-        else:
-            offset, vaddr, _, filesz = _words(table[start + 4 : start + 20], 4, order)
+    dynamic = interp = None  # (offset, filesz)
+    for start in range(0, stride * phnum, stride):
+        p_type = (words[start] >> type_shift) & 0xFFFFFFFF
         if p_type == _PT_LOAD:
-            loads.append((vaddr, filesz, offset))
-        else:
-            dynamic = (offset, filesz)
+            loads.append((words[start + 2], words[start + 4], words[start + 1]))
+        elif p_type == _PT_DYNAMIC:
+            dynamic = (words[start + 1], words[start + 4])
+        elif p_type == _PT_INTERP:
+            interp = (words[start + 1], words[start + 4])
     if dynamic is None:
         return None
     pairs = _words(os.pread(fd, dynamic[1], dynamic[0]), word, order)
-    end = len(pairs) - 1
-    for index in range(0, len(pairs) - 1, 2):  # DT_NULL ends the section
-        if pairs[index] == 0:
-            end = index
-            break
-    tags, values = pairs[0:end:2], pairs[1:end:2]
+    tags, values = pairs[0::2], pairs[1::2]
+    if 0 in tags:  # DT_NULL ends the section
+        end = tags.index(0)
+        tags, values = tags[:end], values[:end]
     info = dict(zip(tags, values))  # the single-valued tags
     strtab, strsz = info.get(_DT_STRTAB), info.get(_DT_STRSZ)
     if strtab is None or strsz is None:
@@ -163,6 +163,8 @@ def _read_elf(fd: int) -> "Optional[Elf]":
         rpath = []  # both given: the loader ignores DT_RPATH (get-dynamic-info.h)
     elf = Elf((header[4], header[5], machine), needed, rpath, runpath)
     elf.nodeflib = bool(info.get(_DT_FLAGS_1, 0) & _DF_1_NODEFLIB)
+    if interp is not None:
+        elf.interp = os.fsdecode(os.pread(fd, interp[1], interp[0]).split(b"\0", 1)[0])
     return elf
 
 
@@ -192,7 +194,7 @@ class HostLoader:
         self.executable = executable
         self.done: "set[str]" = set()  # needed names resolved and loaded by this process
         self._cache: "Optional[LdSoCache]" = None
-        self._main_rpath: "Optional[Tuple[Library, List[str]]]" = None
+        self._main: "Optional[Library]" = None
         self._platform: "Optional[str]" = None
         multiarch = getattr(sys.implementation, "_multiarch", None)
         self.lib = "lib/" + multiarch if multiarch else ("lib64" if sys.maxsize > 2**32 else "lib")
@@ -283,9 +285,9 @@ class HostLoader:
             # the loader's DT_RPATH, then its loader's, on up; then the executable's
             for obj in [loader, *reversed(chain)]:
                 directories += self._expand(obj.elf.rpath, obj)
-            main = self.main_rpath()
+            main = self.main()
             if main is not None:
-                directories += self._expand(main[1], main[0])
+                directories += self._expand(main.elf.rpath, main)
         directories += self.library_path
         if loader.elf.runpath is not None:
             directories += self._expand(loader.elf.runpath, loader)
@@ -305,35 +307,68 @@ class HostLoader:
                 expanded.append(entry)
         return expanded
 
-    def main_rpath(self) -> "Optional[Tuple[Library, List[str]]]":
-        """The executable's DT_RPATH (ld.so searches it for every object without DT_RUNPATH)."""
-        if self._main_rpath is None and self.executable:
+    def main(self) -> "Optional[Library]":
+        """The executable (its DT_RPATH counts for every object without DT_RUNPATH; PT_INTERP is the loader)."""
+        if self._main is None and self.executable:
             real = self.resolve(self.executable)
             elf = read_elf(real[1:], self.fd) if real else None
-            if real and elf is not None and elf.runpath is None and elf.rpath:
-                self._main_rpath = (Library(real, real, elf), elf.rpath)
+            if real and elf is not None:
+                self._main = Library(real, real, elf)
             self.executable = None
-        return self._main_rpath
+        return self._main
 
     def platform(self) -> str:
-        """AT_PLATFORM (what $PLATFORM expands to), read through the original root's /proc."""
+        """What $PLATFORM expands to: the host loader's dl_platform (ld.so --list-diagnostics, glibc 2.33
+        and later; on x86-64 before 2.37 "haswell" or "xeon_phi" from the CPU), else AT_PLATFORM."""
         if self._platform is None:
-            self._platform = os.uname().machine
-            word = 8 if sys.maxsize > 2**32 else 4
-            try:
-                with open(self.root + "/proc/self/auxv", "rb") as auxv:
-                    data = auxv.read()
-                for at in range(0, len(data) - 2 * word + 1, 2 * word):
-                    if int.from_bytes(data[at : at + word], sys.byteorder) == _AT_PLATFORM:
-                        address = int.from_bytes(data[at + word : at + 2 * word], sys.byteorder)
-                        with open(self.root + "/proc/self/mem", "rb", buffering=0) as memory:
-                            memory.seek(address)
-                            text = memory.read(256)
-                        self._platform = os.fsdecode(text[: text.index(b"\0")])
-                        break
-            except (OSError, ValueError):
-                pass
+            self._platform = self._loader_platform() or self._auxv_platform() or os.uname().machine
         return self._platform
+
+    def _loader_platform(self) -> "Optional[str]":
+        main = self.main()
+        interp = self.resolve(main.elf.interp) if main is not None and main.elf.interp else None
+        if interp is None:
+            return None
+        output = b""
+        reader, writer = os.pipe()
+        try:
+            actions = [(os.POSIX_SPAWN_DUP2, writer, 1), (os.POSIX_SPAWN_DUP2, writer, 2)]
+            pid = os.posix_spawn(self.root + interp, [interp, "--list-diagnostics"], {}, file_actions=actions)
+            os.close(writer)
+            writer = -1
+            while True:
+                chunk = os.read(reader, 65536)
+                if not chunk:
+                    break
+                output += chunk
+            os.waitpid(pid, 0)
+        except OSError:
+            return None
+        finally:
+            os.close(reader)
+            if writer >= 0:
+                os.close(writer)
+        for line in output.splitlines():
+            if line.startswith(b'dl_platform="') and line.endswith(b'"'):
+                return os.fsdecode(line[13:-1])
+        return None
+
+    def _auxv_platform(self) -> "Optional[str]":
+        """AT_PLATFORM as the kernel gave it, read through the original root's /proc."""
+        word = 8 if sys.maxsize > 2**32 else 4
+        try:
+            with open(self.root + "/proc/self/auxv", "rb") as auxv:
+                data = auxv.read()
+            for at in range(0, len(data) - 2 * word + 1, 2 * word):
+                if int.from_bytes(data[at : at + word], sys.byteorder) == _AT_PLATFORM:
+                    address = int.from_bytes(data[at + word : at + 2 * word], sys.byteorder)
+                    with open(self.root + "/proc/self/mem", "rb", buffering=0) as memory:
+                        memory.seek(address)
+                        text = memory.read(256)
+                    return os.fsdecode(text[: text.index(b"\0")])
+        except (OSError, ValueError):
+            pass
+        return None
 
     def cache(self) -> "LdSoCache":
         """The original root's /etc/ld.so.cache (empty if it has none)."""

@@ -8,7 +8,9 @@ modules imported before it, site.py's state for the .pth files still to come)
 is rewritten from ``/X`` to ``/proc/self/fd/N/X``: the stock machinery (path
 finders, zipimport, dlopen of extension modules, linecache, tracebacks,
 inspect) then reads the old tree, while every other file operation of the
-program sees the target's filesystem at ``/``.
+program sees the target's filesystem at ``/``.  An extension module loaded
+from there gets the shared libraries it needs from there too
+(pyns_boot._elfdeps, docs/foreign-libraries.md).
 
 A second descriptor, on the original mount namespace, stays open with the
 first: without it the kernel would detach the mounts below the old root once

@@ -689,7 +689,7 @@ static int add_loaded_name(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     if (info->dlpi_name == NULL || info->dlpi_name[0] == '\0')
-        return 0; /* the executable, the vDSO */
+        return 0; /* the executable (and a vDSO without a name) */
     PyObject *name = PyUnicode_DecodeFSDefault(info->dlpi_name);
     if (name == NULL)
         return 1;
@@ -869,7 +869,7 @@ static PyMethodDef setns_methods[] = {
      "shared library at path and keep it loaded for good."},
     {"loaded", setns_loaded, METH_NOARGS,
      "loaded() -> [path, ...]: the shared objects loaded in the process\n"
-     "(dl_iterate_phdr; the executable and the vDSO left out)."},
+     "(dl_iterate_phdr; the executable left out)."},
     {NULL, NULL, 0, NULL},
 };
 

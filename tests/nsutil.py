@@ -80,6 +80,9 @@ class Venv:
 
 def make_venv(path: Path, python: str | None = None, copies: bool = False) -> Venv:
     args = [sys.executable, "-m", "virtualenv", "-q", "-p", python or test_python(), "--no-setuptools", "--no-wheel"]
+    # the pip bundled with virtualenv for that Python: an hour after its periodic update (on by default)
+    # virtualenv seeds the newest pip it found, which no longer runs on 3.8 (pip 26: list[str] at import)
+    args += ["--pip", "embed", "--no-periodic-update"]
     if copies:
         args.append("--copies")
     subprocess.run([*args, str(path)], check=True, capture_output=True, text=True, env=clean_env())

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,32 @@ def test_ld_so_cache_as_ldconfig_lists_it(tmp_path: Path, kind: str) -> None:
 def test_ld_so_cache_that_is_not_one() -> None:
     assert _elfdeps.LdSoCache(b"").paths("libc.so.6") == []
     assert _elfdeps.LdSoCache(b"glibc-ld.so.cache1.1" + bytes(8)).paths("libc.so.6") == []
+
+
+def test_dynamic_string_tokens_as_the_loader_expands_them(tmp_path: Path) -> None:
+    """$ORIGIN, ${LIB}, $PLATFORM: compared with the search path glibc prints (LD_DEBUG=libs)."""
+    runpath = "$ORIGIN/o:/x/${LIB}/y:/z/$PLATFORM"
+    (tmp_path / "main.c").write_text("int main(void) { return 0; }\n")
+    program = tmp_path / "tokens"
+    subprocess.run(
+        ["gcc", "-o", str(program), str(tmp_path / "main.c"), "-Wl,--enable-new-dtags,-rpath," + runpath, "-lz"],
+        check=True,
+    )
+    debug = subprocess.run([str(program)], env={"LD_DEBUG": "libs"}, capture_output=True, text=True).stderr
+    searched = re.search(r"search path=(\S+)\s+\(RUNPATH from file", debug)
+    assert searched is not None, debug
+    # the loader adds hwcaps subdirectories before each directory; the directories themselves, in order
+    loader_dirs = [
+        d
+        for d in searched.group(1).split(":")
+        if not any(d.startswith(o + "/") for o in searched.group(1).split(":") if o != d)
+    ]
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        loader = _elfdeps.HostLoader("/proc/self/fd/%d" % root, None, sys.executable)
+        elf = _elfdeps.read_elf(str(program))
+        assert elf is not None and elf.runpath == runpath.split(":")
+        expanded = loader._expand(elf.runpath, _elfdeps.Library(str(program), str(program), elf))
+    finally:
+        os.close(root)
+    assert expanded == loader_dirs

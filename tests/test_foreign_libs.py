@@ -14,16 +14,14 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from containers import LabContainer
 from nsutil import CHILD_TIMEOUT, Venv, clean_env, make_venv, rmtree, run_python
 from nsutil import test_python as interpreter_under_test
 
-IMAGE = "localhost/pyns-lab:sid"
-PODMAN = ["podman", "--runtime", "/usr/sbin/runc"]
 CONTAINER_LIB = "/usr/lib/x86_64-linux-gnu"
 
 # Every module the issue names, and the others that load a shared library of their own.
@@ -73,26 +71,16 @@ def result_of(stdout: str) -> dict[str, Any]:
     raise AssertionError("no RESULT line in %r" % stdout)
 
 
-class Container:
-    """A running podman container of the lab image (its own pid, mnt, net, uts, ipc namespaces)."""
+class Container(LabContainer):
+    """A running container of the lab image (tests/containers.py), and what these tests do in it."""
 
     def __init__(self) -> None:
-        self.name = "libs-test-" + uuid.uuid4().hex[:8]
-        subprocess.run(
-            [*PODMAN, "run", "-d", "--name", self.name, IMAGE, "sleep", "infinity"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        out = subprocess.run(
-            [*PODMAN, "inspect", "-f", "{{.State.Pid}}", self.name], check=True, capture_output=True, text=True
-        )
-        self.pid = int(out.stdout.strip())
+        super().__init__("libs")
 
     def shell(self, script: str, stdin: bytes | None = None) -> str:
         """Run script in the container's mount namespace (the container's own sh and tools)."""
         out = subprocess.run(
-            ["nsenter", "-t", str(self.pid), "-m", "-p", "--", "sh", "-c", script],
+            ["nsenter", "-t", self.pid, "-m", "-p", "--", "sh", "-c", script],
             input=stdin,
             check=True,
             capture_output=True,
@@ -108,23 +96,15 @@ class Container:
     ) -> subprocess.CompletedProcess[str]:
         """python -c code joining the container's mount namespace with gons_mnt, inside its pid namespace:
         started there by nsenter --pid (entry "nsenter"), or entering it itself with gons_pid ("gons_pid")."""
-        full = {"gons_mnt": "/proc/%d/ns/mnt" % self.pid, **(env or {})}
+        full = {"gons_mnt": self.ref("mnt"), **(env or {})}
         if entry == "gons_pid":
-            full["gons_pid"] = "/proc/%d/ns/pid" % self.pid
+            full["gons_pid"] = self.ref("pid")
             return run_python(python, code, full)
-        return run_python(python, code, full, wrapper=["nsenter", "-t", str(self.pid), "--pid", "--"])
-
-    def remove(self) -> None:
-        subprocess.run([*PODMAN, "rm", "-f", "-t", "0", self.name], capture_output=True, timeout=120)
+        return run_python(python, code, full, wrapper=["nsenter", "-t", self.pid, "--pid", "--"])
 
 
 @pytest.fixture(scope="module")
-def container(lab: None) -> Iterator[Container]:  # lab: CI (PYNS_BOOT_REQUIRE_LAB=1) fails, never skips
-    if shutil.which("podman") is None or not os.path.exists("/usr/sbin/runc"):
-        pytest.skip("podman with runc is not installed (scripts/lab.sh setup installs them)")
-    image = subprocess.run(["podman", "image", "exists", IMAGE], capture_output=True)
-    if image.returncode != 0:
-        pytest.skip("the lab image %s is missing (scripts/lab.sh setup builds it)" % IMAGE)
+def container(lab: None) -> Iterator[Container]:  # lab: skips without the lab, fails in CI (PYNS_BOOT_REQUIRE_LAB=1)
     made = Container()
     yield made
     made.remove()
@@ -324,7 +304,7 @@ def test_idle_and_plain_joins_do_not_load_the_module(container: Container, libs_
     idle = run_python(libs_venv.python, code)
     assert idle.returncode == 0, idle.stderr
     assert result_of(idle.stdout)["loaded"] is False
-    uts = run_python(libs_venv.python, code, {"gons_uts": "/proc/%d/ns/uts" % container.pid})
+    uts = run_python(libs_venv.python, code, {"gons_uts": container.ref("uts")})
     assert uts.returncode == 0, uts.stderr
     assert result_of(uts.stdout)["loaded"] is False
     joined = container.run_joined(libs_venv.python, code)
@@ -347,7 +327,7 @@ def test_call_in_workers_preload_the_same_way(container: Container, libs_venv: V
         "    print('RESULT ' + json.dumps({'here': here, 'there': there}))\n"
     )
     result = subprocess.run(
-        ["nsenter", "-t", str(container.pid), "--pid", "--", libs_venv.python, str(script), str(container.pid)],
+        ["nsenter", "-t", container.pid, "--pid", "--", libs_venv.python, str(script), container.pid],
         env=clean_env(),
         capture_output=True,
         text=True,
