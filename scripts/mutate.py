@@ -5,6 +5,7 @@
     scripts/mutate.py --list           the mutations and their selections
     scripts/mutate.py no-cloexec fd-leak    only these
     scripts/mutate.py --full           the whole suite for each mutation (slow: about 2 min each)
+    scripts/mutate.py --tests tests/test_early.py late-bang    does this file alone catch it?
     scripts/mutate.py --from DIR       clone DIR's committed HEAD (default: this repository)
 
 It clones the committed HEAD (commit first: uncommitted changes are not in
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -230,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="run the whole suite for each mutation")
     parser.add_argument("--from", dest="source", default=REPO, help="the repository to clone (its HEAD)")
     parser.add_argument("--python", default=os.environ.get("PYTHON", "python3"), help="the interpreter under test")
+    parser.add_argument("--tests", metavar="ARGS", help="pytest arguments instead of each mutation's own selection")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
     parser.add_argument("--keep", action="store_true", help="keep the clone and the logs")
     args = parser.parse_args(argv)
@@ -260,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
     def selection(m: Mutation) -> list[str]:
+        if args.tests is not None:
+            return shlex.split(args.tests)
         return [] if args.full or not m.tests else m.tests
 
     failures = 0
