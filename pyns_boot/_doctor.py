@@ -10,16 +10,16 @@ from __future__ import annotations
 import ast
 import json
 import os
-import site
 import stat
 import subprocess
 import sys
+
+from pyns_boot._sitedirs import PTH, hook_dir, pth_names, site_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-PTH = "pyns_boot.pth"
 START = "pyns_boot.start"
 START_LINE = "pyns_boot.hook:run"
 TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
@@ -59,38 +59,6 @@ def _reinstall() -> str:
 
 
 # ---------------------------------------------------------------- site directories
-
-
-def site_dirs() -> list[str]:
-    """The directories whose .pth files site.py processes, in its order (user site first)."""
-    dirs = []
-    if site.ENABLE_USER_SITE:
-        dirs.append(site.getusersitepackages())
-    dirs.extend(site.getsitepackages())
-    result: list[str] = []
-    for path in dirs:
-        real = os.path.realpath(path)
-        if os.path.isdir(path) and real not in (os.path.realpath(p) for p in result):
-            result.append(path)
-    return result
-
-
-def pth_names(directory: str) -> list[str]:
-    """The .pth files of a directory in site.py's order (3.13+ skips hidden ones)."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    hidden_skipped = sys.version_info >= (3, 13)
-    return sorted(n for n in names if n.endswith(".pth") and not (hidden_skipped and n.startswith(".")))
-
-
-def hook_dir(dirs: list[str]) -> str | None:
-    """The first site directory holding pyns_boot.pth: the one whose line acts."""
-    for directory in dirs:
-        if PTH in pth_names(directory):
-            return directory
-    return None
 
 
 def hook_blocker() -> str | None:
