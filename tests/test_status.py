@@ -127,7 +127,8 @@ def test_variable_set_by_the_program_is_not_a_missed_request(hook_venv: Venv, ne
 
 
 def test_variable_set_by_sitecustomize_is_not_a_missed_request(fresh_hook_venv: Venv) -> None:
-    (fresh_hook_venv.site_packages / "sitecustomize.py").write_text("import os\nos.environ['gons_net'] = '/run/netns/x'\n")
+    customize = fresh_hook_venv.site_packages / "sitecustomize.py"
+    customize.write_text("import os\nos.environ['gons_net'] = '/run/netns/x'\n")
     out = run_status(fresh_hook_venv, {})
     assert out["dict"]["state"] == "inactive" and out["checked"] and out["raised"] is None
 
