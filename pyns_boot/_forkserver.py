@@ -288,7 +288,7 @@ def _worker(
         mnt_path = paths[_setns.TYPES.index("mnt")]
         old_root = -1
         if mnt_path is not None and keep_imports and "pyns_boot._oldroot" in sys.modules:
-            old_root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            old_root = _open_above_stdio("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         report = _setns.apply(order, paths)
         if old_root >= 0:
             mnt_joined = any(entry[0] == "mnt" and entry[2] == "joined" for entry in report[5])
@@ -309,6 +309,20 @@ def _worker(
             pass
     finally:
         os._exit(code)
+
+
+def _open_above_stdio(path: str, flags: int) -> int:
+    """os.open, never on 0-2: a program that closed stdio and later dup2s
+    /dev/null onto 0-2 would replace a kept descriptor there."""
+    fd = os.open(path, flags)
+    if fd > 2:
+        return fd
+    import fcntl
+
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    finally:
+        os.close(fd)
 
 
 def _keep_importing(fd: int, mnt_path: str) -> bool:
