@@ -61,15 +61,8 @@ def _reinstall() -> str:
 # ---------------------------------------------------------------- site directories
 
 
-def hook_blocker() -> str | None:
-    """Why a fresh start of this interpreter (without -S) would not run the hook, or None."""
-    if hook_dir(site_dirs()) is None:
-        return "%s is not in a site-packages directory of %s" % (PTH, sys.executable)
-    try:
-        from pyns_boot import _setns  # noqa: F401
-    except ImportError as error:
-        return "the C helper pyns_boot._setns does not load: %s" % error
-    return None
+# site_dirs, pth_names, hook_dir and hook_blocker live in pyns_boot._sitedirs (pyns-boot run needs them
+# without this module's imports).
 
 
 # ---------------------------------------------------------------- checks
@@ -118,6 +111,9 @@ def check_package(directory: str | None) -> Finding:
 
     package_dir = os.path.dirname(os.path.abspath(pyns_boot.__file__ or ""))
     where = os.path.dirname(package_dir)
+    editable = _editable_source()
+    if editable is not None and os.path.realpath(editable) == os.path.realpath(where):
+        return Finding("package", OK, "pyns_boot %s from %s (editable install)" % (pyns_boot.__version__, package_dir))
     if directory is not None and os.path.realpath(where) != os.path.realpath(directory):
         return Finding(
             "package",
@@ -127,6 +123,23 @@ def check_package(directory: str | None) -> Finding:
             "or unset PYTHONPATH",
         )
     return Finding("package", OK, "pyns_boot %s from %s" % (pyns_boot.__version__, package_dir))
+
+
+def _editable_source() -> str | None:
+    """The source directory of an editable install (pip install -e, PEP 610 direct_url.json), else None."""
+    try:
+        from importlib import metadata
+
+        text = metadata.distribution("pyns_boot").read_text("direct_url.json")
+        info = json.loads(text) if text else {}
+    except Exception:  # not installed as a distribution, or unreadable metadata
+        return None
+    url = info.get("url", "") if isinstance(info, dict) else ""
+    if not (info.get("dir_info") or {}).get("editable") or not url.startswith("file://"):
+        return None
+    from urllib.parse import unquote
+
+    return unquote(url[len("file://") :])
 
 
 def check_extension() -> Finding:
@@ -423,7 +436,7 @@ def check_policy_and_status() -> list[Finding]:
         message = "the hook in this process: %s" % result.state
         if result.error:
             message += ": " + result.error
-        findings.append(Finding("status", level, message, None if result.ok else "see pyns-boot status"))
+        findings.append(Finding("status", level, message, None if result.ok else result.hint or "see pyns-boot status"))
     return findings
 
 

@@ -163,6 +163,8 @@ struct run_state {
     int own_id_known[NS_KIND_COUNT][2];
     long threads; /* -1: unknown */
     int keep_old_root;
+    struct stat own_pid; /* /proc/self/ns/pid before the first switch */
+    int own_pid_known;
 };
 
 /* Record a failure.  Returns 0, or -1 when the message could not be built. */
@@ -278,6 +280,25 @@ static void record_own_identities(struct run_state *state)
                 stat(path, &state->own_ids[kind][i]) == 0;
         }
     }
+}
+
+/* The pid namespace the process itself is in (not the one for its
+ * children), read before the first switch: after a mnt join /proc may be
+ * another one. */
+static void record_own_pid(struct run_state *state)
+{
+    if (state->paths[NS_PID] != NULL)
+        state->own_pid_known = stat("/proc/self/ns/pid", &state->own_pid) == 0;
+}
+
+/* After the pid step: does the process itself still live elsewhere? */
+static void note_pid_outside(struct run_state *state)
+{
+    struct stat target;
+    state->report->pid_outside =
+        !state->own_pid_known || fstat(state->fds[NS_PID], &target) < 0 ||
+        target.st_dev != state->own_pid.st_dev ||
+        target.st_ino != state->own_pid.st_ino;
 }
 
 static int is_member(struct run_state *state, int kind)
@@ -635,6 +656,8 @@ static int join_one(struct run_state *state, int kind)
     } else {
         state->report->entries[kind].outcome = NS_JOINED;
     }
+    if (kind == NS_PID)
+        note_pid_outside(state);
     close(state->fds[kind]);
     state->fds[kind] = -1;
     return 1;
@@ -648,6 +671,7 @@ static int run_steps(struct run_state *state, const struct ns_plan *plan)
             return rc;
     }
     record_own_identities(state);
+    record_own_pid(state);
     state->threads = count_threads();
 
     for (int i = 0; i < plan->count; i++) {
@@ -687,30 +711,23 @@ int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
     return ns_run_keep_root(order, paths, secure_mode, 0, report);
 }
 
-int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
-                     int secure_mode, int keep_old_root,
-                     struct ns_report *report)
+/* The part of a report known before anything runs: the effective order
+ * and, per type, the requested path (copied into the report, and into
+ * requested[] as NULL or the path).  0, or -1 when memory ran out. */
+static int report_requests(const char *order,
+                           const char *const paths[NS_KIND_COUNT],
+                           const char *requested[NS_KIND_COUNT],
+                           struct ns_report *report)
 {
-    struct run_state state;
-    const char *requested[NS_KIND_COUNT];
     int explicit_order = order != NULL && order[0] != '\0';
-    const char *effective_order = explicit_order ? order : NS_DEFAULT_ORDER;
 
     memset(report, 0, sizeof *report);
     report->failed_kind = -1;
     report->old_root_fd = -1;
     report->old_mnt_fd = -1;
-    memset(&state, 0, sizeof state);
-    state.keep_old_root = keep_old_root;
-    state.paths = requested;
-    state.report = report;
-    state.threads = -1;
-    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
-        state.fds[kind] = -1;
-
-    report->order = strdup(effective_order);
+    report->order = strdup(explicit_order ? order : NS_DEFAULT_ORDER);
     if (report->order == NULL)
-        goto out_of_memory;
+        return -1;
     for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
         struct ns_entry *entry = &report->entries[kind];
         int set = paths[kind] != NULL && paths[kind][0] != '\0';
@@ -719,10 +736,48 @@ int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
         if (set) {
             entry->path = strdup(paths[kind]);
             if (entry->path == NULL)
-                goto out_of_memory;
+                return -1;
             report->any_requested = 1;
         }
     }
+    return 0;
+}
+
+int ns_refuse(const char *order, const char *const paths[NS_KIND_COUNT],
+              int error_errno, int kind, char *message,
+              struct ns_report *report)
+{
+    const char *requested[NS_KIND_COUNT];
+    if (report_requests(order, paths, requested, report) < 0 || message == NULL) {
+        free(message);
+        ns_report_free(report);
+        return -1;
+    }
+    report->error_errno = error_errno;
+    report->message = message;
+    report->failed_kind = kind;
+    if (kind >= 0 && report->entries[kind].path != NULL)
+        report->entries[kind].outcome = NS_FAILED;
+    return 0;
+}
+
+int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
+                     int secure_mode, int keep_old_root,
+                     struct ns_report *report)
+{
+    struct run_state state;
+    const char *requested[NS_KIND_COUNT];
+
+    memset(&state, 0, sizeof state);
+    state.keep_old_root = keep_old_root;
+    state.paths = requested;
+    state.report = report;
+    state.threads = -1;
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        state.fds[kind] = -1;
+
+    if (report_requests(order, paths, requested, report) < 0)
+        goto out_of_memory;
 
     struct ns_plan plan;
     if (ns_plan(order, paths, secure_mode, &plan) < 0)

@@ -1,10 +1,14 @@
-"""The site directories and their .pth files, in the order site.py reads them.
+"""Where site.py finds pyns_boot.pth and the .pth files it reads before it.
 
-Used by ``pyns_boot doctor`` and, on a failure path only, by the start-up
-hook: when a join is refused because other threads exist, the message names
-the .pth files that ran before pyns_boot.pth (one of them started them).
-Nothing here runs on the idle or the successful start-up path.
+Kept apart from pyns_boot._doctor so that ``pyns-boot run`` can check
+(hook_blocker) without the doctor's imports: run starts a second
+interpreter, and everything it imports first is start-up time.  The
+start-up hook uses it on one failure path only: when a join is refused
+because other threads exist, the message names the .pth files that ran
+before pyns_boot.pth (threads_note).
 """
+
+from __future__ import annotations
 
 import os
 import site
@@ -13,7 +17,7 @@ import sys
 PTH = "pyns_boot.pth"
 
 
-def site_dirs() -> "list[str]":
+def site_dirs() -> list[str]:
     """The directories whose .pth files site.py processes, in its order: a
     virtual environment's own first (site.venv() reads it before anything
     else, while site.PREFIXES still names the base installation: this holds
@@ -24,7 +28,7 @@ def site_dirs() -> "list[str]":
     if site.ENABLE_USER_SITE:
         dirs.append(site.getusersitepackages())
     dirs.extend(site.getsitepackages())
-    result: "list[str]" = []
+    result: list[str] = []
     for path in dirs:
         real = os.path.realpath(path)
         if os.path.isdir(path) and real not in (os.path.realpath(p) for p in result):
@@ -32,7 +36,7 @@ def site_dirs() -> "list[str]":
     return result
 
 
-def pth_names(directory: str) -> "list[str]":
+def pth_names(directory: str) -> list[str]:
     """The .pth files of a directory in site.py's order (3.13+ skips hidden ones)."""
     try:
         names = os.listdir(directory)
@@ -42,7 +46,7 @@ def pth_names(directory: str) -> "list[str]":
     return sorted(n for n in names if n.endswith(".pth") and not (hidden_skipped and n.startswith(".")))
 
 
-def hook_dir(dirs: "list[str]") -> "str | None":
+def hook_dir(dirs: list[str]) -> str | None:
     """The first site directory holding pyns_boot.pth: the one whose line acts."""
     for directory in dirs:
         if PTH in pth_names(directory):
@@ -50,9 +54,20 @@ def hook_dir(dirs: "list[str]") -> "str | None":
     return None
 
 
-def pth_before_hook() -> "list[str]":
+def hook_blocker() -> str | None:
+    """Why a fresh start of this interpreter (without -S) would not run the hook, or None."""
+    if hook_dir(site_dirs()) is None:
+        return "%s is not in a site-packages directory of %s" % (PTH, sys.executable)
+    try:
+        from pyns_boot import _setns  # noqa: F401
+    except ImportError as error:
+        return "the C helper pyns_boot._setns does not load: %s" % error
+    return None
+
+
+def pth_before_hook() -> list[str]:
     """The paths of the .pth files site.py ran before pyns_boot.pth."""
-    before: "list[str]" = []
+    before: list[str] = []
     for directory in site_dirs():
         names = pth_names(directory)
         if PTH in names:
@@ -76,3 +91,6 @@ def threads_note() -> str:
         ".pth file sort after %s, or set PYNS_BOOT_ON_ERROR=warn to carry on without this join"
         % (PTH, ", ".join(before), PTH)
     )
+
+
+__all__ = ["PTH", "hook_blocker", "hook_dir", "pth_before_hook", "pth_names", "site_dirs", "threads_note"]

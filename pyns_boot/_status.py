@@ -14,15 +14,17 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import MappingProxyType, ModuleType
-    from typing import Any, Mapping
+    from typing import Any, Final, Literal, Mapping
+
+    State = Literal["inactive", "succeeded", "failed", "not_run"]
 else:
     MappingProxyType = type(type.__dict__)  # types.MappingProxyType: importing types costs more than status()
 
 #: Values of Status.state.
-INACTIVE = "inactive"  # nothing was asked (no gons_* variable, or only valid gons_order)
-SUCCEEDED = "succeeded"  # every requested namespace joined or already joined
-FAILED = "failed"  # the hook ran and stopped at an error
-NOT_RUN = "not_run"  # gons_* variables are set, but the hook never ran
+INACTIVE: "Final" = "inactive"  # nothing was asked (no gons_* variable, or only valid gons_order)
+SUCCEEDED: "Final" = "succeeded"  # every requested namespace joined or already joined
+FAILED: "Final" = "failed"  # the hook ran and stopped at an error
+NOT_RUN: "Final" = "not_run"  # gons_* variables are set, but the hook never ran
 
 #: Values of NamespaceState.outcome (the C helper's words).
 NOT_REQUESTED = "not_requested"
@@ -94,16 +96,20 @@ class Status(_Frozen):
         "errno",
         "error",
         "failed",
+        "hint",
         "hook_ran",
         "imports_error",
         "imports_root",
         "namespaces",
         "order",
+        "pid_mode",
         "policy",
+        "policy_error",
         "state",
     )
 
-    state: str
+    #: "inactive", "succeeded", "failed" or "not_run".
+    state: "State"
     hook_ran: bool
     error: "str | None"
     errno: "int | None"
@@ -116,10 +122,19 @@ class Status(_Frozen):
     imports_root: "str | None"
     #: Why it could not keep importing from there (the target has no usable /proc).
     imports_error: "str | None"
+    #: After gons_pid was joined: "entered" (the hook forked: this process lives in
+    #: that pid namespace, its parent is the supervisor), "member" (it lived there
+    #: already), "children" (PYNS_BOOT_PID=children: only its children land there),
+    #: "failed" (it could not enter); None when gons_pid was not joined.
+    pid_mode: "str | None"
+    #: The complaint about a PYNS_BOOT_ON_ERROR value that is not understood (it acts as exit), else None.
+    policy_error: "str | None"
+    #: One short hint on the failure (a stale variable, a netns name, a missing capability...), else None.
+    hint: "str | None"
 
     def __init__(
         self,
-        state: str,
+        state: "State",
         hook_ran: bool,
         namespaces: "Mapping[str, NamespaceState]",
         error: "str | None" = None,
@@ -129,8 +144,13 @@ class Status(_Frozen):
         policy: "str | None" = None,
         imports_root: "str | None" = None,
         imports_error: "str | None" = None,
+        pid_mode: "str | None" = None,
+        policy_error: "str | None" = None,
+        hint: "str | None" = None,
     ) -> None:
         self._set(
+            policy_error=policy_error,
+            hint=hint,
             state=state,
             hook_ran=hook_ran,
             error=error,
@@ -140,6 +160,7 @@ class Status(_Frozen):
             policy=policy,
             imports_root=imports_root,
             imports_error=imports_error,
+            pid_mode=pid_mode,
             namespaces=MappingProxyType(dict(namespaces)),
         )
 
@@ -179,9 +200,12 @@ class Status(_Frozen):
             "failed": self.failed,
             "order": self.order,
             "policy": self.policy,
+            "policy_error": self.policy_error,
+            "hint": self.hint,
             "keeps_imports": self.keeps_imports,
             "imports_root": self.imports_root,
             "imports_error": self.imports_error,
+            "pid_mode": self.pid_mode,
             "namespaces": {t: ns.as_dict() for t, ns in self.namespaces.items()},
         }
 
@@ -246,6 +270,16 @@ def _c_helper() -> "ModuleType":
 
 def status() -> "Status":
     """What the start-up hook did in this process."""
+    result = _hook_status()
+    value = os.environ.get("PYNS_BOOT_ON_ERROR", "")
+    if value not in ("", "exit", "warn", "ignore"):
+        from pyns_boot.hook import policy_error
+
+        result._set(policy_error=policy_error(value))
+    return result
+
+
+def _hook_status() -> "Status":
     hook = sys.modules.get("pyns_boot.hook")
     policy = getattr(hook, "policy", None)
     load_error = getattr(hook, "load_error", None)
@@ -259,13 +293,22 @@ def status() -> "Status":
         policy = _setns.policy()
     report = _setns.report()
     if report is not None:
-        return _from_report(
+        result = _from_report(
             _setns.TYPES,
             report,
             policy,
             getattr(hook, "imports_root", None),
             getattr(hook, "imports_error", None),
+            _setns.pid_mode(),
         )
+        if not report[0]:
+            from pyns_boot import _hints
+
+            result._set(hint=_hints.for_report(report))
+        finish_error = getattr(hook, "finish_error", None)
+        if finish_error is not None:  # joined, then a step after the joins failed (pyns_boot._finish)
+            result._set(state=FAILED, error=finish_error)
+        return result
     # Judged from the environment the process started with: a variable the
     # program (or sitecustomize) set later was never the hook's business.
     started = started_with((*_setns.VARIABLES, _setns.ORDER_VARIABLE))
@@ -347,13 +390,14 @@ def _from_report(
     policy: "str | None",
     imports_root: "str | None" = None,
     imports_error: "str | None" = None,
+    pid_mode: "str | None" = None,
 ) -> "Status":
     ok, message, error_errno, failed, order, entries = report
     namespaces = {
         type_name: NamespaceState(type_name, path, outcome, bool(early)) for type_name, path, outcome, early in entries
     }
     any_requested = any(ns.requested for ns in namespaces.values())
-    state = FAILED if not ok else (SUCCEEDED if any_requested else INACTIVE)
+    state: "State" = FAILED if not ok else (SUCCEEDED if any_requested else INACTIVE)
     return Status(
         state,
         True,
@@ -365,4 +409,5 @@ def _from_report(
         policy=policy,
         imports_root=imports_root,
         imports_error=imports_error,
+        pid_mode=pid_mode,
     )

@@ -71,3 +71,11 @@ def listdir(path: str) -> dict[str, Any]:
 def open_fds() -> list[str]:
     fds = sorted(os.listdir("/proc/self/fd"), key=int)
     return [os.readlink("/proc/self/fd/" + fd) if os.path.exists("/proc/self/fd/" + fd) else "(listdir)" for fd in fds]
+
+
+def own_pid_namespace() -> str:
+    return os.readlink("/proc/self/ns/pid")
+
+
+def hostname() -> str:
+    return os.uname().nodename

@@ -113,15 +113,19 @@ class Case:
     state: str = "failed"
     notice: bytes = b""
     secure: bool = False
+    hint: bytes = b""  # the start of the "pyns_boot: hint: " line that follows the message, if any
 
 
 def fail(id: str, env: Mapping[str, bytes], message: bytes, code: int, failed: str | None, **kw: object) -> Case:
     return Case(id, env, message, code, failed, **kw)  # type: ignore[arg-type]
 
 
-def net(id: str, path: bytes, message: bytes, code: int = errno.EINVAL) -> Case:
+def net(id: str, path: bytes, message: bytes, code: int = errno.EINVAL, hint: bytes = b"") -> Case:
     """A bad gons_net reference."""
-    return fail(id, {"gons_net": path}, message, code, "net")
+    return fail(id, {"gons_net": path}, message, code, "net", hint=hint)
+
+
+NO_NETNS = b"no network namespace named '%s'; existing: "
 
 
 def bad_order(id: str, order: bytes, message: bytes) -> Case:
@@ -181,10 +185,16 @@ CASES: list[Case] = [
     ),
     # ---- references -----------------------------------------------------------------
     net("path-missing", b"/nonexistent/pyns", invalid("gons_net", b"/nonexistent/pyns", ENOENT), errno.ENOENT),
-    net("path-relative-missing", b"net-ref", invalid("gons_net", b"net-ref", ENOENT), errno.ENOENT),
+    net(
+        "path-relative-missing",
+        b"net-ref",
+        invalid("gons_net", b"net-ref", ENOENT),
+        errno.ENOENT,
+        hint=NO_NETNS % b"net-ref",
+    ),
     # relative to the working directory "/": resolves, and is the wrong type
     net("path-relative-resolved", b"proc/self/ns/uts", wrong_type("gons_net", b"proc/self/ns/uts", "uts")),
-    net("path-whitespace", b" ", invalid("gons_net", b" ", ENOENT), errno.ENOENT),
+    net("path-whitespace", b" ", invalid("gons_net", b" ", ENOENT), errno.ENOENT, hint=NO_NETNS % b" "),
     net(
         "path-dangling-symlink",
         b"{dir}/dangling",
@@ -220,14 +230,23 @@ CASES: list[Case] = [
         b"/proc/{gone}/ns/net",
         invalid("gons_net", b"/proc/{gone}/ns/net", ENOENT),
         errno.ENOENT,
+        hint=b"process {gone} has exited (a stale variable?): unset gons_net, or set PYNS_BOOT_ON_ERROR=warn to start "
+        b"anyway",
     ),
     net(
         "path-zombie-process",
         b"/proc/{zombie}/ns/net",
         invalid("gons_net", b"/proc/{zombie}/ns/net", ENOENT),
         errno.ENOENT,
+        hint=b"process {zombie} has exited (a stale variable?): unset gons_net",
     ),
-    net("path-deleted-netns", b"{deleted}", invalid("gons_net", b"{deleted}", ENOENT), errno.ENOENT),
+    net(
+        "path-deleted-netns",
+        b"{deleted}",
+        invalid("gons_net", b"{deleted}", ENOENT),
+        errno.ENOENT,
+        hint=NO_NETNS % b"{deleted_name}",
+    ),
     net(
         "path-64k",
         LONG_PATH,
@@ -399,6 +418,7 @@ class Scene:
             (b"{dir}", os.fsencode(self.dir)),
             (b"{netns}", os.fsencode(self.netns.path)),
             (b"{deleted}", os.fsencode(self.deleted)),
+            (b"{deleted_name}", os.fsencode(os.path.basename(self.deleted))),
             (b"{gone}", b"%d" % self.gone),
             (b"{zombie}", b"%d" % self.zombie),
             (b"{deadpidns}", b"%d" % self.deadpidns),
@@ -474,6 +494,18 @@ def as_text(message: bytes) -> str:
     return message.decode("utf-8", "surrogateescape")
 
 
+def without_hint(stderr: bytes, hint: bytes) -> bytes:
+    """stderr without its hint line, which must start with hint (and be absent when hint is empty)."""
+    lines = stderr.split(b"\n")
+    hints = [i for i, line in enumerate(lines) if line.startswith(b"pyns_boot: hint: ")]
+    if not hint:
+        assert hints == [], stderr
+        return stderr
+    assert len(hints) == 1 and hints[0] == 1, stderr
+    assert lines[1][len(b"pyns_boot: hint: ") :].startswith(hint), (lines[1], hint)
+    return b"\n".join(lines[:1] + lines[2:])
+
+
 def on_stderr(message: bytes) -> bytes:
     """The message as the hook writes it: the raw bytes, a non-UTF-8 path as given."""
     return message
@@ -501,12 +533,12 @@ def test_bad_input(case: Case, hook_venv: Venv, scene: Scene, request: pytest.Fi
     message = scene.fill(case.message)
     assert result.stdout == b"", "user code ran"
     assert result.returncode == EXIT_STATUS
-    assert result.stderr == on_stderr(message + scene.fill(case.notice)) + b"\n"
+    assert without_hint(result.stderr, scene.fill(case.hint)) == on_stderr(message + scene.fill(case.notice)) + b"\n"
 
     # The same under warn: the status tells exactly, and no descriptor is left open.
     warned = run_child(venv.python, STATUS_CODE, {**env, "PYNS_BOOT_ON_ERROR": b"warn"}, wrapper)
     report = status_of(warned)
-    assert warned.stderr == on_stderr(message) + b"\n"
+    assert without_hint(warned.stderr, scene.fill(case.hint)) == on_stderr(message) + b"\n"
     assert report["error"] == as_text(message)
     assert (report["state"], report["errno"], report["failed"]) == ("failed", case.errno, case.failed)
     assert report["fds"] == baseline, "a descriptor was left open"

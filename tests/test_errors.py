@@ -29,7 +29,8 @@ def fail_warn(venv: Venv, env: dict[str, str]) -> dict:
     from nsutil import parse_probe
 
     report = parse_probe(result.stdout)
-    assert result.stderr == report["status"]["error"] + "\n"
+    hint = report["status"]["hint"]
+    assert result.stderr == report["status"]["error"] + "\n" + ("pyns_boot: hint: %s\n" % hint if hint else "")
     return report
 
 
@@ -167,7 +168,12 @@ def test_cannot_join_message(hook_venv: Venv, holder: Callable[..., Holder], net
     h = holder(("user",))
     env = {"gons_user": h.ref("user"), "gons_net": netns.path}
     expected = 'pyns_boot: cannot join gons_net using reference "%s": Operation not permitted\n' % netns.path
-    assert fail_exit(hook_venv, env) == expected
+    hint = (
+        "pyns_boot: hint: that net namespace belongs to a user namespace above this process's user:%s"
+        % (h.link("user")[len("user:") :])
+    )
+    stderr = fail_exit(hook_venv, env)
+    assert stderr.startswith(expected + hint) and stderr.count("\n") == 2, stderr
     report = fail_warn(hook_venv, env)
     status = report["status"]
     assert status["errno"] == errno.EPERM and status["failed"] == "net"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -169,6 +170,14 @@ def test_sdist_holds_the_sources_and_nothing_built(sdist: Path) -> None:
         "pyns_boot/py.typed",
         "tests/conftest.py",
         "tests/nsutil.py",
+        "docs/env-interface.md",
+        "docs/cli.md",
+        "docs/workers.md",
+        "docs/foreign-mounts.md",
+        "docs/limits.md",
+        "docs/hardening.md",
+        "docs/development.md",
+        "benchmarks/README.md",
     }
     required |= {n for n in package_files() if n.endswith(".py")}
     assert required <= names, required - names
@@ -288,6 +297,19 @@ def test_install_route_activates_the_hook_and_uninstall_removes_everything(
     assert os.path.realpath(package_file).startswith(os.path.realpath(home) + os.sep), (package_file, home)
     assert Path(extension_file).name == EXTENSION
     assert Path(extension_file).parent == Path(package_file).parent.parent
+
+    # The doctor sees no shadowing in any route, editable ones included (their package is the source tree).
+    doctor = subprocess.run(
+        [str(route_venv.path / "bin" / "pyns-boot"), "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env=clean_env(),
+        timeout=120,
+    )
+    (package,) = [f for f in json.loads(doctor.stdout)["findings"] if f["check"] == "package"]
+    assert package["level"] == "ok", package
+    assert package["message"].endswith("(editable install)") == editable, package
 
     if tool == "pip":
         run(pip_cmd(route_venv, "uninstall", "-y", "pyns_boot"))

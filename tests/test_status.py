@@ -89,7 +89,7 @@ def test_as_dict_is_json_for_logs(hook_venv: Venv, holder: Callable[..., Holder]
     h = holder(("uts",))
     out = run_status(hook_venv, {"gons_uts": h.ref("uts"), "gons_order": "uts"})
     d = out["dict"]
-    assert d["order"] == "uts" and d["policy"] is None
+    assert d["order"] == "uts" and d["policy"] == "exit" and d["policy_error"] is None and d["hint"] is None
     assert d["namespaces"]["uts"] == {"variable": "gons_uts", "path": h.ref("uts"), "outcome": "joined", "early": False}
     json.dumps(d)
 
