@@ -625,7 +625,8 @@ static int refuse_dead_pid_namespace(struct run_state *state)
                                "cannot join %s using reference \"%s\": the "
                                "pid namespace is dead: %s, and the kernel "
                                "refuses to create any process in it (every "
-                               "fork would fail with ENOMEM)",
+                               "fork would fail with ENOMEM); name a pid "
+                               "namespace whose init is running",
                                ns_kinds[NS_PID].variable, state->paths[NS_PID],
                                reason));
 }

@@ -87,7 +87,8 @@ def unlisted(variable: str, path: bytes, order: bytes) -> bytes:
 def dead_pid(path: bytes, reason: str) -> bytes:
     return (
         b'pyns_boot: cannot join gons_pid using reference "%s": the pid namespace is dead: %s, and the kernel '
-        b"refuses to create any process in it (every fork would fail with ENOMEM)" % (path, reason.encode())
+        b"refuses to create any process in it (every fork would fail with ENOMEM); name a pid namespace whose init "
+        b"is running" % (path, reason.encode())
     )
 
 
