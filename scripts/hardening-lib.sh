@@ -118,6 +118,9 @@ run_scenarios() {
         # LeakSanitizer's tracer cannot stop a process that joined another
         # pid namespace (it hangs): that one scenario runs without it, its
         # leaks are checked by scripts/valgrind.sh.
+        # valgrind does not know pidfd_open (ENOSYS): the zombie-init check
+        # falls open there, as on a kernel without it.
+        [[ " $* " != *valgrind* || $line != *zombie* ]] || continue
         local asan=${ASAN_OPTIONS:-}
         [[ $line != *pid_for_children* ]] || asan=${asan/detect_leaks=1/detect_leaks=0}
         if ! out=$(ASAN_OPTIONS=$asan "$@" "$driver" "${fields[@]}" 2>&1); then
