@@ -14,10 +14,13 @@
  * their own processes (single-threaded children, the executor).
  */
 #define _GNU_SOURCE 1 /* exactly as pyconfig.h of 3.8-3.10 defines it: no redefinition error */
+/* Python.h before any system header (_pid_entry.h has some), as the C API
+ * asks: a newer glibc's features.h (zig's, for the release wheels) sets
+ * other _POSIX_C_SOURCE/_XOPEN_SOURCE values than pyconfig.h would redefine. */
+#include <Python.h>
+
 #include "_setns_core.h"
 #include "_pid_entry.h"
-
-#include <Python.h>
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -456,9 +459,9 @@ static int remove_variables(void)
     PyObject *os = PyImport_ImportModule("os");
     if (os == NULL)
         return -1;
-    PyObject *environ = PyObject_GetAttrString(os, "environ");
+    PyObject *os_environ = PyObject_GetAttrString(os, "environ");
     Py_DECREF(os);
-    if (environ == NULL)
+    if (os_environ == NULL)
         return -1;
     int rc = 0;
     for (int kind = 0; kind <= NS_KIND_COUNT && rc == 0; kind++) {
@@ -466,7 +469,7 @@ static int remove_variables(void)
                                                 : NS_ORDER_VARIABLE;
         if (getenv(name) == NULL)
             continue;
-        PyObject *removed = PyObject_CallMethod(environ, "pop", "sO", name,
+        PyObject *removed = PyObject_CallMethod(os_environ, "pop", "sO", name,
                                                 Py_None);
         if (removed == NULL)
             rc = -1;
@@ -474,7 +477,7 @@ static int remove_variables(void)
         if (rc == 0 && unsetenv(name) != 0)
             rc = (PyErr_SetFromErrno(PyExc_OSError), -1);
     }
-    Py_DECREF(environ);
+    Py_DECREF(os_environ);
     return rc;
 }
 

@@ -216,6 +216,37 @@ static int fail_invalid(struct run_state *state, int kind, int error_errno,
                                reason));
 }
 
+/* The clone flag of the namespace fd refers to, or -1 with errno set.
+ * NS_GET_NSTYPE needs Linux 4.11 (ENOTTY before), and qemu-user does not
+ * translate the nsfs ioctls (ENOSYS: an aarch64 interpreter on an x86_64
+ * host).  There the type is the prefix nsfs gives the descriptor's link,
+ * "uts:[4026531838]"; 0 for a type this code does not know. */
+static int namespace_type(int fd)
+{
+    int flag = ioctl(fd, NS_GET_NSTYPE);
+    if (flag >= 0 || (errno != ENOTTY && errno != ENOSYS))
+        return flag;
+    int ioctl_errno = errno;
+    char path[64], link[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t length = readlink(path, link, sizeof link - 1);
+    char *colon = NULL;
+    if (length > 0) {
+        link[length] = '\0';
+        colon = strchr(link, ':');
+    }
+    if (colon == NULL) {
+        errno = ioctl_errno;
+        return -1;
+    }
+    *colon = '\0';
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        if (strcmp(ns_kinds[kind].name, link) == 0)
+            return ns_kinds[kind].clone_flag;
+    }
+    return 0;
+}
+
 /* Check that fd refers to a namespace of the given kind.  Returns 1 when it
  * does, 0 after recording the failure, -1 when memory ran out. */
 static int verify_reference(struct run_state *state, int kind, int fd)
@@ -235,7 +266,7 @@ static int verify_reference(struct run_state *state, int kind, int fd)
         free(reason);
         return rc;
     }
-    int flag = ioctl(fd, NS_GET_NSTYPE);
+    int flag = namespace_type(fd);
     if (flag < 0)
         return fail_invalid(state, kind, errno, strerror(errno));
     if (flag != ns_kinds[kind].clone_flag) {

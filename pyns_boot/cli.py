@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("shell", "env", "json"),
         default="shell",
-        help="shell: export lines for eval (default); env: KEY=VALUE lines (env -S, --env-file); json: an object",
+        help="shell: export lines for eval (default); env: KEY=VALUE lines, values verbatim (docker --env-file); "
+        "json: an object (docs/cli.md: which values each format can carry)",
     )
     fmt.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
 
@@ -327,26 +328,78 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    import json
-    import shlex
-
     variables = _namespaces(args).to_env()
     variables.update(_after_joins(args))
-    if args.format == "json":
-        print(json.dumps(variables, indent=2))
-    elif args.format == "env":
-        for name, value in variables.items():
-            if "\n" in value:
-                return _error("%s=%r cannot be written as a KEY=VALUE line (it holds a newline)" % (name, value))
-        for name, value in variables.items():
-            print("%s=%s" % (name, value))
-    else:
-        unset = [name for name in _steering_variables() if name not in variables]
-        if unset:
-            print("unset %s" % " ".join(unset))
-        for name, value in variables.items():
-            print("export %s=%s" % (name, shlex.quote(value)))
+    try:
+        output = format_env(variables, args.format)
+    except CommandError as error:
+        return _error(str(error))
+    sys.stdout.flush()
+    sys.stdout.buffer.write(output)
     return 0
+
+
+def format_env(variables: dict[str, str], fmt: str) -> bytes:
+    """The output of ``pyns-boot env`` in fmt (shell, env or json), as bytes.
+
+    Values are paths as the command line gave them (non-UTF-8 bytes arrive
+    as surrogate escapes) and leave as the same bytes.  shell: export lines
+    for eval in any POSIX shell, every value representable.  env: KEY=VALUE
+    lines read as docker's --env-file reads them (the value verbatim up to the
+    end of the line, UTF-8 only).  json: one object of UTF-8 strings.  A value
+    a format cannot carry raises CommandError naming the variable and the
+    format that can.
+    """
+    if fmt == "json":
+        import json
+
+        for name, value in variables.items():
+            if not _is_utf8(value):
+                raise CommandError(_unrepresentable(name, value, "json", "is not valid UTF-8"))
+        return (json.dumps(variables, indent=2) + "\n").encode("utf-8")
+    if fmt == "env":
+        for name, value in variables.items():
+            why = _env_line_problem(value)
+            if why:
+                raise CommandError(_unrepresentable(name, value, "env", why))
+        return b"".join(os.fsencode("%s=%s\n" % (name, value)) for name, value in variables.items())
+    import shlex
+
+    lines = []
+    unset = [name for name in _steering_variables() if name not in variables]
+    if unset:
+        lines.append("unset %s\n" % " ".join(unset))
+    for name, value in variables.items():
+        lines.append("export %s=%s\n" % (name, shlex.quote(value)))
+    return os.fsencode("".join(lines))
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a surrogate escape: a byte that is not UTF-8
+        return False
+    return True
+
+
+def _env_line_problem(value: str) -> str:
+    """Why value cannot be a KEY=VALUE line of an env file, or ''."""
+    if "\n" in value:
+        return "holds a newline"
+    if value.endswith("\r"):
+        return "ends in a carriage return, which env-file readers drop"
+    if not _is_utf8(value):
+        return "is not valid UTF-8 (docker refuses such env files)"
+    return ""
+
+
+def _unrepresentable(name: str, value: str, fmt: str, why: str) -> str:
+    return "%s=%s cannot be written in --format %s: the value %s; use --format shell (eval) instead" % (
+        name,
+        repr(value) if _is_utf8(value) else repr(os.fsencode(value))[1:],
+        fmt,
+        why,
+    )
 
 
 def _after_joins(args: argparse.Namespace) -> dict[str, str]:

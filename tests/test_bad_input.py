@@ -4,14 +4,16 @@ Every row is checked the same way, on a real interpreter of a venv with the hook
 
 * the exact outcome: stderr byte for byte, exit status per policy (125 under the
   default), and under ``warn`` the status (state, errno, failed type, error text);
-* a hang fails the row: every child runs with a timeout (``CHILD_TIMEOUT``), which is
-  generous on purpose; speed is measured in benchmarks/, not here;
+* a hang fails the row: every child runs with a timeout (``CHILD_TIMEOUT``, nsutil's
+  HANG_TIMEOUT), short enough that a hang costs seconds, long enough that no healthy row
+  comes near it; speed is measured in benchmarks/, not here;
 * no descriptor is left behind: under ``warn`` the child lists ``/proc/self/fd``
   before it imports anything and compares with a run without gons_* variables;
 * under the default policy the program's own code never ran (stdout stays empty).
 
-Children start in a new session (no controlling terminal), with the working directory
-``/``.  Values are bytes so that non-UTF-8 input reaches the hook unchanged.  Placeholders
+Children start in a new session (no controlling terminal), in a fresh directory of their
+own that holds only ``proc``, a symlink to ``/proc`` (for the relative-path rows).  Values
+are bytes so that non-UTF-8 input reaches the hook unchanged.  Placeholders
 in values and messages: ``{dir}`` a scratch directory with a FIFO, a socket, symlinks and
 a regular file; ``{netns}`` a named network namespace; ``{gone}`` the pid of an exited and
 reaped process; ``{zombie}`` the pid of an exited, unreaped one; ``{deleted}`` the path of
@@ -34,9 +36,20 @@ from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import pytest
-from nsutil import EXIT_STATUS, NamedNetns, Venv, as_user, clean_env, make_venv, rmtree, world_readable_dir
+from nsutil import (
+    EXIT_STATUS,
+    HANG_TIMEOUT,
+    NamedNetns,
+    Venv,
+    as_user,
+    clean_env,
+    fresh_cwd,
+    make_venv,
+    rmtree,
+    world_readable_dir,
+)
 
-CHILD_TIMEOUT = 20  # seconds: a hang fails the row; a healthy row takes a few ms
+CHILD_TIMEOUT = HANG_TIMEOUT  # seconds: a hang fails the row; a healthy row takes a few ms
 USER_CODE = "print('user code ran')"
 # Lists its descriptors before any import, then reports the hook's status.
 STATUS_CODE = r"""
@@ -193,7 +206,7 @@ CASES: list[Case] = [
         errno.ENOENT,
         hint=NO_NETNS % b"net-ref",
     ),
-    # relative to the working directory "/": resolves, and is the wrong type
+    # relative to the working directory (its "proc" leads to /proc): resolves, and is the wrong type
     net("path-relative-resolved", b"proc/self/ns/uts", wrong_type("gons_net", b"proc/self/ns/uts", "uts")),
     net("path-whitespace", b" ", invalid("gons_net", b" ", ENOENT), errno.ENOENT, hint=NO_NETNS % b" "),
     net(
@@ -468,10 +481,16 @@ def run_child(
         env=full_env,
         capture_output=True,
         timeout=CHILD_TIMEOUT,
-        cwd="/",
+        cwd=child_cwd(),
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # no controlling terminal
     )
+
+
+def child_cwd() -> str:
+    path = fresh_cwd()
+    os.symlink("/proc", os.path.join(path, "proc"))
+    return path
 
 
 def status_of(result: subprocess.CompletedProcess[bytes]) -> dict[str, object]:

@@ -17,12 +17,14 @@ from cliutil import pyns_boot
 from nsutil import (
     CHILD_TIMEOUT,
     EXIT_STATUS,
+    HANG_TIMEOUT,
     PROBE,
     Holder,
     NamedNetns,
     Venv,
     as_user,
     clean_env,
+    fresh_cwd,
     own_links,
     parse_probe,
     world_readable_dir,
@@ -176,7 +178,7 @@ def test_env_eval_in_sh_moves_the_next_python(hook_venv: Venv, holder: Callable[
     # unsets them.  (pyns-boot itself starts with them: it is a Python of this environment too.)
     env = clean_env(PROBE=PROBE, gons_order="ipc", gons_ipc="/proc/self/ns/ipc")
     result = subprocess.run(
-        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd="/"
+        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd=fresh_cwd()
     )
     assert result.returncode == 0, result.stderr
     report = parse_probe(result.stdout)
@@ -199,7 +201,7 @@ def test_env_shell_output_is_quoted(hook_venv: Venv, holder: Callable[..., Holde
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT,
-        cwd="/",
+        cwd=fresh_cwd(),
     )
     assert shell.returncode == 0, shell.stderr
     assert parse_probe(shell.stdout)["links"]["net"] == h.link("net")
@@ -222,7 +224,7 @@ def test_env_formats_and_named_netns(hook_venv: Venv, netns: NamedNetns) -> None
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT,
-        cwd="/",
+        cwd=fresh_cwd(),
     )
     assert child.returncode == 0, child.stderr
     assert parse_probe(child.stdout)["links"]["net"] == netns.link()
@@ -291,7 +293,7 @@ def test_env_path_that_is_not_a_network_namespace(
 def test_env_fifo_does_not_hang(hook_venv: Venv, tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    result = pyns_boot(hook_venv, "env", "--uts", str(fifo))
+    result = pyns_boot(hook_venv, "env", "--uts", str(fifo), timeout=HANG_TIMEOUT)
     assert result.returncode == 1
     assert (
         result.stderr == 'pyns-boot: invalid gons_uts reference "%s": not a namespace reference (it is a FIFO)\n' % fifo

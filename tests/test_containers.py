@@ -144,9 +144,11 @@ def test_of_container_is_of_pid(lab_container: LabContainer) -> None:
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], status: int = 1) -> str:
+    """One line of message, and at most one hint line after it (pyns_boot._hints)."""
     assert result.returncode == status, (result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("pyns_boot: hint: ")), result.stderr
     assert result.stdout == ""
     return result.stderr
 

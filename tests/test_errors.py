@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from nsutil import EXIT_STATUS, SELF_LINKS, TYPES, Holder, NamedNetns, Venv, own_links, probe, run_python
+from nsutil import EXIT_STATUS, HANG_TIMEOUT, SELF_LINKS, TYPES, Holder, NamedNetns, Venv, own_links, probe, run_python
 
 USER_CODE = "print('user code ran')"
 
 
 def fail_exit(venv: Venv, env: dict[str, str]) -> str:
     """Default policy: exit 125, message on stderr, user code never ran. Returns stderr."""
-    result = run_python(venv.python, USER_CODE, env)
+    result = run_python(venv.python, USER_CODE, env, timeout=HANG_TIMEOUT)  # bad input must not hang
     assert result.returncode == EXIT_STATUS, (result.returncode, result.stderr)
     assert result.stdout == ""
     return result.stderr
@@ -24,7 +24,7 @@ def fail_exit(venv: Venv, env: dict[str, str]) -> str:
 
 def fail_warn(venv: Venv, env: dict[str, str]) -> dict:
     """warn policy: message on stderr, program runs; returns the probe (status, fds)."""
-    result = run_python(venv.python, env={**env, "PYNS_BOOT_ON_ERROR": "warn"})
+    result = run_python(venv.python, env={**env, "PYNS_BOOT_ON_ERROR": "warn"}, timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stderr
     from nsutil import parse_probe
 
@@ -93,7 +93,7 @@ def test_bad_reference(
 
 
 def test_fifo_does_not_hang(hook_venv: Venv, fifo: str) -> None:
-    # run_python has a timeout; a plain O_RDONLY open would block forever.
+    # fail_exit has a short timeout (HANG_TIMEOUT); a plain O_RDONLY open would block forever.
     assert fail_exit(hook_venv, {"gons_mnt": fifo}) == invalid("mnt", fifo, "not a namespace reference (it is a FIFO)")
 
 

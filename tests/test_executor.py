@@ -17,7 +17,18 @@ from typing import Callable, Iterator
 
 import executor_targets as targets
 import pytest
-from nsutil import CHILD_TIMEOUT, NOBODY, Holder, NamedNetns, Venv, as_user, clean_env, rmtree, world_readable_dir
+from nsutil import (
+    CHILD_TIMEOUT,
+    NOBODY,
+    Holder,
+    NamedNetns,
+    Venv,
+    as_user,
+    clean_env,
+    fresh_cwd,
+    rmtree,
+    world_readable_dir,
+)
 
 from pyns_boot import NamespaceError, NamespaceExecutor, Namespaces, RemoteError, RemoteTraceback, WorkerDied, call_in
 from pyns_boot._call import _close_shared_server
@@ -388,7 +399,7 @@ def test_non_root_user_in_a_user_namespace_it_owns(hook_venv: Venv, holder: Call
             text=True,
             timeout=CHILD_TIMEOUT,
             env=clean_env(),
-            cwd="/",
+            cwd=fresh_cwd(),
         )
         assert out.returncode == 0, out.stderr
         report = json.loads(out.stdout)
@@ -411,7 +422,7 @@ def test_the_hook_and_import_do_not_load_the_executor(hook_venv: Venv, netns: Na
         text=True,
         timeout=CHILD_TIMEOUT,
         env=clean_env(gons_net=netns.path),
-        cwd="/",
+        cwd=fresh_cwd(),
     )
     assert out.returncode == 0, out.stderr
     loaded = out.stdout.strip()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from nsutil import CHILD_TIMEOUT, EXIT_STATUS, Holder, Venv, clean_env, make_venv, rmtree, run_python
+from nsutil import CHILD_TIMEOUT, EXIT_STATUS, Holder, Venv, clean_env, fresh_cwd, make_venv, rmtree, run_python
 from nsutil import test_python as interpreter_under_test
 
 TARGET_TEXT = "only in the target namespace"
@@ -147,7 +147,7 @@ def result_of(stdout: str, marker: str = "RESULT ") -> dict[str, Any]:
 
 def run_argv(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run a command line (not only "-c" code) with a timeout, outside the source tree."""
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd="/")
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd=fresh_cwd())
 
 
 def test_c_program_imports_from_its_own_installation(target: Holder, mnt_venv: Venv, workdir: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Callable
 
 import nsutil
 import pytest
-from nsutil import PROBE, Holder, Venv, clean_env, parse_probe, run_python
+from nsutil import PROBE, Holder, Venv, clean_env, fresh_cwd, parse_probe, run_python
 
 ENTRY_FORM = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")  # pkg.mod:callable, callable required
 
@@ -155,7 +155,7 @@ def test_start_file_is_never_read_before_python_315(hook_venv: Venv, with_variab
         text=True,
         env=env,
         timeout=60,
-        cwd="/",
+        cwd=fresh_cwd(),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     trace = result.stderr
