@@ -342,6 +342,20 @@ def _worker(
         os._exit(code)
 
 
+def _open_above_stdio(path: str, flags: int) -> int:
+    """os.open, never on 0-2: a program that closed stdio and later dup2s
+    /dev/null onto 0-2 would replace a kept descriptor there."""
+    fd = os.open(path, flags)
+    if fd > 2:
+        return fd
+    import fcntl
+
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    finally:
+        os.close(fd)
+
+
 def _set_up(
     order: "str | None", paths: "tuple[str | None, ...]", keep_imports: bool, netns: "str | None" = None
 ) -> "tuple[Any, ...]":
@@ -356,7 +370,7 @@ def _set_up(
     inherited_root = getattr(oldroot, "root", None)  # the fork server was forked from a program that keeps imports
     old_root = -1
     if mnt_path is not None and oldroot is not None and inherited_root is None:
-        old_root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        old_root = _open_above_stdio("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         report = _setns.apply(order, paths)
         if report[0] and netns is not None:

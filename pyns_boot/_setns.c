@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <link.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #include <sys/auxv.h>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The outcome of the one boot() of this process.  It is plain C data so
@@ -104,6 +106,34 @@ static PyObject *report_to_python(const struct ns_report *report)
 static PyObject *raise_no_memory(void)
 {
     return PyErr_NoMemory();
+}
+
+/* A join refused for other threads: add to the message which .pth files
+ * ran before pyns_boot.pth (pyns_boot._sitedirs.threads_note; no switch
+ * happened, so the package imports as usual).  If that fails, the message
+ * stays as it is: it names the thread count already. */
+static void add_thread_note(struct ns_report *report)
+{
+    PyObject *module = PyImport_ImportModule("pyns_boot._sitedirs");
+    PyObject *note = module != NULL
+                         ? PyObject_CallMethod(module, "threads_note", NULL)
+                         : NULL;
+    PyObject *bytes = note != NULL ? PyUnicode_EncodeFSDefault(note) : NULL;
+    const char *text = bytes != NULL ? PyBytes_AsString(bytes) : NULL;
+    if (text != NULL) {
+        size_t head = strlen(report->message), tail = strlen(text);
+        char *message = malloc(head + tail + 1);
+        if (message != NULL) {
+            memcpy(message, report->message, head);
+            memcpy(message + head, text, tail + 1);
+            free(report->message);
+            report->message = message;
+        }
+    }
+    Py_XDECREF(bytes);
+    Py_XDECREF(note);
+    Py_XDECREF(module);
+    PyErr_Clear();
 }
 
 /* Fork once, Python's way (at-fork hooks, the child's interpreter state).
@@ -193,6 +223,8 @@ static int boot_from_environment(int keep_old_root)
         raise_no_memory();
         return -1;
     }
+    if (boot_report.threads_refused > 0 && boot_report.message != NULL)
+        add_thread_note(&boot_report);
     return enter_pid_namespace(request);
 }
 
@@ -449,17 +481,53 @@ static int remove_variables(void)
     return rc;
 }
 
-static void write_all(int fd, const char *text, size_t length)
+/* How long a failure message may wait for room on stderr, in all. */
+#define STDERR_TIMEOUT_MS 1000
+
+static long milliseconds_left(const struct timespec *deadline)
 {
+    struct timespec now;
+    if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
+        return 0;
+    return (deadline->tv_sec - now.tv_sec) * 1000 +
+           (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/* Write text to fd without ever blocking for more than STDERR_TIMEOUT_MS in
+ * all: a full pipe nobody reads must not hang the start.  Each write waits
+ * for room (poll) and is at most PIPE_BUF bytes, which a pipe with room
+ * takes without blocking.  Returns 1 when all of it got out, 0 when not
+ * (no room in time, or nowhere to report to). */
+static int write_bounded(int fd, const char *text, size_t length)
+{
+    struct timespec deadline;
+    if (clock_gettime(CLOCK_MONOTONIC, &deadline) < 0)
+        return 0;
+    deadline.tv_sec += STDERR_TIMEOUT_MS / 1000;
+    deadline.tv_nsec += (STDERR_TIMEOUT_MS % 1000) * 1000000L;
     while (length > 0) {
-        ssize_t written = write(fd, text, length);
-        if (written < 0 && errno == EINTR)
+        long left = milliseconds_left(&deadline);
+        struct pollfd ready = {fd, POLLOUT, 0};
+        int polled = poll(&ready, 1, left > 0 ? (int)left : 0);
+        if (polled < 0 && errno == EINTR)
+            continue;
+        if (polled <= 0 || !(ready.revents & POLLOUT))
+            return 0; /* no room in time, or nowhere to report to */
+        ssize_t written = write(fd, text,
+                                length < PIPE_BUF ? length : PIPE_BUF);
+        if (written < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (written <= 0)
-            return; /* nowhere left to report to */
+            return 0;
         text += written;
         length -= (size_t)written;
     }
+    return 1;
+}
+
+static void write_all(int fd, const char *text, size_t length)
+{
+    (void)write_bounded(fd, text, length);
 }
 
 /* Whatever sys.stderr buffered goes out before the raw message. */
@@ -602,6 +670,22 @@ static PyObject *setns_run(PyObject *module, PyObject *unused)
         return report_failure();
     note_policy();
     Py_RETURN_NONE;
+}
+
+/* write_stderr(data) -> True when all of data reached fd 2 (bounded: see
+ * write_bounded); what pyns_boot.hook writes its messages with. */
+static PyObject *setns_write_stderr(PyObject *module, PyObject *data)
+{
+    (void)module;
+    char *text;
+    Py_ssize_t length;
+    if (PyBytes_AsStringAndSize(data, &text, &length) < 0)
+        return NULL;
+    int complete;
+    Py_BEGIN_ALLOW_THREADS
+    complete = write_bounded(2, text, (size_t)length);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(complete);
 }
 
 /* pid_mode() -> what became of the program and gons_pid, or None. */
@@ -830,6 +914,9 @@ static PyMethodDef setns_methods[] = {
      "gons_* variables name, remove them, apply PYNS_BOOT_ON_ERROR; a mnt\n"
      "join goes to pyns_boot.hook.run().  Once per process, main\n"
      "interpreter only."},
+    {"write_stderr", setns_write_stderr, METH_O,
+     "write_stderr(data) -> True when all of the bytes reached fd 2; waits\n"
+     "at most STDERR_TIMEOUT_MS for room (a full pipe nobody reads)."},
     {"pid_mode", setns_pid_mode, METH_NOARGS,
      "pid_mode() -> after gons_pid was joined: \"entered\" (the hook forked;\n"
      "this process lives in the namespace, its parent supervises it),\n"
@@ -901,7 +988,9 @@ static int setns_exec(PyObject *module)
         PyModule_AddStringConstant(module, "ORDER_VARIABLE",
                                    NS_ORDER_VARIABLE) < 0 ||
         PyModule_AddStringConstant(module, "DEFAULT_ORDER",
-                                   NS_DEFAULT_ORDER) < 0)
+                                   NS_DEFAULT_ORDER) < 0 ||
+        PyModule_AddIntConstant(module, "STDERR_TIMEOUT_MS",
+                                STDERR_TIMEOUT_MS) < 0)
         return -1;
     return 0;
 }

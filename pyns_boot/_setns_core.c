@@ -13,10 +13,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef CLONE_NEWTIME
@@ -24,6 +26,9 @@
 #endif
 #ifndef NSFS_MAGIC
 #define NSFS_MAGIC 0x6e736673
+#endif
+#ifndef NS_GET_PID_FROM_PIDNS /* Linux 6.11; older headers lack it */
+#define NS_GET_PID_FROM_PIDNS _IOR(NSIO, 0x6, int)
 #endif
 
 const struct ns_kind ns_kinds[NS_KIND_COUNT] = {
@@ -370,6 +375,25 @@ static long count_threads(void)
     return end == field + 1 ? -1 : threads;
 }
 
+/* 1 when the process pid (of the caller's pid namespace) has exited: its
+ * pidfd polls readable from then on, zombie included.  0 when it runs, or
+ * when the kernel has no pidfd_open. */
+static int init_has_exited(int pid)
+{
+#ifdef SYS_pidfd_open
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0)
+        return errno == ESRCH; /* reaped since */
+    struct pollfd exited = {pidfd, POLLIN, 0};
+    int rc = poll(&exited, 1, 0);
+    close(pidfd);
+    return rc > 0 && (exited.revents & POLLIN);
+#else
+    (void)pid;
+    return 0;
+#endif
+}
+
 /* ---- phase 2: plan (pure: no system call) ----------------------------- */
 
 static int requested_path(const char *path)
@@ -495,13 +519,29 @@ int ns_plan(const char *order, const char *const paths[NS_KIND_COUNT],
  * and one on the current mount namespace.  The second keeps that namespace
  * alive: when its last process leaves, the kernel would detach every mount
  * in it, and the old root would lose the mounts below it. */
+/* A descriptor kept past the run never sits on 0-2: a daemon that closed
+ * stdio at start and later does dup2(/dev/null, 0..2) would silently
+ * replace it.  Returns fd itself, or a close-on-exec copy at 3 or higher
+ * (fd is closed then); -1 with errno set, fd closed. */
+static int above_stdio(int fd)
+{
+    if (fd < 0 || fd > 2)
+        return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int error_errno = errno;
+    close(fd);
+    errno = error_errno;
+    return moved;
+}
+
 static int open_old_root(struct run_state *state)
 {
     static const char *const what[2] = {"/", "/proc/self/ns/mnt"};
     int *fds[2] = {&state->report->old_root_fd, &state->report->old_mnt_fd};
     for (int i = 0; i < 2; i++) {
-        int fd = open(what[i], i == 0 ? O_PATH | O_DIRECTORY | O_CLOEXEC
-                                      : O_RDONLY | O_CLOEXEC);
+        int fd = above_stdio(
+            open(what[i], i == 0 ? O_PATH | O_DIRECTORY | O_CLOEXEC
+                                 : O_RDONLY | O_CLOEXEC));
         if (fd < 0) {
             int error_errno = errno;
             return fail(state, error_errno, NS_MNT,
@@ -534,24 +574,110 @@ static void settle_old_root(struct ns_report *report)
         close_old_root(report);
 }
 
+/* Another thread would stay behind in the old namespace: setns moves only
+ * the calling thread (and the kernel refuses mnt, user and time outright). */
+static int refuse_threads(struct run_state *state, int kind)
+{
+    const char *variable = ns_kinds[kind].variable;
+    const char *name = ns_kinds[kind].name;
+    char *message;
+    if (ns_kinds[kind].single_threaded)
+        message = format_message(MESSAGE_PREFIX
+                                 "cannot join %s using reference \"%s\": "
+                                 "the process has %ld threads, and a %s "
+                                 "namespace can only be joined by a "
+                                 "single-threaded process",
+                                 variable, state->paths[kind], state->threads,
+                                 name);
+    else
+        message = format_message(MESSAGE_PREFIX
+                                 "cannot join %s using reference \"%s\": "
+                                 "the process has %ld threads, and setns "
+                                 "moves only the calling thread (the others "
+                                 "would stay in the old %s namespace)",
+                                 variable, state->paths[kind], state->threads,
+                                 name);
+    state->report->threads_refused = state->threads;
+    return fail(state, EINVAL, kind, message);
+}
+
+/* The process is in the requested mount namespace already: no setns, but
+ * the working directory becomes "/" as a join would make it (and gons's
+ * setns does), so that a relative path means the same whichever namespace
+ * gons_mnt names.  The root stays: nothing was joined. */
+static int stay_member_of_mnt(struct run_state *state)
+{
+    if (chdir("/") == 0) {
+        close(state->fds[NS_MNT]);
+        state->fds[NS_MNT] = -1;
+        return 1;
+    }
+    int error_errno = errno;
+    return fail(state, error_errno, NS_MNT,
+                format_message(MESSAGE_PREFIX
+                               "cannot join %s using reference \"%s\": the "
+                               "process is a member already, and cannot "
+                               "change its working directory to /: %s",
+                               ns_kinds[NS_MNT].variable, state->paths[NS_MNT],
+                               strerror(error_errno)));
+}
+
+/* A pid namespace whose process 1 is gone takes no new process: setns
+ * succeeds, then every fork fails with ENOMEM.  The kernel (6.11+) says
+ * where process 1 of the namespace is (NS_GET_PID_FROM_PIDNS, ESRCH when
+ * there is none); NS_GET_PARENT succeeds only for a namespace below the
+ * caller's, the only kind setns accepts besides its own, so that an ESRCH
+ * from a namespace setns would refuse anyway is not taken for a dead one.
+ * (A namespace that never had a process 1 cannot be opened at all:
+ * /proc/PID/ns/pid_for_children is ENOENT until its init exists.)  An init
+ * that exited but was not reaped (a zombie) has a pidfd that polls
+ * readable.  Older kernels, or a seccomp filter that blocks these calls:
+ * nothing is known, and the join goes ahead.  Returns 1 (go ahead), 0
+ * (failure recorded), -1 (out of memory). */
+static int refuse_dead_pid_namespace(struct run_state *state)
+{
+    int fd = state->fds[NS_PID];
+    const char *reason = NULL;
+    int init = ioctl(fd, NS_GET_PID_FROM_PIDNS, 1);
+    if (init < 0 && errno == ESRCH) {
+        int parent = ioctl(fd, NS_GET_PARENT);
+        if (parent >= 0) {
+            close(parent);
+            reason = "its process 1 (init) has exited";
+        }
+    } else if (init > 0 && init_has_exited(init)) {
+        reason = "its process 1 (init) has exited (a zombie its parent "
+                 "has not reaped)";
+    }
+    if (reason == NULL)
+        return 1;
+    return fail(state, ESRCH, NS_PID,
+                format_message(MESSAGE_PREFIX
+                               "cannot join %s using reference \"%s\": the "
+                               "pid namespace is dead: %s, and the kernel "
+                               "refuses to create any process in it (every "
+                               "fork would fail with ENOMEM); name a pid "
+                               "namespace whose init is running",
+                               ns_kinds[NS_PID].variable, state->paths[NS_PID],
+                               reason));
+}
+
 static int join_one(struct run_state *state, int kind)
 {
+    int rc;
     if (state->fds[kind] < 0) {
-        int rc = open_reference(state, kind);
+        rc = open_reference(state, kind);
         if (rc <= 0)
             return rc;
     }
     if (is_member(state, kind)) {
         state->report->entries[kind].outcome = NS_ALREADY_MEMBER;
-    } else if (ns_kinds[kind].single_threaded && state->threads > 1) {
-        return fail(state, EINVAL, kind,
-                    format_message(MESSAGE_PREFIX
-                                   "cannot join %s using reference \"%s\": "
-                                   "the process has %ld threads, and a %s "
-                                   "namespace can only be joined by a "
-                                   "single-threaded process",
-                                   ns_kinds[kind].variable, state->paths[kind],
-                                   state->threads, ns_kinds[kind].name));
+        if (kind == NS_MNT)
+            return stay_member_of_mnt(state);
+    } else if (state->threads > 1) {
+        return refuse_threads(state, kind);
+    } else if (kind == NS_PID && (rc = refuse_dead_pid_namespace(state)) <= 0) {
+        return rc;
     } else if (setns(state->fds[kind], ns_kinds[kind].clone_flag) < 0) {
         int error_errno = errno;
         return fail(state, error_errno, kind,
@@ -578,7 +704,7 @@ static int run_steps(struct run_state *state, const struct ns_plan *plan)
     }
     record_own_identities(state);
     record_own_pid(state);
-    state->threads = plan->needs_single_thread ? count_threads() : -1;
+    state->threads = count_threads();
 
     for (int i = 0; i < plan->count; i++) {
         int kind = plan->steps[i].kind;

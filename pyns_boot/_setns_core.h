@@ -67,6 +67,10 @@ struct ns_report {
      * them; a caller taking them over sets them to -1. */
     int old_root_fd;
     int old_mnt_fd;
+    /* The thread count when a join was refused because the process has
+     * other threads (every type: setns moves only the calling thread), else
+     * 0: the caller may add what started them to the message. */
+    long threads_refused;
     /* 1 when gons_pid ended joined or already joined while the process
      * itself lives in another pid namespace (setns moves only its
      * children): the caller forks to enter it (_pid_entry.h). */

@@ -1,8 +1,11 @@
-"""Where site.py finds pyns_boot.pth, and whether a fresh start would run the hook.
+"""Where site.py finds pyns_boot.pth and the .pth files it reads before it.
 
 Kept apart from pyns_boot._doctor so that ``pyns-boot run`` can check
 (hook_blocker) without the doctor's imports: run starts a second
-interpreter, and everything it imports first is start-up time.
+interpreter, and everything it imports first is start-up time.  The
+start-up hook uses it on one failure path only: when a join is refused
+because other threads exist, the message names the .pth files that ran
+before pyns_boot.pth (threads_note).
 """
 
 from __future__ import annotations
@@ -15,8 +18,13 @@ PTH = "pyns_boot.pth"
 
 
 def site_dirs() -> list[str]:
-    """The directories whose .pth files site.py processes, in its order (user site first)."""
+    """The directories whose .pth files site.py processes, in its order: a
+    virtual environment's own first (site.venv() reads it before anything
+    else, while site.PREFIXES still names the base installation: this holds
+    during start-up too), then the user site, then the prefixes'."""
     dirs = []
+    if sys.prefix != sys.base_prefix:
+        dirs.extend(site.getsitepackages([sys.prefix]))
     if site.ENABLE_USER_SITE:
         dirs.append(site.getusersitepackages())
     dirs.extend(site.getsitepackages())
@@ -57,4 +65,32 @@ def hook_blocker() -> str | None:
     return None
 
 
-__all__ = ["PTH", "hook_blocker", "hook_dir", "pth_names", "site_dirs"]
+def pth_before_hook() -> list[str]:
+    """The paths of the .pth files site.py ran before pyns_boot.pth."""
+    before: list[str] = []
+    for directory in site_dirs():
+        names = pth_names(directory)
+        if PTH in names:
+            return before + [os.path.join(directory, n) for n in names if n < PTH]
+        before.extend(os.path.join(directory, n) for n in names)
+    return before
+
+
+def threads_note() -> str:
+    """What the start-up hook adds to a join refused for other threads."""
+    if sys.flags.no_site:
+        return "; site.py did not run (-S): the threads come from the program that embeds Python or a preloaded library"
+    before = pth_before_hook()
+    if not before:
+        return (
+            "; no .pth file ran before %s: the threads come from the program that embeds Python or a "
+            "preloaded library; set PYNS_BOOT_ON_ERROR=warn to carry on without this join" % PTH
+        )
+    return (
+        "; .pth files that ran before %s (one of them started the threads): %s; remove that package or make its "
+        ".pth file sort after %s, or set PYNS_BOOT_ON_ERROR=warn to carry on without this join"
+        % (PTH, ", ".join(before), PTH)
+    )
+
+
+__all__ = ["PTH", "hook_blocker", "hook_dir", "pth_before_hook", "pth_names", "site_dirs", "threads_note"]

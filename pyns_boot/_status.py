@@ -309,21 +309,64 @@ def _hook_status() -> "Status":
         if finish_error is not None:  # joined, then a step after the joins failed (pyns_boot._finish)
             result._set(state=FAILED, error=finish_error)
         return result
+    # Judged from the environment the process started with: a variable the
+    # program (or sitecustomize) set later was never the hook's business.
+    started = started_with((*_setns.VARIABLES, _setns.ORDER_VARIABLE))
     if load_error is not None:
-        return Status(FAILED, True, _unrun_namespaces(_setns.TYPES), error=load_error, policy=policy)
+        return Status(FAILED, True, _unrun_namespaces(_setns.TYPES, started), error=load_error, policy=policy)
 
-    namespaces = _unrun_namespaces(_setns.TYPES)
+    namespaces = _unrun_namespaces(_setns.TYPES, started)
     pending = [ns.variable for ns in namespaces.values() if ns.requested]
-    if os.environ.get(_setns.ORDER_VARIABLE):
+    if started.get(_setns.ORDER_VARIABLE):
         pending.append(_setns.ORDER_VARIABLE)
     if not pending:
         return Status(INACTIVE, False, namespaces)
-    message = (
-        "pyns_boot: %s %s set, but the pyns_boot start-up hook did not run in this process "
-        "(the interpreter was started with -S, or pyns_boot.pth is not installed in the "
-        "site-packages of %s)" % (", ".join(pending), "is" if len(pending) == 1 else "are", sys.prefix)
+    message = "pyns_boot: %s %s set, but the pyns_boot start-up hook did not run in this process (%s)" % (
+        ", ".join(pending),
+        "is" if len(pending) == 1 else "are",
+        _why_not_run(),
     )
     return Status(NOT_RUN, False, namespaces, error=message)
+
+
+def started_with(names: "tuple[str, ...]") -> "dict[str, str]":
+    """Those of names that the process's initial environment set, as the hook
+    saw them at start: /proc/self/environ keeps the block execve gave the
+    process (later setenv, unsetenv and os.environ changes leave it as it
+    was); the first of duplicate entries counts, as getenv() finds it.
+    Without a readable /proc (not mounted), os.environ stands in for it."""
+    try:
+        with open("/proc/self/environ", "rb") as file:
+            block = file.read()
+    except OSError:
+        return {name: os.environ[name] for name in names if name in os.environ}
+    wanted = {os.fsencode(name): name for name in names}
+    found: "dict[str, str]" = {}
+    for entry in block.split(b"\0"):
+        key, sep, value = entry.partition(b"=")
+        name = wanted.get(key)
+        if sep and name is not None and name not in found:
+            found[name] = os.fsdecode(value)
+    return found
+
+
+def _why_not_run() -> str:
+    """Why site.py did not run the hook, as far as this process can tell."""
+    if sys.flags.no_site:
+        return "the interpreter was started with -S: site.py, which runs pyns_boot.pth, did not run"
+    from pyns_boot import _sitedirs
+
+    dirs = _sitedirs.site_dirs()
+    directory = _sitedirs.hook_dir(dirs)
+    if directory is None:
+        return "pyns_boot.pth is not installed in the site-packages of %s (site.py read: %s)" % (
+            sys.prefix,
+            ", ".join(dirs) or "no directory",
+        )
+    return (
+        "pyns_boot.pth in %s did not act: the variables were gone from os.environ when site.py reached it "
+        "(an earlier .pth file removed them), or its line failed (see the start-up's stderr)" % directory
+    )
 
 
 def check() -> "Status":
@@ -333,10 +376,10 @@ def check() -> "Status":
     return result
 
 
-def _unrun_namespaces(types: "tuple[str, ...]") -> "dict[str, NamespaceState]":
+def _unrun_namespaces(types: "tuple[str, ...]", started: "Mapping[str, str]") -> "dict[str, NamespaceState]":
     namespaces = {}
     for type_name in types:
-        path = os.environ.get("gons_" + type_name) or None
+        path = started.get("gons_" + type_name) or None
         namespaces[type_name] = NamespaceState(type_name, path, NOT_REACHED if path else NOT_REQUESTED, False)
     return namespaces
 

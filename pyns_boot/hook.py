@@ -276,23 +276,53 @@ def is_pyns_boot_command() -> bool:
     return False
 
 
-def write_stderr(text: str) -> None:
-    """Write text complete to fd 2 as the bytes it came from (a non-UTF-8 path
-    appears as given, as the C helper's run() writes it), after whatever
-    sys.stderr holds buffered."""
+# A failure message waits at most this long for room on stderr (the C
+# helper's STDERR_TIMEOUT_MS): a full pipe nobody reads must not hang the start.
+STDERR_TIMEOUT = 1.0
+PIPE_BUF = 4096
+
+
+def write_stderr(text: str) -> bool:
+    """Write text to fd 2 as the bytes it came from (a non-UTF-8 path appears
+    as given, as the C helper's run() writes it), after whatever sys.stderr
+    holds buffered; bounded in time.  True when all of it got out."""
     try:
         sys.stderr.flush()
     except Exception:  # no usable sys.stderr this early
         pass
     data = os.fsencode(text)
+    helper = sys.modules.get("_pyns_boot")
+    if helper is not None:
+        return bool(helper.write_stderr(data))
+    return _write_bounded(data)
+
+
+def _write_bounded(data: bytes) -> bool:
+    """The C helper's write_bounded, for when it did not load (no switch
+    happened then, so select imports from the usual place): wait for room,
+    write at most PIPE_BUF bytes at a time, give up after STDERR_TIMEOUT."""
+    import select
+    import time
+
+    deadline = time.monotonic() + STDERR_TIMEOUT
+    poller = select.poll()
+    poller.register(2, select.POLLOUT)
     try:
         while data:
-            written = os.write(2, data)
+            left = deadline - time.monotonic()
+            events = poller.poll(max(0, int(left * 1000)))
+            if not events or not events[0][1] & select.POLLOUT:
+                return False
+            try:
+                written = os.write(2, data[:PIPE_BUF])
+            except BlockingIOError:
+                continue
             if written <= 0:
-                break
+                return False
             data = data[written:]
     except OSError:
-        pass
+        return False
+    return True
 
 
 def in_main_interpreter() -> bool:

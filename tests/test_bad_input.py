@@ -17,7 +17,8 @@ are bytes so that non-UTF-8 input reaches the hook unchanged.  Placeholders
 in values and messages: ``{dir}`` a scratch directory with a FIFO, a socket, symlinks and
 a regular file; ``{netns}`` a named network namespace; ``{gone}`` the pid of an exited and
 reaped process; ``{zombie}`` the pid of an exited, unreaped one; ``{deleted}`` the path of
-a named network namespace that was deleted again.
+a named network namespace that was deleted again; ``{deadpidns}`` and ``{zombiepidns}``
+the pid of a process whose pid namespace for children lost its init (reaped, or a zombie).
 
 tests/test_errors.py checks the rules one by one; this module is the complete list.
 """
@@ -29,6 +30,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -92,6 +94,14 @@ def unlisted(variable: str, path: bytes, order: bytes) -> bytes:
         path,
         kind,
         order,
+    )
+
+
+def dead_pid(path: bytes, reason: str) -> bytes:
+    return (
+        b'pyns_boot: cannot join gons_pid using reference "%s": the pid namespace is dead: %s, and the kernel '
+        b"refuses to create any process in it (every fork would fail with ENOMEM); name a pid namespace whose init "
+        b"is running" % (path, reason.encode())
     )
 
 
@@ -265,6 +275,26 @@ CASES: list[Case] = [
     ),
     net("path-non-utf8", b"/tmp/\xff\xfe", invalid("gons_net", b"/tmp/\xff\xfe", ENOENT), errno.ENOENT),
     net("path-newline", b"/tmp/a\nb", invalid("gons_net", b"/tmp/a\nb", ENOENT), errno.ENOENT),
+    # gons opens "!" references while it parses (ENOENT there); pyns_boot parses first
+    bad_order("order-bad-after-bang-reference", b"!net,bogus", unknown(b"bogus")),
+    # ---- a pid namespace whose init has exited: setns would succeed, every fork fail ---
+    fail(
+        "pid-dead-namespace",
+        {"gons_pid": b"/proc/{deadpidns}/ns/pid_for_children"},
+        dead_pid(b"/proc/{deadpidns}/ns/pid_for_children", "its process 1 (init) has exited"),
+        errno.ESRCH,
+        "pid",
+    ),
+    fail(
+        "pid-zombie-init",
+        {"gons_pid": b"/proc/{zombiepidns}/ns/pid_for_children"},
+        dead_pid(
+            b"/proc/{zombiepidns}/ns/pid_for_children",
+            "its process 1 (init) has exited (a zombie its parent has not reaped)",
+        ),
+        errno.ESRCH,
+        "pid",
+    ),
     # ---- every variable set to the same path: the first early open (user) fails -----
     fail(
         "every-variable-same-netns",
@@ -375,6 +405,27 @@ class Scene:
         self.zombie_process = subprocess.Popen(["true"])
         os.waitid(os.P_PID, self.zombie_process.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
         self.zombie = self.zombie_process.pid
+        # Processes whose pid namespace for children lost its init: reaped
+        # (sh waited for it) and a zombie (sleep never reaps it).
+        self.dead_pid_holders = [
+            subprocess.Popen(["unshare", "--pid", "sh", "-c", script])
+            for script in ("sh -c : & wait; exec sleep 1000", "(exit 0) & exec sleep 1000")
+        ]
+        for holder in self.dead_pid_holders:
+            self._wait_for_init_to_exit(holder.pid)
+        self.deadpidns, self.zombiepidns = (h.pid for h in self.dead_pid_holders)
+
+    @staticmethod
+    def _wait_for_init_to_exit(pid: int) -> None:
+        """Until the holder is sleep and its child (the namespace's init) has exited."""
+        for _ in range(500):
+            children = Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()
+            comm = Path("/proc/%d/comm" % pid).read_text().strip()
+            states = [Path("/proc/%s/stat" % c).read_text().rsplit(")", 1)[1].split()[0] for c in children]
+            if comm == "sleep" and all(state == "Z" for state in states):
+                return
+            time.sleep(0.01)
+        raise RuntimeError("the init of the pid namespace held by %d did not exit" % pid)
 
     def fill(self, value: bytes) -> bytes:
         for name, replacement in (
@@ -384,11 +435,16 @@ class Scene:
             (b"{deleted_name}", os.fsencode(os.path.basename(self.deleted))),
             (b"{gone}", b"%d" % self.gone),
             (b"{zombie}", b"%d" % self.zombie),
+            (b"{deadpidns}", b"%d" % self.deadpidns),
+            (b"{zombiepidns}", b"%d" % self.zombiepidns),
         ):
             value = value.replace(name, replacement)
         return value
 
     def close(self) -> None:
+        for holder in self.dead_pid_holders:
+            holder.kill()
+            holder.wait()
         self.zombie_process.wait()
         self.socket.close()
         self.netns.delete()
