@@ -162,6 +162,10 @@ struct run_state {
     struct stat own_ids[NS_KIND_COUNT][2];
     int own_id_known[NS_KIND_COUNT][2];
     long threads; /* -1: unknown */
+    /* At start-up every type is refused while other threads exist (they
+     * would stay behind); apply() (workers, a thread that joins for itself)
+     * refuses only the types the kernel joins for whole processes. */
+    int start_up;
     int keep_old_root;
     struct stat own_pid; /* /proc/self/ns/pid before the first switch */
     int own_pid_known;
@@ -306,9 +310,18 @@ static void record_own_identities(struct run_state *state)
             char path[64];
             if (link == NULL)
                 continue;
-            snprintf(path, sizeof path, "/proc/self/ns/%s", link);
+            /* the calling thread's: setns moves that thread alone, and
+             * apply() may run in a thread whose namespaces differ from the
+             * main thread's (/proc/self); /proc/self where the kernel has
+             * no thread-self (before Linux 3.17) */
+            snprintf(path, sizeof path, "/proc/thread-self/ns/%s", link);
             state->own_id_known[kind][i] =
                 stat(path, &state->own_ids[kind][i]) == 0;
+            if (!state->own_id_known[kind][i]) {
+                snprintf(path, sizeof path, "/proc/self/ns/%s", link);
+                state->own_id_known[kind][i] =
+                    stat(path, &state->own_ids[kind][i]) == 0;
+            }
         }
     }
 }
@@ -674,7 +687,8 @@ static int join_one(struct run_state *state, int kind)
         state->report->entries[kind].outcome = NS_ALREADY_MEMBER;
         if (kind == NS_MNT)
             return stay_member_of_mnt(state);
-    } else if (state->threads > 1) {
+    } else if (state->threads > 1 &&
+               (state->start_up || ns_kinds[kind].single_threaded)) {
         return refuse_threads(state, kind);
     } else if (kind == NS_PID && (rc = refuse_dead_pid_namespace(state)) <= 0) {
         return rc;
@@ -737,10 +751,15 @@ void ns_report_free(struct ns_report *report)
     report->old_mnt_fd = -1;
 }
 
+static int run_sequence(const char *order,
+                        const char *const paths[NS_KIND_COUNT],
+                        int secure_mode, int keep_old_root, int start_up,
+                        struct ns_report *report);
+
 int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
            int secure_mode, struct ns_report *report)
 {
-    return ns_run_keep_root(order, paths, secure_mode, 0, report);
+    return run_sequence(order, paths, secure_mode, 0, 0, report);
 }
 
 /* The part of a report known before anything runs: the effective order
@@ -795,10 +814,19 @@ int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
                      int secure_mode, int keep_old_root,
                      struct ns_report *report)
 {
+    return run_sequence(order, paths, secure_mode, keep_old_root, 1, report);
+}
+
+static int run_sequence(const char *order,
+                        const char *const paths[NS_KIND_COUNT],
+                        int secure_mode, int keep_old_root, int start_up,
+                        struct ns_report *report)
+{
     struct run_state state;
     const char *requested[NS_KIND_COUNT];
 
     memset(&state, 0, sizeof state);
+    state.start_up = start_up;
     state.keep_old_root = keep_old_root;
     state.paths = requested;
     state.report = report;

@@ -87,7 +87,9 @@ int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
            int secure_mode, struct ns_report *report);
 
 /*
- * ns_run, and when keep_old_root is set and gons_mnt is requested: open "/"
+ * ns_run as the start-up hook runs it: every type is refused while other
+ * threads exist (ns_run refuses only mnt, user and time then, which the
+ * kernel joins for single-threaded processes only); and when keep_old_root is set and gons_mnt is requested: open "/"
  * (O_PATH|O_DIRECTORY|O_CLOEXEC) before the first switch and keep it in
  * report->old_root_fd if the mnt join happened (closed otherwise, on every
  * path, error paths included).
