@@ -62,6 +62,18 @@ class build_ext_one_name(build_ext):
             return HELPER_FILE
         return str(super().get_ext_filename(fullname))
 
+    def run(self) -> None:
+        super().run()
+        # A build directory reused from an older build may hold the helper under
+        # another name (_pyns_boot.abi3-x86_64-linux-gnu.so): bdist_wheel would
+        # pack it too, and 3.15 would load it first.
+        built = os.path.abspath(self.get_ext_fullpath(HELPER))
+        directory = os.path.dirname(built)
+        for name in os.listdir(directory):
+            path = os.path.join(directory, name)
+            if name.startswith(HELPER + ".") and name.endswith(".so") and path != built:
+                os.remove(path)
+
 
 class build_py_with_startup_files(build_py):
     """Copy the startup files next to the package, at the root of the wheel.
@@ -82,6 +94,9 @@ class build_py_with_startup_files(build_py):
         target = self._startup_dir()
         for name in STARTUP_FILES:
             self.copy_file(name, os.path.join(target, name))
+        stale = os.path.join(target, "pyns_boot.start")  # from an older build or a cp318 one
+        if "pyns_boot.start" not in STARTUP_FILES and os.path.exists(stale):
+            os.remove(stale)
 
     def get_outputs(self, include_bytecode: bool = True) -> list[str]:
         outputs = list(super().get_outputs(include_bytecode))

@@ -74,10 +74,12 @@ class Venv:
         )
 
 
-def make_venv(path: Path, python: str | None = None, copies: bool = False) -> Venv:
+def make_venv(path: Path, python: str | None = None, copies: bool = False, system_site: bool = False) -> Venv:
     args = [sys.executable, "-m", "virtualenv", "-q", "-p", python or test_python(), "--no-setuptools", "--no-wheel"]
     if copies:
         args.append("--copies")
+    if system_site:  # the interpreter's own site-packages and the user site, as with pip install --user
+        args.append("--system-site-packages")
     subprocess.run([*args, str(path)], check=True, capture_output=True, text=True, env=clean_env())
     return Venv(path)
 
