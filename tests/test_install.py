@@ -128,7 +128,7 @@ def test_wheel_metadata(wheel: Path) -> None:
         assert "extra ==" in requirement, requirement
     assert metadata.get_all("Project-URL"), "no project URLs"
     classifiers = metadata.get_all("Classifier") or []
-    for minor in range(8, 14):
+    for minor in range(8, 16):  # 3.14 and 3.15: the suite runs on Debian sid's (noxfile, tests-3.14/3.15)
         assert "Programming Language :: Python :: 3.%d" % minor in classifiers
     assert "Typing :: Typed" in classifiers
     assert "Operating System :: POSIX :: Linux" in classifiers
