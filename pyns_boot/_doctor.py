@@ -549,8 +549,11 @@ def check_policy_and_status() -> list[Finding]:
 def run_checks() -> list[Finding]:
     dirs = site_dirs()
     pth, directory = check_pth(dirs)
-    findings = [check_no_site(), pth, check_package(directory), check_extension(), *check_start(dirs)]
-    findings += check_earlier_pth(dirs, directory)
+    from pyns_boot._startup_order import site_dirs as in_site_order
+
+    ordered = in_site_order()
+    findings = [check_no_site(), pth, check_package(directory), check_extension(), *check_start(ordered)]
+    findings += check_earlier_pth(ordered, directory)
     findings += [check_kernel(), *check_privileges(), check_secure_mode()]
     findings += check_policy_and_status()
     return findings

@@ -21,11 +21,12 @@ KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"
 POLICIES = ("exit", "warn", "ignore")
 EXIT_STATUS = 125
 
-# The C helper's table (pyns_boot._setns.VARIABLES and ORDER_VARIABLE);
-# tests check the two agree.  pyns_boot.pth only pre-filters: it calls
-# run() when any variable name contains "gons_" (one substring search over
-# os.environ's byte keys, cheap to compile and to run in every process),
-# and run() decides with these exact names.
+# The C helper's table (pyns_boot._setns.VARIABLES and ORDER_VARIABLE), and
+# the names pyns_boot.pth looks up; tests check the three agree.  The .pth
+# line looks each name up in os.environ's dict of byte keys (C-level, nine
+# hash lookups whatever the size of the environment; one bytes constant
+# split at run time, cheaper to compile than a tuple of nine), and only then
+# compiles and runs the rest (docs/python-versions.md, Idle cost).
 TRIGGER_VARIABLES = (
     "gons_cgroup",
     "gons_ipc",

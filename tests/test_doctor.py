@@ -104,7 +104,7 @@ def test_start_file_of_the_318_wheel(fresh_hook_venv: Venv) -> None:
     start.write_text("pyns_boot.hook:start\n")
     status, report = doctor(fresh_hook_venv)
     found = finding(report, "start")
-    assert status == 0 and found["fix"] == "rm %s" % start
+    assert status == 0 and found["fix"].startswith("rm %s" % start)
     minor = python_minor(fresh_hook_venv)
     assert found["level"] == ("warning" if minor >= 15 else "info"), found
     if minor >= 15:
@@ -152,7 +152,7 @@ def test_pth_files_that_run_before_ours(fresh_hook_venv: Venv, holder: Callable[
     status, report = doctor(fresh_hook_venv)
     assert status == 0  # the hook works, with warnings
     order = {f["message"].split()[0]: f for f in findings(report, "pth-order")}
-    ours = {str(site_packages / n) for n in ("00thread.pth", "01slow.pth", "02light.pth", "03path.pth")}
+    ours = {str(site_packages / n) for n in ("00thread.pth", "01slow.pth", "02light.pth")}
     assert ours <= set(order) and str(site_packages / "zz-after.pth") not in order
     for path in set(order) - ours:  # what the venv brings: _virtualenv.pth sorts before pyns_boot.pth
         assert order[path]["level"] == "info" and path < str(site_packages / "pyns_boot.pth"), order[path]
@@ -164,7 +164,10 @@ def test_pth_files_that_run_before_ours(fresh_hook_venv: Venv, holder: Callable[
     light = order[str(site_packages / "02light.pth")]
     assert light["level"] == "info" and "imports os; measured: 0 new modules" in light["message"]
     assert "no thread" in light["message"]
-    assert order[str(site_packages / "03path.pth")]["level"] == "info"
+    if python_minor(fresh_hook_venv) < 15:
+        assert order[str(site_packages / "03path.pth")]["level"] == "info"
+    else:  # 3.15 applies every path line first: a .pth without an import line runs no code among them
+        assert str(site_packages / "03path.pth") not in order
     # what the warning is about: the mount namespace cannot be joined any more
     h = holder(("mnt",))
     result = pyns_boot(fresh_hook_venv, "run", "--mnt", h.ref("mnt"), "-c", "print('user code ran')")

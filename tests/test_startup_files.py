@@ -12,6 +12,7 @@ before 3.15), the hook works as if it were not there.
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import Callable, Iterator
@@ -20,6 +21,8 @@ import pytest
 from nsutil import (
     EXIT_STATUS,
     PROBE,
+    REPO,
+    TYPES,
     Holder,
     Venv,
     clean_env,
@@ -131,7 +134,7 @@ def test_installed_in_two_site_directories_with_start_files(
     venv, user_site, env = two_site_dirs
     venv.pip("install", "--no-deps", "--no-index", str(wheel))
     venv.pip("install", "--no-deps", "--no-index", "--target", str(user_site), str(wheel))
-    starts = [user_site / "pyns_boot.start", venv.site_packages / "pyns_boot.start"]
+    starts = [venv.site_packages / "pyns_boot.start", user_site / "pyns_boot.start"]  # site.py's order in a venv
     for start in starts:
         start.write_text(OLD_START)
     check = run_python(venv.python, "import site, sys; print(site.ENABLE_USER_SITE, sys.path)", env)
@@ -140,7 +143,7 @@ def test_installed_in_two_site_directories_with_start_files(
     env["gons_uts"] = target.ref("uts")
     result = run_python(venv.python, PROBE, env)
     if not PEP829:
-        joined(result, target)  # both .pth lines run; the first acts, the second finds it done
+        joined(result, target)  # both .pth lines run (the venv's first); the first acts, the second finds it done
         return
     refused(result, str(starts[0]))  # the first entry refuses; the second never runs
     joined(run_python(venv.python, PROBE, {**env, "PYNS_BOOT_ON_ERROR": "warn"}), target, 1)  # one message, once
@@ -179,3 +182,33 @@ def test_stale_platform_tagged_helper_beside_the_good_one(fresh_hook_venv: Venv,
     idle_is_silent(fresh_hook_venv)
     stale.unlink()
     joined(run_python(fresh_hook_venv.python, PROBE, env), target)  # the way out works
+
+
+# ---------------------------------------------------------------- the .pth pre-filter
+
+PTH_NAMES = re.compile(rb"isdisjoint\(b'([a-z_ ]+)'\.split\(\)\)")
+
+
+def test_pth_pre_filter_names_exactly_the_hook_variables() -> None:
+    from pyns_boot import _setns, hook
+
+    (names,) = PTH_NAMES.findall((REPO / "pyns_boot.pth").read_bytes())
+    assert sorted(n.decode() for n in names.split()) == sorted(hook.TRIGGER_VARIABLES)
+    assert sorted(hook.TRIGGER_VARIABLES) == sorted((*_setns.VARIABLES, _setns.ORDER_VARIABLE))
+
+
+@pytest.mark.parametrize("name", ["gons_%s" % t for t in TYPES] + ["gons_order"])
+def test_each_variable_alone_passes_the_pre_filter(hook_venv: Venv, name: str) -> None:
+    """With a 60,000-variable environment, each of the nine names alone reaches the hook (bad value: exit 125)."""
+    env = {"V%05d" % i: "1" for i in range(60000)}
+    env[name] = "bogus" if name == "gons_order" else "/nonexistent"
+    result = run_python(hook_venv.python, "print('user code ran')", env)
+    assert result.returncode == EXIT_STATUS and result.stdout == "", result.stderr
+    assert name in result.stderr and "Traceback" not in result.stderr
+
+
+def test_names_that_only_contain_gons_stay_idle(hook_venv: Venv) -> None:
+    env = {"xgons_net": "/nonexistent", "gons_netx": "/nonexistent", "GONS_NET": "/nonexistent"}
+    code = "import sys; print(sorted(m for m in sys.modules if 'pyns' in m))"
+    result = run_python(hook_venv.python, code, env)
+    assert result.returncode == 0 and result.stdout == "[]\n" and result.stderr == "", result
