@@ -9,6 +9,7 @@ in a wheel for 3.18+), and the helper's one file name.
 from __future__ import annotations
 
 import os
+import sys
 import sysconfig
 
 from setuptools import Extension, setup
@@ -20,9 +21,11 @@ from setuptools.command.build_py import build_py
 # no pyns_boot.start (on 3.15-3.17 its mere presence would silence the line
 # and make every process import pkgutil to call the entry instead).  Python
 # 3.18 ignores import lines (PEP 829): a wheel built with
-# PYNS_BOOT_ABI3_FLOOR=cp318 is tagged cp318-abi3, which pip prefers there,
-# and ships the .start file too.  docs/python-versions.md has the plan.
-ABI3_FLOOR = os.environ.get("PYNS_BOOT_ABI3_FLOOR", "cp38")
+# PYNS_BOOT_ABI3_FLOOR=cp318 (the default when 3.18+ builds it, from the sdist
+# too) is tagged cp318-abi3, which pip prefers there, and ships the .start
+# file.  bdist_wheel refuses that tag on older interpreters.
+# docs/python-versions.md has the plan.
+ABI3_FLOOR = os.environ.get("PYNS_BOOT_ABI3_FLOOR") or ("cp318" if sys.version_info >= (3, 18) else "cp38")
 if ABI3_FLOOR not in ("cp38", "cp318"):
     raise SystemExit("PYNS_BOOT_ABI3_FLOOR=%s: expected cp38 or cp318" % ABI3_FLOOR)
 STARTUP_FILES = ("pyns_boot.pth", "pyns_boot.start") if ABI3_FLOOR == "cp318" else ("pyns_boot.pth",)

@@ -149,6 +149,24 @@ print("PROBE " + json.dumps(out))
 """
 
 
+# What PEP 829 says 3.18's site.py does: the interpreter's own site.py (3.15+) with the one
+# statement that records a .pth import line removed, run as start-up runs it; with -S.
+SIMULATED_318_SITE = r"""
+import os, sys
+source_path = os.path.join(os.path.dirname(os.__file__), "site.py")
+with open(source_path, encoding="utf-8") as source_file:
+    source = source_file.read()
+RECORD = "self._importexecs.setdefault(filename, []).append(line)"
+assert source.count(RECORD) == 1, "not a PEP 829 site.py"
+source = source.replace(RECORD, "pass  # 3.18: import lines in .pth files are ignored")
+site = type(sys)("site")
+site.__file__ = source_path
+sys.modules["site"] = site
+exec(compile(source, source_path, "exec"), site.__dict__)
+site.main()
+"""
+
+
 def run_python(
     python: str,
     code: str = PROBE,

@@ -22,25 +22,9 @@ from typing import Callable
 
 import nsutil
 import pytest
-from nsutil import PROBE, REPO, Holder, Venv, parse_probe, run_python
+from nsutil import PROBE, REPO, SIMULATED_318_SITE, Holder, Venv, parse_probe, run_python
 
 START_ENTRY = "pyns_boot.hook:start"
-
-# site.py of 3.15 with import lines ignored, as PEP 829 says 3.18 does; run with -S.
-SIMULATED_318_SITE = r"""
-import os, sys
-source_path = os.path.join(os.path.dirname(os.__file__), "site.py")
-with open(source_path, encoding="utf-8") as source_file:
-    source = source_file.read()
-RECORD = "self._importexecs.setdefault(filename, []).append(line)"
-assert source.count(RECORD) == 1, "not a PEP 829 site.py"
-source = source.replace(RECORD, "pass  # 3.18: import lines in .pth files are ignored")
-site = type(sys)("site")
-site.__file__ = source_path
-sys.modules["site"] = site
-exec(compile(source, source_path, "exec"), site.__dict__)
-site.main()
-"""
 
 # What the probe adds: did the C helper act (the hook module's run() did not)?
 HOW = r"""
