@@ -231,7 +231,7 @@ def check_start(dirs: list[str]) -> list[Finding]:
                         "start",
                         WARNING,
                         "%s makes %s skip the import line of %s and call %s instead: the hook works, but "
-                        "every process imports pkgutil for it (about 1.7x the start-up cost)"
+                        "every process imports pkgutil for it (1.75x the instructions of an idle start on 3.15.2)"
                         % (path, python, PTH, START_LINE),
                         remove + " (pyns_boot %s installs no .start file for Python 3.8-3.17)" % __version__,
                     )
