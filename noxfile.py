@@ -4,6 +4,7 @@
     nox -s tests-3.8 tests-3.13       # some interpreters only (the wheel is built first)
     nox -s tests-3.12 -- -k subinterp # pytest arguments after --
     nox -s lint
+    nox -s dist                       # the release artifacts into dist/ (scripts/release.py)
 
 `build` makes the sdist and, from it, the one cp38-abi3 wheel (python -m
 build).  Each `tests-3.X` session runs the README's test command,
@@ -17,12 +18,14 @@ a privileged container of the lab image (scripts/lab.sh setup first).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import nox
 
@@ -172,6 +175,27 @@ for _version in LAB_VERSIONS:
     _lab_session(_version)
 
 
+def _release() -> ModuleType:
+    """scripts/release.py, which builds and checks the release artifacts."""
+    spec = importlib.util.spec_from_file_location("release", ROOT / "scripts" / "release.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@nox.session(python=False)
+def dist(session: nox.Session) -> None:
+    """The release artifacts into dist/: the sdist, then from it the manylinux2014 abi3 wheels
+    for x86_64 and aarch64 (zig cc, glibc 2.17), each checked (auditwheel show, twine check).
+    Refuses a work tree with uncommitted files unless PYNS_BOOT_DIST_ALLOW_DIRTY=1."""
+    release = _release()
+    try:
+        release.main(ROOT / "dist", sys.executable, session.log)
+    except release.ReleaseError as error:
+        session.error(str(error))
+
+
 @nox.session(python=False)
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, mypy --strict (configured in pyproject.toml)."""
@@ -179,6 +203,7 @@ def lint(session: nox.Session) -> None:
     session.run(sys.executable, "-m", "ruff", "format", "--check", ".")
     session.run(sys.executable, "-m", "mypy")
     session.run(sys.executable, "-m", "mypy", "--strict", "noxfile.py")
+    session.run(sys.executable, "-m", "mypy", "--strict", "scripts/release.py")
 
 
 @nox.session(python=False)

@@ -114,8 +114,8 @@ setup(
         # the package; pyns_boot/_setns.py re-exports it as pyns_boot._setns.
         Extension(
             HELPER,
-            sources=["pyns_boot/_setns.c", "pyns_boot/_setns_core.c"],
-            depends=["pyns_boot/_setns_core.h"],
+            sources=["pyns_boot/_setns.c", "pyns_boot/_setns_core.c", "pyns_boot/_pid_entry.c"],
+            depends=["pyns_boot/_setns_core.h", "pyns_boot/_pid_entry.h"],
             py_limited_api=LIMITED_API,
             define_macros=[("Py_LIMITED_API", "0x03080000")] if LIMITED_API else [],
             extra_compile_args=C_FLAGS,

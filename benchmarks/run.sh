@@ -4,7 +4,11 @@
 # 1-3: start-up cost of the hook (idle, active vs nsenter, import+status) on the
 #      oldest and newest pyenv CPython (benchmarks/startup.py);
 # 4:   the executor (benchmarks/bench_executor.py) and the mnt import mode
-#      (benchmarks/foreign_mnt.py), run from a venv that has the wheel.
+#      (benchmarks/foreign_mnt.py), run from a venv that has the wheel;
+# 5:   the pid entry, fork + supervisor against PYNS_BOOT_PID=children
+#      (benchmarks/pid_entry.py).
+# 6:   extension-module imports after a mnt join into the lab container vs the host
+#      (benchmarks/foreign_imports.py; needs scripts/lab.sh setup).
 # Each part prints its markdown tables.  PYTHON chooses the driving interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +30,12 @@ fi
 if [ -f benchmarks/foreign_mnt.py ]; then
     echo
     "$python" benchmarks/foreign_mnt.py
+fi
+if [ -f benchmarks/pid_entry.py ]; then
+    echo
+    "$python" benchmarks/pid_entry.py --wheel "$wheel"
+fi
+if [ -f benchmarks/foreign_imports.py ] && podman image exists localhost/pyns-lab:sid 2>/dev/null; then
+    echo
+    "$python" benchmarks/foreign_imports.py --fifo
 fi

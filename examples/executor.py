@@ -1,7 +1,7 @@
 """Look into network namespaces from a running, multithreaded program.
 
-    python examples/executor.py            # every /run/netns/* (as root; makes two if there are none)
-    python examples/executor.py PID ...    # the network namespaces of these processes
+    python examples/executor.py            # two network namespaces of its own (as root; deleted at the end)
+    python examples/executor.py PID ...    # the network namespaces of these processes (looks only)
 
 Needs pyns_boot installed in the interpreter that runs it.  The callables
 are defined here, in __main__: a worker loads this script as __mp_main__
@@ -47,21 +47,33 @@ def main() -> None:
     heartbeat.start()
 
     made: list[str] = []
+    specs: list[Namespaces] = []
     if sys.argv[1:]:
-        specs = [Namespaces.of_pid(int(pid), "net") for pid in sys.argv[1:]]
+        for pid in sys.argv[1:]:
+            try:
+                specs.append(Namespaces.of_pid(int(pid), "net"))
+            except (ValueError, ProcessLookupError) as error:
+                print("skipped %s: %s" % (pid, error), file=sys.stderr)
     else:
-        names = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
-        if not names:
-            made = names = ["pyns-example-a", "pyns-example-b"]
-            for name in names:
-                subprocess.run(["ip", "netns", "add", name], check=True)
-        specs = [Namespaces.netns(name) for name in names]
+        # Namespaces of its own: never the machine's, whose ports it would bind.
+        made = ["pyns-example-%d-a" % os.getpid(), "pyns-example-%d-b" % os.getpid()]
+        for name in made:
+            subprocess.run(["ip", "netns", "add", name], check=True)
+        specs = [Namespaces.netns(name) for name in made]
     try:
         print("this process:", interfaces()[0], "threads:", threading.active_count())
         # One-shot calls: a fresh worker per call, forked from a shared fork server.
+        reachable = []
         for spec in specs:
-            link, names = call_in(spec, interfaces, timeout=10)
+            try:
+                link, names = call_in(spec, interfaces, timeout=10)
+            except pyns_boot.NamespaceError as error:  # e.g. PID 1 of another user namespace
+                print("%-40s cannot look in: %s" % (spec, error.strerror.replace("\n", "\n" + " " * 41)))
+                continue
+            reachable.append(spec)
             print("%-40s %s  %s" % (spec, link, ", ".join(names)))
+        if not made or not reachable:
+            return  # the rest binds ports and raises on purpose: only in namespaces of its own
 
         # Many calls in one namespace: warm workers.
         with NamespaceExecutor(specs[0], max_workers=2) as executor:

@@ -1,14 +1,38 @@
 """pyns_boot: every Python process of an environment starts inside the Linux
 namespaces that the gons_* environment variables name.
 
-The start-up hook (pyns_boot.hook) imports this package on every process
-that has a gons_* variable, so the public names below load lazily: only
-code that uses them pays for them.
+Usage, in the shell (the hook joins while the interpreter starts)::
+
+    gons_net=/run/netns/blue gons_uts=/proc/4242/ns/uts python app.py
+    pyns-boot run --netns blue -c 'import socket; print(socket.if_nameindex())'
+
+and from code::
+
+    import socket
+    import pyns_boot
+
+    status = pyns_boot.status()        # what the start-up hook did here
+    if not status.ok:
+        print(status.error, status.hint)
+    pyns_boot.check()                  # or raise pyns_boot.NamespaceError
+
+    spec = pyns_boot.Namespaces.netns("blue")          # as ip netns exec blue
+    print(pyns_boot.call_in(spec, socket.if_nameindex, timeout=10))
+
+Variables: gons_net, gons_uts, gons_ipc, gons_mnt, gons_pid, gons_user,
+gons_cgroup, gons_time (a namespace path each), gons_netns (a name under
+/run/netns), gons_order, PYNS_BOOT_ON_ERROR (exit, warn, ignore).  See
+README.md and docs/ in the project.
+
+The start-up hook (pyns_boot.hook) may import this package in a process that
+has a gons_* variable, so the public names below load lazily: only code that
+uses them pays for them.
 """
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ContainerError",
     "NamespaceError",
     "NamespaceExecutor",
     "NamespaceState",
@@ -25,12 +49,14 @@ __all__ = [
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyns_boot._call import RemoteTraceback, WorkerDied, call_in
+    from pyns_boot._containers import ContainerError
     from pyns_boot._executor import NamespaceExecutor
     from pyns_boot._forkserver import RemoteError
     from pyns_boot._namespaces import Namespaces
     from pyns_boot._status import NamespaceError, NamespaceState, Status, check, status
 
 _LAZY_MODULES = {
+    "ContainerError": "pyns_boot._containers",
     "NamespaceExecutor": "pyns_boot._executor",
     "RemoteError": "pyns_boot._forkserver",
     "RemoteTraceback": "pyns_boot._call",

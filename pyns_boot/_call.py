@@ -5,8 +5,8 @@ time namespaces itself, and fork() from it is unsafe.  The work runs in
 workers forked by a fork server (pyns_boot._forkserver): a fresh,
 single-threaded interpreter started with ``-I -S``.  Each worker joins the
 requested namespaces with the C helper before it runs anything, then serves
-pickled calls over a socket.  See the README section "Running callables in
-other namespaces" for the measurements behind this choice.
+pickled calls over a socket.  See docs/workers.md ("How it works, and why
+this way") and benchmarks/README.md for the measurements behind this choice.
 
 Not on the start-up path: loaded on first use of the public names.  Kept
 light for the first call: no concurrent.futures, subprocess, socket or
@@ -134,6 +134,10 @@ class _Process:
     """The fork server process: started with posix_spawn (safe in a multithreaded program, and no subprocess import)."""
 
     def __init__(self, control_fd: int) -> None:
+        self.status: int | None = None
+        if getattr(sys.modules.get("pyns_boot._oldroot"), "root", None) is not None:
+            self.pid = _fork_server(control_fd)
+            return
         target = 3 if control_fd != 3 else 4  # the server's descriptor: dup2 clears close-on-exec there only
         argv = [sys.executable, "-I", "-S", "-c", BOOT, str(target), PACKAGE_PARENT]
         actions = [
@@ -141,7 +145,6 @@ class _Process:
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         ]
         self.pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=actions)
-        self.status: int | None = None
 
     def poll(self) -> int | None:
         """The wait status once the process has ended (and been reaped), else None."""
@@ -167,6 +170,33 @@ class _Process:
             os.kill(self.pid, SIGKILL)
             while self.poll() is None:
                 time.sleep(0.001)
+
+
+def _fork_server(control_fd: int) -> int:
+    """The fork server of a program that joined gons_mnt and imports from its original root.
+
+    sys.executable cannot start there (the target does not hold the
+    interpreter, and a new process would not inherit the old-root descriptor
+    its imports go through), so the server is forked instead: it inherits
+    that descriptor and the import state, and has one thread, as a started
+    server has."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() of a multithreaded process
+        pid = os.fork()
+    if pid != 0:
+        return pid
+    try:
+        try:
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.close(null)
+        except OSError:
+            pass
+        _forkserver.serve(control_fd)
+    finally:
+        os._exit(0)
 
 
 class _ForkServer:
@@ -234,6 +264,7 @@ class _ForkServer:
                 [p for p in sys.path if isinstance(p, str)],
                 os.environ.get(KEEP_IMPORTS_VARIABLE) != "0",
                 needs_main,
+                namespaces.netns_name,
                 fd=theirs.fileno(),
             )
         except BaseException:
@@ -290,10 +321,15 @@ class _Worker:
         except OSError:
             pass  # a dead worker: the receive below says why
         if not self.joined:
-            kind, report = self._receive(deadline, what)
+            kind, *details = self._receive(deadline, what)
+            if kind == "setup_failed":
+                self.usable = False
+                raise WorkerDied(
+                    "the worker process %d could not set up in %r: %s" % (self.pid, self.namespaces, details[0])
+                ) from RemoteTraceback(details[1])
             if kind != "joined":
                 self.usable = False
-                raise _join_error(report, self.namespaces)
+                raise _join_error(details[0], self.namespaces)
             self.joined = True
         reply = self._receive(deadline, what)
         if reply[0] == "ok":
@@ -330,10 +366,15 @@ class _Worker:
 
 
 def _join_error(report: tuple[Any, ...], namespaces: Namespaces) -> Exception:
+    from pyns_boot import _hints
     from pyns_boot._status import NamespaceError, _from_report
 
     status = _from_report(TYPES, report, None)
     message = status.error or "pyns_boot: cannot join %r" % (namespaces,)
+    hint = _hints.for_report(report, _hints.API)
+    if hint:
+        status._set(hint=hint)
+        message += "\n" + _hints.HINT_PREFIX + hint
     return NamespaceError(status.errno or EINVAL, message, failed=status.failed, status=status)
 
 

@@ -14,6 +14,7 @@ import fcntl
 import os
 import stat
 
+from pyns_boot import _hints
 from pyns_boot._namespaces import NETNS_DIR, Namespaces
 from pyns_boot._setns import DEFAULT_ORDER, TYPES, parse_order
 from pyns_boot.cli import CommandError, UsageError
@@ -57,7 +58,7 @@ def build(
             raise UsageError("--netns and --net name the same namespace: give one of them")
         if not netns or "/" in netns or netns in (".", ".."):
             raise UsageError("--netns %r is not a network namespace name (as in: ip netns add NAME)" % netns)
-        refs["net"] = os.path.join(NETNS_DIR, netns)
+        refs["net"] = os.path.join(NETNS_DIR, netns)  # checked as a path; joined as ip netns exec does
     if target is None:
         if from_target:
             flags = ", ".join("--" + t for t in from_target)
@@ -86,7 +87,11 @@ def build(
             "name at least one namespace: -t PID with --net, --uts ... or --all, --TYPE PATH, --netns NAME"
         )
     try:
-        spec = Namespaces(order=order, **refs)
+        if netns is not None:
+            del refs["net"]
+            spec = Namespaces(order=order, netns=netns, **refs)
+        else:
+            spec = Namespaces(order=order, **refs)
     except ValueError as error:
         raise UsageError(str(error).replace("pyns_boot: ", "")) from None
     if check:
@@ -178,12 +183,11 @@ def _reference_error(ns_type: str, path: str, error: OSError, target: int | None
             if not os.path.exists("/proc/%d" % target):
                 return "no process with pid %d (it exited)" % target
             text += " (process %d has exited or its kernel has no %s namespaces)" % (target, ns_type)
-        elif error.errno in (errno.EACCES, errno.EPERM):
-            text += (
-                " (reading another user's namespaces needs ptrace access to process %d: run as its owner or root)"
-                % (target)
-            )
-    return text
+            return text
+    hint = _hints.hint(ns_type, path, error.errno, False, _hints.COMMAND)
+    if hint and ns_type == "mnt" and not path.startswith("/"):
+        hint = "-m is the mount namespace (as in nsenter); to run a module: pyns-boot run [OPTIONS] -- -m %s" % path
+    return text + "\npyns-boot: hint: " + hint if hint else text
 
 
 def _kind(info: os.stat_result) -> str:

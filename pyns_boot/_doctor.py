@@ -10,16 +10,16 @@ from __future__ import annotations
 import ast
 import json
 import os
-import site
 import stat
 import subprocess
 import sys
+
+from pyns_boot._sitedirs import PTH, hook_dir, site_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-PTH = "pyns_boot.pth"
 START = "pyns_boot.start"
 START_LINE = "pyns_boot.hook:start"  # the entry of the wheels for 3.18+
 OLD_START_LINE = "pyns_boot.hook:run"  # the entry of 0.1.0's .start file
@@ -62,47 +62,8 @@ def _reinstall() -> str:
 # ---------------------------------------------------------------- site directories
 
 
-def site_dirs() -> list[str]:
-    """The directories whose .pth files site.py processes, in its order (user site first)."""
-    dirs = []
-    if site.ENABLE_USER_SITE:
-        dirs.append(site.getusersitepackages())
-    dirs.extend(site.getsitepackages())
-    result: list[str] = []
-    for path in dirs:
-        real = os.path.realpath(path)
-        if os.path.isdir(path) and real not in (os.path.realpath(p) for p in result):
-            result.append(path)
-    return result
-
-
-def pth_names(directory: str) -> list[str]:
-    """The .pth files of a directory in site.py's order (3.13+ skips hidden ones)."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    hidden_skipped = sys.version_info >= (3, 13)
-    return sorted(n for n in names if n.endswith(".pth") and not (hidden_skipped and n.startswith(".")))
-
-
-def hook_dir(dirs: list[str]) -> str | None:
-    """The first site directory holding pyns_boot.pth: the one whose line acts."""
-    for directory in dirs:
-        if PTH in pth_names(directory):
-            return directory
-    return None
-
-
-def hook_blocker() -> str | None:
-    """Why a fresh start of this interpreter (without -S) would not run the hook, or None."""
-    if hook_dir(site_dirs()) is None:
-        return "%s is not in a site-packages directory of %s" % (PTH, sys.executable)
-    try:
-        from pyns_boot import _setns  # noqa: F401
-    except ImportError as error:
-        return "the C helper pyns_boot._setns does not load: %s" % error
-    return None
+# site_dirs, pth_names, hook_dir and hook_blocker live in pyns_boot._sitedirs (pyns-boot run needs them
+# without this module's imports).
 
 
 # ---------------------------------------------------------------- checks
@@ -151,6 +112,9 @@ def check_package(directory: str | None) -> Finding:
 
     package_dir = os.path.dirname(os.path.abspath(pyns_boot.__file__ or ""))
     where = os.path.dirname(package_dir)
+    editable = _editable_source()
+    if editable is not None and os.path.realpath(editable) == os.path.realpath(where):
+        return Finding("package", OK, "pyns_boot %s from %s (editable install)" % (pyns_boot.__version__, package_dir))
     if directory is not None and os.path.realpath(where) != os.path.realpath(directory):
         return Finding(
             "package",
@@ -160,6 +124,23 @@ def check_package(directory: str | None) -> Finding:
             "or unset PYTHONPATH",
         )
     return Finding("package", OK, "pyns_boot %s from %s" % (pyns_boot.__version__, package_dir))
+
+
+def _editable_source() -> str | None:
+    """The source directory of an editable install (pip install -e, PEP 610 direct_url.json), else None."""
+    try:
+        from importlib import metadata
+
+        text = metadata.distribution("pyns_boot").read_text("direct_url.json")
+        info = json.loads(text) if text else {}
+    except Exception:  # not installed as a distribution, or unreadable metadata
+        return None
+    url = info.get("url", "") if isinstance(info, dict) else ""
+    if not (info.get("dir_info") or {}).get("editable") or not url.startswith("file://"):
+        return None
+    from urllib.parse import unquote
+
+    return unquote(url[len("file://") :])
 
 
 def check_extension() -> Finding:
@@ -542,18 +523,15 @@ def check_policy_and_status() -> list[Finding]:
         message = "the hook in this process: %s" % result.state
         if result.error:
             message += ": " + result.error
-        findings.append(Finding("status", level, message, None if result.ok else "see pyns-boot status"))
+        findings.append(Finding("status", level, message, None if result.ok else result.hint or "see pyns-boot status"))
     return findings
 
 
 def run_checks() -> list[Finding]:
     dirs = site_dirs()
     pth, directory = check_pth(dirs)
-    from pyns_boot._startup_order import site_dirs as in_site_order
-
-    ordered = in_site_order()
-    findings = [check_no_site(), pth, check_package(directory), check_extension(), *check_start(ordered)]
-    findings += check_earlier_pth(ordered, directory)
+    findings = [check_no_site(), pth, check_package(directory), check_extension(), *check_start(dirs)]
+    findings += check_earlier_pth(dirs, directory)
     findings += [check_kernel(), *check_privileges(), check_secure_mode()]
     findings += check_policy_and_status()
     return findings

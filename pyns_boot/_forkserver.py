@@ -4,10 +4,14 @@ pyns_boot._executor starts the server as a fresh interpreter,
 
     python -I -S -c BOOT CONTROL_FD PACKAGE_PARENT
 
-so it is single-threaded by construction, whatever the parent is.  For
+so it is single-threaded by construction, whatever the parent is (a
+program that imports from its original root after a gons_mnt join forks it
+instead: see pyns_boot._call._fork_server).  For
 each worker it forks a child; the child joins the requested namespaces with
 ``_setns.apply`` before it runs anything else (mnt, user and time need a
-single-threaded process), reports the outcome and then serves calls.
+single-threaded process), forks once more into a joined pid namespace (the
+worker becomes the C supervisor of its child, which serves the calls from
+inside it), reports the outcome and then serves calls.
 
 Start-up cost is the point: only built-in and C modules (marshal, _socket,
 _signal) and the C helper load here; ``socket``, ``pickle`` and ``signal``
@@ -45,7 +49,8 @@ STATUS_KEEP = 1024  # exit statuses kept for "status" requests
 STATUS_WAIT = 2.0  # how long a "status" request waits for an exiting worker
 
 
-_MNT = 2  # index of mnt in _setns.TYPES (checked in serve())
+_MNT = 2  # indexes in _setns.TYPES (checked in serve())
+_PID = 4
 
 
 class RemoteError(Exception):
@@ -187,19 +192,24 @@ class _Server:
         if command == "fork":
             if fd < 0:
                 return ("error", "fork request without a socket")
-            _, order, paths, main_path, one_shot, sys_path, keep_imports, needs_main = request
+            _, order, paths, main_path, one_shot, sys_path, keep_imports, needs_main = request[:8]
+            netns = request[8] if len(request) > 8 else None  # Namespaces.netns(): the ip netns exec view
             sys.path[:] = sys_path
             if needs_main and main_path is not None:
                 _preload_main(main_path)
-            if keep_imports and paths[_MNT] is not None and "pyns_boot._oldroot" not in sys.modules:
-                try:  # loaded here, before any worker joins a mount namespace where it may not exist
-                    from pyns_boot import _oldroot  # noqa: F401
+            if (
+                keep_imports
+                and paths[_MNT] is not None
+                and not {"pyns_boot._oldroot", "pyns_boot.hook"} <= set(sys.modules)
+            ):
+                try:  # loaded here, before any worker joins a mount namespace where they may not exist
+                    from pyns_boot import _oldroot, hook  # noqa: F401
                 except ImportError:
                     pass
             pid = os.fork()
             if pid == 0:
                 self.control.close()
-                _worker(fd, order, paths, main_path, one_shot, keep_imports)  # never returns
+                _worker(fd, order, paths, main_path, one_shot, keep_imports, netns)  # never returns
             self.live.add(pid)
             return ("forked", pid)
         if command == "status":
@@ -237,16 +247,31 @@ class _Server:
                 pass
 
 
-def _close_inherited(keep: int) -> None:
-    """Close what posix_spawn let through (inheritable descriptors of the caller): workers hold only their own."""
+def _kept_descriptors(control_fd: int) -> "set[int]":
+    """The control socket, and in a server forked from a program that keeps imports, its old-root descriptors."""
+    keep = {control_fd}
+    oldroot = sys.modules.get("pyns_boot._oldroot")
+    root = getattr(oldroot, "root", None)
+    if root is not None:
+        keep.add(int(root.rsplit("/", 1)[1]))
+        keep.add(getattr(oldroot, "namespace_fd", -1))
+    return keep
+
+
+def _close_inherited(keep: "set[int]") -> None:
+    """Close what posix_spawn (or the fork) let through: workers hold only their own descriptors."""
     try:
         fds = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:
-        os.closerange(3, keep)
-        os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+        low = 3
+        for fd in sorted(keep):
+            if fd >= low:
+                os.closerange(low, fd)
+                low = fd + 1
+        os.closerange(low, os.sysconf("SC_OPEN_MAX"))
         return
     for fd in fds:
-        if fd > 2 and fd != keep:
+        if fd > 2 and fd not in keep:
             try:
                 os.close(fd)
             except OSError:
@@ -256,12 +281,12 @@ def _close_inherited(keep: int) -> None:
 def serve(control_fd: int) -> None:
     """Entry point of the fork server process."""
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # the parent decides; EOF ends us
-    _close_inherited(control_fd)
+    _close_inherited(_kept_descriptors(control_fd))
     control = _socket.socket(fileno=control_fd)
     # Every worker needs it, and after a mnt join it may not be reachable any more.
     from pyns_boot import _setns
 
-    if _setns.TYPES[_MNT] != "mnt":
+    if (_setns.TYPES[_MNT], _setns.TYPES[_PID]) != ("mnt", "pid"):
         raise RuntimeError("pyns_boot._setns.TYPES changed: %r" % (_setns.TYPES,))
     server = _Server(control)
     _signal.signal(_signal.SIGCHLD, server.reap)
@@ -271,6 +296,18 @@ def serve(control_fd: int) -> None:
 # ---------------------------------------------------------------- worker
 
 
+def _netns_view(report: "tuple[Any, ...]", netns: str) -> "tuple[Any, ...]":
+    """After joining /run/netns/NAME: the view of ip netns exec NAME (a failure turns the report into one)."""
+    from pyns_boot import _setns
+
+    try:
+        for failure in _setns.netns_view(netns):
+            os.write(2, os.fsencode("pyns_boot: netns %s: %s\n" % (netns, failure)))
+    except OSError as error:
+        return (False, error.strerror, error.errno, "net", report[4], report[5])
+    return report
+
+
 def _worker(
     fd: int,
     order: "str | None",
@@ -278,50 +315,111 @@ def _worker(
     main_path: "str | None",
     one_shot: bool,
     keep_imports: bool,
+    netns: "str | None" = None,
 ) -> None:
     code = 0
+    set_up = False
     try:
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-        from pyns_boot import _setns
-
-        mnt_path = paths[_setns.TYPES.index("mnt")]
-        old_root = -1
-        if mnt_path is not None and keep_imports and "pyns_boot._oldroot" in sys.modules:
-            old_root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        report = _setns.apply(order, paths)
-        if old_root >= 0:
-            mnt_joined = any(entry[0] == "mnt" and entry[2] == "joined" for entry in report[5])
-            if not (report[0] and mnt_joined and _keep_importing(old_root, str(mnt_path))):
-                os.close(old_root)
+        report = _set_up(order, paths, keep_imports, netns)
         write_frame(fd, encode(("joined" if report[0] else "join_failed", report)))
+        set_up = True
         if report[0]:
             _serve_calls(fd, main_path, one_shot)
     except (PeerClosed, BrokenPipeError, ConnectionError):
         pass
-    except BaseException:
+    except BaseException as error:
         code = 70
-        try:
-            import traceback
-
-            traceback.print_exc()
-        except BaseException:
-            pass
+        if not set_up:  # the caller gets the reason, not a bare exit status
+            try:
+                write_frame(
+                    fd, encode(("setup_failed", "%s: %s" % (type(error).__name__, error), _format_exception(error)))
+                )
+            except BaseException:
+                pass
     finally:
         os._exit(code)
 
 
-def _keep_importing(fd: int, mnt_path: str) -> bool:
-    """After a mnt join: import from the server's root through fd, as the start-up hook does."""
-    root = "/proc/self/fd/%d" % fd
+def _open_above_stdio(path: str, flags: int) -> int:
+    """os.open, never on 0-2: a program that closed stdio and later dup2s
+    /dev/null onto 0-2 would replace a kept descriptor there."""
+    fd = os.open(path, flags)
+    if fd > 2:
+        return fd
+    import fcntl
+
     try:
-        os.stat(root + "/")
-    except OSError:
-        return False  # no usable /proc there: imports read the target's filesystem
-    package = sys.modules["pyns_boot"]
-    package.__path__[:] = [root + p if p.startswith("/") else p for p in package.__path__]
-    sys.modules["pyns_boot._oldroot"].activate(fd, mnt_path)
-    return True
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    finally:
+        os.close(fd)
+
+
+def _set_up(
+    order: "str | None", paths: "tuple[str | None, ...]", keep_imports: bool, netns: "str | None" = None
+) -> "tuple[Any, ...]":
+    """Join (a named netns with the view of ip netns exec); enter a joined pid namespace (fork: the worker
+    lives inside it); keep importing after a mnt join.
+
+    Returns the report tuple of _setns.apply, made a failure when a later step failed."""
+    from pyns_boot import _setns
+
+    mnt_path = paths[_MNT]
+    oldroot = sys.modules.get("pyns_boot._oldroot") if keep_imports else None
+    inherited_root = getattr(oldroot, "root", None)  # the fork server was forked from a program that keeps imports
+    old_root = -1
+    if mnt_path is not None and oldroot is not None and inherited_root is None:
+        old_root = _open_above_stdio("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        report = _setns.apply(order, paths)
+        if report[0] and netns is not None:
+            report = _netns_view(report, netns)
+        outcomes = {entry[0]: entry[2] for entry in report[5]}
+        if report[0] and outcomes.get("pid") == "joined":
+            try:
+                _setns.enter_pid(str(paths[_PID]))
+            except OSError as error:
+                return _failed(report, error.errno, str(error.strerror), "pid")
+        if report[0] and outcomes.get("mnt") == "joined" and oldroot is not None:
+            root = inherited_root if inherited_root is not None else "/proc/self/fd/%d" % old_root
+            try:
+                os.stat(root + "/")
+            except OSError as error:
+                return _failed(report, error.errno, _unreachable(str(mnt_path), root, error, paths), "mnt")
+            if inherited_root is None:
+                package = sys.modules["pyns_boot"]
+                package.__path__[:] = [root + p if p.startswith("/") else p for p in package.__path__]
+                oldroot.activate(old_root, mnt_path)
+                old_root = -1
+        return report
+    finally:
+        if old_root >= 0:
+            os.close(old_root)
+
+
+def _failed(report: "tuple[Any, ...]", error_errno: "int | None", message: str, failed: str) -> "tuple[Any, ...]":
+    return (False, message, error_errno or 0, failed, report[4], report[5])
+
+
+def _unreachable(mnt_path: str, root: str, error: OSError, paths: "tuple[str | None, ...]") -> str:
+    """After a mnt join, the caller's installation is out of reach: why, and the way out."""
+    hook = sys.modules["pyns_boot.hook"]
+    reason = hook.why_unreachable(error)
+    way_out = ""
+    if reason == hook.OTHER_PID_NAMESPACE:
+        if paths[_PID] is None:
+            way_out = (
+                "add pid=%s to the Namespaces (the target's pid namespace) so that the worker lives inside it, or "
+                % (hook.sibling_pid_path(mnt_path))
+            )
+        else:
+            way_out = "make pid name the pid namespace that /proc belongs to, or "
+    return (
+        'pyns_boot: the worker joined mnt "%s", but cannot keep importing from the caller\'s installation: %s is not '
+        "reachable there (%s); %sset PYNS_BOOT_KEEP_IMPORTS=0 in the caller to import from the target's filesystem "
+        "instead" % (mnt_path, root, reason, way_out)
+    )
 
 
 def _serve_calls(fd: int, main_path: "str | None", one_shot: bool) -> None:

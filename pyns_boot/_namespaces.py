@@ -25,6 +25,15 @@ TYPES: tuple[str, ...] = _setns.TYPES
 ORDER_VARIABLE: str = _setns.ORDER_VARIABLE
 VARIABLE_PREFIX = "gons_"
 NETNS_DIR = "/run/netns"
+#: A named network namespace joined the way ``ip netns exec NAME`` does (pyns_boot._finish).
+NETNS_VARIABLE = "gons_netns"
+
+
+def check_netns_name(name: str) -> str:
+    """name, or ValueError when it cannot be a name of ip netns."""
+    if not isinstance(name, str) or not name or "/" in name or "\0" in name or name in (".", ".."):
+        raise ValueError("invalid network namespace name %r (as in: ip netns add NAME)" % (name,))
+    return name
 
 
 def _path(type_name: str, value: PathArg) -> str | None:
@@ -42,14 +51,15 @@ class Namespaces:
     """One namespace reference per type, plus an optional gons_order.
 
     Immutable and hashable.  Build it from keyword paths, a process id
-    (:meth:`of_pid`), a named network namespace (:meth:`netns`) or gons_*
+    (:meth:`of_pid`), a container (:meth:`of_container`), a named network namespace (:meth:`netns`) or gons_*
     variables (:meth:`from_env`); render it with :meth:`to_env`.
     """
 
-    __slots__ = ("_order", "_paths")
+    __slots__ = ("_netns", "_order", "_paths")
 
     _paths: tuple[str | None, ...]
     _order: str | None
+    _netns: str | None
 
     def __init__(
         self,
@@ -63,6 +73,7 @@ class Namespaces:
         user: PathArg = None,
         uts: PathArg = None,
         order: str | Iterable[str] | None = None,
+        netns: str | None = None,
     ) -> None:
         given = {
             "cgroup": cgroup,
@@ -74,6 +85,10 @@ class Namespaces:
             "user": user,
             "uts": uts,
         }
+        if netns is not None:
+            if net is not None:
+                raise ValueError("netns=%r and net=%r name the same namespace: give one of them" % (netns, net))
+            given["net"] = os.path.join(NETNS_DIR, check_netns_name(netns))
         paths = tuple(_path(t, given[t]) for t in TYPES)
         if order is not None and not isinstance(order, str):
             order = ",".join(order)
@@ -88,6 +103,7 @@ class Namespaces:
                 )
         object.__setattr__(self, "_paths", paths)
         object.__setattr__(self, "_order", order)
+        object.__setattr__(self, "_netns", netns)
 
     # -- constructors ------------------------------------------------------
 
@@ -110,17 +126,46 @@ class Namespaces:
         return cls(order=order, **{t: os.path.join(base, t) for t in wanted})
 
     @classmethod
+    def of_container(
+        cls,
+        name: str,
+        *types: str,
+        order: str | Iterable[str] | None = None,
+        engine: str | None = None,
+    ) -> Namespaces:
+        """The namespaces of a running container, found by name, ID or ID prefix.
+
+        Asks podman, docker, nerdctl and crictl (those installed; or only
+        ``engine``, one of them) for the host PID of the container's first process, then
+        as :meth:`of_pid`.  Raises pyns_boot.ContainerError (a LookupError)
+        when no tool knows the name, none is installed, the container is not
+        running or the name is ambiguous.
+        """
+        from pyns_boot import _containers
+
+        container = _containers.resolve(name, [engine] if engine else None)
+        try:
+            return cls.of_pid(container.pid, *types, order=order)
+        except ProcessLookupError:
+            raise _containers.ContainerError(
+                "not-running", "%s exited after it was looked up (pid %d)" % (container.describe(), container.pid)
+            ) from None
+
+    @classmethod
     def netns(cls, name: str) -> Namespaces:
-        """A named network namespace, as made by ``ip netns add NAME``."""
-        if not name or "/" in name or name in (".", ".."):
-            raise ValueError("invalid network namespace name %r" % (name,))
-        return cls(net=os.path.join(NETNS_DIR, name))
+        """A named network namespace, as made by ``ip netns add NAME``, joined as ``ip netns exec NAME`` does:
+        in a private mount namespace with /etc/netns/NAME/* over /etc and a /sys of the namespace
+        (``Namespaces(net="/run/netns/NAME")`` joins the network namespace alone)."""
+        return cls(netns=name)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Namespaces:
         """From gons_* variables (os.environ by default); empty values count as unset."""
         env = os.environ if environ is None else environ
         paths = {t: env.get(VARIABLE_PREFIX + t) or None for t in TYPES}
+        netns = env.get(NETNS_VARIABLE) or None
+        if netns is not None and paths["net"] is None:
+            return cls(order=env.get(ORDER_VARIABLE) or None, netns=netns, **paths)
         return cls(order=env.get(ORDER_VARIABLE) or None, **paths)
 
     # -- views -------------------------------------------------------------
@@ -128,6 +173,9 @@ class Namespaces:
     def to_env(self) -> dict[str, str]:
         """The gons_* variables that make the hook join these namespaces."""
         env = {VARIABLE_PREFIX + t: p for t, p in zip(TYPES, self._paths) if p is not None}
+        if self._netns is not None:
+            del env[VARIABLE_PREFIX + "net"]
+            env[NETNS_VARIABLE] = self._netns
         if self._order is not None:
             env[ORDER_VARIABLE] = self._order
         return env
@@ -135,6 +183,11 @@ class Namespaces:
     @property
     def order(self) -> str | None:
         return self._order
+
+    @property
+    def netns_name(self) -> str | None:
+        """The name of a named network namespace joined as ip netns exec does (Namespaces.netns), else None."""
+        return self._netns
 
     @property
     def paths(self) -> dict[str, str]:
@@ -154,6 +207,9 @@ class Namespaces:
         """A copy with some references (or the order) changed; None removes one."""
         values: dict[str, object] = dict(self.paths)
         values["order"] = self._order
+        if self._netns is not None and "net" not in changes:
+            del values["net"]
+            values["netns"] = self._netns
         values.update(changes)
         return type(self)(**values)  # type: ignore[arg-type]
 
@@ -166,13 +222,15 @@ class Namespaces:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Namespaces):
             return NotImplemented
-        return (self._paths, self._order) == (other._paths, other._order)
+        return (self._paths, self._order, self._netns) == (other._paths, other._order, other._netns)
 
     def __hash__(self) -> int:
-        return hash((self._paths, self._order))
+        return hash((self._paths, self._order, self._netns))
 
     def __repr__(self) -> str:
-        args = ["%s=%r" % item for item in self.paths.items()]
+        args = ["%s=%r" % item for item in self.paths.items() if not (item[0] == "net" and self._netns)]
+        if self._netns is not None:
+            args.append("netns=%r" % self._netns)
         if self._order is not None:
             args.append("order=%r" % self._order)
         return "Namespaces(%s)" % ", ".join(args)
@@ -184,8 +242,10 @@ class Namespaces:
         raise AttributeError("Namespaces is immutable")
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (self.paths, self._order))
+        return (_rebuild, (self.paths, self._order, self._netns))
 
 
-def _rebuild(paths: dict[str, str], order: str | None) -> Namespaces:
-    return Namespaces(order=order, **paths)
+def _rebuild(paths: dict[str, str], order: str | None, netns: str | None = None) -> Namespaces:
+    if netns is not None:
+        paths = {t: p for t, p in paths.items() if t != "net"}
+    return Namespaces(order=order, netns=netns, **paths)

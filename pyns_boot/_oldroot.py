@@ -8,7 +8,9 @@ modules imported before it, site.py's state for the .pth files still to come)
 is rewritten from ``/X`` to ``/proc/self/fd/N/X``: the stock machinery (path
 finders, zipimport, dlopen of extension modules, linecache, tracebacks,
 inspect) then reads the old tree, while every other file operation of the
-program sees the target's filesystem at ``/``.
+program sees the target's filesystem at ``/``.  An extension module loaded
+from there gets the shared libraries it needs from there too
+(pyns_boot._elfdeps, docs/foreign-libraries.md).
 
 A second descriptor, on the original mount namespace, stays open with the
 first: without it the kernel would detach the mounts below the old root once
@@ -71,7 +73,33 @@ def activate(fd: int, joined_mnt: str, old_namespace_fd: int = -1) -> None:
     if site is not None:
         _remap_site(site)
     original_executable = sys.executable
+    _load_libraries_from_old_root(os.environ.get("LD_LIBRARY_PATH"))
     sys.addaudithook(_refuse_own_interpreter)
+
+
+def _load_libraries_from_old_root(library_path: "str | None") -> None:
+    """Extension modules from the old root get their shared libraries from there too.
+
+    Before one loads, pyns_boot._elfdeps dlopen()s what it needs, as the
+    host's loader would find it (library_path: LD_LIBRARY_PATH as the loader
+    read it at start), so the module binds to those by soname and not to the
+    target's.  One function for the start-up hook and the executor's workers."""
+    loader_class = sys.modules["_frozen_importlib_external"].ExtensionFileLoader
+    create_module = loader_class.create_module
+    if getattr(create_module, "_pyns_boot_preloads", False):
+        return
+
+    def create_module_after_its_libraries(self: "Any", spec: "Any") -> "Any":
+        origin = spec.origin
+        if root is not None and isinstance(origin, str) and origin.startswith(root + "/"):
+            from pyns_boot import _elfdeps
+
+            _elfdeps.preload_needed(root, origin[len(root) :], spec.name, library_path, original_executable)
+        return create_module(self, spec)
+
+    create_module_after_its_libraries._pyns_boot_preloads = True  # type: ignore[attr-defined]
+    create_module_after_its_libraries.__doc__ = create_module.__doc__
+    loader_class.create_module = create_module_after_its_libraries
 
 
 def _remap_module(module: "Any") -> None:
@@ -190,7 +218,7 @@ def _child_error(program: str, what: str) -> OSError:
         errno.ENOENT,
         'pyns_boot: cannot start %s from sys.executable %s: this process joined gons_mnt "%s" and imports '
         "from its own installation through %s, but a child does not inherit that descriptor and the target mount "
-        "namespace does not hold the interpreter (see the README, 'Programs in a foreign mount namespace'; "
+        "namespace does not hold the interpreter (see docs/foreign-mounts.md of pyns_boot; "
         "start the child with gons_mnt from outside instead, or use the fork start method)"
         % (what, program, mnt_path, root),
     )

@@ -14,15 +14,28 @@
  * their own processes (single-threaded children, the executor).
  */
 #define _GNU_SOURCE 1 /* exactly as pyconfig.h of 3.8-3.10 defines it: no redefinition error */
-#include "_setns_core.h"
-
+/* Python.h before any system header (_pid_entry.h has some), as the C API
+ * asks: a newer glibc's features.h (zig's, for the release wheels) sets
+ * other _POSIX_C_SOURCE/_XOPEN_SOURCE values than pyconfig.h would redefine. */
 #include <Python.h>
 
+#include "_setns_core.h"
+#include "_pid_entry.h"
+
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The outcome of the one boot() of this process.  It is plain C data so
@@ -32,6 +45,9 @@ static int boot_done;
 static struct ns_report boot_report;
 /* The failure policy run() applied ("exit", "warn", "ignore"), or NULL. */
 static const char *boot_policy;
+/* What became of the program and the pid namespace gons_pid names:
+ * "entered", "member", "children", "failed", or NULL (see pid_mode()). */
+static const char *boot_pid_mode;
 
 static PyObject *optional_fs_string(const char *text)
 {
@@ -92,26 +108,124 @@ static PyObject *raise_no_memory(void)
     return PyErr_NoMemory();
 }
 
-/* The one run of this process, from the C environment, into boot_report.
- * -1 with MemoryError set when memory ran out. */
+/* A join refused for other threads: add to the message which .pth files
+ * ran before pyns_boot.pth (pyns_boot._sitedirs.threads_note; no switch
+ * happened, so the package imports as usual).  If that fails, the message
+ * stays as it is: it names the thread count already. */
+static void add_thread_note(struct ns_report *report)
+{
+    PyObject *module = PyImport_ImportModule("pyns_boot._sitedirs");
+    PyObject *note = module != NULL
+                         ? PyObject_CallMethod(module, "threads_note", NULL)
+                         : NULL;
+    PyObject *bytes = note != NULL ? PyUnicode_EncodeFSDefault(note) : NULL;
+    const char *text = bytes != NULL ? PyBytes_AsString(bytes) : NULL;
+    if (text != NULL) {
+        size_t head = strlen(report->message), tail = strlen(text);
+        char *message = malloc(head + tail + 1);
+        if (message != NULL) {
+            memcpy(message, report->message, head);
+            memcpy(message + head, text, tail + 1);
+            free(report->message);
+            report->message = message;
+        }
+    }
+    Py_XDECREF(bytes);
+    Py_XDECREF(note);
+    Py_XDECREF(module);
+    PyErr_Clear();
+}
+
+/* Fork once, Python's way (at-fork hooks, the child's interpreter state).
+ * Returns 0 in the child, which lives in the pid namespace for children;
+ * -1 with errno set when fork failed.  The parent becomes the supervisor
+ * and never returns. */
+static int fork_into_pid_namespace(void)
+{
+    struct pid_entry entry;
+    if (pid_entry_prepare(&entry) < 0)
+        return -1;
+    PyOS_BeforeFork();
+    pid_t child = fork();
+    if (child == 0) {
+        pid_entry_child(&entry);
+        PyOS_AfterFork_Child();
+        return 0;
+    }
+    if (child > 0)
+        pid_entry_supervise(&entry, child);
+    int error_errno = errno;
+    PyOS_AfterFork_Parent();
+    pid_entry_abort(&entry);
+    errno = error_errno;
+    return -1;
+}
+
+/* After a successful run that joined gons_pid: enter it as PYNS_BOOT_PID
+ * asks.  -1 with MemoryError set when memory ran out. */
+static int enter_pid_namespace(enum pid_request request)
+{
+    struct ns_entry *pid = &boot_report.entries[NS_PID];
+    if (boot_report.error_errno != 0 ||
+        (pid->outcome != NS_JOINED && pid->outcome != NS_ALREADY_MEMBER))
+        return 0;
+    if (request == PID_REQUEST_CHILDREN) {
+        boot_pid_mode = "children";
+        return 0;
+    }
+    if (!boot_report.pid_outside) {
+        boot_pid_mode = "member";
+        return 0;
+    }
+    if (fork_into_pid_namespace() == 0) {
+        boot_pid_mode = "entered";
+        return 0;
+    }
+    int error_errno = errno;
+    boot_pid_mode = "failed";
+    boot_report.message = pid_entry_fork_message(pid->path, error_errno);
+    if (boot_report.message == NULL) {
+        raise_no_memory();
+        return -1;
+    }
+    boot_report.error_errno = error_errno;
+    boot_report.failed_kind = NS_PID;
+    return 0;
+}
+
+/* The one run of this process, from the C environment, into boot_report,
+ * and the pid entry after it.  -1 with MemoryError set when memory ran
+ * out. */
 static int boot_from_environment(int keep_old_root)
 {
     const char *paths[NS_KIND_COUNT];
     for (int kind = 0; kind < NS_KIND_COUNT; kind++)
         paths[kind] = getenv(ns_kinds[kind].variable);
     const char *order = getenv(NS_ORDER_VARIABLE);
+    int secure_mode = getauxval(AT_SECURE) != 0;
+    const char *pid_setting = getenv(PID_MODE_VARIABLE);
+    enum pid_request request = PID_REQUEST_ENTER;
     int rc;
 
     boot_done = 1;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ns_run_keep_root(order, paths, getauxval(AT_SECURE) != 0,
-                          keep_old_root, &boot_report);
-    Py_END_ALLOW_THREADS
+    if (!secure_mode && paths[NS_PID] != NULL && paths[NS_PID][0] != '\0')
+        request = pid_entry_request(pid_setting);
+    if (request == PID_REQUEST_INVALID) {
+        rc = ns_refuse(order, paths, EINVAL, NS_PID,
+                       pid_entry_invalid_message(pid_setting), &boot_report);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        rc = ns_run_keep_root(order, paths, secure_mode, keep_old_root,
+                              &boot_report);
+        Py_END_ALLOW_THREADS
+    }
     if (rc < 0) {
         raise_no_memory();
         return -1;
     }
-    return 0;
+    if (boot_report.threads_refused > 0 && boot_report.message != NULL)
+        add_thread_note(&boot_report);
+    return enter_pid_namespace(request);
 }
 
 static PyObject *setns_boot(PyObject *module, PyObject *args)
@@ -324,6 +438,20 @@ static int any_variable_set(void)
     return 0;
 }
 
+/* The steps around the joins that pyns_boot._finish takes (hook.py
+ * FINISH_VARIABLES): run() leaves them to pyns_boot.hook.run(). */
+static int finish_requested(void)
+{
+    static const char *const names[] = {"gons_netns", "PYNS_BOOT_WD",
+                                        "PYNS_BOOT_SETGID", "PYNS_BOOT_SETUID"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *value = getenv(names[i]);
+        if (value != NULL && value[0] != '\0')
+            return 1;
+    }
+    return 0;
+}
+
 /* os.environ.pop(name, None) for each set variable; os.environ's
  * __delitem__ also removes it from the C environment. */
 static int remove_variables(void)
@@ -331,9 +459,9 @@ static int remove_variables(void)
     PyObject *os = PyImport_ImportModule("os");
     if (os == NULL)
         return -1;
-    PyObject *environ = PyObject_GetAttrString(os, "environ");
+    PyObject *os_environ = PyObject_GetAttrString(os, "environ");
     Py_DECREF(os);
-    if (environ == NULL)
+    if (os_environ == NULL)
         return -1;
     int rc = 0;
     for (int kind = 0; kind <= NS_KIND_COUNT && rc == 0; kind++) {
@@ -341,7 +469,7 @@ static int remove_variables(void)
                                                 : NS_ORDER_VARIABLE;
         if (getenv(name) == NULL)
             continue;
-        PyObject *removed = PyObject_CallMethod(environ, "pop", "sO", name,
+        PyObject *removed = PyObject_CallMethod(os_environ, "pop", "sO", name,
                                                 Py_None);
         if (removed == NULL)
             rc = -1;
@@ -349,21 +477,57 @@ static int remove_variables(void)
         if (rc == 0 && unsetenv(name) != 0)
             rc = (PyErr_SetFromErrno(PyExc_OSError), -1);
     }
-    Py_DECREF(environ);
+    Py_DECREF(os_environ);
     return rc;
+}
+
+/* How long a failure message may wait for room on stderr, in all. */
+#define STDERR_TIMEOUT_MS 1000
+
+static long milliseconds_left(const struct timespec *deadline)
+{
+    struct timespec now;
+    if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
+        return 0;
+    return (deadline->tv_sec - now.tv_sec) * 1000 +
+           (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/* Write text to fd without ever blocking for more than STDERR_TIMEOUT_MS in
+ * all: a full pipe nobody reads must not hang the start.  Each write waits
+ * for room (poll) and is at most PIPE_BUF bytes, which a pipe with room
+ * takes without blocking.  Returns 1 when all of it got out, 0 when not
+ * (no room in time, or nowhere to report to). */
+static int write_bounded(int fd, const char *text, size_t length)
+{
+    struct timespec deadline;
+    if (clock_gettime(CLOCK_MONOTONIC, &deadline) < 0)
+        return 0;
+    deadline.tv_sec += STDERR_TIMEOUT_MS / 1000;
+    deadline.tv_nsec += (STDERR_TIMEOUT_MS % 1000) * 1000000L;
+    while (length > 0) {
+        long left = milliseconds_left(&deadline);
+        struct pollfd ready = {fd, POLLOUT, 0};
+        int polled = poll(&ready, 1, left > 0 ? (int)left : 0);
+        if (polled < 0 && errno == EINTR)
+            continue;
+        if (polled <= 0 || !(ready.revents & POLLOUT))
+            return 0; /* no room in time, or nowhere to report to */
+        ssize_t written = write(fd, text,
+                                length < PIPE_BUF ? length : PIPE_BUF);
+        if (written < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (written <= 0)
+            return 0;
+        text += written;
+        length -= (size_t)written;
+    }
+    return 1;
 }
 
 static void write_all(int fd, const char *text, size_t length)
 {
-    while (length > 0) {
-        ssize_t written = write(fd, text, length);
-        if (written < 0 && errno == EINTR)
-            continue;
-        if (written <= 0)
-            return; /* nowhere left to report to */
-        text += written;
-        length -= (size_t)written;
-    }
+    (void)write_bounded(fd, text, length);
 }
 
 /* Whatever sys.stderr buffered goes out before the raw message. */
@@ -424,6 +588,64 @@ static PyObject *apply_policy(const char *message)
     Py_RETURN_NONE;
 }
 
+/* ---- run()'s reports: the failure with its hint, a mistyped policy ---- */
+
+/* A failed run(): pyns_boot.hook.report_failure adds the one hint (the
+ * logic lives in pyns_boot._hints) and applies the policy; when the package
+ * cannot be imported, the C apply_policy reports the message alone. */
+static PyObject *report_failure(void)
+{
+    const char *message = boot_report.message != NULL ? boot_report.message
+                                                      : "pyns_boot: failed";
+    PyObject *hook = PyImport_ImportModule("pyns_boot.hook");
+    if (hook == NULL) {
+        PyErr_Clear();
+        return apply_policy(message);
+    }
+    PyObject *report = report_to_python(&boot_report);
+    if (report == NULL) {
+        Py_DECREF(hook);
+        return NULL;
+    }
+    PyObject *result = PyObject_CallMethod(hook, "report_failure", "(O)", report);
+    Py_DECREF(report);
+    Py_DECREF(hook);
+    return result;
+}
+
+/* After a successful run(): record the policy in force, and say in one
+ * line when PYNS_BOOT_ON_ERROR holds a value that is not understood (the
+ * text of pyns_boot.hook.policy_error). */
+static void note_policy(void)
+{
+    const char *value = getenv(POLICY_VARIABLE);
+    if (value == NULL)
+        value = "";
+    if (strcmp(value, "warn") == 0 || strcmp(value, "ignore") == 0)
+        boot_policy = value[0] == 'w' ? "warn" : "ignore";
+    else
+        boot_policy = "exit";
+    if (value[0] == '\0' || strcmp(value, "exit") == 0 || boot_policy[0] != 'e')
+        return;
+    static const char head[] = "pyns_boot: " POLICY_VARIABLE "=\"";
+    static const char tail[] = "\" is not understood (expected exit, "
+                               "warn or ignore); acting as exit\n";
+    size_t length = strlen(value);
+    char *text = malloc(sizeof head - 1 + length + sizeof tail - 1);
+    flush_python_stderr();
+    if (text == NULL) {
+        write_all(2, head, sizeof head - 1);
+        write_all(2, value, length);
+        write_all(2, tail, sizeof tail - 1);
+        return;
+    }
+    memcpy(text, head, sizeof head - 1);
+    memcpy(text + sizeof head - 1, value, length);
+    memcpy(text + sizeof head - 1 + length, tail, sizeof tail - 1);
+    write_all(2, text, sizeof head - 1 + length + sizeof tail - 1);
+    free(text);
+}
+
 /* run(): what pyns_boot.hook.run() does, for every case but a mnt join
  * (keep-imports and its setting) and a Python whose interpreters C cannot
  * tell apart: those go to pyns_boot.hook.run(). */
@@ -431,22 +653,82 @@ static PyObject *setns_run(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
-    if (boot_done || !any_variable_set())
+    if (boot_done || (!any_variable_set() && getenv("gons_netns") == NULL))
         Py_RETURN_NONE;
     int is_main = main_interpreter_state();
     if (is_main == 0)
         Py_RETURN_NONE;
     const char *mnt_path = getenv("gons_mnt");
-    if (is_main < 0 || (mnt_path != NULL && mnt_path[0] != '\0'))
+    if (is_main < 0 || (mnt_path != NULL && mnt_path[0] != '\0') ||
+        finish_requested())
         return run_python_hook();
     if (boot_from_environment(0) < 0)
         return NULL;
     if (remove_variables() < 0)
         return NULL;
     if (boot_report.error_errno != 0)
-        return apply_policy(boot_report.message != NULL ? boot_report.message
-                                                        : "pyns_boot: failed");
+        return report_failure();
+    note_policy();
     Py_RETURN_NONE;
+}
+
+/* write_stderr(data) -> True when all of data reached fd 2 (bounded: see
+ * write_bounded); what pyns_boot.hook writes its messages with. */
+static PyObject *setns_write_stderr(PyObject *module, PyObject *data)
+{
+    (void)module;
+    char *text;
+    Py_ssize_t length;
+    if (PyBytes_AsStringAndSize(data, &text, &length) < 0)
+        return NULL;
+    int complete;
+    Py_BEGIN_ALLOW_THREADS
+    complete = write_bounded(2, text, (size_t)length);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(complete);
+}
+
+/* pid_mode() -> what became of the program and gons_pid, or None. */
+static PyObject *setns_pid_mode(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (boot_pid_mode == NULL)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(boot_pid_mode);
+}
+
+/* enter_pid(path): fork once; the caller continues as the child, in the
+ * pid namespace for children, and the parent supervises it (never
+ * returns).  OSError(errno, message naming path) when fork failed. */
+static PyObject *setns_enter_pid(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *path_bytes;
+    if (!PyArg_ParseTuple(args, "O&:enter_pid", PyUnicode_FSConverter,
+                          &path_bytes))
+        return NULL;
+    PyObject *result = NULL;
+    const char *path = PyBytes_AsString(path_bytes);
+    if (path != NULL && fork_into_pid_namespace() == 0) {
+        result = (Py_INCREF(Py_None), Py_None);
+    } else if (path != NULL) {
+        int error_errno = errno;
+        char *message = pid_entry_fork_message(path, error_errno);
+        if (message == NULL) {
+            raise_no_memory();
+        } else {
+            PyObject *error = Py_BuildValue("(iN)", error_errno,
+                                            PyUnicode_DecodeFSDefault(message));
+            free(message);
+            if (error != NULL) {
+                PyErr_SetObject(PyExc_OSError, error);
+                Py_DECREF(error);
+            }
+        }
+    }
+    Py_DECREF(path_bytes);
+    return result;
 }
 
 /* policy() -> the failure policy run() applied, or None. */
@@ -459,12 +741,193 @@ static PyObject *setns_policy(PyObject *module, PyObject *unused)
     return PyUnicode_FromString(boot_policy);
 }
 
+/* preload(path, flags) -> None, or dlerror()'s message: dlopen a shared
+ * library (pyns_boot._elfdeps, after a mnt join with keep-imports) so that
+ * an extension module loaded next binds to it by its soname.  The handle is
+ * kept on purpose: the library stays for the life of the process, as the
+ * extension module that needs it does. */
+static PyObject *setns_preload(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *path = NULL;
+    int flags;
+    if (!PyArg_ParseTuple(args, "O&i:preload", PyUnicode_FSConverter, &path,
+                          &flags))
+        return NULL;
+    const char *name = PyBytes_AsString(path);
+    if (name == NULL) {
+        Py_DECREF(path);
+        return NULL;
+    }
+    dlerror(); /* forget an earlier message */
+    void *handle = dlopen(name, flags);
+    Py_DECREF(path);
+    if (handle != NULL)
+        Py_RETURN_NONE;
+    const char *message = dlerror();
+    return PyUnicode_DecodeFSDefault(message != NULL ? message
+                                                     : "dlopen failed");
+}
+
+static int add_loaded_name(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    if (info->dlpi_name == NULL || info->dlpi_name[0] == '\0')
+        return 0; /* the executable (and a vDSO without a name) */
+    PyObject *name = PyUnicode_DecodeFSDefault(info->dlpi_name);
+    if (name == NULL)
+        return 1;
+    int failed = PyList_Append((PyObject *)data, name) < 0;
+    Py_DECREF(name);
+    return failed;
+}
+
+/* loaded() -> [path, ...]: the shared objects of the process (dl_iterate_phdr). */
+static PyObject *setns_loaded(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    PyObject *names = PyList_New(0);
+    if (names == NULL)
+        return NULL;
+    if (dl_iterate_phdr(add_loaded_name, names) != 0) {
+        Py_DECREF(names);
+        return NULL;
+    }
+    return names;
+}
+
+/* ---- netns_view(): what `ip netns exec NAME` adds to the net join ----
+ *
+ * iproute2's netns_switch() (lib/namespace.c) after its setns: a private
+ * mount namespace (unshare, then / made rslave so nothing propagates back),
+ * a sysfs of the new network namespace on /sys, and every file of
+ * /etc/netns/NAME bound over its /etc namesake.  Only this process (and its
+ * children) sees the result; the host's files stay as they are. */
+
+#define NETNS_ETC_DIR "/etc/netns"
+
+static PyObject *netns_view_error(PyObject *name, const char *step)
+{
+    int error_errno = errno;
+    PyObject *text = PyUnicode_FromFormat(
+        "pyns_boot: cannot give gons_netns \"%U\" the view of ip netns exec: "
+        "%s: %s", name, step, strerror(error_errno));
+    if (text != NULL) {
+        PyObject *args = Py_BuildValue("(iN)", error_errno, text);
+        if (args != NULL) {
+            PyErr_SetObject(PyExc_OSError, args);
+            Py_DECREF(args);
+        }
+    }
+    return NULL;
+}
+
+/* Bind /etc/netns/NAME/ENTRY over /etc/ENTRY for each entry; a failed bind
+ * is a line of the returned list (ip warns and goes on, and so do we). */
+static PyObject *netns_bind_etc(const char *name)
+{
+    PyObject *failures = PyList_New(0);
+    if (failures == NULL)
+        return NULL;
+    char directory[PATH_MAX];
+    if (snprintf(directory, sizeof directory, "%s/%s", NETNS_ETC_DIR, name) >=
+        (int)sizeof directory)
+        return failures;
+    DIR *dir = opendir(directory);
+    if (dir == NULL)
+        return failures; /* nothing to show for this namespace, as with ip */
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+            continue;
+        char source[PATH_MAX], target[PATH_MAX];
+        if (snprintf(source, sizeof source, "%s/%s", directory,
+                     entry->d_name) >= (int)sizeof source ||
+            snprintf(target, sizeof target, "/etc/%s", entry->d_name) >=
+                (int)sizeof target)
+            continue;
+        if (mount(source, target, "none", MS_BIND, NULL) == 0)
+            continue;
+        PyObject *line = PyUnicode_FromFormat("bind %s -> %s failed: %s", source,
+                                              target, strerror(errno));
+        if (line == NULL || PyList_Append(failures, line) < 0) {
+            Py_XDECREF(line);
+            Py_DECREF(failures);
+            closedir(dir);
+            return NULL;
+        }
+        Py_DECREF(line);
+    }
+    closedir(dir);
+    return failures;
+}
+
+/* netns_view(name) -> [failed bind, ...]; OSError when the private mount
+ * namespace or the /sys of the network namespace cannot be made. */
+static PyObject *setns_netns_view(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *name_bytes;
+    if (!PyArg_ParseTuple(args, "O&:netns_view", PyUnicode_FSConverter,
+                          &name_bytes))
+        return NULL;
+    const char *name = PyBytes_AsString(name_bytes);
+    PyObject *name_text = name == NULL ? NULL : PyUnicode_DecodeFSDefault(name);
+    PyObject *result = NULL;
+    if (name_text == NULL)
+        goto done;
+    if (unshare(CLONE_NEWNS) < 0) {
+        netns_view_error(name_text, "unshare(CLONE_NEWNS)");
+        goto done;
+    }
+    if (mount("", "/", "none", MS_SLAVE | MS_REC, NULL) < 0) {
+        netns_view_error(name_text, "mount --make-rslave /");
+        goto done;
+    }
+    unsigned long flags = 0;
+    struct statvfs fs;
+    /* No sysfs to detach is fine; a read-only one that stays cannot be
+     * shadowed by a read-write one. */
+    if (umount2("/sys", MNT_DETACH) < 0 && statvfs("/sys", &fs) == 0 &&
+        (fs.f_flag & ST_RDONLY))
+        flags = MS_RDONLY;
+    if (mount(name, "/sys", "sysfs", flags, NULL) < 0) {
+        netns_view_error(name_text, "mount sysfs on /sys");
+        goto done;
+    }
+    result = netns_bind_etc(name);
+done:
+    Py_XDECREF(name_text);
+    Py_DECREF(name_bytes);
+    return result;
+}
+
 static PyMethodDef setns_methods[] = {
+    {"netns_view", setns_netns_view, METH_VARARGS,
+     "netns_view(name) -> [failed bind, ...]: after joining /run/netns/NAME,\n"
+     "what ip netns exec adds: a private mount namespace, the namespace's\n"
+     "sysfs on /sys, /etc/netns/NAME/* bound over /etc.  OSError when the\n"
+     "mount namespace or /sys cannot be made."},
     {"run", setns_run, METH_NOARGS,
      "run(): the start-up hook (pyns_boot.pth): join the namespaces the\n"
      "gons_* variables name, remove them, apply PYNS_BOOT_ON_ERROR; a mnt\n"
      "join goes to pyns_boot.hook.run().  Once per process, main\n"
      "interpreter only."},
+    {"write_stderr", setns_write_stderr, METH_O,
+     "write_stderr(data) -> True when all of the bytes reached fd 2; waits\n"
+     "at most STDERR_TIMEOUT_MS for room (a full pipe nobody reads)."},
+    {"pid_mode", setns_pid_mode, METH_NOARGS,
+     "pid_mode() -> after gons_pid was joined: \"entered\" (the hook forked;\n"
+     "this process lives in the namespace, its parent supervises it),\n"
+     "\"member\" (it lived there already), \"children\" (PYNS_BOOT_PID=children:\n"
+     "only its children land there), \"failed\" (the fork failed); else None."},
+    {"enter_pid", setns_enter_pid, METH_VARARGS,
+     "enter_pid(path): fork once after apply() joined the pid namespace path\n"
+     "names; returns in\n"
+     "the child (inside it) while the parent, in C, forwards signals to it\n"
+     "and exits as it exits.  Single-threaded callers only.  OSError when\n"
+     "fork failed (ENOMEM: the namespace's init has exited)."},
     {"policy", setns_policy, METH_NOARGS,
      "policy() -> the failure policy run() applied, or None."},
     {"in_main_interpreter", setns_in_main_interpreter, METH_NOARGS,
@@ -488,6 +951,12 @@ static PyMethodDef setns_methods[] = {
     {"apply", setns_apply, METH_VARARGS,
      "apply(order, paths) -> report tuple: run the sequence on explicit\n"
      "values (no once-per-process guard, no environment, no secure check)."},
+    {"preload", setns_preload, METH_VARARGS,
+     "preload(path, flags) -> None, or the dlerror() message: dlopen the\n"
+     "shared library at path and keep it loaded for good."},
+    {"loaded", setns_loaded, METH_NOARGS,
+     "loaded() -> [path, ...]: the shared objects loaded in the process\n"
+     "(dl_iterate_phdr; the executable left out)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -519,7 +988,9 @@ static int setns_exec(PyObject *module)
         PyModule_AddStringConstant(module, "ORDER_VARIABLE",
                                    NS_ORDER_VARIABLE) < 0 ||
         PyModule_AddStringConstant(module, "DEFAULT_ORDER",
-                                   NS_DEFAULT_ORDER) < 0)
+                                   NS_DEFAULT_ORDER) < 0 ||
+        PyModule_AddIntConstant(module, "STDERR_TIMEOUT_MS",
+                                STDERR_TIMEOUT_MS) < 0)
         return -1;
     return 0;
 }

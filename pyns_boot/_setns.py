@@ -2,7 +2,7 @@
 
 The start-up line in pyns_boot.pth imports ``_pyns_boot`` directly, so a
 process whose hook takes the common path never imports this package (see
-README, Performance).  The rest of pyns_boot imports the same module object
+benchmarks/README.md).  The rest of pyns_boot imports the same module object
 under this name; its interface is _setns.pyi.
 """
 

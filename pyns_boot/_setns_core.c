@@ -13,10 +13,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef CLONE_NEWTIME
@@ -24,6 +26,9 @@
 #endif
 #ifndef NSFS_MAGIC
 #define NSFS_MAGIC 0x6e736673
+#endif
+#ifndef NS_GET_PID_FROM_PIDNS /* Linux 6.11; older headers lack it */
+#define NS_GET_PID_FROM_PIDNS _IOR(NSIO, 0x6, int)
 #endif
 
 const struct ns_kind ns_kinds[NS_KIND_COUNT] = {
@@ -158,6 +163,8 @@ struct run_state {
     int own_id_known[NS_KIND_COUNT][2];
     long threads; /* -1: unknown */
     int keep_old_root;
+    struct stat own_pid; /* /proc/self/ns/pid before the first switch */
+    int own_pid_known;
 };
 
 /* Record a failure.  Returns 0, or -1 when the message could not be built. */
@@ -209,6 +216,37 @@ static int fail_invalid(struct run_state *state, int kind, int error_errno,
                                reason));
 }
 
+/* The clone flag of the namespace fd refers to, or -1 with errno set.
+ * NS_GET_NSTYPE needs Linux 4.11 (ENOTTY before), and qemu-user does not
+ * translate the nsfs ioctls (ENOSYS: an aarch64 interpreter on an x86_64
+ * host).  There the type is the prefix nsfs gives the descriptor's link,
+ * "uts:[4026531838]"; 0 for a type this code does not know. */
+static int namespace_type(int fd)
+{
+    int flag = ioctl(fd, NS_GET_NSTYPE);
+    if (flag >= 0 || (errno != ENOTTY && errno != ENOSYS))
+        return flag;
+    int ioctl_errno = errno;
+    char path[64], link[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t length = readlink(path, link, sizeof link - 1);
+    char *colon = NULL;
+    if (length > 0) {
+        link[length] = '\0';
+        colon = strchr(link, ':');
+    }
+    if (colon == NULL) {
+        errno = ioctl_errno;
+        return -1;
+    }
+    *colon = '\0';
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        if (strcmp(ns_kinds[kind].name, link) == 0)
+            return ns_kinds[kind].clone_flag;
+    }
+    return 0;
+}
+
 /* Check that fd refers to a namespace of the given kind.  Returns 1 when it
  * does, 0 after recording the failure, -1 when memory ran out. */
 static int verify_reference(struct run_state *state, int kind, int fd)
@@ -228,7 +266,7 @@ static int verify_reference(struct run_state *state, int kind, int fd)
         free(reason);
         return rc;
     }
-    int flag = ioctl(fd, NS_GET_NSTYPE);
+    int flag = namespace_type(fd);
     if (flag < 0)
         return fail_invalid(state, kind, errno, strerror(errno));
     if (flag != ns_kinds[kind].clone_flag) {
@@ -273,6 +311,25 @@ static void record_own_identities(struct run_state *state)
                 stat(path, &state->own_ids[kind][i]) == 0;
         }
     }
+}
+
+/* The pid namespace the process itself is in (not the one for its
+ * children), read before the first switch: after a mnt join /proc may be
+ * another one. */
+static void record_own_pid(struct run_state *state)
+{
+    if (state->paths[NS_PID] != NULL)
+        state->own_pid_known = stat("/proc/self/ns/pid", &state->own_pid) == 0;
+}
+
+/* After the pid step: does the process itself still live elsewhere? */
+static void note_pid_outside(struct run_state *state)
+{
+    struct stat target;
+    state->report->pid_outside =
+        !state->own_pid_known || fstat(state->fds[NS_PID], &target) < 0 ||
+        target.st_dev != state->own_pid.st_dev ||
+        target.st_ino != state->own_pid.st_ino;
 }
 
 static int is_member(struct run_state *state, int kind)
@@ -321,6 +378,25 @@ static long count_threads(void)
     while (*digit >= '0' && *digit <= '9' && threads < 1000000)
         threads = threads * 10 + (*digit++ - '0');
     return digit == field + 1 ? -1 : threads;
+}
+
+/* 1 when the process pid (of the caller's pid namespace) has exited: its
+ * pidfd polls readable from then on, zombie included.  0 when it runs, or
+ * when the kernel has no pidfd_open. */
+static int init_has_exited(int pid)
+{
+#ifdef SYS_pidfd_open
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0)
+        return errno == ESRCH; /* reaped since */
+    struct pollfd exited = {pidfd, POLLIN, 0};
+    int rc = poll(&exited, 1, 0);
+    close(pidfd);
+    return rc > 0 && (exited.revents & POLLIN);
+#else
+    (void)pid;
+    return 0;
+#endif
 }
 
 /* ---- phase 2: plan (pure: no system call) ----------------------------- */
@@ -448,13 +524,29 @@ int ns_plan(const char *order, const char *const paths[NS_KIND_COUNT],
  * and one on the current mount namespace.  The second keeps that namespace
  * alive: when its last process leaves, the kernel would detach every mount
  * in it, and the old root would lose the mounts below it. */
+/* A descriptor kept past the run never sits on 0-2: a daemon that closed
+ * stdio at start and later does dup2(/dev/null, 0..2) would silently
+ * replace it.  Returns fd itself, or a close-on-exec copy at 3 or higher
+ * (fd is closed then); -1 with errno set, fd closed. */
+static int above_stdio(int fd)
+{
+    if (fd < 0 || fd > 2)
+        return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int error_errno = errno;
+    close(fd);
+    errno = error_errno;
+    return moved;
+}
+
 static int open_old_root(struct run_state *state)
 {
     static const char *const what[2] = {"/", "/proc/self/ns/mnt"};
     int *fds[2] = {&state->report->old_root_fd, &state->report->old_mnt_fd};
     for (int i = 0; i < 2; i++) {
-        int fd = open(what[i], i == 0 ? O_PATH | O_DIRECTORY | O_CLOEXEC
-                                      : O_RDONLY | O_CLOEXEC);
+        int fd = above_stdio(
+            open(what[i], i == 0 ? O_PATH | O_DIRECTORY | O_CLOEXEC
+                                 : O_RDONLY | O_CLOEXEC));
         if (fd < 0) {
             int error_errno = errno;
             return fail(state, error_errno, NS_MNT,
@@ -487,24 +579,110 @@ static void settle_old_root(struct ns_report *report)
         close_old_root(report);
 }
 
+/* Another thread would stay behind in the old namespace: setns moves only
+ * the calling thread (and the kernel refuses mnt, user and time outright). */
+static int refuse_threads(struct run_state *state, int kind)
+{
+    const char *variable = ns_kinds[kind].variable;
+    const char *name = ns_kinds[kind].name;
+    char *message;
+    if (ns_kinds[kind].single_threaded)
+        message = format_message(MESSAGE_PREFIX
+                                 "cannot join %s using reference \"%s\": "
+                                 "the process has %ld threads, and a %s "
+                                 "namespace can only be joined by a "
+                                 "single-threaded process",
+                                 variable, state->paths[kind], state->threads,
+                                 name);
+    else
+        message = format_message(MESSAGE_PREFIX
+                                 "cannot join %s using reference \"%s\": "
+                                 "the process has %ld threads, and setns "
+                                 "moves only the calling thread (the others "
+                                 "would stay in the old %s namespace)",
+                                 variable, state->paths[kind], state->threads,
+                                 name);
+    state->report->threads_refused = state->threads;
+    return fail(state, EINVAL, kind, message);
+}
+
+/* The process is in the requested mount namespace already: no setns, but
+ * the working directory becomes "/" as a join would make it (and gons's
+ * setns does), so that a relative path means the same whichever namespace
+ * gons_mnt names.  The root stays: nothing was joined. */
+static int stay_member_of_mnt(struct run_state *state)
+{
+    if (chdir("/") == 0) {
+        close(state->fds[NS_MNT]);
+        state->fds[NS_MNT] = -1;
+        return 1;
+    }
+    int error_errno = errno;
+    return fail(state, error_errno, NS_MNT,
+                format_message(MESSAGE_PREFIX
+                               "cannot join %s using reference \"%s\": the "
+                               "process is a member already, and cannot "
+                               "change its working directory to /: %s",
+                               ns_kinds[NS_MNT].variable, state->paths[NS_MNT],
+                               strerror(error_errno)));
+}
+
+/* A pid namespace whose process 1 is gone takes no new process: setns
+ * succeeds, then every fork fails with ENOMEM.  The kernel (6.11+) says
+ * where process 1 of the namespace is (NS_GET_PID_FROM_PIDNS, ESRCH when
+ * there is none); NS_GET_PARENT succeeds only for a namespace below the
+ * caller's, the only kind setns accepts besides its own, so that an ESRCH
+ * from a namespace setns would refuse anyway is not taken for a dead one.
+ * (A namespace that never had a process 1 cannot be opened at all:
+ * /proc/PID/ns/pid_for_children is ENOENT until its init exists.)  An init
+ * that exited but was not reaped (a zombie) has a pidfd that polls
+ * readable.  Older kernels, or a seccomp filter that blocks these calls:
+ * nothing is known, and the join goes ahead.  Returns 1 (go ahead), 0
+ * (failure recorded), -1 (out of memory). */
+static int refuse_dead_pid_namespace(struct run_state *state)
+{
+    int fd = state->fds[NS_PID];
+    const char *reason = NULL;
+    int init = ioctl(fd, NS_GET_PID_FROM_PIDNS, 1);
+    if (init < 0 && errno == ESRCH) {
+        int parent = ioctl(fd, NS_GET_PARENT);
+        if (parent >= 0) {
+            close(parent);
+            reason = "its process 1 (init) has exited";
+        }
+    } else if (init > 0 && init_has_exited(init)) {
+        reason = "its process 1 (init) has exited (a zombie its parent "
+                 "has not reaped)";
+    }
+    if (reason == NULL)
+        return 1;
+    return fail(state, ESRCH, NS_PID,
+                format_message(MESSAGE_PREFIX
+                               "cannot join %s using reference \"%s\": the "
+                               "pid namespace is dead: %s, and the kernel "
+                               "refuses to create any process in it (every "
+                               "fork would fail with ENOMEM); name a pid "
+                               "namespace whose init is running",
+                               ns_kinds[NS_PID].variable, state->paths[NS_PID],
+                               reason));
+}
+
 static int join_one(struct run_state *state, int kind)
 {
+    int rc;
     if (state->fds[kind] < 0) {
-        int rc = open_reference(state, kind);
+        rc = open_reference(state, kind);
         if (rc <= 0)
             return rc;
     }
     if (is_member(state, kind)) {
         state->report->entries[kind].outcome = NS_ALREADY_MEMBER;
-    } else if (ns_kinds[kind].single_threaded && state->threads > 1) {
-        return fail(state, EINVAL, kind,
-                    format_message(MESSAGE_PREFIX
-                                   "cannot join %s using reference \"%s\": "
-                                   "the process has %ld threads, and a %s "
-                                   "namespace can only be joined by a "
-                                   "single-threaded process",
-                                   ns_kinds[kind].variable, state->paths[kind],
-                                   state->threads, ns_kinds[kind].name));
+        if (kind == NS_MNT)
+            return stay_member_of_mnt(state);
+    } else if (state->threads > 1) {
+        return refuse_threads(state, kind);
+    } else if (kind == NS_PID && (rc = refuse_dead_pid_namespace(state)) <= 0) {
+        return rc;
     } else if (setns(state->fds[kind], ns_kinds[kind].clone_flag) < 0) {
         int error_errno = errno;
         return fail(state, error_errno, kind,
@@ -515,6 +693,8 @@ static int join_one(struct run_state *state, int kind)
     } else {
         state->report->entries[kind].outcome = NS_JOINED;
     }
+    if (kind == NS_PID)
+        note_pid_outside(state);
     close(state->fds[kind]);
     state->fds[kind] = -1;
     return 1;
@@ -528,7 +708,8 @@ static int run_steps(struct run_state *state, const struct ns_plan *plan)
             return rc;
     }
     record_own_identities(state);
-    state->threads = plan->needs_single_thread ? count_threads() : -1;
+    record_own_pid(state);
+    state->threads = count_threads();
 
     for (int i = 0; i < plan->count; i++) {
         int kind = plan->steps[i].kind;
@@ -567,30 +748,23 @@ int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
     return ns_run_keep_root(order, paths, secure_mode, 0, report);
 }
 
-int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
-                     int secure_mode, int keep_old_root,
-                     struct ns_report *report)
+/* The part of a report known before anything runs: the effective order
+ * and, per type, the requested path (copied into the report, and into
+ * requested[] as NULL or the path).  0, or -1 when memory ran out. */
+static int report_requests(const char *order,
+                           const char *const paths[NS_KIND_COUNT],
+                           const char *requested[NS_KIND_COUNT],
+                           struct ns_report *report)
 {
-    struct run_state state;
-    const char *requested[NS_KIND_COUNT];
     int explicit_order = order != NULL && order[0] != '\0';
-    const char *effective_order = explicit_order ? order : NS_DEFAULT_ORDER;
 
     memset(report, 0, sizeof *report);
     report->failed_kind = -1;
     report->old_root_fd = -1;
     report->old_mnt_fd = -1;
-    memset(&state, 0, sizeof state);
-    state.keep_old_root = keep_old_root;
-    state.paths = requested;
-    state.report = report;
-    state.threads = -1;
-    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
-        state.fds[kind] = -1;
-
-    report->order = strdup(effective_order);
+    report->order = strdup(explicit_order ? order : NS_DEFAULT_ORDER);
     if (report->order == NULL)
-        goto out_of_memory;
+        return -1;
     for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
         struct ns_entry *entry = &report->entries[kind];
         int set = paths[kind] != NULL && paths[kind][0] != '\0';
@@ -599,10 +773,46 @@ int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
         if (set) {
             entry->path = strdup(paths[kind]);
             if (entry->path == NULL)
-                goto out_of_memory;
+                return -1;
             report->any_requested = 1;
         }
     }
+    return 0;
+}
+
+int ns_refuse(const char *order, const char *const paths[NS_KIND_COUNT],
+              int error_errno, int kind, char *message,
+              struct ns_report *report)
+{
+    const char *requested[NS_KIND_COUNT];
+    if (report_requests(order, paths, requested, report) < 0 || message == NULL) {
+        free(message);
+        ns_report_free(report);
+        return -1;
+    }
+    struct run_state state;
+    memset(&state, 0, sizeof state);
+    state.report = report;
+    return fail(&state, error_errno, kind, message);
+}
+
+int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
+                     int secure_mode, int keep_old_root,
+                     struct ns_report *report)
+{
+    struct run_state state;
+    const char *requested[NS_KIND_COUNT];
+
+    memset(&state, 0, sizeof state);
+    state.keep_old_root = keep_old_root;
+    state.paths = requested;
+    state.report = report;
+    state.threads = -1;
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        state.fds[kind] = -1;
+
+    if (report_requests(order, paths, requested, report) < 0)
+        goto out_of_memory;
 
     struct ns_plan plan;
     if (ns_plan(order, paths, secure_mode, &plan) < 0)

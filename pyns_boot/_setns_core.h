@@ -67,6 +67,14 @@ struct ns_report {
      * them; a caller taking them over sets them to -1. */
     int old_root_fd;
     int old_mnt_fd;
+    /* The thread count when a join was refused because the process has
+     * other threads (every type: setns moves only the calling thread), else
+     * 0: the caller may add what started them to the message. */
+    long threads_refused;
+    /* 1 when gons_pid ended joined or already joined while the process
+     * itself lives in another pid namespace (setns moves only its
+     * children): the caller forks to enter it (_pid_entry.h). */
+    int pid_outside;
 };
 
 /*
@@ -89,6 +97,16 @@ int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
                      struct ns_report *report);
 
 void ns_report_free(struct ns_report *report);
+
+/*
+ * A report for a run refused before it started (a setting of the caller's
+ * was not understood): every requested type not reached, the error set,
+ * message taken over (malloc'd; NULL counts as out of memory).  0, or -1
+ * when memory ran out (nothing to free then).
+ */
+int ns_refuse(const char *order, const char *const paths[NS_KIND_COUNT],
+              int error_errno, int kind, char *message,
+              struct ns_report *report);
 
 /* One step of the sequence: which kind, and whether it is opened early. */
 struct ns_step {

@@ -17,7 +17,6 @@ none does, the first pyns_boot.start entry.  Used by pyns-boot doctor.
 from __future__ import annotations
 
 import os
-import site
 import sys
 
 PTH = "pyns_boot.pth"
@@ -28,24 +27,6 @@ if TYPE_CHECKING:
     from typing import Tuple
 
     Version = Tuple[int, int]
-
-
-def site_dirs() -> list[str]:
-    """The existing site directories in the order site.py reads them: in a venv its own
-    site-packages first (site.venv() adds them before the user site, on every version),
-    then the user site when enabled, then the others."""
-    dirs = []
-    if sys.prefix != sys.base_prefix:
-        dirs.extend(site.getsitepackages([sys.prefix]))
-    if site.ENABLE_USER_SITE:
-        dirs.append(site.getusersitepackages())
-    dirs.extend(site.getsitepackages())
-    result: list[str] = []
-    for path in dirs:
-        real = os.path.realpath(path)
-        if os.path.isdir(path) and real not in (os.path.realpath(p) for p in result):
-            result.append(path)
-    return result
 
 
 def startup_names(directory: str, suffix: str, version: Version) -> list[str]:

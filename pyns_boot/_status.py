@@ -14,15 +14,17 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import MappingProxyType, ModuleType
-    from typing import Any, Mapping
+    from typing import Any, Final, Literal, Mapping
+
+    State = Literal["inactive", "succeeded", "failed", "not_run"]
 else:
     MappingProxyType = type(type.__dict__)  # types.MappingProxyType: importing types costs more than status()
 
 #: Values of Status.state.
-INACTIVE = "inactive"  # nothing was asked (no gons_* variable, or only valid gons_order)
-SUCCEEDED = "succeeded"  # every requested namespace joined or already joined
-FAILED = "failed"  # the hook ran and stopped at an error
-NOT_RUN = "not_run"  # gons_* variables are set, but the hook never ran
+INACTIVE: "Final" = "inactive"  # nothing was asked (no gons_* variable, or only valid gons_order)
+SUCCEEDED: "Final" = "succeeded"  # every requested namespace joined or already joined
+FAILED: "Final" = "failed"  # the hook ran and stopped at an error
+NOT_RUN: "Final" = "not_run"  # gons_* variables are set, but the hook never ran
 
 #: Values of NamespaceState.outcome (the C helper's words).
 NOT_REQUESTED = "not_requested"
@@ -94,16 +96,20 @@ class Status(_Frozen):
         "errno",
         "error",
         "failed",
+        "hint",
         "hook_ran",
         "imports_error",
         "imports_root",
         "namespaces",
         "order",
+        "pid_mode",
         "policy",
+        "policy_error",
         "state",
     )
 
-    state: str
+    #: "inactive", "succeeded", "failed" or "not_run".
+    state: "State"
     hook_ran: bool
     error: "str | None"
     errno: "int | None"
@@ -116,10 +122,19 @@ class Status(_Frozen):
     imports_root: "str | None"
     #: Why it could not keep importing from there (the target has no usable /proc).
     imports_error: "str | None"
+    #: After gons_pid was joined: "entered" (the hook forked: this process lives in
+    #: that pid namespace, its parent is the supervisor), "member" (it lived there
+    #: already), "children" (PYNS_BOOT_PID=children: only its children land there),
+    #: "failed" (it could not enter); None when gons_pid was not joined.
+    pid_mode: "str | None"
+    #: The complaint about a PYNS_BOOT_ON_ERROR value that is not understood (it acts as exit), else None.
+    policy_error: "str | None"
+    #: One short hint on the failure (a stale variable, a netns name, a missing capability...), else None.
+    hint: "str | None"
 
     def __init__(
         self,
-        state: str,
+        state: "State",
         hook_ran: bool,
         namespaces: "Mapping[str, NamespaceState]",
         error: "str | None" = None,
@@ -129,8 +144,13 @@ class Status(_Frozen):
         policy: "str | None" = None,
         imports_root: "str | None" = None,
         imports_error: "str | None" = None,
+        pid_mode: "str | None" = None,
+        policy_error: "str | None" = None,
+        hint: "str | None" = None,
     ) -> None:
         self._set(
+            policy_error=policy_error,
+            hint=hint,
             state=state,
             hook_ran=hook_ran,
             error=error,
@@ -140,6 +160,7 @@ class Status(_Frozen):
             policy=policy,
             imports_root=imports_root,
             imports_error=imports_error,
+            pid_mode=pid_mode,
             namespaces=MappingProxyType(dict(namespaces)),
         )
 
@@ -179,9 +200,12 @@ class Status(_Frozen):
             "failed": self.failed,
             "order": self.order,
             "policy": self.policy,
+            "policy_error": self.policy_error,
+            "hint": self.hint,
             "keeps_imports": self.keeps_imports,
             "imports_root": self.imports_root,
             "imports_error": self.imports_error,
+            "pid_mode": self.pid_mode,
             "namespaces": {t: ns.as_dict() for t, ns in self.namespaces.items()},
         }
 
@@ -246,6 +270,16 @@ def _c_helper() -> "ModuleType":
 
 def status() -> "Status":
     """What the start-up hook did in this process."""
+    result = _hook_status()
+    value = os.environ.get("PYNS_BOOT_ON_ERROR", "")
+    if value not in ("", "exit", "warn", "ignore"):
+        from pyns_boot.hook import policy_error
+
+        result._set(policy_error=policy_error(value))
+    return result
+
+
+def _hook_status() -> "Status":
     hook = sys.modules.get("pyns_boot.hook")
     policy = getattr(hook, "policy", None)
     load_error = getattr(hook, "load_error", None)
@@ -259,28 +293,80 @@ def status() -> "Status":
         policy = _setns.policy()
     report = _setns.report()
     if report is not None:
-        return _from_report(
+        result = _from_report(
             _setns.TYPES,
             report,
             policy,
             getattr(hook, "imports_root", None),
             getattr(hook, "imports_error", None),
+            _setns.pid_mode(),
         )
-    if load_error is not None:
-        return Status(FAILED, True, _unrun_namespaces(_setns.TYPES), error=load_error, policy=policy)
+        if not report[0]:
+            from pyns_boot import _hints
 
-    namespaces = _unrun_namespaces(_setns.TYPES)
+            result._set(hint=_hints.for_report(report))
+        finish_error = getattr(hook, "finish_error", None)
+        if finish_error is not None:  # joined, then a step after the joins failed (pyns_boot._finish)
+            result._set(state=FAILED, error=finish_error)
+        return result
+    # Judged from the environment the process started with: a variable the
+    # program (or sitecustomize) set later was never the hook's business.
+    started = started_with((*_setns.VARIABLES, _setns.ORDER_VARIABLE))
+    if load_error is not None:
+        return Status(FAILED, True, _unrun_namespaces(_setns.TYPES, started), error=load_error, policy=policy)
+
+    namespaces = _unrun_namespaces(_setns.TYPES, started)
     pending = [ns.variable for ns in namespaces.values() if ns.requested]
-    if os.environ.get(_setns.ORDER_VARIABLE):
+    if started.get(_setns.ORDER_VARIABLE):
         pending.append(_setns.ORDER_VARIABLE)
     if not pending:
         return Status(INACTIVE, False, namespaces)
-    message = (
-        "pyns_boot: %s %s set, but the pyns_boot start-up hook did not run in this process "
-        "(the interpreter was started with -S, or pyns_boot.pth is not installed in the "
-        "site-packages of %s)" % (", ".join(pending), "is" if len(pending) == 1 else "are", sys.prefix)
+    message = "pyns_boot: %s %s set, but the pyns_boot start-up hook did not run in this process (%s)" % (
+        ", ".join(pending),
+        "is" if len(pending) == 1 else "are",
+        _why_not_run(),
     )
     return Status(NOT_RUN, False, namespaces, error=message)
+
+
+def started_with(names: "tuple[str, ...]") -> "dict[str, str]":
+    """Those of names that the process's initial environment set, as the hook
+    saw them at start: /proc/self/environ keeps the block execve gave the
+    process (later setenv, unsetenv and os.environ changes leave it as it
+    was); the first of duplicate entries counts, as getenv() finds it.
+    Without a readable /proc (not mounted), os.environ stands in for it."""
+    try:
+        with open("/proc/self/environ", "rb") as file:
+            block = file.read()
+    except OSError:
+        return {name: os.environ[name] for name in names if name in os.environ}
+    wanted = {os.fsencode(name): name for name in names}
+    found: "dict[str, str]" = {}
+    for entry in block.split(b"\0"):
+        key, sep, value = entry.partition(b"=")
+        name = wanted.get(key)
+        if sep and name is not None and name not in found:
+            found[name] = os.fsdecode(value)
+    return found
+
+
+def _why_not_run() -> str:
+    """Why site.py did not run the hook, as far as this process can tell."""
+    if sys.flags.no_site:
+        return "the interpreter was started with -S: site.py, which runs pyns_boot.pth, did not run"
+    from pyns_boot import _sitedirs
+
+    dirs = _sitedirs.site_dirs()
+    directory = _sitedirs.hook_dir(dirs)
+    if directory is None:
+        return "pyns_boot.pth is not installed in the site-packages of %s (site.py read: %s)" % (
+            sys.prefix,
+            ", ".join(dirs) or "no directory",
+        )
+    return (
+        "pyns_boot.pth in %s did not act: the variables were gone from os.environ when site.py reached it "
+        "(an earlier .pth file removed them), or its line failed (see the start-up's stderr)" % directory
+    )
 
 
 def check() -> "Status":
@@ -290,10 +376,10 @@ def check() -> "Status":
     return result
 
 
-def _unrun_namespaces(types: "tuple[str, ...]") -> "dict[str, NamespaceState]":
+def _unrun_namespaces(types: "tuple[str, ...]", started: "Mapping[str, str]") -> "dict[str, NamespaceState]":
     namespaces = {}
     for type_name in types:
-        path = os.environ.get("gons_" + type_name) or None
+        path = started.get("gons_" + type_name) or None
         namespaces[type_name] = NamespaceState(type_name, path, NOT_REACHED if path else NOT_REQUESTED, False)
     return namespaces
 
@@ -304,13 +390,14 @@ def _from_report(
     policy: "str | None",
     imports_root: "str | None" = None,
     imports_error: "str | None" = None,
+    pid_mode: "str | None" = None,
 ) -> "Status":
     ok, message, error_errno, failed, order, entries = report
     namespaces = {
         type_name: NamespaceState(type_name, path, outcome, bool(early)) for type_name, path, outcome, early in entries
     }
     any_requested = any(ns.requested for ns in namespaces.values())
-    state = FAILED if not ok else (SUCCEEDED if any_requested else INACTIVE)
+    state: "State" = FAILED if not ok else (SUCCEEDED if any_requested else INACTIVE)
     return Status(
         state,
         True,
@@ -322,4 +409,5 @@ def _from_report(
         policy=policy,
         imports_root=imports_root,
         imports_error=imports_error,
+        pid_mode=pid_mode,
     )

@@ -8,32 +8,37 @@ start-up hook refuses to start it).  Errors go to stderr, data to stdout.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shlex
 import sys
-import textwrap
 
 from pyns_boot import __version__
 
+# argparse, json, shlex and textwrap (all of them import re) load on use: `pyns-boot run` starts a second
+# interpreter, so everything this one imports before the exec is start-up time (see _fast_run_args).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Sequence
 
     from pyns_boot._namespaces import Namespaces
 
 PROG = "pyns-boot"
+#: The tools --container asks (pyns_boot._containers.RUNTIMES; not imported here to keep start-up cheap).
+CONTAINER_ENGINES = ("podman", "docker", "nerdctl", "crictl")
 #: The value of a type option given without a PATH: the namespace of the -t process.
 FROM_TARGET = "\0target"
-# nsenter's short options; -m is the mount namespace in env (as nsenter) but
-# the module in run (as python), where the mount namespace is --mnt/--mount.
+# nsenter's short options, the same in env and run (-m is the mount
+# namespace: run a module with  run ... -- -m MODULE).
 TYPE_OPTIONS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("cgroup", ("-C", "--cgroup"), "the cgroup namespace"),
     ("ipc", ("-i", "--ipc"), "the IPC namespace"),
     ("mnt", ("-m", "--mnt", "--mount"), "the mount namespace"),
     ("net", ("-n", "--net"), "the network namespace"),
-    ("pid", ("-p", "--pid"), "the PID namespace of the program's children (setns moves only those)"),
+    (
+        "pid",
+        ("-p", "--pid"),
+        "the PID namespace (the program runs inside it; PYNS_BOOT_PID=children: only its children)",
+    ),
     ("time", ("-T", "--time"), "the time namespace"),
     ("user", ("-U", "--user"), "the user namespace"),
     ("uts", ("-u", "--uts"), "the UTS namespace (hostname)"),
@@ -48,7 +53,9 @@ interpreter itself, before any user code runs."""
 EPILOG = """\
 examples:
   pyns-boot run -t 4242 -n -u -- app.py --port 80     # nsenter -t 4242 -n -u python app.py --port 80
-  pyns-boot run --netns blue -m http.server 8000      # nsenter --net=/run/netns/blue python -m http.server 8000
+  pyns-boot run --netns blue -- -m http.server 8000   # ip netns exec blue python -m http.server 8000
+  pyns-boot run -t 4242 -m -n -w -- app.py            # nsenter -t 4242 -m -n -w python app.py
+  pyns-boot run --container web -- tool.py            # every namespace of the podman/docker container web
   eval "$(pyns-boot env -t 4242 --net)"               # this shell's pythons then start in that netns
   pyns-boot env -t 4242 --all --json
   pyns-boot status                                    # what the hook did in this process
@@ -67,17 +74,26 @@ class CommandError(Exception):
     """The command's subject failed: no such process, not a namespace, ... (exit status 1)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(2, "%s: error: %s\n" % (self.prog, message))
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            self.print_usage(sys.stderr)
+            self.exit(2, "%s: error: %s\n" % (self.prog, message))
+
+    return _Parser
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
+    import argparse
+
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
 def _wrap(text: str) -> str:
+    import textwrap
+
     # Descriptions are wrapped here because the raw formatter keeps the examples' line breaks.
     return textwrap.fill(text, 79)
 
@@ -92,22 +108,37 @@ def _add_namespace_options(parser: argparse.ArgumentParser, for_run: bool) -> No
     )
     group.add_argument("-t", "--target", metavar="PID", type=int, help="the process whose namespaces to join")
     group.add_argument(
+        "--container",
+        metavar="NAME",
+        help="the running container NAME (name, ID or ID prefix), found with podman, docker, nerdctl or crictl: "
+        "like -t with its first process; without type options, --all",
+    )
+    group.add_argument(
+        "--engine",
+        choices=CONTAINER_ENGINES,
+        help="ask only this tool about --container (default: each of them that is installed)",
+    )
+    group.add_argument(
         "-a",
         "--all",
         action="store_true",
         help="every namespace of the target that differs from this process's (pid: compared with our pid_for_children)",
     )
     for ns_type, flags, what in TYPE_OPTIONS:
-        names = [f for f in flags if not (for_run and f == "-m")]
         group.add_argument(
-            *names,
+            *flags,
             dest=ns_type,
             nargs="?",
             const=FROM_TARGET,
             metavar="PATH",
             help="%s (gons_%s)" % (what, ns_type),
         )
-    group.add_argument("--netns", metavar="NAME", help="the named network namespace /run/netns/NAME (ip netns)")
+    group.add_argument(
+        "--netns",
+        metavar="NAME",
+        help="the named network namespace /run/netns/NAME, as ip netns exec NAME joins it: /etc/netns/NAME/* over "
+        "/etc and a /sys of the namespace, in a private mount namespace (gons_netns)",
+    )
     group.add_argument(
         "--order",
         metavar="ORDER",
@@ -120,10 +151,22 @@ def _add_namespace_options(parser: argparse.ArgumentParser, for_run: bool) -> No
         action="store_false",
         help="do not open the references to check that they are namespaces of their type",
     )
+    after = parser.add_argument_group("after the joins (as nsenter)")
+    after.add_argument(
+        "-w",
+        "--wd",
+        nargs="?",
+        const=FROM_TARGET,
+        metavar="DIR",
+        help="the working directory: DIR as seen after the joins, or without DIR the -t process's "
+        "(PYNS_BOOT_WD; after a mnt join the program otherwise starts in the target's /)",
+    )
+    after.add_argument("-S", "--setuid", metavar="UID", type=int, help="the user id (PYNS_BOOT_SETUID)")
+    after.add_argument("-G", "--setgid", metavar="GID", type=int, help="the group id (PYNS_BOOT_SETGID)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=_formatter)
+    parser = _parser_class()(prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=_formatter)
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -158,31 +201,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("shell", "env", "json"),
         default="shell",
-        help="shell: export lines for eval (default); env: KEY=VALUE lines (env -S, --env-file); json: an object",
+        help="shell: export lines for eval (default); env: KEY=VALUE lines, values verbatim (docker --env-file); "
+        "json: an object (docs/cli.md: which values each format can carry)",
     )
     fmt.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
 
     run = commands.add_parser(
         "run",
         help="run a Python program in the namespaces",
-        usage="%(prog)s [NAMESPACE OPTIONS] (-- script.py | -m MODULE | -c CODE) [ARGS ...]",
+        usage="%(prog)s [OPTIONS] (-- script.py | -- -m MODULE | -c CODE) [ARGS ...]",
         description=_wrap(
             "Replace this process with  %s [ARGS]  (this environment's interpreter) with the gons_* "
             "variables set: its start-up hook joins the namespaces before the program runs.  The program's exit status "
             "passes through; 125 means the hook refused (the message says why).  Everything after --, -m or -c goes to "
-            "the interpreter unchanged.  Here -m is python's module option: the mount namespace is --mnt/--mount."
+            "the interpreter unchanged.  -m is the mount namespace, as in nsenter: run a module with  -- -m MODULE."
             % os.path.basename(sys.executable or "python")
         ),
         epilog="examples:\n  pyns-boot run -t 4242 --net --uts -- app.py --verbose\n"
-        "  pyns-boot run --netns blue -m http.server 8000\n"
+        "  pyns-boot run --netns blue -- -m http.server 8000\n"
+        "  pyns-boot run -t 4242 -m -w -- app.py              # in the target's mounts and working directory\n"
         "  pyns-boot run -t 4242 --all -c 'import socket; print(socket.gethostname())'",
         formatter_class=_formatter,
     )
     _add_namespace_options(run, for_run=True)
     program = run.add_argument_group("program (like python)")
-    program.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script")
     program.add_argument("-c", dest="code", metavar="CODE", help="run a program passed as a string")
-    program.add_argument("script", nargs="?", metavar="-- script.py", help="run a script file (after --)")
+    program.add_argument(
+        "script", nargs="?", metavar="-- script.py | -- -m MODULE", help="run a script file or a module (after --)"
+    )
 
     doctor = commands.add_parser(
         "doctor",
@@ -201,13 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
 def split_run_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """Split ``run``'s arguments into its options and what goes to the interpreter.
 
-    The program starts at the first ``--`` (dropped), ``-m`` or ``-c``
-    (kept, with everything after them, as python would get them).
+    The program starts at the first ``--`` (dropped) or ``-c`` (kept, with
+    everything after it, as python would get it).  ``-m`` is the mount
+    namespace, as in nsenter: a module runs with ``-- -m MODULE``.
     """
     for i, arg in enumerate(argv):
         if arg == "--":
             return list(argv[:i]), list(argv[i + 1 :])
-        if arg in ("-m", "-c") or (arg[:2] in ("-m", "-c") and not arg.startswith("--")):
+        if arg == "-c" or (arg[:2] == "-c" and not arg.startswith("--")):
             return list(argv[:i]), list(argv[i:])
     return list(argv), []
 
@@ -217,10 +264,30 @@ def _error(message: str) -> int:
     return 1
 
 
+def _resolve_container(args: argparse.Namespace) -> None:
+    """--container NAME: becomes -t with the container's PID (and --all without type options)."""
+    if args.container is None:
+        if args.engine is not None:
+            raise UsageError("--engine %s needs --container NAME" % args.engine)
+        return
+    if args.target is not None:
+        raise UsageError("--container and -t both name the target: give one of them")
+    from pyns_boot import _containers
+
+    try:
+        container = _containers.resolve(args.container, [args.engine] if args.engine else None)
+    except _containers.ContainerError as error:
+        raise CommandError(str(error)) from None
+    args.target = container.pid
+    if not any(getattr(args, t) == FROM_TARGET for t, _, _ in TYPE_OPTIONS):
+        args.all = True
+
+
 def _namespaces(args: argparse.Namespace) -> Namespaces:
     # Imported on use: it loads the C helper, which doctor and status must not need.
     from pyns_boot import _cli_spec
 
+    _resolve_container(args)
     values = {ns_type: getattr(args, ns_type) for ns_type, _, _ in TYPE_OPTIONS}
     return _cli_spec.build(
         target=args.target,
@@ -234,6 +301,8 @@ def _namespaces(args: argparse.Namespace) -> Namespaces:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
     from pyns_boot import status
 
     result = status()
@@ -245,8 +314,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("order:   %s" % result.order)
     if result.policy:
         print("policy:  %s" % result.policy)
+    if result.policy_error:
+        print("warning: %s" % result.policy_error)
     if result.error:
         print("error:   %s" % result.error)
+    if result.hint:
+        print("hint:    %s" % result.hint)
     for ns_type, ns in result.namespaces.items():
         if ns.requested:
             early = " (opened early)" if ns.early else ""
@@ -256,59 +329,149 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_env(args: argparse.Namespace) -> int:
     variables = _namespaces(args).to_env()
-    if args.format == "json":
-        print(json.dumps(variables, indent=2))
-    elif args.format == "env":
-        for name, value in variables.items():
-            if "\n" in value:
-                return _error("%s=%r cannot be written as a KEY=VALUE line (it holds a newline)" % (name, value))
-        for name, value in variables.items():
-            print("%s=%s" % (name, value))
-    else:
-        from pyns_boot._setns import ORDER_VARIABLE, VARIABLES
-
-        unset = [name for name in (*VARIABLES, ORDER_VARIABLE) if name not in variables]
-        if unset:
-            print("unset %s" % " ".join(unset))
-        for name, value in variables.items():
-            print("export %s=%s" % (name, shlex.quote(value)))
+    variables.update(_after_joins(args))
+    try:
+        output = format_env(variables, args.format)
+    except CommandError as error:
+        return _error(str(error))
+    sys.stdout.flush()
+    sys.stdout.buffer.write(output)
     return 0
 
 
+def format_env(variables: dict[str, str], fmt: str) -> bytes:
+    """The output of ``pyns-boot env`` in fmt (shell, env or json), as bytes.
+
+    Values are paths as the command line gave them (non-UTF-8 bytes arrive
+    as surrogate escapes) and leave as the same bytes.  shell: export lines
+    for eval in any POSIX shell, every value representable.  env: KEY=VALUE
+    lines read as docker's --env-file reads them (the value verbatim up to the
+    end of the line, UTF-8 only).  json: one object of UTF-8 strings.  A value
+    a format cannot carry raises CommandError naming the variable and the
+    format that can.
+    """
+    if fmt == "json":
+        import json
+
+        for name, value in variables.items():
+            if not _is_utf8(value):
+                raise CommandError(_unrepresentable(name, value, "json", "is not valid UTF-8"))
+        return (json.dumps(variables, indent=2) + "\n").encode("utf-8")
+    if fmt == "env":
+        for name, value in variables.items():
+            why = _env_line_problem(value)
+            if why:
+                raise CommandError(_unrepresentable(name, value, "env", why))
+        return b"".join(os.fsencode("%s=%s\n" % (name, value)) for name, value in variables.items())
+    import shlex
+
+    lines = []
+    unset = [name for name in _steering_variables() if name not in variables]
+    if unset:
+        lines.append("unset %s\n" % " ".join(unset))
+    for name, value in variables.items():
+        lines.append("export %s=%s\n" % (name, shlex.quote(value)))
+    return os.fsencode("".join(lines))
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a surrogate escape: a byte that is not UTF-8
+        return False
+    return True
+
+
+def _env_line_problem(value: str) -> str:
+    """Why value cannot be a KEY=VALUE line of an env file, or ''."""
+    if "\n" in value:
+        return "holds a newline"
+    if value.endswith("\r"):
+        return "ends in a carriage return, which env-file readers drop"
+    if not _is_utf8(value):
+        return "is not valid UTF-8 (docker refuses such env files)"
+    return ""
+
+
+def _unrepresentable(name: str, value: str, fmt: str, why: str) -> str:
+    return "%s=%s cannot be written in --format %s: the value %s; use --format shell (eval) instead" % (
+        name,
+        repr(value) if _is_utf8(value) else repr(os.fsencode(value))[1:],
+        fmt,
+        why,
+    )
+
+
+def _after_joins(args: argparse.Namespace) -> dict[str, str]:
+    """The PYNS_BOOT_* variables of -w, -S and -G (pyns_boot._finish)."""
+    from pyns_boot import _finish
+
+    variables = {}
+    if args.wd == FROM_TARGET:
+        if args.target is None:
+            raise UsageError("-w/--wd without DIR means the working directory of the -t process: add -t PID or a DIR")
+        variables[_finish.WD_VARIABLE] = "!/proc/%d/cwd" % args.target  # opened before the joins, as nsenter does
+    elif args.wd is not None:
+        if not args.wd:
+            raise UsageError("-w/--wd needs a non-empty DIR")
+        variables[_finish.WD_VARIABLE] = args.wd
+    for variable, value in ((_finish.SETGID_VARIABLE, args.setgid), (_finish.SETUID_VARIABLE, args.setuid)):
+        if value is not None:
+            if value < 0:
+                raise UsageError("-S/--setuid and -G/--setgid take a non-negative id, not %d" % value)
+            variables[variable] = str(value)
+    return variables
+
+
+def _steering_variables() -> tuple[str, ...]:
+    """Every variable the hook acts on: the gons_* of the contract, gons_netns and pyns_boot._finish's."""
+    from pyns_boot._finish import VARIABLES as FINISH_VARIABLES
+    from pyns_boot._setns import ORDER_VARIABLE, VARIABLES
+
+    return (*VARIABLES, ORDER_VARIABLE, *FINISH_VARIABLES)
+
+
 def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
+    if args.mnt not in (None, FROM_TARGET) and not args.mnt.startswith("/") and not os.path.exists(args.mnt):
+        raise UsageError(
+            "-m is the mount namespace (as in nsenter) and %r is no such file: to run a module, "
+            "pyns-boot run [OPTIONS] -- -m %s [ARGS]" % (args.mnt, args.mnt)
+        )
     if args.script is not None:
         raise UsageError("put -- before the program: pyns-boot run [OPTIONS] -- %s [ARGS]" % args.script)
     if not program:
-        message = "no program: give -- script.py [ARGS], -m MODULE [ARGS] or -c CODE [ARGS]"
+        message = "no program: give -- script.py [ARGS], -- -m MODULE [ARGS] or -c CODE [ARGS]"
         taken = [(t, getattr(args, t)) for t, _, _ in TYPE_OPTIONS if getattr(args, t) not in (None, FROM_TARGET)]
         for ns_type, value in taken:
             if not value.startswith("/"):
                 message += " (--%s took %r as its PATH: put -- before the program)" % (ns_type, value)
         raise UsageError(message)
     if program[0] == "-m" and (len(program) < 2 or program[1].startswith("-")):
-        raise UsageError("-m takes a module name, as python -m does (the mount namespace is --mnt)")
+        raise UsageError("-- -m takes a module name, as python -m does")
     if program[0] == "-c" and len(program) < 2:
         raise UsageError("-c takes the program's code, as python -c does")
     executable = sys.executable
     if not executable:
         return _error("this interpreter does not know its executable (sys.executable is empty)")
-    from pyns_boot import _doctor
+    from pyns_boot._sitedirs import hook_blocker
 
-    missing = _doctor.hook_blocker()
+    missing = hook_blocker()
     if missing:
         return _error("run: %s; the program would not join the namespaces (see: pyns-boot doctor)" % missing)
     from pyns_boot import _cli_spec
-    from pyns_boot._setns import ORDER_VARIABLE, VARIABLES
 
     start = None if args.target is None else _cli_spec.process_start(args.target)
     spec = _namespaces(args)
-    env = {k: v for k, v in os.environ.items() if k not in VARIABLES and k != ORDER_VARIABLE}
+    steering = _steering_variables()
+    env = {k: v for k, v in os.environ.items() if k not in steering}
     env.update(spec.to_env())
+    env.update(_after_joins(args))
     if start is not None and _cli_spec.process_start(args.target) != start:
         # Gone (or its pid reused) since its namespaces were read: the paths would name another process.
         raise CommandError("process %d exited while its namespaces were read" % args.target)
     sys.stdout.flush()
     sys.stderr.flush()
+    _enter_pid_namespace_first(spec, env)
     try:
         os.execve(executable, [executable, *program], env)
     except OSError as error:
@@ -316,16 +479,112 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
     return 1  # not reached
 
 
+def _enter_pid_namespace_first(spec: Namespaces, env: dict[str, str]) -> None:
+    """As nsenter --pid: join the pid namespace here and fork, so that the interpreter starts inside it.
+
+    This process stays as the C supervisor the hook would have made (signals forwarded, the child's
+    exit status); only the child returns, to exec the interpreter, whose hook then finds itself in
+    the namespace already (status().pid_mode "member") and does not fork: the fork comes right
+    before an exec, as nsenter's does, instead of in the started program.  Left to the hook when the
+    join needs the hook's order (a user namespace first, a pid reference resolved after the mount
+    switch), with PYNS_BOOT_PID set, and when anything here fails: the hook then reports it as it
+    always does."""
+    from pyns_boot import _setns
+
+    path = spec.get("pid")
+    if path is None or env.get("PYNS_BOOT_PID") or spec.get("user") is not None:
+        return
+    if spec.order and ("pid", True) not in _setns.parse_order(spec.order):
+        return
+    try:
+        own, target = os.stat("/proc/self/ns/pid"), os.stat(path)
+    except OSError:
+        return
+    if (own.st_dev, own.st_ino) == (target.st_dev, target.st_ino):
+        return
+    report = _setns.apply(None, [path if t == "pid" else None for t in _setns.TYPES])
+    if not report[0]:
+        return
+    try:
+        _setns.enter_pid(path)
+    except OSError:
+        return
+
+
+#: run's options that the fast path reads: name -> attribute (and whether it takes a value).
+_FAST_FLAGS = {"-a": "all", "--all": "all", "--no-check": "check"}
+_FAST_VALUES = {"-t": "target", "--target": "target", "--container": "container", "--engine": "engine"}
+
+
+def _fast_run_args(options: Sequence[str]) -> argparse.Namespace | None:
+    """run's options parsed without argparse, for the common command lines only; None: ask argparse.
+
+    Takes -t/--target PID, -a/--all, --container NAME, --engine TOOL, --no-check and the type options
+    without a PATH (--net, -n, ...): the same Namespace that the parser makes of them.  Anything else
+    (a PATH, --order, --netns, -h, an unknown or abbreviated option, a usage error) goes to argparse,
+    which stays the one authority on the command line; this only skips importing it.
+    """
+    from types import SimpleNamespace
+
+    values: dict[str, object] = {t: None for t, _, _ in TYPE_OPTIONS}
+    values.update(
+        command="run", target=None, all=False, container=None, engine=None, netns=None, order=None, check=True
+    )
+    values.update(script=None, code=None, wd=None, setuid=None, setgid=None)
+    type_flags = {flag: t for t, flags, _ in TYPE_OPTIONS for flag in flags}
+    i = 0
+    while i < len(options):
+        option = options[i]
+        if option in _FAST_FLAGS:
+            values[_FAST_FLAGS[option]] = option != "--no-check"
+        elif option in type_flags and (i + 1 == len(options) or options[i + 1].startswith("-")):
+            values[type_flags[option]] = FROM_TARGET
+        elif option in _FAST_VALUES and i + 1 < len(options) and not options[i + 1].startswith("-"):
+            value: object = options[i + 1]
+            if option in ("-t", "--target"):
+                if not options[i + 1].isdigit():
+                    return None
+                value = int(options[i + 1])
+            elif option == "--engine" and value not in CONTAINER_ENGINES:
+                return None
+            values[_FAST_VALUES[option]] = value
+            i += 1
+        else:
+            return None
+        i += 1
+    return SimpleNamespace(**values)  # type: ignore[return-value]
+
+
+def _refuse_after_partial_join(command: str) -> None:
+    """The hook failed in this very process (it carries on for pyns-boot): run and env must not build on
+    namespaces it joined half-way; status and doctor report it."""
+    if command not in ("run", "env") or ("pyns_boot.hook" not in sys.modules and "_pyns_boot" not in sys.modules):
+        return
+    from pyns_boot import status
+
+    result = status()
+    if result.state == "failed" and result.joined:
+        raise CommandError(
+            "the start-up hook of this pyns-boot process failed after joining %s: unset the gons_* variables "
+            "(they belong to another program) and try again" % ", ".join(result.joined)
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The pyns-boot command; returns the exit status (run does not return on success)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = None
     program: list[str] = []
+    args = None
     if arguments and arguments[0] == "run":
         options, program = split_run_argv(arguments[1:])
         arguments = ["run", *options]
-    args = parser.parse_args(arguments)
+        args = _fast_run_args(options)
+    if args is None:
+        parser = build_parser()
+        args = parser.parse_args(arguments)
     try:
+        _refuse_after_partial_join(args.command)
         if args.command == "status":
             return cmd_status(args)
         if args.command == "env":
@@ -336,9 +595,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return _doctor.main(args.json)
     except UsageError as error:
-        parser.exit(2, "%s %s: error: %s\n" % (PROG, args.command, error))
+        sys.stderr.write("%s %s: error: %s\n" % (PROG, args.command, error))
+        sys.exit(2)
     except CommandError as error:
-        return _error(str(error))
+        return _command_error(args, error)
+
+
+def _command_error(args: argparse.Namespace, error: CommandError) -> int:
+    if getattr(args, "container", None) and args.target is not None:
+        # Found, then gone (or not readable): say which container the pid was.
+        gone = "" if os.path.exists("/proc/%d" % args.target) else " exited after it was looked up"
+        return _error("container %s%s (pid %d): %s" % (args.container, gone, args.target, error))
+    return _error(str(error))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 mode=${1:-all}
 work=$(mktemp -d /tmp/pyns-valgrind.XXXXXX)
 trap 'stop_holders; rm -rf "$work"' EXIT
-memcheck=(valgrind -q --tool=memcheck --leak-check=full --track-origins=yes --xml=yes)
+memcheck=(valgrind -q --tool=memcheck --leak-check=full --track-origins=yes --xml=yes --suppressions=scripts/valgrind.supp)
 
 run_core() {
     gcc -g -O0 -std=gnu11 -Wall -Wextra -Werror -Wl,--wrap=malloc,--wrap=strdup,--wrap=strndup \

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from typing import Mapping, Sequence
 
-from nsutil import CHILD_TIMEOUT, Venv, clean_env
+from nsutil import CHILD_TIMEOUT, Venv, clean_env, fresh_cwd
 
 
 def pyns_boot(
@@ -14,8 +14,9 @@ def pyns_boot(
     env: Mapping[str, str] | None = None,
     wrapper: Sequence[str] = (),
     module: bool = False,
-    cwd: str = "/",
+    cwd: str | None = None,
     python_args: Sequence[str] = (),
+    timeout: float = CHILD_TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
     """venv/bin/pyns-boot ARGS (or venv/bin/python -m pyns_boot ARGS), with a clean environment."""
     command = [venv.python, *python_args, "-m", "pyns_boot"] if module else [str(venv.path / "bin" / "pyns-boot")]
@@ -24,7 +25,7 @@ def pyns_boot(
         env=clean_env(**dict(env or {})),
         capture_output=True,
         text=True,
-        timeout=CHILD_TIMEOUT,
-        cwd=cwd,
+        timeout=timeout,
+        cwd=cwd or fresh_cwd(),
         stdin=subprocess.DEVNULL,
     )

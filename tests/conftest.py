@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from containers import LabContainer, RootlessContainer, lab_missing, lab_required
 from nsutil import Holder, NamedNetns, Venv, build_wheel, make_venv, rmtree, world_readable_dir
 
 
@@ -73,3 +74,46 @@ def netns() -> Iterator[NamedNetns]:
     ns = NamedNetns()
     yield ns
     ns.delete()
+
+
+@pytest.fixture(scope="session")
+def lab() -> None:
+    """The container lab (podman, runc, the sid image): skip without it, unless PYNS_BOOT_REQUIRE_LAB=1 (CI)."""
+    reason = lab_missing()
+    if reason is not None:
+        if lab_required():
+            pytest.fail("PYNS_BOOT_REQUIRE_LAB=1, but " + reason, pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def lab_container(lab: None) -> Iterator[LabContainer]:
+    """One running container of the lab image, shared by a module's tests (do not stop it)."""
+    container = LabContainer("shared")
+    yield container
+    container.remove()
+
+
+@pytest.fixture
+def make_container(lab: None) -> Iterator[Callable[..., LabContainer]]:
+    """Factory: make_container(label, command=..., start=True) -> a container of this test's own (removed after)."""
+    made: list[LabContainer] = []
+
+    def make(label: str, command: tuple[str, ...] = ("sleep", "infinity"), start: bool = True) -> LabContainer:
+        container = LabContainer(label, command, start)
+        made.append(container)
+        return container
+
+    yield make
+    for container in made:
+        container.remove()
+
+
+@pytest.fixture(scope="module")
+def rootless_container(lab: None) -> Iterator[RootlessContainer]:
+    """A container of rootless podman run by the user nobody (its own user namespace), shared by a module."""
+    path = world_readable_dir("pyns-test-rootless-")
+    container = RootlessContainer(str(path))
+    yield container
+    container.remove()
+    rmtree(path)

@@ -71,3 +71,18 @@ def listdir(path: str) -> dict[str, Any]:
 def open_fds() -> list[str]:
     fds = sorted(os.listdir("/proc/self/fd"), key=int)
     return [os.readlink("/proc/self/fd/" + fd) if os.path.exists("/proc/self/fd/" + fd) else "(listdir)" for fd in fds]
+
+
+def own_pid_namespace() -> str:
+    return os.readlink("/proc/self/ns/pid")
+
+
+def hostname() -> str:
+    return os.uname().nodename
+
+
+def imported_from(name: str) -> str:
+    """Import a module the worker has not loaded yet; where it came from."""
+    import importlib
+
+    return str(importlib.import_module(name).__file__)

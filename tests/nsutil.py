@@ -7,6 +7,7 @@ interpreters started with the gons_* variables set.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -39,6 +40,9 @@ SELF_LINKS["time"] = ("time", "time_for_children")
 NOBODY = 65534
 EXIT_STATUS = 125
 CHILD_TIMEOUT = 60
+# For a child that could hang on bad input (a FIFO opened without O_NONBLOCK): a healthy run takes
+# well under a second even on a loaded machine, and a hang fails in seconds, not in CHILD_TIMEOUT.
+HANG_TIMEOUT = 10
 
 
 def test_python() -> str:
@@ -76,6 +80,9 @@ class Venv:
 
 def make_venv(path: Path, python: str | None = None, copies: bool = False, system_site: bool = False) -> Venv:
     args = [sys.executable, "-m", "virtualenv", "-q", "-p", python or test_python(), "--no-setuptools", "--no-wheel"]
+    # the pip bundled with virtualenv for that Python: an hour after its periodic update (on by default)
+    # virtualenv seeds the newest pip it found, which no longer runs on 3.8 (pip 26: list[str] at import)
+    args += ["--pip", "embed", "--no-periodic-update"]
     if copies:
         args.append("--copies")
     if system_site:  # the interpreter's own site-packages and the user site, as with pip install --user
@@ -106,6 +113,24 @@ def build_wheel(out_dir: Path) -> Path:
 
 
 # ---------------------------------------------------------------- children
+
+_cwd_parent: list[str] = []
+
+
+def fresh_cwd() -> str:
+    """A new empty directory (0755, below /tmp) for one child to run in.
+
+    Not "/" and not the test process's cwd: "-c" and "-m" put the cwd first on
+    sys.path, so any _pyns_boot*.so or pyns_boot/ there would shadow the build
+    under test for every import after start-up.  Removed when the test process exits.
+    """
+    if not _cwd_parent:
+        _cwd_parent.append(tempfile.mkdtemp(prefix="pyns-boot-cwd-", dir="/tmp"))
+        os.chmod(_cwd_parent[0], 0o755)
+        atexit.register(shutil.rmtree, _cwd_parent[0], True)
+    path = tempfile.mkdtemp(dir=_cwd_parent[0])
+    os.chmod(path, 0o755)
+    return path
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -175,6 +200,7 @@ def run_python(
     wrapper: Sequence[str] = (),
     python_args: Sequence[str] = (),
     cwd: str | None = None,
+    timeout: float = CHILD_TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
     full_env = clean_env(**dict(env or {}))
     return subprocess.run(
@@ -182,8 +208,8 @@ def run_python(
         env=full_env,
         capture_output=True,
         text=True,
-        timeout=CHILD_TIMEOUT,
-        cwd=cwd or "/",  # not the repo: "-c" puts the cwd first on sys.path
+        timeout=timeout,
+        cwd=cwd or fresh_cwd(),
         stdin=subprocess.DEVNULL,
     )
 

@@ -4,18 +4,21 @@ Every row is checked the same way, on a real interpreter of a venv with the hook
 
 * the exact outcome: stderr byte for byte, exit status per policy (125 under the
   default), and under ``warn`` the status (state, errno, failed type, error text);
-* a hang fails the row: every child runs with a timeout (``CHILD_TIMEOUT``), which is
-  generous on purpose; speed is measured in benchmarks/, not here;
+* a hang fails the row: every child runs with a timeout (``CHILD_TIMEOUT``, nsutil's
+  HANG_TIMEOUT), short enough that a hang costs seconds, long enough that no healthy row
+  comes near it; speed is measured in benchmarks/, not here;
 * no descriptor is left behind: under ``warn`` the child lists ``/proc/self/fd``
   before it imports anything and compares with a run without gons_* variables;
 * under the default policy the program's own code never ran (stdout stays empty).
 
-Children start in a new session (no controlling terminal), with the working directory
-``/``.  Values are bytes so that non-UTF-8 input reaches the hook unchanged.  Placeholders
+Children start in a new session (no controlling terminal), in a fresh directory of their
+own that holds only ``proc``, a symlink to ``/proc`` (for the relative-path rows).  Values
+are bytes so that non-UTF-8 input reaches the hook unchanged.  Placeholders
 in values and messages: ``{dir}`` a scratch directory with a FIFO, a socket, symlinks and
 a regular file; ``{netns}`` a named network namespace; ``{gone}`` the pid of an exited and
 reaped process; ``{zombie}`` the pid of an exited, unreaped one; ``{deleted}`` the path of
-a named network namespace that was deleted again.
+a named network namespace that was deleted again; ``{deadpidns}`` and ``{zombiepidns}``
+the pid of a process whose pid namespace for children lost its init (reaped, or a zombie).
 
 tests/test_errors.py checks the rules one by one; this module is the complete list.
 """
@@ -27,14 +30,26 @@ import json
 import os
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import pytest
-from nsutil import EXIT_STATUS, NamedNetns, Venv, as_user, clean_env, make_venv, rmtree, world_readable_dir
+from nsutil import (
+    EXIT_STATUS,
+    HANG_TIMEOUT,
+    NamedNetns,
+    Venv,
+    as_user,
+    clean_env,
+    fresh_cwd,
+    make_venv,
+    rmtree,
+    world_readable_dir,
+)
 
-CHILD_TIMEOUT = 20  # seconds: a hang fails the row; a healthy row takes a few ms
+CHILD_TIMEOUT = HANG_TIMEOUT  # seconds: a hang fails the row; a healthy row takes a few ms
 USER_CODE = "print('user code ran')"
 # Lists its descriptors before any import, then reports the hook's status.
 STATUS_CODE = r"""
@@ -82,6 +97,14 @@ def unlisted(variable: str, path: bytes, order: bytes) -> bytes:
     )
 
 
+def dead_pid(path: bytes, reason: str) -> bytes:
+    return (
+        b'pyns_boot: cannot join gons_pid using reference "%s": the pid namespace is dead: %s, and the kernel '
+        b"refuses to create any process in it (every fork would fail with ENOMEM); name a pid namespace whose init "
+        b"is running" % (path, reason.encode())
+    )
+
+
 ENOENT = os.strerror(errno.ENOENT)
 TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
 
@@ -104,15 +127,19 @@ class Case:
     state: str = "failed"
     notice: bytes = b""
     secure: bool = False
+    hint: bytes = b""  # the start of the "pyns_boot: hint: " line that follows the message, if any
 
 
 def fail(id: str, env: Mapping[str, bytes], message: bytes, code: int, failed: str | None, **kw: object) -> Case:
     return Case(id, env, message, code, failed, **kw)  # type: ignore[arg-type]
 
 
-def net(id: str, path: bytes, message: bytes, code: int = errno.EINVAL) -> Case:
+def net(id: str, path: bytes, message: bytes, code: int = errno.EINVAL, hint: bytes = b"") -> Case:
     """A bad gons_net reference."""
-    return fail(id, {"gons_net": path}, message, code, "net")
+    return fail(id, {"gons_net": path}, message, code, "net", hint=hint)
+
+
+NO_NETNS = b"no network namespace named '%s'; existing: "
 
 
 def bad_order(id: str, order: bytes, message: bytes) -> Case:
@@ -172,10 +199,16 @@ CASES: list[Case] = [
     ),
     # ---- references -----------------------------------------------------------------
     net("path-missing", b"/nonexistent/pyns", invalid("gons_net", b"/nonexistent/pyns", ENOENT), errno.ENOENT),
-    net("path-relative-missing", b"net-ref", invalid("gons_net", b"net-ref", ENOENT), errno.ENOENT),
-    # relative to the working directory "/": resolves, and is the wrong type
+    net(
+        "path-relative-missing",
+        b"net-ref",
+        invalid("gons_net", b"net-ref", ENOENT),
+        errno.ENOENT,
+        hint=NO_NETNS % b"net-ref",
+    ),
+    # relative to the working directory (its "proc" leads to /proc): resolves, and is the wrong type
     net("path-relative-resolved", b"proc/self/ns/uts", wrong_type("gons_net", b"proc/self/ns/uts", "uts")),
-    net("path-whitespace", b" ", invalid("gons_net", b" ", ENOENT), errno.ENOENT),
+    net("path-whitespace", b" ", invalid("gons_net", b" ", ENOENT), errno.ENOENT, hint=NO_NETNS % b" "),
     net(
         "path-dangling-symlink",
         b"{dir}/dangling",
@@ -211,14 +244,23 @@ CASES: list[Case] = [
         b"/proc/{gone}/ns/net",
         invalid("gons_net", b"/proc/{gone}/ns/net", ENOENT),
         errno.ENOENT,
+        hint=b"process {gone} has exited (a stale variable?): unset gons_net, or set PYNS_BOOT_ON_ERROR=warn to start "
+        b"anyway",
     ),
     net(
         "path-zombie-process",
         b"/proc/{zombie}/ns/net",
         invalid("gons_net", b"/proc/{zombie}/ns/net", ENOENT),
         errno.ENOENT,
+        hint=b"process {zombie} has exited (a stale variable?): unset gons_net",
     ),
-    net("path-deleted-netns", b"{deleted}", invalid("gons_net", b"{deleted}", ENOENT), errno.ENOENT),
+    net(
+        "path-deleted-netns",
+        b"{deleted}",
+        invalid("gons_net", b"{deleted}", ENOENT),
+        errno.ENOENT,
+        hint=NO_NETNS % b"{deleted_name}",
+    ),
     net(
         "path-64k",
         LONG_PATH,
@@ -233,6 +275,26 @@ CASES: list[Case] = [
     ),
     net("path-non-utf8", b"/tmp/\xff\xfe", invalid("gons_net", b"/tmp/\xff\xfe", ENOENT), errno.ENOENT),
     net("path-newline", b"/tmp/a\nb", invalid("gons_net", b"/tmp/a\nb", ENOENT), errno.ENOENT),
+    # gons opens "!" references while it parses (ENOENT there); pyns_boot parses first
+    bad_order("order-bad-after-bang-reference", b"!net,bogus", unknown(b"bogus")),
+    # ---- a pid namespace whose init has exited: setns would succeed, every fork fail ---
+    fail(
+        "pid-dead-namespace",
+        {"gons_pid": b"/proc/{deadpidns}/ns/pid_for_children"},
+        dead_pid(b"/proc/{deadpidns}/ns/pid_for_children", "its process 1 (init) has exited"),
+        errno.ESRCH,
+        "pid",
+    ),
+    fail(
+        "pid-zombie-init",
+        {"gons_pid": b"/proc/{zombiepidns}/ns/pid_for_children"},
+        dead_pid(
+            b"/proc/{zombiepidns}/ns/pid_for_children",
+            "its process 1 (init) has exited (a zombie its parent has not reaped)",
+        ),
+        errno.ESRCH,
+        "pid",
+    ),
     # ---- every variable set to the same path: the first early open (user) fails -----
     fail(
         "every-variable-same-netns",
@@ -343,19 +405,46 @@ class Scene:
         self.zombie_process = subprocess.Popen(["true"])
         os.waitid(os.P_PID, self.zombie_process.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
         self.zombie = self.zombie_process.pid
+        # Processes whose pid namespace for children lost its init: reaped
+        # (sh waited for it) and a zombie (sleep never reaps it).
+        self.dead_pid_holders = [
+            subprocess.Popen(["unshare", "--pid", "sh", "-c", script])
+            for script in ("sh -c : & wait; exec sleep 1000", "(exit 0) & exec sleep 1000")
+        ]
+        for holder in self.dead_pid_holders:
+            self._wait_for_init_to_exit(holder.pid)
+        self.deadpidns, self.zombiepidns = (h.pid for h in self.dead_pid_holders)
+
+    @staticmethod
+    def _wait_for_init_to_exit(pid: int) -> None:
+        """Until the holder is sleep and its child (the namespace's init) has exited."""
+        for _ in range(500):
+            children = Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()
+            comm = Path("/proc/%d/comm" % pid).read_text().strip()
+            states = [Path("/proc/%s/stat" % c).read_text().rsplit(")", 1)[1].split()[0] for c in children]
+            if comm == "sleep" and all(state == "Z" for state in states):
+                return
+            time.sleep(0.01)
+        raise RuntimeError("the init of the pid namespace held by %d did not exit" % pid)
 
     def fill(self, value: bytes) -> bytes:
         for name, replacement in (
             (b"{dir}", os.fsencode(self.dir)),
             (b"{netns}", os.fsencode(self.netns.path)),
             (b"{deleted}", os.fsencode(self.deleted)),
+            (b"{deleted_name}", os.fsencode(os.path.basename(self.deleted))),
             (b"{gone}", b"%d" % self.gone),
             (b"{zombie}", b"%d" % self.zombie),
+            (b"{deadpidns}", b"%d" % self.deadpidns),
+            (b"{zombiepidns}", b"%d" % self.zombiepidns),
         ):
             value = value.replace(name, replacement)
         return value
 
     def close(self) -> None:
+        for holder in self.dead_pid_holders:
+            holder.kill()
+            holder.wait()
         self.zombie_process.wait()
         self.socket.close()
         self.netns.delete()
@@ -392,10 +481,16 @@ def run_child(
         env=full_env,
         capture_output=True,
         timeout=CHILD_TIMEOUT,
-        cwd="/",
+        cwd=child_cwd(),
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # no controlling terminal
     )
+
+
+def child_cwd() -> str:
+    path = fresh_cwd()
+    os.symlink("/proc", os.path.join(path, "proc"))
+    return path
 
 
 def status_of(result: subprocess.CompletedProcess[bytes]) -> dict[str, object]:
@@ -417,6 +512,18 @@ def baseline_fds(python: str, wrapper: Sequence[str]) -> object:
 def as_text(message: bytes) -> str:
     """The message as status().error holds it (the hook decodes with surrogateescape)."""
     return message.decode("utf-8", "surrogateescape")
+
+
+def without_hint(stderr: bytes, hint: bytes) -> bytes:
+    """stderr without its hint line, which must start with hint (and be absent when hint is empty)."""
+    lines = stderr.split(b"\n")
+    hints = [i for i, line in enumerate(lines) if line.startswith(b"pyns_boot: hint: ")]
+    if not hint:
+        assert hints == [], stderr
+        return stderr
+    assert len(hints) == 1 and hints[0] == 1, stderr
+    assert lines[1][len(b"pyns_boot: hint: ") :].startswith(hint), (lines[1], hint)
+    return b"\n".join(lines[:1] + lines[2:])
 
 
 def on_stderr(message: bytes) -> bytes:
@@ -446,12 +553,12 @@ def test_bad_input(case: Case, hook_venv: Venv, scene: Scene, request: pytest.Fi
     message = scene.fill(case.message)
     assert result.stdout == b"", "user code ran"
     assert result.returncode == EXIT_STATUS
-    assert result.stderr == on_stderr(message + scene.fill(case.notice)) + b"\n"
+    assert without_hint(result.stderr, scene.fill(case.hint)) == on_stderr(message + scene.fill(case.notice)) + b"\n"
 
     # The same under warn: the status tells exactly, and no descriptor is left open.
     warned = run_child(venv.python, STATUS_CODE, {**env, "PYNS_BOOT_ON_ERROR": b"warn"}, wrapper)
     report = status_of(warned)
-    assert warned.stderr == on_stderr(message) + b"\n"
+    assert without_hint(warned.stderr, scene.fill(case.hint)) == on_stderr(message) + b"\n"
     assert report["error"] == as_text(message)
     assert (report["state"], report["errno"], report["failed"]) == ("failed", case.errno, case.failed)
     assert report["fds"] == baseline, "a descriptor was left open"

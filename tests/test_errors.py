@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from nsutil import EXIT_STATUS, Holder, NamedNetns, Venv, probe, run_python
+from nsutil import EXIT_STATUS, HANG_TIMEOUT, SELF_LINKS, TYPES, Holder, NamedNetns, Venv, own_links, probe, run_python
 
 USER_CODE = "print('user code ran')"
 
 
 def fail_exit(venv: Venv, env: dict[str, str]) -> str:
     """Default policy: exit 125, message on stderr, user code never ran. Returns stderr."""
-    result = run_python(venv.python, USER_CODE, env)
+    result = run_python(venv.python, USER_CODE, env, timeout=HANG_TIMEOUT)  # bad input must not hang
     assert result.returncode == EXIT_STATUS, (result.returncode, result.stderr)
     assert result.stdout == ""
     return result.stderr
@@ -24,12 +24,13 @@ def fail_exit(venv: Venv, env: dict[str, str]) -> str:
 
 def fail_warn(venv: Venv, env: dict[str, str]) -> dict:
     """warn policy: message on stderr, program runs; returns the probe (status, fds)."""
-    result = run_python(venv.python, env={**env, "PYNS_BOOT_ON_ERROR": "warn"})
+    result = run_python(venv.python, env={**env, "PYNS_BOOT_ON_ERROR": "warn"}, timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stderr
     from nsutil import parse_probe
 
     report = parse_probe(result.stdout)
-    assert result.stderr == report["status"]["error"] + "\n"
+    hint = report["status"]["hint"]
+    assert result.stderr == report["status"]["error"] + "\n" + ("pyns_boot: hint: %s\n" % hint if hint else "")
     return report
 
 
@@ -92,7 +93,7 @@ def test_bad_reference(
 
 
 def test_fifo_does_not_hang(hook_venv: Venv, fifo: str) -> None:
-    # run_python has a timeout; a plain O_RDONLY open would block forever.
+    # fail_exit has a short timeout (HANG_TIMEOUT); a plain O_RDONLY open would block forever.
     assert fail_exit(hook_venv, {"gons_mnt": fifo}) == invalid("mnt", fifo, "not a namespace reference (it is a FIFO)")
 
 
@@ -167,7 +168,12 @@ def test_cannot_join_message(hook_venv: Venv, holder: Callable[..., Holder], net
     h = holder(("user",))
     env = {"gons_user": h.ref("user"), "gons_net": netns.path}
     expected = 'pyns_boot: cannot join gons_net using reference "%s": Operation not permitted\n' % netns.path
-    assert fail_exit(hook_venv, env) == expected
+    hint = (
+        "pyns_boot: hint: that net namespace belongs to a user namespace above this process's user:%s"
+        % (h.link("user")[len("user:") :])
+    )
+    stderr = fail_exit(hook_venv, env)
+    assert stderr.startswith(expected + hint) and stderr.count("\n") == 2, stderr
     report = fail_warn(hook_venv, env)
     status = report["status"]
     assert status["errno"] == errno.EPERM and status["failed"] == "net"
@@ -176,28 +182,54 @@ def test_cannot_join_message(hook_venv: Venv, holder: Callable[..., Holder], net
 
 
 THREAD_PTH = "import threading, time; threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+SINGLE_THREADED = ("mnt", "time", "user")
 
 
-@pytest.mark.parametrize("ns_type", ["mnt", "user", "time"])
-def test_second_thread_blocks_mnt_user_time(fresh_hook_venv: Venv, holder: Callable[..., Holder], ns_type: str) -> None:
-    # A .pth that sorts before ours and starts a thread.
-    (fresh_hook_venv.site_packages / "aaa_thread.pth").write_text(THREAD_PTH)
+def thread_message(ns_type: str, path: str, site: Path) -> str:
+    """The refusal when a .pth file before ours started a thread: the count,
+    the reason, every .pth file that ran before pyns_boot.pth, the way out."""
+    if ns_type in SINGLE_THREADED:
+        reason = "a %s namespace can only be joined by a single-threaded process" % ns_type
+    else:
+        reason = "setns moves only the calling thread (the others would stay in the old %s namespace)" % ns_type
+    before = sorted(p.name for p in site.glob("*.pth") if p.name < "pyns_boot.pth")
+    return (
+        'pyns_boot: cannot join gons_%s using reference "%s": the process has 2 threads, and %s; '
+        ".pth files that ran before pyns_boot.pth (one of them started the threads): %s; remove that package or "
+        "make its .pth file sort after pyns_boot.pth, or set PYNS_BOOT_ON_ERROR=warn to carry on without this join"
+        % (ns_type, path, reason, ", ".join(str(site / name) for name in before))
+    )
+
+
+@pytest.mark.parametrize("ns_type", TYPES)
+def test_second_thread_blocks_every_type(fresh_hook_venv: Venv, holder: Callable[..., Holder], ns_type: str) -> None:
+    """A thread a .pth file started before ours would stay in the old namespace
+    (net, uts, ipc, cgroup, pid: setns moves only the calling thread), or the
+    kernel refuses (mnt, user, time): every type fails the same way, under the
+    policy, naming the thread count and the .pth files that ran first."""
+    site = fresh_hook_venv.site_packages
+    (site / "aaa_thread.pth").write_text(THREAD_PTH)
     h = holder(("user", ns_type) if ns_type == "user" else (ns_type,))
     env = {"gons_" + ns_type: h.ref(ns_type)}
-    expected = (
-        'pyns_boot: cannot join gons_%s using reference "%s": the process has 2 threads, '
-        "and a %s namespace can only be joined by a single-threaded process\n" % (ns_type, h.ref(ns_type), ns_type)
-    )
-    assert fail_exit(fresh_hook_venv, env) == expected
-    report = fail_warn(fresh_hook_venv, env)
-    assert report["status"]["errno"] == errno.EINVAL
+    expected = thread_message(ns_type, h.ref(ns_type), site)
+    assert str(site / "aaa_thread.pth") in expected and str(site / "_virtualenv.pth") in expected
+    assert fail_exit(fresh_hook_venv, env) == expected + "\n"
+    report = fail_warn(fresh_hook_venv, env)  # warn: the explicit way to carry on
+    status = report["status"]
+    assert (status["state"], status["errno"], status["failed"]) == ("failed", errno.EINVAL, ns_type)
+    assert status["namespaces"][ns_type]["outcome"] == "failed"
+    before = own_links()
+    for link in SELF_LINKS[ns_type]:
+        assert report["links"][link] == before[link], "joined although another thread stays behind"
+    assert report["fds"] == probe(fresh_hook_venv.python)["fds"]
 
 
-def test_second_thread_does_not_block_net(fresh_hook_venv: Venv, holder: Callable[..., Holder]) -> None:
-    (fresh_hook_venv.site_packages / "aaa_thread.pth").write_text(THREAD_PTH)
+def test_thread_started_after_the_hook_does_not_block(fresh_hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    (fresh_hook_venv.site_packages / "zzz_thread.pth").write_text(THREAD_PTH)
     h = holder(("net", "uts"))
     report = probe(fresh_hook_venv.python, {"gons_net": h.ref("net"), "gons_uts": h.ref("uts")})
     assert report["links"]["net"] == h.link("net") and report["links"]["uts"] == h.link("uts")
+    assert report["status"]["state"] == "succeeded"
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,18 @@ from typing import Callable, Iterator
 
 import executor_targets as targets
 import pytest
-from nsutil import CHILD_TIMEOUT, NOBODY, Holder, NamedNetns, Venv, as_user, clean_env, rmtree, world_readable_dir
+from nsutil import (
+    CHILD_TIMEOUT,
+    NOBODY,
+    Holder,
+    NamedNetns,
+    Venv,
+    as_user,
+    clean_env,
+    fresh_cwd,
+    rmtree,
+    world_readable_dir,
+)
 
 from pyns_boot import NamespaceError, NamespaceExecutor, Namespaces, RemoteError, RemoteTraceback, WorkerDied, call_in
 from pyns_boot._call import _close_shared_server
@@ -216,7 +227,10 @@ def test_path_that_vanished_before_the_call(shared_server: None) -> None:
     with pytest.raises(NamespaceError) as info:
         call_in(spec, targets.links, "net")
     assert info.value.errno == errno.ENOENT and info.value.failed == "net"
-    assert str(info.value) == 'pyns_boot: invalid gons_net reference "%s": No such file or directory' % ns.path
+    message, hint = str(info.value).splitlines()
+    assert message == 'pyns_boot: invalid gons_net reference "%s": No such file or directory' % ns.path
+    assert hint.startswith("pyns_boot: hint: no network namespace named '%s'; existing: " % ns.name)
+    assert info.value.status is not None and info.value.status.hint == hint[len("pyns_boot: hint: ") :]
     with NamespaceExecutor(spec, max_workers=1) as executor:
         error = executor.submit(targets.links, "net").exception(timeout=CHILD_TIMEOUT)
     assert isinstance(error, NamespaceError) and error.errno == errno.ENOENT and ns.path in str(error)
@@ -244,7 +258,7 @@ def test_worker_killed_mid_call_then_the_executor_recovers(netns: NamedNetns, tm
         error = future.exception(timeout=CHILD_TIMEOUT)
         assert isinstance(error, WorkerDied)
         assert "worker process %d" % worker in str(error) and "killed by signal 9 (SIGKILL)" in str(error)
-        assert netns.path in str(error)
+        assert "netns=%r" % netns.name in str(error)
         again = executor.submit(targets.links, "net").result(timeout=CHILD_TIMEOUT)
         assert again["net"] == netns.link() and again["pid"] != worker
 
@@ -385,7 +399,7 @@ def test_non_root_user_in_a_user_namespace_it_owns(hook_venv: Venv, holder: Call
             text=True,
             timeout=CHILD_TIMEOUT,
             env=clean_env(),
-            cwd="/",
+            cwd=fresh_cwd(),
         )
         assert out.returncode == 0, out.stderr
         report = json.loads(out.stdout)
@@ -408,7 +422,7 @@ def test_the_hook_and_import_do_not_load_the_executor(hook_venv: Venv, netns: Na
         text=True,
         timeout=CHILD_TIMEOUT,
         env=clean_env(gons_net=netns.path),
-        cwd="/",
+        cwd=fresh_cwd(),
     )
     assert out.returncode == 0, out.stderr
     loaded = out.stdout.strip()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from nsutil import CHILD_TIMEOUT, EXIT_STATUS, Holder, Venv, clean_env, make_venv, rmtree, run_python
+from nsutil import CHILD_TIMEOUT, EXIT_STATUS, Holder, Venv, clean_env, fresh_cwd, make_venv, rmtree, run_python
 from nsutil import test_python as interpreter_under_test
 
 TARGET_TEXT = "only in the target namespace"
@@ -145,7 +145,7 @@ def result_of(stdout: str, marker: str = "RESULT ") -> dict[str, Any]:
 
 def run_argv(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run a command line (not only "-c" code) with a timeout, outside the source tree."""
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd="/")
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd=fresh_cwd())
 
 
 def test_c_program_imports_from_its_own_installation(target: Holder, mnt_venv: Venv, workdir: Path) -> None:
@@ -330,12 +330,27 @@ def test_target_proc_of_another_pid_namespace(
     result = run_python(mnt_venv.python, "print('ran')", env)
     assert result.returncode == EXIT_STATUS and "ran" not in result.stdout
     assert "belongs to a pid namespace this process is not a member of" in result.stderr, result.stderr
-    # The way around it (README): start the interpreter inside that pid namespace.
-    code = "import json, os; print('RESULT ' + json.dumps({'pid': os.getpid(), 'json': json.__file__}))"
-    inside = run_python(mnt_venv.python, code, env, wrapper=["nsenter", "-t", str(h.pid), "--pid", "--"])
+    assert "; add gons_pid=%s (the target's pid namespace) to run the program inside it, or " % h.ref("pid") in (
+        result.stderr
+    )
+    assert result.stderr.count("\n") == 1
+    # The way out the message gives: gons_pid, and the program itself runs inside that pid namespace.
+    code = (
+        "import json, os, pyns_boot; s = pyns_boot.status()\n"
+        "print('RESULT ' + json.dumps({'pid': os.getpid(), 'json': json.__file__, 'mode': s.pid_mode,\n"
+        "    'target': open(%r).read()}))" % str(workdir / "target" / "file")
+    )
+    inside = run_python(mnt_venv.python, code, {**env, "gons_pid": h.ref("pid")})
     assert inside.returncode == 0, inside.stderr
     out = result_of(inside.stdout)
-    assert out["json"].startswith("/proc/self/fd/") and out["pid"] > 1
+    assert out["json"].startswith("/proc/self/fd/") and 1 < out["pid"] < 1000 and out["mode"] == "entered"
+    assert out["target"].strip() == TARGET_TEXT
+    # PYNS_BOOT_PID=children keeps the program outside: the message names that setting.
+    children = run_python(
+        mnt_venv.python, "print('ran')", {**env, "gons_pid": h.ref("pid"), "PYNS_BOOT_PID": "children"}
+    )
+    assert children.returncode == EXIT_STATUS and "ran" not in children.stdout
+    assert 'unset PYNS_BOOT_PID (it is "children": only children enter' in children.stderr, children.stderr
 
 
 def test_old_root_is_not_kept_when_not_joined(mnt_venv: Venv) -> None:

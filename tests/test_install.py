@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -29,7 +30,9 @@ from nsutil import REPO, Holder, Venv, clean_env, make_venv, probe, rmtree, run_
 STARTUP_FILES = ("pyns_boot.pth",)
 # The C helper sits at the root, beside the .pth (pyns_boot/_setns.py re-exports it).
 EXTENSION = "_pyns_boot.abi3.so"
-WHEEL_TAG = "cp38-abi3-linux_x86_64"
+# scripts/test.sh alone builds a plain linux_x86_64 wheel with the host's compiler; CI tests the
+# manylinux2014 wheel of `nox -s dist` (scripts/release.py), given as PYNS_BOOT_WHEEL.
+WHEEL_TAGS = ("cp38-abi3-linux_x86_64", "cp38-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64")
 # setuptools >= 77 (Python 3.9+) puts the license under licenses/, older ones beside METADATA.
 DIST_INFO_FILES = {"METADATA", "WHEEL", "RECORD", "top_level.txt", "entry_points.txt", "licenses/LICENSE", "LICENSE"}
 BUILD_TIMEOUT = 600
@@ -89,6 +92,11 @@ def unpacked_sdist(sdist: Path, workdir: Path, request: pytest.FixtureRequest) -
     rmtree(base)
 
 
+def wheel_tag(wheel: Path) -> str:
+    """python-abi-platform of a wheel's file name (pyns_boot-VERSION-TAG.whl)."""
+    return wheel.name[: -len(".whl")].split("-", 2)[2]
+
+
 def wheel_members(wheel: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(wheel) as archive:
         return {name: archive.read(name) for name in archive.namelist() if not name.endswith("/")}
@@ -99,7 +107,7 @@ def dist_info() -> str:
 
 
 def test_wheel_holds_exactly_the_package_startup_files_and_metadata(wheel: Path) -> None:
-    assert wheel.name == "pyns_boot-%s-%s.whl" % (version(), WHEEL_TAG)
+    assert wheel.name in {"pyns_boot-%s-%s.whl" % (version(), tag) for tag in WHEEL_TAGS}, wheel.name
     members = wheel_members(wheel)
     info = dist_info()
     metadata_files = {n[len(info) :] for n in members if n.startswith(info)}
@@ -118,7 +126,10 @@ def test_wheel_metadata(wheel: Path) -> None:
     info = dist_info()
     wheel_file = members[info + "WHEEL"].decode()
     assert "Root-Is-Purelib: false" in wheel_file
-    assert "Tag: %s" % WHEEL_TAG in wheel_file.splitlines()
+    # One Tag line per platform tag of the file name (manylinux_2_17_x86_64.manylinux2014_x86_64: two).
+    python_abi, platforms = wheel_tag(wheel).rsplit("-", 1)
+    tags = sorted(line for line in wheel_file.splitlines() if line.startswith("Tag: "))
+    assert tags == sorted("Tag: %s-%s" % (python_abi, p) for p in platforms.split(".")), tags
     metadata = HeaderParser().parsestr(members[info + "METADATA"].decode())
     assert metadata["Name"] == "pyns_boot"
     assert metadata["Version"] == version()
@@ -130,6 +141,11 @@ def test_wheel_metadata(wheel: Path) -> None:
     classifiers = metadata.get_all("Classifier") or []
     for minor in range(8, 16):  # 3.14 and 3.15: the suite runs on Debian sid's (noxfile, tests-3.14/3.15)
         assert "Programming Language :: Python :: 3.%d" % minor in classifiers
+    assert "Programming Language :: Python :: Implementation :: CPython" in classifiers
+    assert not [c for c in classifiers if "OS Independent" in c or "PyPy" in c]
+    assert metadata["Description-Content-Type"] == "text/markdown"
+    assert metadata.get_payload().strip() == (REPO / "README.md").read_text().strip()
+    assert metadata["Keywords"]
     assert "Typing :: Typed" in classifiers
     assert "Operating System :: POSIX :: Linux" in classifiers
 
@@ -171,6 +187,14 @@ def test_sdist_holds_the_sources_and_nothing_built(sdist: Path) -> None:
         "pyns_boot/py.typed",
         "tests/conftest.py",
         "tests/nsutil.py",
+        "docs/env-interface.md",
+        "docs/cli.md",
+        "docs/workers.md",
+        "docs/foreign-mounts.md",
+        "docs/limits.md",
+        "docs/hardening.md",
+        "docs/development.md",
+        "benchmarks/README.md",
     }
     required |= {n for n in package_files() if n.endswith(".py")}
     assert required <= names, required - names
@@ -191,7 +215,9 @@ def test_sdist_rebuilds_the_same_wheel(sdist: Path, wheel: Path, workdir: Path) 
     out = workdir / "wheel-from-sdist"
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(sdist)])
     (rebuilt,) = out.glob("pyns_boot-*.whl")
-    assert rebuilt.name == wheel.name
+    # pip builds with the host's compiler: the same wheel but for its platform tag (linux_x86_64)
+    assert wheel_tag(rebuilt) == WHEEL_TAGS[0]
+    assert rebuilt.name[: -len(WHEEL_TAGS[0] + ".whl")] == wheel.name[: -len(wheel_tag(wheel) + ".whl")]
     ours, theirs = wheel_members(wheel), wheel_members(rebuilt)
     info = dist_info()
     ours_files = {n for n in ours if not n.startswith(info)}
@@ -292,6 +318,19 @@ def test_install_route_activates_the_hook_and_uninstall_removes_everything(
     assert Path(extension_file).name == EXTENSION
     assert [p.name for p in Path(extension_file).parent.glob("_pyns_boot*")] == [EXTENSION]  # whoever built it
     assert Path(extension_file).parent == Path(package_file).parent.parent
+
+    # The doctor sees no shadowing in any route, editable ones included (their package is the source tree).
+    doctor = subprocess.run(
+        [str(route_venv.path / "bin" / "pyns-boot"), "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env=clean_env(),
+        timeout=120,
+    )
+    (package,) = [f for f in json.loads(doctor.stdout)["findings"] if f["check"] == "package"]
+    assert package["level"] == "ok", package
+    assert package["message"].endswith("(editable install)") == editable, package
 
     if tool == "pip":
         run(pip_cmd(route_venv, "uninstall", "-y", "pyns_boot"))

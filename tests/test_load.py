@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence
 
 import pytest
-from nsutil import EXIT_STATUS, Holder, NamedNetns, Venv, clean_env
+from nsutil import EXIT_STATUS, Holder, NamedNetns, Venv, clean_env, fresh_cwd
 
 CHILDREN = 500
 # A bounded pool: child start-up is mostly CPU, so a few per core keeps every
@@ -76,7 +76,7 @@ def start_all(python: str, envs: Sequence[dict[str, str]]) -> list[subprocess.Co
             capture_output=True,
             text=True,
             timeout=CHILD_TIMEOUT,
-            cwd="/",
+            cwd=fresh_cwd(),
             stdin=subprocess.DEVNULL,
         )
 

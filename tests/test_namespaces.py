@@ -51,7 +51,15 @@ def test_of_pid_missing_process() -> None:
 
 
 def test_netns_name() -> None:
-    assert Namespaces.netns("blue").to_env() == {"gons_net": "/run/netns/blue"}
+    blue = Namespaces.netns("blue")
+    # joined as ip netns exec does (gons_netns); the path is what the join opens
+    assert blue.to_env() == {"gons_netns": "blue"} and blue.paths == {"net": "/run/netns/blue"}
+    assert blue.netns_name == "blue" and repr(blue) == "Namespaces(netns='blue')"
+    assert blue != Namespaces(net="/run/netns/blue") and Namespaces.from_env(blue.to_env()) == blue
+    assert pickle.loads(pickle.dumps(blue)) == blue and blue.replace(uts="/proc/1/ns/uts").netns_name == "blue"
+    assert blue.replace(net="/run/netns/red").to_env() == {"gons_net": "/run/netns/red"}
+    with pytest.raises(ValueError, match="name the same namespace"):
+        Namespaces(netns="blue", net="/run/netns/red")
     for bad in ("", "a/b", "..", "."):
         with pytest.raises(ValueError):
             Namespaces.netns(bad)

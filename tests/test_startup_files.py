@@ -26,6 +26,7 @@ from nsutil import (
     Holder,
     Venv,
     clean_env,
+    fresh_cwd,
     make_venv,
     parse_probe,
     rmtree,
@@ -104,7 +105,7 @@ def test_start_file_naming_something_else_is_reported_by_doctor(fresh_hook_venv:
         capture_output=True,
         text=True,
         env=clean_env(),
-        cwd="/",
+        cwd=fresh_cwd(),
         timeout=120,
     )
     assert str(start) in out.stdout, out.stdout

@@ -72,21 +72,24 @@ def test_variables_set_but_hook_never_ran_with_dash_S(hook_venv: Venv, netns: Na
     assert out["dict"]["state"] == "not_run" and not out["ok"] and out["dict"]["hook_ran"] is False
     assert out["dict"]["namespaces"]["net"]["path"] == netns.path
     assert out["raised"]["errno"] is None
-    assert out["raised"]["str"].startswith("pyns_boot: gons_net is set, but the pyns_boot start-up hook did not run")
+    assert out["raised"]["str"] == (
+        "pyns_boot: gons_net is set, but the pyns_boot start-up hook did not run in this process (the interpreter "
+        "was started with -S: site.py, which runs pyns_boot.pth, did not run)"
+    )
 
 
 def test_variables_set_but_pth_not_installed(fresh_hook_venv: Venv, netns: NamedNetns) -> None:
     (fresh_hook_venv.site_packages / "pyns_boot.pth").unlink()
     out = run_status(fresh_hook_venv, {"gons_net": netns.path})
     assert out["dict"]["state"] == "not_run" and not out["ok"]
-    assert "pyns_boot.pth is not installed" in out["dict"]["error"]
+    assert "pyns_boot.pth is not installed in the site-packages of %s" % fresh_hook_venv.path in out["dict"]["error"]
 
 
 def test_as_dict_is_json_for_logs(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
     h = holder(("uts",))
     out = run_status(hook_venv, {"gons_uts": h.ref("uts"), "gons_order": "uts"})
     d = out["dict"]
-    assert d["order"] == "uts" and d["policy"] is None
+    assert d["order"] == "uts" and d["policy"] == "exit" and d["policy_error"] is None and d["hint"] is None
     assert d["namespaces"]["uts"] == {"variable": "gons_uts", "path": h.ref("uts"), "outcome": "joined", "early": False}
     json.dumps(d)
 
@@ -98,3 +101,57 @@ def test_broken_extension_is_reported_not_a_traceback(fresh_hook_venv: Venv) -> 
     assert result.returncode == 125 and result.stdout == ""
     assert result.stderr.startswith("pyns_boot: cannot load the C helper pyns_boot._setns: ")
     assert "Traceback" not in result.stderr
+
+
+# ---- judged from the environment the process started with (issue 13, item 1)
+
+
+def test_variable_set_by_the_program_is_not_a_missed_request(hook_venv: Venv, netns: NamedNetns) -> None:
+    """A program that sets gons_* for its children: nothing was asked at start,
+    so the status stays inactive and check() does not raise; the child it
+    starts with that environment does join."""
+    code = (
+        "import os, subprocess, sys\n"
+        "os.environ['gons_net'] = %r\n" % netns.path + STATUS_CODE.strip() + "\n"
+        "child = subprocess.run([sys.executable, '-c', \"import os; print(os.readlink('/proc/self/ns/net'))\"],"
+        " capture_output=True, text=True)\n"
+        "print(child.stdout.strip())\n"
+    )
+    result = run_python(hook_venv.python, code)
+    assert result.returncode == 0, result.stderr
+    first, child_net = result.stdout.splitlines()
+    out = json.loads(first)
+    assert out["dict"]["state"] == "inactive" and out["ok"] and out["checked"] and out["raised"] is None
+    assert out["dict"]["namespaces"]["net"]["path"] is None
+    assert child_net == netns.link()
+
+
+def test_variable_set_by_sitecustomize_is_not_a_missed_request(fresh_hook_venv: Venv) -> None:
+    customize = fresh_hook_venv.site_packages / "sitecustomize.py"
+    customize.write_text("import os\nos.environ['gons_net'] = '/run/netns/x'\n")
+    out = run_status(fresh_hook_venv, {})
+    assert out["dict"]["state"] == "inactive" and out["checked"] and out["raised"] is None
+
+
+def test_variable_removed_by_the_program_still_counts(hook_venv: Venv, netns: NamedNetns) -> None:
+    """The reverse: started with gons_net under -S, the program deletes it:
+    the hook still did not run what was asked."""
+    code = "import os, sys; sys.path.append(%r); del os.environ['gons_net']; " % str(hook_venv.site_packages)
+    result = run_python(hook_venv.python, code + STATUS_CODE.strip(), {"gons_net": netns.path}, python_args=("-S",))
+    out = json.loads(result.stdout)
+    assert out["dict"]["state"] == "not_run" and out["dict"]["namespaces"]["net"]["path"] == netns.path
+    assert "the interpreter was started with -S" in out["dict"]["error"]
+
+
+def test_hook_that_did_not_act_is_told_apart(fresh_hook_venv: Venv, netns: NamedNetns) -> None:
+    """pyns_boot.pth is installed and site.py ran, but an earlier .pth file took
+    the variable away: the message says so instead of blaming -S."""
+    site = fresh_hook_venv.site_packages
+    (site / "aaa_drop.pth").write_text("import os; os.environ.pop('gons_net', None)\n")
+    out = run_status(fresh_hook_venv, {"gons_net": netns.path})
+    assert out["dict"]["state"] == "not_run" and not out["ok"]
+    assert out["dict"]["error"] == (
+        "pyns_boot: gons_net is set, but the pyns_boot start-up hook did not run in this process (pyns_boot.pth in %s "
+        "did not act: the variables were gone from os.environ when site.py reached it (an earlier .pth file removed "
+        "them), or its line failed (see the start-up's stderr))" % site
+    )

@@ -1,0 +1,62 @@
+/*
+ * Entering a pid namespace for good: after setns(CLONE_NEWPID) only the
+ * children of a process land in the namespace, so the hook forks once.  The
+ * child continues as the program; the parent becomes a small supervisor
+ * that forwards signals, follows stop and continue as util-linux nsenter
+ * does, and ends as the child ended.  Free of Python (see _setns.c for the
+ * fork itself, which must go through PyOS_BeforeFork/AfterFork).
+ */
+#ifndef PYNS_BOOT_PID_ENTRY_H
+#define PYNS_BOOT_PID_ENTRY_H
+
+#include <signal.h>
+#include <sys/types.h>
+
+#define PID_MODE_VARIABLE "PYNS_BOOT_PID"
+
+/* What PYNS_BOOT_PID asks for. */
+enum pid_request {
+    PID_REQUEST_ENTER,    /* unset or empty: the program enters (default) */
+    PID_REQUEST_CHILDREN, /* "children": gons's meaning, no fork */
+    PID_REQUEST_INVALID,  /* anything else */
+};
+
+enum pid_request pid_entry_request(const char *value);
+
+/* A malloc'd one-line message for an invalid PYNS_BOOT_PID value (NULL
+ * when memory ran out). */
+char *pid_entry_invalid_message(const char *value);
+
+/* A malloc'd one-line message for a failed fork into the namespace
+ * gons_pid names (NULL when memory ran out). */
+char *pid_entry_fork_message(const char *path, int error_errno);
+
+/* What the process had before pid_entry_prepare, and the pipe that tells
+ * the child whether its supervisor still lives. */
+struct pid_entry {
+    sigset_t old_mask;
+    struct sigaction old_chld;
+    int alive_read;  /* child's end */
+    int alive_write; /* the supervisor holds it until it exits */
+};
+
+/* Before fork(): block every signal (the supervisor takes them with
+ * sigwaitinfo; the child restores the mask), make SIGCHLD deliverable, and
+ * open the pipe.  0, or -1 with errno set and nothing changed. */
+int pid_entry_prepare(struct pid_entry *entry);
+
+/* fork() failed: undo pid_entry_prepare. */
+void pid_entry_abort(struct pid_entry *entry);
+
+/* In the child, first thing after fork(): PR_SET_PDEATHSIG(SIGKILL), make
+ * sure the supervisor did not die before that (else die), restore the
+ * signal mask and SIGCHLD. */
+void pid_entry_child(struct pid_entry *entry);
+
+/* In the parent: close every descriptor above 2, forward signals to child,
+ * follow its stops, and exit with its status or die by its signal.  Never
+ * returns. */
+__attribute__((noreturn)) void pid_entry_supervise(struct pid_entry *entry,
+                                                   pid_t child);
+
+#endif

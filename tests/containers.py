@@ -1,0 +1,203 @@
+"""Real podman containers from the lab image (scripts/lab.sh setup) for the tests.
+
+A LabContainer runs ``sleep infinity`` in localhost/pyns-lab:sid (Debian sid:
+glibc and libraries newer than the host's) with its own pid, mount, net, uts
+and ipc namespaces, a hostname of its own and a name starting with
+``pyns-test-``.  Without podman or the image the container tests skip, with
+the way out (scripts/lab.sh setup); PYNS_BOOT_REQUIRE_LAB=1 (set by .ci/run)
+makes that a failure instead, so CI cannot pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from typing import Sequence
+
+IMAGE = os.environ.get("PYNS_BOOT_LAB_IMAGE", "localhost/pyns-lab:sid")
+REQUIRE_VARIABLE = "PYNS_BOOT_REQUIRE_LAB"
+NAME_PREFIX = "pyns-test-"
+# This machine's cgroups are hybrid: crun refuses them, runc works (scripts/lab.sh).
+OCI_RUNTIME = os.environ.get("PYNS_BOOT_LAB_OCI_RUNTIME", "/usr/sbin/runc")
+TIMEOUT = 120
+
+
+def podman_argv(*args: str) -> list[str]:
+    return ["podman", "--runtime", OCI_RUNTIME, *args]
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        podman_argv(*args), capture_output=True, text=True, timeout=TIMEOUT, check=check, stdin=subprocess.DEVNULL
+    )
+
+
+def lab_missing() -> str | None:
+    """Why the container tests cannot run here, or None."""
+    if shutil.which("podman") is None:
+        return "podman is not installed: run scripts/lab.sh setup (as root) for the container tests"
+    if not os.path.exists(OCI_RUNTIME):
+        return "the OCI runtime %s is missing: run scripts/lab.sh setup (as root)" % OCI_RUNTIME
+    if subprocess.run(["podman", "image", "exists", IMAGE], capture_output=True, timeout=TIMEOUT).returncode != 0:
+        return "the lab image %s does not exist: run scripts/lab.sh setup (as root, about a minute)" % IMAGE
+    return None
+
+
+def lab_required() -> bool:
+    return os.environ.get(REQUIRE_VARIABLE) == "1"
+
+
+class LabContainer:
+    """A running (or created) podman container of the lab image."""
+
+    def __init__(self, label: str, command: Sequence[str] = ("sleep", "infinity"), start: bool = True) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.name = "%s%s-%s" % (NAME_PREFIX, label, tag)
+        self.hostname = "pyns-ctr-" + tag
+        args = ["--name", self.name, "--hostname", self.hostname, "--label", "pyns-test=1", IMAGE, *command]
+        if start:
+            self.id = podman("run", "-d", *args).stdout.strip()
+            self.pid = self.inspect("{{.State.Pid}}")
+            if tuple(command) == ("sleep", "infinity") and (not self.pid.isdigit() or self.pid == "0"):
+                self.remove()
+                raise RuntimeError("container %s did not start: pid %r" % (self.name, self.pid))
+        else:
+            self.id = podman("create", *args).stdout.strip()
+            self.pid = "0"
+
+    @property
+    def host_pid(self) -> int:
+        return int(self.pid)
+
+    def inspect(self, template: str) -> str:
+        return podman("container", "inspect", "--format", template, self.name).stdout.strip()
+
+    def ref(self, ns_type: str) -> str:
+        return "/proc/%d/ns/%s" % (self.host_pid, ns_type)
+
+    def env(self, types: Sequence[str] = ("ipc", "mnt", "net", "pid", "uts")) -> dict[str, str]:
+        """gons_* variables for the given types, by hand."""
+        return {"gons_" + t: self.ref(t) for t in types}
+
+    def interfaces(self) -> list[str]:
+        """The network interfaces the container sees (asked with ip(8) inside its net namespace)."""
+        out = subprocess.run(
+            ["nsenter", "-t", self.pid, "-n", "ip", "-o", "link", "show"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=TIMEOUT,
+        ).stdout
+        return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line)
+
+    def os_release(self) -> str:
+        with open("/proc/%d/root/etc/os-release" % self.host_pid) as f:
+            return f.read()
+
+    def stop(self) -> None:
+        podman("kill", self.name, check=False)
+
+    def remove(self) -> None:
+        podman("rm", "-f", "-t", "0", self.name, check=False)
+
+
+# ---------------------------------------------------------------- rootless
+
+NOBODY = 65534
+# A root filesystem of the host's own sleep and cat with their libraries: small enough to import per test.
+TINY_PROGRAMS = ("/usr/bin/sleep", "/usr/bin/cat")
+TINY_OS_RELEASE = 'PRETTY_NAME="pyns rootless test"\n'
+
+
+def _tiny_rootfs_tar(directory: str) -> str:
+    root = os.path.join(directory, "rootfs")
+    files = set(TINY_PROGRAMS)
+    for program in TINY_PROGRAMS:
+        out = subprocess.run(["ldd", program], capture_output=True, text=True, check=True).stdout
+        files.update(word for word in out.split() if word.startswith("/"))
+    for path in files:
+        if path in TINY_PROGRAMS:
+            target = os.path.join(root, "bin", os.path.basename(path))
+        else:
+            target = os.path.join(root, path.lstrip("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy(os.path.realpath(path), target)
+    for name in ("etc", "proc", "dev", "sys", "tmp"):
+        os.makedirs(os.path.join(root, name), exist_ok=True)
+    with open(os.path.join(root, "etc", "os-release"), "w") as f:
+        f.write(TINY_OS_RELEASE)
+    tar = os.path.join(directory, "rootfs.tar")
+    subprocess.run(["tar", "-C", root, "-cf", tar, "."], check=True)
+    os.chmod(tar, 0o644)
+    return tar
+
+
+class RootlessContainer:
+    """A container that rootless podman runs for the unprivileged user nobody: its own user namespace.
+
+    nobody's podman keeps its storage in a temporary HOME of its own (single id mapping: nobody is root
+    inside, no /etc/subuid needed); the image is a tiny root filesystem of the host's sleep and cat.
+    Networking is --network none (rootless networking needs /dev/net/tun, which nobody cannot open here):
+    still a network namespace of its own.
+    """
+
+    def __init__(self, workdir: str) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.name = "%srootless-%s" % (NAME_PREFIX, tag)
+        self.hostname = "pyns-rl-" + tag
+        self.home = os.path.join(workdir, "rootless-home-" + tag)
+        os.mkdir(self.home, 0o700)
+        os.chown(self.home, NOBODY, NOBODY)
+        tar = _tiny_rootfs_tar(workdir)
+        image = "localhost/pyns-test-tiny:" + tag
+        self.podman("import", "-q", tar, image)
+        self.podman(
+            "run", "-d", "--network", "none", "--name", self.name, "--hostname", self.hostname, image, "/bin/sleep",
+            "infinity",
+        )  # fmt: skip
+        self.pid = self.podman("container", "inspect", "--format", "{{.State.Pid}}", self.name).stdout.strip()
+        if not self.pid.isdigit() or self.pid == "0":
+            self.remove()
+            raise RuntimeError("rootless container %s did not start: pid %r" % (self.name, self.pid))
+
+    @property
+    def host_pid(self) -> int:
+        return int(self.pid)
+
+    def podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/bin:/bin", "HOME": self.home, "XDG_RUNTIME_DIR": os.path.join(self.home, "run")}
+        as_nobody = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
+        os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
+        os.chown(env["XDG_RUNTIME_DIR"], NOBODY, NOBODY)
+        result = subprocess.run(
+            [*as_nobody, *podman_argv(*args)],
+            env=env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError("rootless podman %s failed: %s" % (" ".join(args), result.stderr.strip()))
+        return result
+
+    def ref(self, ns_type: str) -> str:
+        return "/proc/%d/ns/%s" % (self.host_pid, ns_type)
+
+    def env(self, types: Sequence[str] = ("user", "ipc", "mnt", "net", "pid", "uts")) -> dict[str, str]:
+        return {"gons_" + t: self.ref(t) for t in types}
+
+    def remove(self) -> None:
+        self.podman("rm", "-f", "-t", "0", self.name, check=False)
+        # rootless podman leaves a pause process that holds its user namespace: end it, then the storage.
+        pause = os.path.join(self.home, "run", "libpod", "tmp", "pause.pid")
+        try:
+            with open(pause) as f:
+                os.kill(int(f.read().strip()), 9)
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(self.home, ignore_errors=True)

@@ -1,0 +1,96 @@
+"""pyns-boot run's fast path: the common command lines without argparse, to the same result.
+
+`pyns-boot run` execs a second interpreter, so what the first one imports
+is start-up time of every run; argparse, json, shlex and textwrap (all of
+which import re) are left out for the command lines that the fast path
+reads.  It must read them exactly as the parser does, and leave every other
+command line to the parser.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Callable
+
+import pytest
+from nsutil import Holder, Venv, clean_env
+
+from pyns_boot.cli import _fast_run_args, build_parser, split_run_argv
+
+FAST = [
+    ["-t", "42", "--all"],
+    ["--target", "42", "-a"],
+    ["-t", "42", "--net", "--uts", "-i"],
+    ["-t", "42", "-n", "-u", "--mnt", "--mount", "-p", "-C", "-T", "-U", "--ipc", "--time", "--user", "--cgroup"],
+    ["--container", "web"],
+    ["--container", "web", "--engine", "podman", "--net"],
+    ["--no-check", "-t", "7", "--net"],
+    ["-t", "42", "--all", "--no-check", "--uts"],
+    [],
+]
+SLOW = [
+    ["-t", "42", "--net", "/run/netns/blue"],  # a PATH
+    ["--net=/run/netns/blue"],
+    ["--target=42", "--all"],
+    ["-t42", "--all"],
+    ["-nu", "-t", "42"],  # combined short options
+    ["--tar", "42", "--all"],  # an abbreviation
+    ["--netns", "blue"],
+    ["--order", "!mnt,net", "-t", "1", "--net"],
+    ["-h"],
+    ["--help"],
+    ["-t", "-5", "--net"],
+    ["-t", "x", "--net"],
+    ["--engine", "lxc", "--container", "web"],
+    ["--container", "--net"],
+    ["script.py"],
+    ["--bogus"],
+]
+
+
+@pytest.mark.parametrize("argv", FAST, ids=" ".join)
+def test_fast_path_reads_what_the_parser_reads(argv: list[str]) -> None:
+    fast = _fast_run_args(argv)
+    assert fast is not None
+    assert vars(fast) == vars(build_parser().parse_args(["run", *argv]))
+
+
+@pytest.mark.parametrize("argv", SLOW, ids=" ".join)
+def test_other_command_lines_go_to_the_parser(argv: list[str]) -> None:
+    assert _fast_run_args(argv) is None
+
+
+def test_program_split_first() -> None:
+    options, program = split_run_argv(["-t", "1", "--net", "-c", "pass", "--all"])
+    assert (options, program) == (["-t", "1", "--net"], ["-c", "pass", "--all"])
+    assert _fast_run_args(options) is not None
+
+
+def test_run_imports_neither_argparse_nor_re(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    # The first interpreter's imports up to the exec (-X importtime is not passed on to the program).
+    h = holder(("net", "uts"))
+    result = subprocess.run(
+        [hook_venv.python, "-X", "importtime", "-m", "pyns_boot", "run", "-t", str(h.pid), "--all", "-c", "pass"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert result.returncode == 0, result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "pyns_boot.cli" in imported and "pyns_boot._cli_spec" in imported
+    assert not imported & {"argparse", "re", "json", "shlex", "textwrap", "subprocess", "pyns_boot._doctor"}, imported
+
+
+def test_usage_error_in_the_fast_path_is_the_parsers(hook_venv: Venv) -> None:
+    # -t without type options: the fast path reads it, the spec refuses it, exit 2 with the usage message.
+    result = subprocess.run(
+        [str(hook_venv.path / "bin" / "pyns-boot"), "run", "-t", "1", "-c", "pass"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("pyns-boot run: error: -t 1 names a process, but no namespace")

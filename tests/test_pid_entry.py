@@ -1,0 +1,357 @@
+"""With gons_pid joined, the program itself lives in that pid namespace (fork + C supervisor).
+
+Real pid namespaces (holders made with unshare, a persistent one whose init
+has exited), real interpreters, real signals sent to the supervisor.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+from nsutil import CHILD_TIMEOUT, EXIT_STATUS, Holder, Venv, clean_env, probe, run_python
+
+# A program that reports its signals: handlers count them, SIGTERM ends it.
+COUNTING = r"""
+import os, signal, sys, time
+names = ("SIGUSR1", "SIGUSR2", "SIGHUP", "SIGWINCH", "SIGALRM", "SIGINT", "SIGQUIT")
+counts = dict.fromkeys(names, 0)
+def count(number, frame):
+    counts[signal.Signals(number).name] += 1
+for name in names:
+    signal.signal(getattr(signal, name), count)
+done = []
+signal.signal(signal.SIGTERM, lambda *a: done.append(1))
+print("READY %d" % os.getpid(), flush=True)
+deadline = time.monotonic() + 50
+while not done and time.monotonic() < deadline:
+    time.sleep(0.01)
+print("COUNTS " + " ".join("%s=%d" % item for item in counts.items()), flush=True)
+sys.exit(3)
+"""
+
+
+def start(python: str, code: str, env: dict[str, str], own_group: bool = False) -> subprocess.Popen[str]:
+    """own_group: a process group of its own, whose parent (this process) is in another group of the
+    same session; so the group is not orphaned, and the kernel does not discard SIGTSTP to it (as it
+    would for the group of a test run whose shell has gone)."""
+    return subprocess.Popen(
+        [python, "-c", code],
+        env=clean_env(**env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+        preexec_fn=os.setpgrp if own_group else None,
+    )
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def state_of(pid: int) -> str:
+    try:
+        text = Path("/proc/%d/stat" % pid).read_text()
+    except FileNotFoundError:
+        return "gone"
+    return text[text.rindex(")") + 2]
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.01)
+
+
+def ready_child(process: subprocess.Popen[str]) -> int:
+    """Wait for READY; return the program's pid as seen from here (the supervisor's only child)."""
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("READY "), (line, process.stderr.read() if process.stderr else "")
+    (child,) = children_of(process.pid)
+    return child
+
+
+@pytest.fixture
+def pid_holder(holder: Callable[..., Holder]) -> Holder:
+    return holder(("pid",))
+
+
+def test_program_lives_in_the_pid_namespace(hook_venv: Venv, pid_holder: Holder) -> None:
+    baseline = probe(hook_venv.python)
+    report = probe(hook_venv.python, {"gons_pid": pid_holder.ref("pid")})
+    target = pid_holder.link("pid")
+    assert report["links"]["pid"] == target and report["links"]["pid_for_children"] == target
+    status = report["status"]
+    assert status["ok"] and status["pid_mode"] == "entered"
+    assert status["namespaces"]["pid"]["outcome"] == "joined"
+    assert report["fds"] == baseline["fds"], "the child must hold no descriptor of the pid entry"
+    code = "import os; print('PIDS %d %d' % (os.getpid(), os.getppid()))"
+    result = run_python(hook_venv.python, code, {"gons_pid": pid_holder.ref("pid")})
+    pid, ppid = map(int, result.stdout.split()[1:3])
+    assert 1 < pid < 1000 and ppid == 0, "a pid counted in the new namespace, its parent outside it"
+
+
+def test_children_keeps_the_gons_meaning(hook_venv: Venv, pid_holder: Holder) -> None:
+    report = probe(hook_venv.python, {"gons_pid": pid_holder.ref("pid"), "PYNS_BOOT_PID": "children"})
+    assert report["links"]["pid"] == os.readlink("/proc/self/ns/pid")
+    assert report["links"]["pid_for_children"] == pid_holder.link("pid")
+    assert report["status"]["pid_mode"] == "children" and report["status"]["ok"]
+
+
+def test_already_inside_needs_no_fork(hook_venv: Venv) -> None:
+    report = probe(hook_venv.python, {"gons_pid": "/proc/self/ns/pid"})
+    assert report["status"]["namespaces"]["pid"]["outcome"] == "already_joined"
+    assert report["status"]["pid_mode"] == "member"
+
+
+def test_without_gons_pid_there_is_no_pid_mode(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    report = probe(hook_venv.python, {"gons_uts": holder(("uts",)).ref("uts")})
+    assert report["status"]["pid_mode"] is None
+
+
+@pytest.mark.parametrize("code, returncode", [("raise SystemExit(7)", 7), ("pass", 0)])
+def test_exit_status_propagates(hook_venv: Venv, pid_holder: Holder, code: str, returncode: int) -> None:
+    result = run_python(hook_venv.python, code, {"gons_pid": pid_holder.ref("pid")})
+    assert result.returncode == returncode and result.stderr == ""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT])
+def test_death_by_signal_propagates_without_a_core(
+    hook_venv: Venv, pid_holder: Holder, sig: signal.Signals, tmp_path: Path
+) -> None:
+    # The program forbids its own core dump: a core, if any, would be the supervisor's.
+    code = "import os, resource; resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); os.kill(os.getpid(), %d)" % sig
+    process = subprocess.Popen(
+        [hook_venv.python, "-c", code],
+        env=clean_env(gons_pid=pid_holder.ref("pid")),
+        cwd=str(tmp_path),
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY,) * 2),
+    )
+    _, status = os.waitpid(process.pid, 0)
+    process.returncode = 0  # reaped here
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == sig
+    assert not os.WCOREDUMP(status), "the supervisor must not dump core"
+    assert process.stderr is not None and process.stderr.read() == b""
+    process.stderr.close()
+
+
+def test_signal_storm_reaches_the_program(hook_venv: Venv, pid_holder: Holder) -> None:
+    process = start(hook_venv.python, COUNTING, {"gons_pid": pid_holder.ref("pid")})
+    ready_child(process)
+    storm = [signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP, signal.SIGWINCH, signal.SIGALRM, signal.SIGINT]
+    storm.append(signal.SIGQUIT)
+    for i in range(3000):
+        os.kill(process.pid, storm[i % len(storm)])
+    time.sleep(0.2)
+    os.kill(process.pid, signal.SIGTERM)
+    out, err = process.communicate(timeout=CHILD_TIMEOUT)
+    assert process.returncode == 3, err
+    counts = dict(item.split("=") for item in out.split("COUNTS ")[1].split())
+    assert all(int(n) >= 1 for n in counts.values()), counts
+
+
+def test_supervisor_killed_takes_the_program_along(hook_venv: Venv, pid_holder: Holder) -> None:
+    process = start(hook_venv.python, COUNTING, {"gons_pid": pid_holder.ref("pid")})
+    child = ready_child(process)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=CHILD_TIMEOUT)
+    wait_for(lambda: state_of(child) == "gone", "the program to die with its supervisor (PR_SET_PDEATHSIG)")
+    assert children_of(pid_holder.pid) == [], "nothing left in the namespace"
+
+
+def test_stop_and_continue_follow_the_program(hook_venv: Venv, pid_holder: Holder) -> None:
+    process = start(hook_venv.python, COUNTING, {"gons_pid": pid_holder.ref("pid")}, own_group=True)
+    child = ready_child(process)
+    os.kill(process.pid, signal.SIGTSTP)  # forwarded: the program stops, then its supervisor (as nsenter)
+    wait_for(lambda: state_of(child) == "T" and state_of(process.pid) == "T", "both to stop")
+    os.kill(process.pid, signal.SIGCONT)
+    wait_for(lambda: state_of(child) not in ("T", "t") and state_of(process.pid) != "T", "both to continue")
+    os.kill(child, signal.SIGSTOP)  # the program stopped directly: the supervisor follows
+    wait_for(lambda: state_of(process.pid) == "T", "the supervisor to follow the stop")
+    os.kill(process.pid, signal.SIGCONT)  # the supervisor continues the program
+    wait_for(lambda: state_of(child) not in ("T", "t"), "the program to continue")
+    os.kill(process.pid, signal.SIGTERM)
+    out, err = process.communicate(timeout=CHILD_TIMEOUT)
+    assert process.returncode == 3 and "COUNTS" in out, err
+
+
+def test_supervisor_holds_only_the_standard_descriptors(hook_venv: Venv, pid_holder: Holder) -> None:
+    process = start(hook_venv.python, COUNTING, {"gons_pid": pid_holder.ref("pid")})
+    ready_child(process)
+    fds = sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % process.pid))
+    os.kill(process.pid, signal.SIGTERM)
+    process.communicate(timeout=CHILD_TIMEOUT)
+    # 0-2, and the pipe end whose closing tells the program its supervisor is gone
+    assert len(fds) == 4 and fds[:3] == [0, 1, 2], fds
+
+
+@pytest.mark.parametrize(
+    "policy, returncode, ran",
+    [(None, EXIT_STATUS, False), ("exit", EXIT_STATUS, False), ("warn", 0, True), ("ignore", 0, True)],
+)
+def test_bogus_pid_setting(hook_venv: Venv, pid_holder: Holder, policy: str | None, returncode: int, ran: bool) -> None:
+    env = {"gons_pid": pid_holder.ref("pid"), "PYNS_BOOT_PID": "bogus"}
+    if policy is not None:
+        env["PYNS_BOOT_ON_ERROR"] = policy
+    result = run_python(hook_venv.python, "import os; print('ran', os.readlink('/proc/self/ns/pid_for_children'))", env)
+    assert result.returncode == returncode
+    message = (
+        'pyns_boot: PYNS_BOOT_PID="bogus" is not understood (expected "children" to leave the program outside '
+        "the pid namespace gons_pid names, or unset to run it inside); no namespace was joined\n"
+    )
+    assert result.stderr == ("" if policy == "ignore" else message)
+    assert ("ran" in result.stdout) == ran
+    if ran:  # nothing joined
+        assert result.stdout.split()[1] == os.readlink("/proc/self/ns/pid_for_children")
+
+
+@pytest.fixture
+def dead_init_pid_ns() -> Iterator[str]:
+    """A pid namespace kept by a bind mount after its init (true) has exited."""
+    directory = Path(tempfile.mkdtemp(prefix="pyns-pid-"))
+    subprocess.run(["mount", "--bind", str(directory), str(directory)], check=True)
+    subprocess.run(["mount", "--make-private", str(directory)], check=True)
+    path = directory / ("pidns-" + uuid.uuid4().hex[:8])
+    path.touch()
+    subprocess.run(["unshare", "--pid=%s" % path, "--fork", "true"], check=True)
+    yield str(path)
+    subprocess.run(["umount", str(path)], check=False)
+    subprocess.run(["umount", str(directory)], check=False)
+    path.unlink()
+    directory.rmdir()
+
+
+@pytest.mark.parametrize("policy", [None, "warn"])
+def test_pid_namespace_with_dead_init(hook_venv: Venv, dead_init_pid_ns: str, policy: str | None) -> None:
+    env = {"gons_pid": dead_init_pid_ns}
+    if policy:
+        env["PYNS_BOOT_ON_ERROR"] = policy
+    code = "import pyns_boot; s = pyns_boot.status(); print('ran', s.pid_mode, s.failed, s.errno_name)"
+    result = run_python(hook_venv.python, code, env)
+    # Refused at the join (Linux 6.11+ tells a dead pid namespace), before any fork.
+    message = (
+        'pyns_boot: cannot join gons_pid using reference "%s": the pid namespace is dead: its process 1 (init) has '
+        "exited, and the kernel refuses to create any process in it (every fork would fail with ENOMEM); name a pid "
+        "namespace whose init is running\n" % dead_init_pid_ns
+    )
+    assert result.stderr == message
+    if policy is None:
+        assert result.returncode == EXIT_STATUS and result.stdout == ""
+    else:
+        assert result.returncode == 0 and result.stdout.split() == ["ran", "None", "pid", "ESRCH"]
+
+
+def test_fallback_hook_enters_too(hook_venv: Venv, pid_holder: Holder) -> None:
+    """The Python start-up path (pyns_boot.hook.run, as for a mnt join) enters through the same C code."""
+    code = "import sys; sys.path.append(%r); import pyns_boot.hook as h; h.run()\n" % str(hook_venv.site_packages)
+    code += "import os; print('PID %d' % os.getpid())"
+    result = run_python(hook_venv.python, code, {"gons_pid": pid_holder.ref("pid")}, python_args=["-S"])
+    assert result.returncode == 0, result.stderr
+    assert 1 < int(result.stdout.split()[1]) < 1000
+
+
+def test_nothing_left_behind(hook_venv: Venv, pid_holder: Holder) -> None:
+    result = run_python(hook_venv.python, "import os; print(os.getpid())", {"gons_pid": pid_holder.ref("pid")})
+    assert result.returncode == 0
+    assert children_of(pid_holder.pid) == [], "no zombie, no leftover in the namespace"
+
+
+TERMINAL_PROGRAM = r"""
+import signal, sys, time
+got = []
+signal.signal(signal.SIGINT, lambda *a: got.append(1))
+print("READY", flush=True)
+deadline = time.monotonic() + 30
+while not got and time.monotonic() < deadline:
+    time.sleep(0.01)
+time.sleep(0.5)  # a second, forwarded SIGINT would arrive by now
+print("INTERRUPTS %d" % len(got), flush=True)
+"""
+
+
+def read_until(master: int, pattern: bytes, timeout: float = 30.0) -> bytes:
+    import re
+    import select
+
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, data):
+        ready, _, _ = select.select([master], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            raise AssertionError("no %r in %r" % (pattern, data))
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the other side closed
+            raise AssertionError("no %r in %r" % (pattern, data)) from None
+        data += chunk
+    return data
+
+
+def test_terminal_interrupt_reaches_the_program_once(hook_venv: Venv, pid_holder: Holder) -> None:
+    """^C goes to the whole foreground process group: the supervisor must not forward it a second time."""
+    import pty
+
+    env = clean_env(gons_pid=pid_holder.ref("pid"))
+    # sh, the session leader, catches ^C and runs the interpreter in the foreground process group
+    argv = ["sh", "-c", 'trap : INT; "$0" -c "$1"; echo "EXIT $?"', hook_venv.python, TERMINAL_PROGRAM]
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execve("/bin/sh", argv, env)
+    try:
+        read_until(master, b"READY")
+        os.write(master, b"\x03")
+        out = read_until(master, rb"EXIT \d+\r?\n")
+    finally:
+        os.close(master)
+        os.waitpid(pid, 0)
+    assert b"INTERRUPTS 1" in out and b"EXIT 0" in out, out
+
+
+def test_cli_run_enters_before_it_starts_the_interpreter(hook_venv: Venv, pid_holder: Holder) -> None:
+    """pyns-boot run forks as nsenter --pid does: the interpreter starts inside, its hook has nothing to fork."""
+    from cliutil import pyns_boot
+
+    code = "import os, pyns_boot; s = pyns_boot.status(); print(os.getpid(), s.pid_mode, s.ok); raise SystemExit(9)"
+    result = pyns_boot(hook_venv, "run", "-t", str(pid_holder.pid), "--pid", "--", "-c", code)
+    pid, mode, ok = result.stdout.split()
+    assert result.returncode == 9 and 1 < int(pid) < 1000 and (mode, ok) == ("member", "True"), result
+    children = pyns_boot(
+        hook_venv, "run", "-t", str(pid_holder.pid), "--pid", "--", "-c", code, env={"PYNS_BOOT_PID": "children"}
+    )
+    assert children.returncode == 9 and children.stdout.split()[1:] == ["children", "True"], children
+
+
+def test_cli_run_supervisor_forwards_signals(hook_venv: Venv, pid_holder: Holder) -> None:
+    process = subprocess.Popen(
+        [str(hook_venv.path / "bin" / "pyns-boot"), "run", "-t", str(pid_holder.pid), "--pid", "--", "-c", COUNTING],
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    ready_child(process)
+    os.kill(process.pid, signal.SIGUSR1)
+    time.sleep(0.2)
+    os.kill(process.pid, signal.SIGTERM)
+    out, err = process.communicate(timeout=CHILD_TIMEOUT)
+    assert process.returncode == 3 and "SIGUSR1=1" in out, (out, err)
