@@ -23,9 +23,9 @@ EXIT_STATUS = 125
 
 # The C helper's table (pyns_boot._setns.VARIABLES and ORDER_VARIABLE), and
 # the names pyns_boot.pth looks up; tests check the three agree.  The .pth
-# line looks each name up in os.environ's dict of byte keys (C-level, nine
+# line looks each name up in os.environ's dict of byte keys (C-level, ten
 # hash lookups whatever the size of the environment; one bytes constant
-# split at run time, cheaper to compile than a tuple of nine), and only then
+# split at run time, cheaper to compile than a tuple of ten), and only then
 # compiles and runs the rest (docs/python-versions.md, Idle cost).
 TRIGGER_VARIABLES = (
     "gons_cgroup",

@@ -204,12 +204,12 @@ def test_pth_pre_filter_names_exactly_the_hook_variables() -> None:
 
     (names,) = PTH_NAMES.findall((REPO / "pyns_boot.pth").read_bytes())
     assert sorted(n.decode() for n in names.split()) == sorted(hook.TRIGGER_VARIABLES)
-    assert sorted(hook.TRIGGER_VARIABLES) == sorted((*_setns.VARIABLES, _setns.ORDER_VARIABLE))
+    assert sorted(hook.TRIGGER_VARIABLES) == sorted((*_setns.VARIABLES, _setns.ORDER_VARIABLE, "gons_netns"))
 
 
-@pytest.mark.parametrize("name", ["gons_%s" % t for t in TYPES] + ["gons_order"])
+@pytest.mark.parametrize("name", ["gons_%s" % t for t in TYPES] + ["gons_order", "gons_netns"])
 def test_each_variable_alone_passes_the_pre_filter(hook_venv: Venv, name: str) -> None:
-    """With a 60,000-variable environment, each of the nine names alone reaches the hook (bad value: exit 125)."""
+    """With a 60,000-variable environment, each of the ten names alone reaches the hook (bad value: exit 125)."""
     env = {"V%05d" % i: "1" for i in range(60000)}
     env[name] = "bogus" if name == "gons_order" else "/nonexistent"
     result = run_python(hook_venv.python, "print('user code ran')", env)
