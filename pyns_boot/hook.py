@@ -359,9 +359,10 @@ def write_stderr(text: str) -> bool:
     except Exception:  # no usable sys.stderr this early
         pass
     data = os.fsencode(text)
-    helper = sys.modules.get("_pyns_boot")
-    if helper is not None:
-        return bool(helper.write_stderr(data))
+    # getattr: a stale helper left by an older install (stale_helper) has no write_stderr
+    write = getattr(sys.modules.get("_pyns_boot"), "write_stderr", None)
+    if write is not None:
+        return bool(write(data))
     return _write_bounded(data)
 
 
