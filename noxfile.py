@@ -12,6 +12,8 @@ scripts/test.sh, with a test venv of that interpreter, the throwaway venvs
 of the tests made from it too (PYNS_BOOT_TEST_PYTHON), against that wheel
 (PYNS_BOOT_WHEEL).  Interpreters are looked for among CPython 3.8-3.13 on
 PATH and in pyenv's versions directory; only those found get a session.
+`tests-3.14` and `tests-3.15` run the suite on Debian sid's interpreters in
+a privileged container of the lab image (scripts/lab.sh setup first).
 """
 
 from __future__ import annotations
@@ -131,6 +133,48 @@ def tests(session: nox.Session) -> None:
     )
 
 
+# CPython 3.14 and 3.15 come from Debian sid in the lab image (scripts/lab.sh setup): their
+# sessions run scripts/test.sh inside a privileged container of it, the work tree bind-mounted,
+# against the same wheel.  The container's CA bundle is the host's (lab.sh copies it): uv, which
+# does not read pip's configuration, finds it through SSL_CERT_FILE.
+LAB_VERSIONS = ("3.14", "3.15")
+LAB_IMAGE = os.environ.get("PYNS_BOOT_LAB_IMAGE", "localhost/pyns-lab:sid")
+PODMAN = ("podman", "--runtime", "/usr/sbin/runc")
+
+
+def lab_command(version: str, wheel: Path, posargs: list[str]) -> list[str]:
+    """podman run ... scripts/test.sh: the suite on the lab's python<version>."""
+    return [
+        *PODMAN,
+        *(
+            "run",
+            "--rm",
+            "--privileged",
+            "--network",
+            "host",
+            "--name",
+            "pyns-boot-tests-%s-%d" % (version, os.getpid()),
+        ),
+        *("-e", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"),
+        *("-v", "%s:/src" % ROOT, "-w", "/src", "-v", "%s:/wheels:ro" % wheel.parent),
+        *(LAB_IMAGE, "env", "PYTHON=python" + version, "PYNS_BOOT_TEST_VENV=/opt/venv" + version.replace(".", "")),
+        *("PYNS_BOOT_WHEEL=/wheels/" + wheel.name, "scripts/test.sh", *posargs),
+    ]
+
+
+def _lab_session(version: str) -> None:
+    @nox.session(name="tests-" + version, python=False, requires=["build"])
+    def lab_tests(session: nox.Session) -> None:
+        """The whole suite on Debian sid's CPython, in a privileged container of the lab image."""
+        if shutil.which("podman") is None or subprocess.run(["podman", "image", "exists", LAB_IMAGE]).returncode:
+            session.error("no podman or no image %s: run scripts/lab.sh setup first" % LAB_IMAGE)
+        session.run(*lab_command(version, the_wheel(), list(session.posargs)), external=True)
+
+
+for _version in LAB_VERSIONS:
+    _lab_session(_version)
+
+
 def _release() -> ModuleType:
     """scripts/release.py, which builds and checks the release artifacts."""
     spec = importlib.util.spec_from_file_location("release", ROOT / "scripts" / "release.py")
@@ -167,3 +211,5 @@ def interpreters(session: nox.Session) -> None:
     """List the interpreters the matrix found."""
     for version in VERSIONS:
         session.log("%-5s %s" % (version, INTERPRETERS.get(version, "not found")))
+    for version in LAB_VERSIONS:
+        session.log("%-5s python%s in the lab image %s (session tests-%s)" % (version, version, LAB_IMAGE, version))

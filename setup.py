@@ -2,18 +2,33 @@
 
 Everything declarative lives in pyproject.toml; this file holds only what
 setuptools cannot express there: the abi3 extension and the two files that
-must land at the root of site-packages (pyns_boot.pth, pyns_boot.start).
+must land at the root of site-packages (pyns_boot.pth; pyns_boot.start only
+in a wheel for 3.18+), and the helper's one file name.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import sysconfig
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
-STARTUP_FILES = ("pyns_boot.pth", "pyns_boot.start")
+# The oldest CPython a wheel is for (its cp3X-abi3 tag).  The default, cp38,
+# serves 3.8-3.17: all run the import line of pyns_boot.pth, so that wheel has
+# no pyns_boot.start (on 3.15-3.17 its mere presence would silence the line
+# and make every process import pkgutil to call the entry instead).  Python
+# 3.18 ignores import lines (PEP 829): a wheel built with
+# PYNS_BOOT_ABI3_FLOOR=cp318 (the default when 3.18+ builds it, from the sdist
+# too) is tagged cp318-abi3, which pip prefers there, and ships the .start
+# file.  bdist_wheel refuses that tag on older interpreters.
+# docs/python-versions.md has the plan.
+ABI3_FLOOR = os.environ.get("PYNS_BOOT_ABI3_FLOOR") or ("cp318" if sys.version_info >= (3, 18) else "cp38")
+if ABI3_FLOOR not in ("cp38", "cp318"):
+    raise SystemExit("PYNS_BOOT_ABI3_FLOOR=%s: expected cp38 or cp318" % ABI3_FLOOR)
+STARTUP_FILES = ("pyns_boot.pth", "pyns_boot.start") if ABI3_FLOOR == "cp318" else ("pyns_boot.pth",)
 
 # A free-threaded CPython (3.13t) cannot use the limited API; such a build
 # gets a version-specific extension that declares Py_mod_gil instead.
@@ -32,6 +47,35 @@ C_FLAGS = [
 ]
 C_FLAGS += os.environ.get("PYNS_BOOT_EXTRA_CFLAGS", "").split()
 LINK_FLAGS = os.environ.get("PYNS_BOOT_EXTRA_LDFLAGS", "").split()
+
+
+# The one file name of the C helper in every cp38-abi3 wheel, whoever builds it.
+# setuptools takes the first abi3 suffix of the building interpreter: 3.15
+# lists ".abi3-x86_64-linux-gnu.so" before ".abi3.so", and 3.8-3.14 do not
+# know that suffix, so a wheel built by 3.15 would not load there.
+HELPER = "_pyns_boot"
+HELPER_FILE = HELPER + ".abi3.so"
+
+
+class build_ext_one_name(build_ext):
+    """Name the limited-API helper _pyns_boot.abi3.so, the suffix every CPython 3.x on Linux loads."""
+
+    def get_ext_filename(self, fullname: str) -> str:
+        if LIMITED_API and fullname == HELPER:
+            return HELPER_FILE
+        return str(super().get_ext_filename(fullname))
+
+    def run(self) -> None:
+        super().run()
+        # A build directory reused from an older build may hold the helper under
+        # another name (_pyns_boot.abi3-x86_64-linux-gnu.so): bdist_wheel would
+        # pack it too, and 3.15 would load it first.
+        built = os.path.abspath(self.get_ext_fullpath(HELPER))
+        directory = os.path.dirname(built)
+        for name in os.listdir(directory):
+            path = os.path.join(directory, name)
+            if name.startswith(HELPER + ".") and name.endswith(".so") and path != built:
+                os.remove(path)
 
 
 class build_py_with_startup_files(build_py):
@@ -53,6 +97,9 @@ class build_py_with_startup_files(build_py):
         target = self._startup_dir()
         for name in STARTUP_FILES:
             self.copy_file(name, os.path.join(target, name))
+        stale = os.path.join(target, "pyns_boot.start")  # from an older build or a cp318 one
+        if "pyns_boot.start" not in STARTUP_FILES and os.path.exists(stale):
+            os.remove(stale)
 
     def get_outputs(self, include_bytecode: bool = True) -> list[str]:
         outputs = list(super().get_outputs(include_bytecode))
@@ -66,7 +113,7 @@ setup(
         # Top-level, beside pyns_boot.pth: the start-up line imports it without
         # the package; pyns_boot/_setns.py re-exports it as pyns_boot._setns.
         Extension(
-            "_pyns_boot",
+            HELPER,
             sources=["pyns_boot/_setns.c", "pyns_boot/_setns_core.c", "pyns_boot/_pid_entry.c"],
             depends=["pyns_boot/_setns_core.h", "pyns_boot/_pid_entry.h"],
             py_limited_api=LIMITED_API,
@@ -75,6 +122,6 @@ setup(
             extra_link_args=LINK_FLAGS,
         )
     ],
-    cmdclass={"build_py": build_py_with_startup_files},
-    options={"bdist_wheel": {"py_limited_api": "cp38"}} if LIMITED_API else {},
+    cmdclass={"build_ext": build_ext_one_name, "build_py": build_py_with_startup_files},
+    options={"bdist_wheel": {"py_limited_api": ABI3_FLOOR}} if LIMITED_API else {},
 )

@@ -14,14 +14,15 @@ import stat
 import subprocess
 import sys
 
-from pyns_boot._sitedirs import PTH, hook_dir, pth_names, site_dirs
+from pyns_boot._sitedirs import PTH, hook_dir, site_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 START = "pyns_boot.start"
-START_LINE = "pyns_boot.hook:run"
+START_LINE = "pyns_boot.hook:start"  # the entry of the wheels for 3.18+
+OLD_START_LINE = "pyns_boot.hook:run"  # the entry of 0.1.0's .start file
 TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
 CAP_SYS_ADMIN = 21
 MEASURE_TIMEOUT = 30
@@ -152,27 +153,101 @@ def check_extension() -> Finding:
             "the C helper pyns_boot._setns does not load: %s" % error,
             _reinstall() + " (a wheel built for this Python and platform)",
         )
-    return Finding("extension", OK, "the C helper loads: %s" % getattr(_setns, "__file__", "pyns_boot._setns"))
+    from pyns_boot.hook import HELPER_FILE, stale_helper
 
-
-def check_start(directory: str | None) -> Finding:
-    if directory is None:
-        return Finding("start", INFO, "%s not looked for (no %s)" % (START, PTH), _reinstall())
-    path = os.path.join(directory, START)
-    try:
-        with open(path, encoding="utf-8") as file:
-            lines = [line.strip() for line in file]
-    except OSError as error:
+    loaded = getattr(_setns, "__file__", None) or ""
+    refusal = stale_helper(loaded)
+    if refusal is not None:
+        return Finding("extension", ERROR, refusal[len("pyns_boot: ") :], "rm %s" % loaded)
+    directory = os.path.dirname(loaded)
+    others = sorted(n for n in _listdir(directory) if n.startswith("_pyns_boot.abi3") and n != HELPER_FILE)
+    if others:
+        paths = " ".join(os.path.join(directory, n) for n in others)
         return Finding(
-            "start",
+            "extension",
             WARNING,
-            "%s is missing (%s): Python 3.15 and later read it instead of the import line of %s"
-            % (path, error.strerror, PTH),
-            _reinstall(),
+            "the C helper loads: %s; beside it %s, left behind by an older install, which Python 3.15 and later "
+            "would load instead" % (loaded, paths),
+            "rm %s" % paths,
         )
-    if START_LINE not in lines:
-        return Finding("start", WARNING, "%s does not name %s" % (path, START_LINE), _reinstall())
-    return Finding("start", OK, "%s names %s" % (path, START_LINE))
+    return Finding("extension", OK, "the C helper loads: %s" % loaded)
+
+
+def _listdir(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []
+
+
+def check_start(dirs: list[str]) -> list[Finding]:
+    """Every pyns_boot.start of the site directories, judged for this interpreter (docs/python-versions.md)."""
+    from pyns_boot import __version__
+    from pyns_boot._startup_order import start_entries
+
+    version = sys.version_info[:2]
+    python = "Python %d.%d" % version
+    paths = [os.path.join(d, START) for d in dirs if os.path.isfile(os.path.join(d, START))]
+    if not paths:
+        if version >= (3, 18):
+            return [
+                Finding(
+                    "start",
+                    ERROR,
+                    "no %s: %s ignores the import line of %s" % (START, python, PTH),
+                    _reinstall() + " (the wheel built for 3.18 and later, tagged cp318-abi3, ships it)",
+                )
+            ]
+        return [Finding("start", OK, "no %s: this Python runs the import line of %s" % (START, PTH))]
+    findings = []
+    for path in paths:
+        entries = start_entries(path)
+        remove = "rm %s" % path
+        if entries == [START_LINE]:
+            if version >= (3, 18):
+                findings.append(Finding("start", OK, "%s names %s" % (path, START_LINE)))
+            elif version >= (3, 15):
+                findings.append(
+                    Finding(
+                        "start",
+                        WARNING,
+                        "%s makes %s skip the import line of %s and call %s instead: the hook works, but "
+                        "every process imports pkgutil for it (1.75x the instructions of an idle start on 3.15.2)"
+                        % (path, python, PTH, START_LINE),
+                        remove + " (pyns_boot %s installs no .start file for Python 3.8-3.17)" % __version__,
+                    )
+                )
+            else:
+                findings.append(Finding("start", INFO, "%s is not read by %s" % (path, python), remove))
+            continue
+        what = (
+            "names %s" % ", ".join(entries) if entries else "names no entry" if entries is not None else "is unreadable"
+        )
+        if entries == [OLD_START_LINE]:
+            effect = "with gons_* variables set, the hook refuses to start the program (exit 125)"
+        else:
+            effect = "with gons_* variables set, no namespace is joined and no error is raised by pyns_boot"
+        if version >= (3, 15):
+            findings.append(
+                Finding(
+                    "start",
+                    ERROR,
+                    "%s %s, which pyns_boot %s does not install (left behind by an older install, or written by "
+                    "hand): %s skips the import line of %s for it; %s" % (path, what, __version__, python, PTH, effect),
+                    remove,
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    "start",
+                    WARNING,
+                    "%s %s, which pyns_boot %s does not install: %s ignores it, but on 3.15 and later "
+                    "it stops the hook" % (path, what, __version__, python),
+                    remove,
+                )
+            )
+    return findings
 
 
 def _static_imports(text: str) -> list[str]:
@@ -209,22 +284,26 @@ def threads():
     return 0
 known = set()
 out = []
-for directory, names in json.loads(sys.argv[1]):
+for directory, name in json.loads(sys.argv[1]):
     if directory not in sys.path:
         sys.path.append(directory)
-    for name in names:
-        before, count = set(sys.modules), threads()
-        start = time.perf_counter()
+    before, count = set(sys.modules), threads()
+    start = time.perf_counter()
+    if name.endswith(".pth"):
         site.addpackage(directory, name, known)
-        ms = (time.perf_counter() - start) * 1000
-        new = sorted(set(sys.modules) - before)
-        out.append({"path": os.path.join(directory, name), "ms": ms, "threads": threads() - count, "modules": new})
+    else:  # a .start file (3.15+): what site.py does with it
+        state = site.StartupState(known)
+        state._read_start_file(directory, name)
+        state.process()
+    ms = (time.perf_counter() - start) * 1000
+    new = sorted(set(sys.modules) - before)
+    out.append({"path": os.path.join(directory, name), "ms": ms, "threads": threads() - count, "modules": new})
 sys.stdout.write("\nMEASURE " + json.dumps(out) + "\n")
 """
 
 
-def _measure(plan: list[tuple[str, list[str]]]) -> tuple[list[dict[str, Any]] | None, str]:
-    """Run the given .pth files in a child (-S, then site.addpackage) and measure each."""
+def _measure(plan: list[list[str]]) -> tuple[list[dict[str, Any]] | None, str]:
+    """Run the given [directory, .pth or .start name] in a child (-S, then as site.py would) and measure each."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("gons_")}
     try:
         result = subprocess.run(
@@ -248,43 +327,51 @@ def _measure(plan: list[tuple[str, list[str]]]) -> tuple[list[dict[str, Any]] | 
 
 
 def check_earlier_pth(dirs: list[str], directory: str | None) -> list[Finding]:
+    """What site.py of this version runs before the hook (pyns_boot._startup_order), measured in a child."""
+    from pyns_boot._startup_order import before_hook
+
     if directory is None:
         return []
-    plan: list[tuple[str, list[str]]] = []
-    for d in dirs:
-        names = pth_names(d)
-        if d == directory:
-            plan.append((d, [n for n in names if n < PTH]))
-            break
-        plan.append((d, names))
-    plan = [(d, names) for d, names in plan if names]
-    if not plan:
-        return [Finding("pth-order", OK, "no other .pth file runs before %s" % PTH)]
+    hook_file, earlier = before_hook(dirs)
+    if hook_file is None:
+        return []
+    hook_name = os.path.basename(hook_file)
+    if not earlier:
+        return [Finding("pth-order", OK, "no other .pth or .start file runs before %s" % hook_file)]
+    plan = [[d, n] for d, n in earlier]
     measured, failure = _measure(plan)
     by_path = {m["path"]: m for m in measured or []}
     findings = []
-    for d, names in plan:
-        for name in names:
-            path = os.path.join(d, name)
-            try:
-                with open(path, encoding="utf-8", errors="replace") as file:
-                    static = _static_imports(file.read())
-            except OSError:
-                static = []
-            findings.append(_judge_pth(path, static, by_path.get(path), failure))
+    for d, name in earlier:
+        path = os.path.join(d, name)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as file:
+                text = file.read()
+        except OSError:
+            text = ""
+        static = _static_imports(text) if name.endswith(".pth") else _start_modules(text)
+        findings.append(_judge_pth(path, static, by_path.get(path), failure, hook_name))
     return findings
 
 
-def _judge_pth(path: str, static: list[str], measured: dict[str, Any] | None, failure: str) -> Finding:
+def _start_modules(text: str) -> list[str]:
+    """Modules that the entries of a .start file name (pkg.mod:callable)."""
+    entries = (line.strip() for line in text.splitlines())
+    return [e.split(":", 1)[0] for e in entries if e and not e.startswith("#")]
+
+
+def _judge_pth(
+    path: str, static: list[str], measured: dict[str, Any] | None, failure: str, hook_name: str = PTH
+) -> Finding:
     fix_threads = (
         "mnt, user and time can only be joined by a single-threaded process: remove the package that "
-        "installs %s, or rename it to sort after %s" % (os.path.basename(path), PTH)
+        "installs %s, or rename it to sort after %s" % (os.path.basename(path), hook_name)
     )
     imports = "imports %s" % ", ".join(static) if static else "no import line"
     if measured is None:
         suspicious = sorted({m.split(".")[0] for m in static} & (THREAD_MODULES | HEAVY_MODULES))
         level = WARNING if suspicious else INFO
-        message = "%s runs before %s: %s (not measured: %s)" % (path, PTH, imports, failure)
+        message = "%s runs before %s: %s (not measured: %s)" % (path, hook_name, imports, failure)
         return Finding("pth-order", level, message, fix_threads if suspicious else None)
     modules = measured["modules"]
     tops = {m.split(".")[0] for m in modules}
@@ -293,7 +380,7 @@ def _judge_pth(path: str, static: list[str], measured: dict[str, Any] | None, fa
         return Finding(
             "pth-order",
             WARNING,
-            "%s runs before %s and starts %d thread(s): %s" % (path, PTH, measured["threads"], facts),
+            "%s runs before %s and starts %d thread(s): %s" % (path, hook_name, measured["threads"], facts),
             fix_threads,
         )
     heavy = sorted(tops & HEAVY_MODULES)
@@ -302,11 +389,11 @@ def _judge_pth(path: str, static: list[str], measured: dict[str, Any] | None, fa
         return Finding(
             "pth-order",
             WARNING,
-            "%s runs before %s and imports %s: %s" % (path, PTH, what, facts),
+            "%s runs before %s and imports %s: %s" % (path, hook_name, what, facts),
             "every Python start pays for it before the hook: remove that package from this environment, or make "
             "its .pth import lazily",
         )
-    return Finding("pth-order", INFO, "%s runs before %s: %s, no thread" % (path, PTH, facts))
+    return Finding("pth-order", INFO, "%s runs before %s: %s, no thread" % (path, hook_name, facts))
 
 
 def check_kernel() -> Finding:
@@ -443,7 +530,7 @@ def check_policy_and_status() -> list[Finding]:
 def run_checks() -> list[Finding]:
     dirs = site_dirs()
     pth, directory = check_pth(dirs)
-    findings = [check_no_site(), pth, check_package(directory), check_extension(), check_start(directory)]
+    findings = [check_no_site(), pth, check_package(directory), check_extension(), *check_start(dirs)]
     findings += check_earlier_pth(dirs, directory)
     findings += [check_kernel(), *check_privileges(), check_secure_mode()]
     findings += check_policy_and_status()

@@ -383,9 +383,14 @@ static long count_threads(void)
         if (field == NULL)
             return -1;
     }
-    char *end;
-    long threads = strtol(field + 1, &end, 10);
-    return end == field + 1 ? -1 : threads;
+    /* Digits by hand, not strtol: glibc 2.38+ headers turn strtol into
+     * __isoc23_strtol@GLIBC_2.38, and a helper built there (Debian sid's
+     * 3.15) would then not load on an older glibc. */
+    const char *digit = field + 1;
+    long threads = 0;
+    while (*digit >= '0' && *digit <= '9' && threads < 1000000)
+        threads = threads * 10 + (*digit++ - '0');
+    return digit == field + 1 ? -1 : threads;
 }
 
 /* 1 when the process pid (of the caller's pid namespace) has exited: its

@@ -4,10 +4,13 @@ The common case never comes here: ``pyns_boot.pth`` calls the C helper's
 ``_pyns_boot.run()``, which joins, removes the variables and applies the
 failure policy by itself.  :func:`run` is the start-up path for the rest:
 a gons_mnt join (keep importing from the original root), a C helper that
-does not load (the policy still applies), an interpreter whose
-subinterpreters C cannot tell apart, and the PEP 829 entry point
-``pyns_boot.start`` (Python 3.15+).  It is still start-up code of every
-such process: keep imports out of it.
+does not load or is not the one this version installs (the policy still
+applies), an interpreter whose subinterpreters C cannot tell apart, and a
+``pyns_boot.start`` naming ``pyns_boot.hook:run`` that this version did not
+install (refused under the policy: on 3.15-3.17 it silences the .pth line).
+:func:`start` is the PEP 829 entry point of the wheels that ship a .start
+file (docs/python-versions.md: from Python 3.18 on).  It is still start-up
+code of every such process: keep imports out of it.
 """
 
 import os
@@ -18,11 +21,12 @@ KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"
 POLICIES = ("exit", "warn", "ignore")
 EXIT_STATUS = 125
 
-# The C helper's table (pyns_boot._setns.VARIABLES and ORDER_VARIABLE);
-# tests check the two agree.  pyns_boot.pth only pre-filters: it calls
-# run() when any variable name contains "gons_" (one substring search over
-# os.environ's byte keys, cheap to compile and to run in every process),
-# and run() decides with these exact names.
+# The C helper's table (pyns_boot._setns.VARIABLES and ORDER_VARIABLE), and
+# the names pyns_boot.pth looks up; tests check the three agree.  The .pth
+# line looks each name up in os.environ's dict of byte keys (C-level, ten
+# hash lookups whatever the size of the environment; one bytes constant
+# split at run time, cheaper to compile than a tuple of ten), and only then
+# compiles and runs the rest (docs/python-versions.md, Idle cost).
 TRIGGER_VARIABLES = (
     "gons_cgroup",
     "gons_ipc",
@@ -38,6 +42,11 @@ TRIGGER_VARIABLES = (
 # pyns_boot._finish.VARIABLES: the steps around the joins (gons_netns, the
 # working directory, the ids).  The C helper's run() hands these to run().
 FINISH_VARIABLES = ("gons_netns", "PYNS_BOOT_WD", "PYNS_BOOT_SETGID", "PYNS_BOOT_SETUID")
+
+# The C helper's one file name (setup.py); a "_pyns_boot.abi3-<platform>.so"
+# beside it was left by an older build made with 3.15+, which 3.15 loads first.
+HELPER_FILE = "_pyns_boot.abi3.so"
+START_FILE = "pyns_boot.start"
 
 # What this process's hook did, for pyns_boot.status().
 ran = False
@@ -61,10 +70,18 @@ def run() -> None:
         # belong to the process, which its main interpreter set up.
         return
     ran = True
+    stray = stray_start_file(sys._getframe(1))
+    if stray is not None:
+        apply_policy(stray)  # under warn: join anyway, once, from here
     try:
         from pyns_boot import _setns
     except ImportError as error:
         load_error = "pyns_boot: cannot load the C helper pyns_boot._setns: %s" % error
+        apply_policy(load_error)
+        return
+    stale = stale_helper(getattr(_setns, "__file__", None) or "")
+    if stale is not None:
+        load_error = stale
         apply_policy(load_error)
         return
     mnt_path = os.environ.get("gons_mnt")
@@ -108,6 +125,57 @@ def run() -> None:
         finish_error = _finish.finish(plan, _setns)
         if finish_error is not None:
             apply_policy(finish_error)
+
+
+def start() -> None:
+    """The PEP 829 entry point (``pyns_boot.hook:start`` in pyns_boot.start).
+
+    What the .pth line does, for interpreters that only call .start entries:
+    with none of the variables set, return; else the C helper's run()."""
+    if os.environ.keys().isdisjoint(TRIGGER_VARIABLES):
+        return
+    try:
+        helper = __import__("_pyns_boot")  # pyns_boot._setns without its alias module
+    except ImportError:
+        run()
+        return
+    if stale_helper(helper.__file__ or "") is not None:
+        run()  # reports it
+        return
+    helper.run()
+
+
+def stray_start_file(caller: "object") -> "str | None":
+    """The refusal when run() is called as an entry of a .start file.
+
+    This version's .start (when a wheel ships one) names start(), never
+    run(): a pyns_boot.start naming pyns_boot.hook:run was left behind by an
+    older install, edited by hand or copied, and on Python 3.15-3.17 it
+    suppresses the import line of the pyns_boot.pth beside it."""
+    code = getattr(caller, "f_code", None)
+    if getattr(code, "co_name", None) != "_execute_start_entrypoints":
+        return None
+    where = getattr(caller, "f_locals", {}).get("filename") or START_FILE
+    from pyns_boot import __version__
+
+    return (
+        "pyns_boot: %s calls pyns_boot.hook:run, but pyns_boot %s installs no such entry (the file was left "
+        "behind by an older install, or written by hand); on Python 3.15-3.17 it also stops the pyns_boot.pth "
+        "beside it from running the C helper. Remove it (rm %s), or reinstall pyns_boot; "
+        "PYNS_BOOT_ON_ERROR=warn joins anyway" % (where, __version__, where)
+    )
+
+
+def stale_helper(path: str) -> "str | None":
+    """The refusal when the C helper loaded is not the file this version installs."""
+    name = os.path.basename(path)
+    if name == HELPER_FILE or not name.startswith("_pyns_boot.abi3"):
+        return None  # ours, or a free-threaded build's own name
+    return (
+        "pyns_boot: the C helper loaded is %s, a file this version does not install (it installs %s beside it): "
+        "left behind by an older install built with Python 3.15 or later, whose own suffix this interpreter tries "
+        "first; no namespace was joined. Remove it (rm %s), or reinstall pyns_boot" % (path, HELPER_FILE, path)
+    )
 
 
 def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
@@ -291,9 +359,10 @@ def write_stderr(text: str) -> bool:
     except Exception:  # no usable sys.stderr this early
         pass
     data = os.fsencode(text)
-    helper = sys.modules.get("_pyns_boot")
-    if helper is not None:
-        return bool(helper.write_stderr(data))
+    # getattr: a stale helper left by an older install (stale_helper) has no write_stderr
+    write = getattr(sys.modules.get("_pyns_boot"), "write_stderr", None)
+    if write is not None:
+        return bool(write(data))
     return _write_bounded(data)
 
 

@@ -78,13 +78,15 @@ class Venv:
         )
 
 
-def make_venv(path: Path, python: str | None = None, copies: bool = False) -> Venv:
+def make_venv(path: Path, python: str | None = None, copies: bool = False, system_site: bool = False) -> Venv:
     args = [sys.executable, "-m", "virtualenv", "-q", "-p", python or test_python(), "--no-setuptools", "--no-wheel"]
     # the pip bundled with virtualenv for that Python: an hour after its periodic update (on by default)
     # virtualenv seeds the newest pip it found, which no longer runs on 3.8 (pip 26: list[str] at import)
     args += ["--pip", "embed", "--no-periodic-update"]
     if copies:
         args.append("--copies")
+    if system_site:  # the interpreter's own site-packages and the user site, as with pip install --user
+        args.append("--system-site-packages")
     subprocess.run([*args, str(path)], check=True, capture_output=True, text=True, env=clean_env())
     return Venv(path)
 
@@ -172,6 +174,24 @@ print("PROBE " + json.dumps(out))
 """
 
 
+# What PEP 829 says 3.18's site.py does: the interpreter's own site.py (3.15+) with the one
+# statement that records a .pth import line removed, run as start-up runs it; with -S.
+SIMULATED_318_SITE = r"""
+import os, sys
+source_path = os.path.join(os.path.dirname(os.__file__), "site.py")
+with open(source_path, encoding="utf-8") as source_file:
+    source = source_file.read()
+RECORD = "self._importexecs.setdefault(filename, []).append(line)"
+assert source.count(RECORD) == 1, "not a PEP 829 site.py"
+source = source.replace(RECORD, "pass  # 3.18: import lines in .pth files are ignored")
+site = type(sys)("site")
+site.__file__ = source_path
+sys.modules["site"] = site
+exec(compile(source, source_path, "exec"), site.__dict__)
+site.main()
+"""
+
+
 def run_python(
     python: str,
     code: str = PROBE,
@@ -215,28 +235,48 @@ def own_links() -> dict[str, str]:
 
 # ---------------------------------------------------------------- unprivileged
 
-# root's home is 0700 and the pyenv interpreters (and their RUNPATH) live
-# below it.  In a private mount namespace /root is replaced by a 0755 tmpfs
-# that holds only .pyenv, so an unprivileged child reaches the interpreter
-# it was given instead of silently loading another libpython.
+# An interpreter below a directory others cannot traverse (pyenv's, below
+# root's 0700 home) is out of an unprivileged child's reach: it would
+# silently load another libpython.  In a private mount namespace that
+# directory is replaced by a 0755 tmpfs holding only the way to the
+# interpreter.  An interpreter others reach (Debian's /usr/bin/python3.X)
+# needs nothing.
 _AS_USER_SCRIPT = r"""
 set -e
-stash=$(mktemp -d)
-mount --bind /root/.pyenv "$stash"
-mount -t tmpfs -o mode=0755 pyns-boot-test /root
-mkdir /root/.pyenv
-mount --bind "$stash" /root/.pyenv
-umount "$stash"
-rmdir "$stash"
+if [ -n "$PYNS_TEST_HIDDEN" ]; then
+    stash=$(mktemp -d)
+    mount --bind "$PYNS_TEST_KEEP" "$stash"
+    mount -t tmpfs -o mode=0755 pyns-boot-test "$PYNS_TEST_HIDDEN"
+    mkdir -p "$PYNS_TEST_KEEP"
+    mount --bind "$stash" "$PYNS_TEST_KEEP"
+    umount "$stash"
+    rmdir "$stash"
+fi
 exec setpriv --reuid=$PYNS_TEST_UID --regid=$PYNS_TEST_UID --clear-groups -- "$@"
 """
 
 
+def _untraversable_ancestor(path: str) -> tuple[str, str] | None:
+    """(the first directory on the way to path that others cannot traverse, its child on that way)."""
+    parts = Path(os.path.realpath(path)).parts
+    for depth in range(1, len(parts) - 1):
+        directory = Path(*parts[:depth])
+        if not os.stat(directory).st_mode & 0o001:
+            return str(directory), str(Path(*parts[: depth + 1]))
+    return None
+
+
 def as_user(uid: int = NOBODY) -> list[str]:
-    """A command prefix that runs the rest as uid, with the interpreters reachable."""
+    """A command prefix that runs the rest as uid, with the interpreter under test reachable."""
+    base = subprocess.run(
+        [test_python(), "-S", "-c", "import sys; print(sys.base_prefix)"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    hidden, keep = _untraversable_ancestor(base) or ("", "")
     return [
         "env",
         "PYNS_TEST_UID=%d" % uid,
+        "PYNS_TEST_HIDDEN=" + hidden,
+        "PYNS_TEST_KEEP=" + keep,
         "unshare",
         "--mount",
         "--propagation",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import platform
 from typing import Any, Callable
 
 from cliutil import pyns_boot
-from nsutil import EXIT_STATUS, Holder, Venv, as_user
+from nsutil import EXIT_STATUS, Holder, Venv, as_user, run_python
 
 
 def doctor(venv: Venv, **kwargs: Any) -> tuple[int, dict[str, Any]]:
@@ -79,11 +80,48 @@ def test_extension_removed(fresh_hook_venv: Venv) -> None:
     assert result.returncode == 1 and "the C helper pyns_boot._setns does not load" in result.stderr
 
 
-def test_start_file_missing_is_a_warning(fresh_hook_venv: Venv) -> None:
-    (fresh_hook_venv.site_packages / "pyns_boot.start").unlink()
+def python_minor(venv: Venv) -> int:
+    return int(run_python(venv.python, "import sys; print(sys.version_info[1])").stdout)
+
+
+def test_start_file_of_an_older_install(fresh_hook_venv: Venv) -> None:
+    start = fresh_hook_venv.site_packages / "pyns_boot.start"
+    start.write_text("pyns_boot.hook:run\n")
     status, report = doctor(fresh_hook_venv)
-    start = finding(report, "start")
-    assert status == 0 and start["level"] == "warning" and "Python 3.15 and later read it" in start["message"]
+    found = finding(report, "start")
+    assert str(start) in found["message"] and found["fix"] == "rm %s" % start
+    assert "names pyns_boot.hook:run, which pyns_boot" in found["message"]
+    if python_minor(fresh_hook_venv) >= 15:
+        assert (
+            status == 1 and found["level"] == "error" and "skips the import line of pyns_boot.pth" in found["message"]
+        )
+    else:
+        assert status == 0 and found["level"] == "warning" and "ignores it" in found["message"]
+
+
+def test_start_file_of_the_318_wheel(fresh_hook_venv: Venv) -> None:
+    start = fresh_hook_venv.site_packages / "pyns_boot.start"
+    start.write_text("pyns_boot.hook:start\n")
+    status, report = doctor(fresh_hook_venv)
+    found = finding(report, "start")
+    assert status == 0 and found["fix"].startswith("rm %s" % start)
+    minor = python_minor(fresh_hook_venv)
+    assert found["level"] == ("warning" if minor >= 15 else "info"), found
+    if minor >= 15:
+        assert "every process imports pkgutil" in found["message"]
+
+
+def test_stale_helper_beside_the_good_one(fresh_hook_venv: Venv) -> None:
+    site = fresh_hook_venv.site_packages
+    stale = site / ("_pyns_boot.abi3-%s-linux-gnu.so" % platform.machine())
+    stale.write_bytes((site / "_pyns_boot.abi3.so").read_bytes())
+    status, report = doctor(fresh_hook_venv)
+    ext = finding(report, "extension")
+    assert str(stale) in ext["message"] and ext["fix"] == "rm %s" % stale
+    if python_minor(fresh_hook_venv) >= 15:  # 3.15 loads it first
+        assert status == 1 and ext["level"] == "error" and "no namespace was joined" in ext["message"]
+    else:
+        assert status == 0 and ext["level"] == "warning" and "Python 3.15 and later would load" in ext["message"]
 
 
 def test_dash_S(hook_venv: Venv) -> None:
@@ -114,7 +152,7 @@ def test_pth_files_that_run_before_ours(fresh_hook_venv: Venv, holder: Callable[
     status, report = doctor(fresh_hook_venv)
     assert status == 0  # the hook works, with warnings
     order = {f["message"].split()[0]: f for f in findings(report, "pth-order")}
-    ours = {str(site_packages / n) for n in ("00thread.pth", "01slow.pth", "02light.pth", "03path.pth")}
+    ours = {str(site_packages / n) for n in ("00thread.pth", "01slow.pth", "02light.pth")}
     assert ours <= set(order) and str(site_packages / "zz-after.pth") not in order
     for path in set(order) - ours:  # what the venv brings: _virtualenv.pth sorts before pyns_boot.pth
         assert order[path]["level"] == "info" and path < str(site_packages / "pyns_boot.pth"), order[path]
@@ -126,7 +164,10 @@ def test_pth_files_that_run_before_ours(fresh_hook_venv: Venv, holder: Callable[
     light = order[str(site_packages / "02light.pth")]
     assert light["level"] == "info" and "imports os; measured: 0 new modules" in light["message"]
     assert "no thread" in light["message"]
-    assert order[str(site_packages / "03path.pth")]["level"] == "info"
+    if python_minor(fresh_hook_venv) < 15:
+        assert order[str(site_packages / "03path.pth")]["level"] == "info"
+    else:  # 3.15 applies every path line first: a .pth without an import line runs no code among them
+        assert str(site_packages / "03path.pth") not in order
     # what the warning is about: the mount namespace cannot be joined any more
     h = holder(("mnt",))
     result = pyns_boot(fresh_hook_venv, "run", "--mnt", h.ref("mnt"), "-c", "print('user code ran')")
@@ -153,3 +194,19 @@ def test_hook_status_and_policy_in_the_report(hook_venv: Venv) -> None:
         finding(report, "policy")["level"] == "warning"
         and "'loud' is not understood" in finding(report, "policy")["message"]
     )
+
+
+def test_315_with_a_start_entry_every_import_line_runs_first(fresh_hook_venv: Venv) -> None:
+    """3.15's site.py: a .pth sorted after ours still runs before a .start entry (only the model differs before)."""
+    site_packages = fresh_hook_venv.site_packages
+    (site_packages / "zz-after.pth").write_text(THREAD_PTH)
+    (site_packages / "pyns_boot.start").write_text("pyns_boot.hook:start\n")
+    status, report = doctor(fresh_hook_venv)
+    assert status == 0  # the hook works, with warnings
+    order = {f["message"].split()[0]: f for f in findings(report, "pth-order")}
+    after = str(site_packages / "zz-after.pth")
+    if python_minor(fresh_hook_venv) >= 15:
+        assert after in order and "runs before pyns_boot.start and starts 1 thread(s)" in order[after]["message"]
+        assert order[after]["level"] == "warning"
+    else:
+        assert after not in order

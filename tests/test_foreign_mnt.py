@@ -1,7 +1,8 @@
 """A program joins a mount namespace that does not hold its interpreter, and keeps importing.
 
 The holder's mount namespace has a tmpfs over the interpreter's installation
-(sys.base_prefix of PYNS_BOOT_TEST_PYTHON) and over the session's work
+(sys.base_prefix of PYNS_BOOT_TEST_PYTHON; its standard library for a /usr
+interpreter such as Debian's python3.15) and over the session's work
 directory (the venvs), and a file that exists only there.  The children join
 it with gons_mnt and import modules they had not loaded yet.
 """
@@ -31,16 +32,13 @@ TINY_PACKAGE = {
 
 @pytest.fixture(scope="module")
 def base_prefix() -> str:
-    out = subprocess.run(
-        [interpreter_under_test(), "-S", "-c", "import sys; print(sys.base_prefix)"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    prefix = out.stdout.strip()
-    if prefix in ("/", "/usr", "/usr/local"):
-        pytest.skip("the interpreter lives in %s: a tmpfs over it would hide the holder's own tools" % prefix)
-    return prefix
+    """What the holder hides: the interpreter's installation (sys.base_prefix), or, for an
+    interpreter of the system (Debian's /usr/bin/python3.X, whose prefix also holds the
+    holder's own tools), the directory of its standard library and lib-dynload."""
+    code = "import os, sys, sysconfig; print(sys.base_prefix); print(os.path.realpath(sysconfig.get_path('stdlib')))"
+    out = subprocess.run([interpreter_under_test(), "-S", "-c", code], check=True, capture_output=True, text=True)
+    prefix, stdlib = out.stdout.split()
+    return stdlib if prefix in ("/", "/usr", "/usr/local") else prefix
 
 
 @pytest.fixture(scope="module")

@@ -1,174 +1,143 @@
-"""PEP 829: pyns_boot.start, the entry point that replaces the .pth import line.
+"""PEP 829 (.start files): what each interpreter's real site.py does with pyns_boot.
 
-No Python 3.15 can be installed here, so a real child interpreter does what
-PEP 829's site.py does: start with -S (no .pth import line runs, as from
-3.18 on, or as on 3.15-3.17 where a matching .start file suppresses it),
-put site-packages on sys.path, read every *.start file there, resolve each
-entry with pkgutil.resolve_name() in its pkg.mod:callable form and call it
-with no arguments.  On 3.8-3.14 the file must cost nothing: nobody reads it.
+The cp38-abi3 wheel serves 3.8-3.17 with the import line of pyns_boot.pth
+alone and ships no pyns_boot.start: 3.15-3.17 still run import lines, and a
+.start file would both silence that line and make every process import
+pkgutil to call the entry (docs/python-versions.md).  Python 3.18 ignores
+import lines; a wheel built for it (PYNS_BOOT_ABI3_FLOOR=cp318) adds
+pyns_boot.start, naming pyns_boot.hook:start.
+
+3.18 does not exist yet.  Its behaviour is simulated faithfully on 3.15+:
+the interpreter's own site.py, with the one statement that records a .pth
+import line removed (PEP 829: from 3.18 they are ignored), is run as site.py
+runs at start-up (``site.main()`` under -S).  Before 3.15 there is no PEP 829
+site.py to patch.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
 import sys
 from typing import Callable
 
 import nsutil
 import pytest
-from nsutil import PROBE, Holder, Venv, clean_env, fresh_cwd, parse_probe, run_python
+from nsutil import PROBE, REPO, SIMULATED_318_SITE, Holder, Venv, parse_probe, run_python
 
-ENTRY_FORM = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")  # pkg.mod:callable, callable required
+START_ENTRY = "pyns_boot.hook:start"
 
-# What PEP 829's site.py does with .start files (after extending sys.path).
-RUN_START_FILES = r"""
-import os, pkgutil, sys
-site_dir = sys.argv[1]
-if site_dir not in sys.path:
-    sys.path.append(site_dir)
-for name in sorted(os.listdir(site_dir)):
-    if not name.endswith(".start") or name.startswith("."):
-        continue
-    with open(os.path.join(site_dir, name), encoding="utf-8-sig") as start_file:
-        for line in start_file:
-            entry = line.strip()
-            if not entry or entry.startswith("#"):
-                continue
-            if sys.version_info >= (3, 15):
-                function = pkgutil.resolve_name(entry, strict=True)
-            else:
-                assert ":" in entry, entry  # what strict=True enforces
-                function = pkgutil.resolve_name(entry)
-            function()
+# What the probe adds: did the C helper act (the hook module's run() did not)?
+HOW = r"""
+hook = sys.modules.get("pyns_boot.hook")
+print("HOW " + json.dumps({"hook_ran": getattr(hook, "ran", None), "pkgutil": "pkgutil" in sys.modules}))
 """
 
-# The import line of pyns_boot.pth, executed as site.py (3.8-3.17) does.
-RUN_PTH_IMPORT_LINES = r"""
-with open(os.path.join(site_dir, "pyns_boot.pth"), encoding="utf-8-sig") as pth_file:
-    for line in pth_file:
-        if line.startswith(("import ", "import\t")):
-            exec(line)
-"""
 
-SET_SECOND = 'os.environ["gons_uts"] = sys.argv[2]\n'
-
-
-def needs_resolve_name() -> None:
+def version_of(python: str) -> tuple[int, int]:
     out = subprocess.run(
-        [nsutil.test_python(), "-c", "import pkgutil; print(hasattr(pkgutil, 'resolve_name'))"],
-        check=True,
-        capture_output=True,
-        text=True,
+        [python, "-c", "import sys; print(*sys.version_info[:2])"], check=True, capture_output=True, text=True
     )
-    if out.stdout.strip() != "True":
-        pytest.skip("pkgutil.resolve_name, which PEP 829 uses, appeared in Python 3.9")
+    major, minor = out.stdout.split()
+    return int(major), int(minor)
 
 
-def start_entries(venv: Venv) -> list[str]:
-    text = (venv.site_packages / "pyns_boot.start").read_text(encoding="utf-8-sig")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+def needs_pep829_site(python: str) -> None:
+    if version_of(python) < (3, 15):
+        pytest.skip("the 3.18 simulation patches a PEP 829 site.py; this interpreter's (< 3.15) has none")
 
 
-def test_start_file_names_the_once_per_process_hook(hook_venv: Venv) -> None:
-    entries = start_entries(hook_venv)
-    assert entries == ["pyns_boot.hook:run"]
-    assert all(ENTRY_FORM.match(e) for e in entries)
+def how(stdout: str) -> dict[str, object]:
+    import json
+
+    for line in stdout.splitlines():
+        if line.startswith("HOW "):
+            result: dict[str, object] = json.loads(line[4:])
+            return result
+    raise AssertionError("no HOW line: %r" % stdout)
 
 
-def test_start_entry_joins_when_pth_import_lines_are_ignored(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
-    needs_resolve_name()
+def as_318(venv: Venv, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run_python(venv.python, SIMULATED_318_SITE + PROBE + HOW, env, python_args=["-S"])
+
+
+def test_the_wheel_ships_no_start_file(hook_venv: Venv) -> None:
+    site = hook_venv.site_packages
+    assert (site / "pyns_boot.pth").is_file()
+    assert not (site / "pyns_boot.start").exists()
+
+
+def test_real_site_py_joins_through_the_c_helper(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    """On every interpreter, 3.15 included: the .pth line calls the C helper; nothing of the package loads."""
     target = holder(["uts"])
-    site = str(hook_venv.site_packages)
-    result = run_python(
-        hook_venv.python, RUN_START_FILES + PROBE, {"gons_uts": target.ref("uts")}, args=[site], python_args=["-S"]
-    )
+    result = run_python(hook_venv.python, "import json, sys\n" + HOW + PROBE, {"gons_uts": target.ref("uts")})
     assert result.returncode == 0, result.stderr
     report = parse_probe(result.stdout)
-    assert report["links"]["uts"] == target.link("uts")
+    assert report["links"]["uts"] == target.link("uts") and report["env"] == {}
+    assert report["loaded_at_start"] == []
+    assert how(result.stdout) == {"hook_ran": None, "pkgutil": False}
     assert report["status"]["state"] == "succeeded"
-    assert report["status"]["hook_ran"] is True
-    assert report["env"] == {}
 
 
-def test_start_entry_failure_applies_the_policy(hook_venv: Venv) -> None:
-    needs_resolve_name()
-    site = str(hook_venv.site_packages)
-    result = run_python(
-        hook_venv.python, RUN_START_FILES + PROBE, {"gons_uts": "/nonexistent"}, args=[site], python_args=["-S"]
-    )
-    assert result.returncode == 125
-    assert "gons_uts" in result.stderr and "/nonexistent" in result.stderr
+def test_real_site_py_idle_loads_no_pkgutil(hook_venv: Venv) -> None:
+    """What made 3.15's idle start 1.73x the floor: a .start entry, resolved through pkgutil."""
+    code = "import sys; print(sorted(m for m in ('pkgutil', 'pyns_boot', '_pyns_boot', 're') if m in sys.modules))"
+    result = run_python(hook_venv.python, code)
+    assert result.returncode == 0 and result.stdout.split() == ["[]"], result
 
 
-@pytest.mark.parametrize("first", ["pth", "start"])
-def test_pth_and_start_together_act_once(hook_venv: Venv, holder: Callable[..., Holder], first: str) -> None:
-    """Whichever of the two runs first acts; the other one is a no-op, even with new variables."""
-    needs_resolve_name()
-    one, two = holder(["uts"]), holder(["uts"])
-    site = str(hook_venv.site_packages)
-    if first == "pth":  # normal start: site.py runs the .pth line, then the .start entry is called
-        code = "import os, sys\nsite_dir = sys.argv[1]\n" + SET_SECOND + RUN_START_FILES + PROBE
-        python_args: list[str] = []
-    else:  # -S: the .start entry, then the .pth import line
-        code = RUN_START_FILES + SET_SECOND + RUN_PTH_IMPORT_LINES + PROBE
-        python_args = ["-S"]
-    result = run_python(
-        hook_venv.python, code, {"gons_uts": one.ref("uts")}, args=[site, two.ref("uts")], python_args=python_args
-    )
+def test_simulated_318_does_not_run_the_import_line(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    """Why a 3.18 wheel needs the .start file: the cp38-abi3 wheel's line alone is ignored there."""
+    needs_pep829_site(hook_venv.python)
+    target = holder(["uts"])
+    result = as_318(hook_venv, {"gons_uts": target.ref("uts")})
     assert result.returncode == 0, result.stderr
     report = parse_probe(result.stdout)
-    assert report["links"]["uts"] == one.link("uts")
-    assert report["status"]["namespaces"]["uts"]["path"] == one.ref("uts")
-    assert report["env"] == {"gons_uts": two.ref("uts")}  # set after the hook acted: left alone
+    assert report["links"]["uts"] != target.link("uts")
+    assert report["status"]["state"] == "not_run" and report["env"] == {"gons_uts": target.ref("uts")}
 
 
-def test_start_entry_without_variables_imports_only_the_hook(hook_venv: Venv) -> None:
-    """From 3.15 every start calls the entry: with no gons_* it must stay this cheap."""
-    needs_resolve_name()
-    code = (
-        "import sys\nbefore = set(sys.modules)\n"
-        + RUN_START_FILES
-        + "import pkgutil\nprint(sorted(m for m in set(sys.modules) - before if 'pyns' in m))\n"
-    )
-    result = run_python(hook_venv.python, code, args=[str(hook_venv.site_packages)], python_args=["-S"])
+@pytest.fixture
+def venv_318(fresh_hook_venv: Venv) -> Venv:
+    """What the cp318-abi3 wheel installs: the same files plus pyns_boot.start (setup.py refuses to
+    tag a wheel for an interpreter newer than the one building it, so it is added by hand here)."""
+    needs_pep829_site(fresh_hook_venv.python)
+    (fresh_hook_venv.site_packages / "pyns_boot.start").write_bytes((REPO / "pyns_boot.start").read_bytes())
+    return fresh_hook_venv
+
+
+def test_start_file_names_the_start_entry() -> None:
+    lines = (REPO / "pyns_boot.start").read_text(encoding="utf-8-sig").splitlines()
+    entries = [x.strip() for x in lines if x.strip() and not x.strip().startswith("#")]
+    assert entries == [START_ENTRY]
+    if sys.version_info >= (3, 9):
+        import pkgutil
+
+        from pyns_boot import hook
+
+        assert pkgutil.resolve_name(START_ENTRY) is hook.start
+
+
+def test_simulated_318_start_entry_joins_through_the_c_helper(venv_318: Venv, holder: Callable[..., Holder]) -> None:
+    target = holder(["uts", "net"])
+    result = as_318(venv_318, {"gons_uts": target.ref("uts"), "gons_net": target.ref("net")})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "['pyns_boot', 'pyns_boot.hook']"
+    assert result.stderr == ""
+    report = parse_probe(result.stdout)
+    assert report["links"]["uts"] == target.link("uts") and report["links"]["net"] == target.link("net")
+    assert report["status"]["state"] == "succeeded" and report["env"] == {}
+    assert how(result.stdout)["hook_ran"] is False  # start() handed over to _pyns_boot.run()
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
-@pytest.mark.parametrize("with_variables", [False, True])
-def test_start_file_is_never_read_before_python_315(hook_venv: Venv, with_variables: bool) -> None:
-    version = subprocess.run(
-        [hook_venv.python, "-c", "import sys; print(sys.version_info >= (3, 15))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    if version.stdout.strip() == "True":
-        pytest.skip("Python 3.15+ reads .start files by design")
-    env = clean_env(**({"gons_uts": "/proc/self/ns/uts"} if with_variables else {}))
-    result = subprocess.run(
-        ["strace", "-f", "-qq", "-e", "trace=%file", hook_venv.python, "-c", "pass"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        cwd=fresh_cwd(),
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    trace = result.stderr
-    assert "pyns_boot.pth" in trace  # the trace does see site.py's reads
-    assert "pyns_boot.start" not in trace
+def test_simulated_318_start_entry_idle(venv_318: Venv) -> None:
+    result = as_318(venv_318, {})
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    report = parse_probe(result.stdout)
+    assert report["loaded_at_start"] == ["pyns_boot", "pyns_boot.hook"]  # the entry's module; no C helper
+    assert report["status"]["state"] == "inactive"
 
 
-def test_start_entry_point_resolves_to_the_hook_in_this_process() -> None:
-    """The test process has the wheel installed: the entry names hook.run itself."""
-    if sys.version_info < (3, 9):
-        pytest.skip("pkgutil.resolve_name, which PEP 829 uses, appeared in Python 3.9")
-    import pkgutil
-
-    from pyns_boot import hook
-
-    assert pkgutil.resolve_name("pyns_boot.hook:run") is hook.run
+def test_simulated_318_start_entry_failure_applies_the_policy(venv_318: Venv) -> None:
+    result = as_318(venv_318, {"gons_uts": "/nonexistent"})
+    assert result.returncode == nsutil.EXIT_STATUS and result.stdout == ""
+    assert "gons_uts" in result.stderr and "/nonexistent" in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("pyns_boot:") == 1
