@@ -163,6 +163,7 @@ struct run_state {
     int own_id_known[NS_KIND_COUNT][2];
     long threads; /* -1: unknown */
     int keep_old_root;
+    int whole_process; /* the start-up run: other threads refuse every type */
     struct stat own_pid; /* /proc/self/ns/pid before the first switch */
     int own_pid_known;
 };
@@ -674,7 +675,8 @@ static int join_one(struct run_state *state, int kind)
         state->report->entries[kind].outcome = NS_ALREADY_MEMBER;
         if (kind == NS_MNT)
             return stay_member_of_mnt(state);
-    } else if (state->threads > 1) {
+    } else if (state->threads > 1 &&
+               (state->whole_process || ns_kinds[kind].single_threaded)) {
         return refuse_threads(state, kind);
     } else if (kind == NS_PID && (rc = refuse_dead_pid_namespace(state)) <= 0) {
         return rc;
@@ -737,10 +739,22 @@ void ns_report_free(struct ns_report *report)
     report->old_mnt_fd = -1;
 }
 
+static int run_sequence(const char *order,
+                        const char *const paths[NS_KIND_COUNT],
+                        int secure_mode, int keep_old_root, int whole_process,
+                        struct ns_report *report);
+
 int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
            int secure_mode, struct ns_report *report)
 {
-    return ns_run_keep_root(order, paths, secure_mode, 0, report);
+    return run_sequence(order, paths, secure_mode, 0, 0, report);
+}
+
+int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
+                     int secure_mode, int keep_old_root,
+                     struct ns_report *report)
+{
+    return run_sequence(order, paths, secure_mode, keep_old_root, 1, report);
 }
 
 /* The part of a report known before anything runs: the effective order
@@ -793,15 +807,17 @@ int ns_refuse(const char *order, const char *const paths[NS_KIND_COUNT],
     return 0;
 }
 
-int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
-                     int secure_mode, int keep_old_root,
-                     struct ns_report *report)
+static int run_sequence(const char *order,
+                        const char *const paths[NS_KIND_COUNT],
+                        int secure_mode, int keep_old_root, int whole_process,
+                        struct ns_report *report)
 {
     struct run_state state;
     const char *requested[NS_KIND_COUNT];
 
     memset(&state, 0, sizeof state);
     state.keep_old_root = keep_old_root;
+    state.whole_process = whole_process;
     state.paths = requested;
     state.report = report;
     state.threads = -1;

@@ -87,10 +87,13 @@ int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
            int secure_mode, struct ns_report *report);
 
 /*
- * ns_run, and when keep_old_root is set and gons_mnt is requested: open "/"
- * (O_PATH|O_DIRECTORY|O_CLOEXEC) before the first switch and keep it in
- * report->old_root_fd if the mnt join happened (closed otherwise, on every
- * path, error paths included).
+ * The start-up run of the whole process (boot): ns_run, except that a join
+ * of any type is refused while the process has other threads (they would
+ * stay behind; ns_run refuses only mnt, user and time, as the kernel does,
+ * for callers that join one thread on purpose).  When keep_old_root is set
+ * and gons_mnt is requested: open "/" (O_PATH|O_DIRECTORY|O_CLOEXEC) before
+ * the first switch and keep it in report->old_root_fd if the mnt join
+ * happened (closed otherwise, on every path, error paths included).
  */
 int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
                      int secure_mode, int keep_old_root,
