@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import pytest
 from cliutil import pyns_boot
-from nsutil import CHILD_TIMEOUT, EXIT_STATUS, NOBODY, Holder, Venv, run_python
+from nsutil import CHILD_TIMEOUT, EXIT_STATUS, NOBODY, Holder, Venv, as_user, run_python
 
 # What a program in the namespace sees: the DNS configuration, the interfaces, its mount namespace.
 VIEW = (
@@ -175,8 +175,23 @@ def test_wd_dir_is_resolved_after_the_joins(hook_venv: Venv, mnt_holder: Holder)
 def test_setuid_setgid_after_the_joins(hook_venv: Venv, holder: Callable[..., Holder], tmp_path: Path) -> None:
     h = holder(("uts",))
     code = "import os; print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())"
+    # as_user(0): still root, but the interpreter under test is reachable for nobody after -S (a pyenv build
+    # under /root is not: the program would fail on its first lazy import)
     result = pyns_boot(
-        hook_venv, "run", "-t", str(h.pid), "-u", "-S", str(NOBODY), "-G", str(NOBODY), "-w", "/tmp", "-c", code
+        hook_venv,
+        "run",
+        "-t",
+        str(h.pid),
+        "-u",
+        "-S",
+        str(NOBODY),
+        "-G",
+        str(NOBODY),
+        "-w",
+        "/tmp",
+        "-c",
+        code,
+        wrapper=as_user(0),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "%d %d %d []\n" % (NOBODY, NOBODY, NOBODY)
