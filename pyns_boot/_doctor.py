@@ -364,8 +364,9 @@ def _judge_pth(
     path: str, static: list[str], measured: dict[str, Any] | None, failure: str, hook_name: str = PTH
 ) -> Finding:
     fix_threads = (
-        "mnt, user and time can only be joined by a single-threaded process: remove the package that "
-        "installs %s, or rename it to sort after %s" % (os.path.basename(path), hook_name)
+        "the hook refuses every join while other threads exist (they would stay behind; mnt, user and time "
+        "cannot be joined at all then): remove the package that installs %s, or rename it to sort after %s"
+        % (os.path.basename(path), hook_name)
     )
     imports = "imports %s" % ", ".join(static) if static else "no import line"
     if measured is None:

@@ -8,7 +8,7 @@
  *   join_steps    open the others at their turn, skip members, setns
  *   report_*      hand the outcome to Python
  *
- * The contract is ../shared/design/env-interface.md (see README).
+ * The contract is docs/env-interface.md.
  * boot() runs the sequence at most once per process from the C
  * environment; apply() runs it on explicit values for callers that manage
  * their own processes (single-threaded children, the executor).

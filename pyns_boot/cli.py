@@ -213,9 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=_wrap(
             "Replace this process with  %s [ARGS]  (this environment's interpreter) with the gons_* "
             "variables set: its start-up hook joins the namespaces before the program runs.  The program's exit status "
-            "passes through; 125 means the hook refused (the message says why).  Everything after --, -m or -c goes to "
-            "the interpreter unchanged.  -m is the mount namespace, as in nsenter: run a module with  -- -m MODULE."
-            % os.path.basename(sys.executable or "python")
+            "passes through; 125 means the hook refused (the message says why).  Everything after -- or -c goes to "
+            "the interpreter unchanged.  -m is the mount namespace, as in nsenter: run a module with  -- -m MODULE.  "
+            "With a pid namespace this process joins it and forks first, staying as the supervisor, as nsenter --pid "
+            "does." % os.path.basename(sys.executable or "python")
         ),
         epilog="examples:\n  pyns-boot run -t 4242 --net --uts -- app.py --verbose\n"
         "  pyns-boot run --netns blue -- -m http.server 8000\n"

@@ -105,7 +105,13 @@ MUTATIONS = [
     Mutation(
         "no-scrub-py",
         "the gons_* variables are not removed (Python start-up path: mnt joins)",
-        [("pyns_boot/hook.py", "    for name in TRIGGER_VARIABLES:\n        os.environ.pop(name, None)\n", "")],
+        [
+            (
+                "pyns_boot/hook.py",
+                "    for name in TRIGGER_VARIABLES + FINISH_VARIABLES:\n        os.environ.pop(name, None)\n",
+                "",
+            )
+        ],
         ["tests/test_join.py", "tests/test_foreign_mnt.py"],
     ),
     Mutation(
