@@ -158,7 +158,10 @@ def test_pth_files_that_run_before_ours(fresh_hook_venv: Venv, holder: Callable[
         assert order[path]["level"] == "info" and path < str(site_packages / "pyns_boot.pth"), order[path]
     thread = order[str(site_packages / "00thread.pth")]
     assert thread["level"] == "warning" and "starts 1 thread(s)" in thread["message"]
-    assert "imports threading, time" in thread["message"] and "refuses every join while other threads exist" in thread["fix"]
+    assert (
+        "imports threading, time" in thread["message"]
+        and "refuses every join while other threads exist" in thread["fix"]
+    )
     slow = order[str(site_packages / "01slow.pth")]
     assert slow["level"] == "warning" and "imports a lot" in slow["message"]
     light = order[str(site_packages / "02light.pth")]
