@@ -56,6 +56,11 @@ def build(
     if netns is not None:
         if "net" in paths or "net" in from_target:
             raise UsageError("--netns and --net name the same namespace: give one of them")
+        if "mnt" in paths or "mnt" in from_target or all_types:
+            raise UsageError(
+                "--netns gives the program a private copy of this mount namespace (as ip netns exec does) and "
+                "cannot be combined with -m/--mnt or --all: use --net %s/%s" % (NETNS_DIR, netns)
+            )
         if not netns or "/" in netns or netns in (".", ".."):
             raise UsageError("--netns %r is not a network namespace name (as in: ip netns add NAME)" % netns)
         refs["net"] = os.path.join(NETNS_DIR, netns)  # checked as a path; joined as ip netns exec does

@@ -88,6 +88,11 @@ class Namespaces:
         if netns is not None:
             if net is not None:
                 raise ValueError("netns=%r and net=%r name the same namespace: give one of them" % (netns, net))
+            if mnt is not None:
+                raise ValueError(
+                    "netns=%r gives the workers a private copy of this mount namespace (as ip netns exec does) and "
+                    "cannot be combined with mnt=%r: use net=%r" % (netns, mnt, os.path.join(NETNS_DIR, netns))
+                )
             given["net"] = os.path.join(NETNS_DIR, check_netns_name(netns))
         paths = tuple(_path(t, given[t]) for t in TYPES)
         if order is not None and not isinstance(order, str):

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef __NR_close_range
@@ -217,6 +219,15 @@ static void check_child(pid_t child)
         /* As nsenter: the child stopped, so stop too (the shell sees the
          * job stop); once continued, continue the child. */
         kill(getpid(), SIGSTOP);
+        /* Continued: the SIGCONT that woke us also stays queued (every
+         * signal is blocked).  Take it here, or sigwaitinfo would forward
+         * it later and undo a stop of the child that came in between. */
+        sigset_t cont;
+        sigemptyset(&cont);
+        sigaddset(&cont, SIGCONT);
+        const struct timespec now = {0, 0};
+        while (sigtimedwait(&cont, NULL, &now) < 0 && errno == EINTR)
+            ;
         kill(child, SIGCONT);
     }
 }

@@ -224,3 +224,22 @@ def test_run_drops_stale_steering_variables(hook_venv: Venv, holder: Callable[..
     )
     # pyns-boot itself carries on past the hook's failure; its program gets neither variable
     assert result.returncode == 0 and result.stdout == "/tmp\n", result.stderr
+
+
+@pytest.mark.parametrize("mnt_option", [["-m", "/proc/self/ns/mnt"], ["-t", "1", "--all"]])
+@pytest.mark.parametrize("command", ["run", "env"])
+def test_cli_refuses_netns_with_a_mount_namespace(hook_venv: Venv, command: str, mnt_option: list[str]) -> None:
+    """The pair the hook would refuse at start (gons_netns makes a private copy of the mount namespace) is a
+    usage error up front, in env as in run."""
+    program = ["-c", "print('ran')"] if command == "run" else []
+    result = pyns_boot(hook_venv, command, "--netns", "blue", *mnt_option, *program)
+    assert result.returncode == 2 and result.stdout == "", result
+    assert "--netns gives the program a private copy of this mount namespace" in result.stderr
+    assert "use --net /run/netns/blue" in result.stderr
+
+
+def test_namespaces_refuses_netns_with_mnt() -> None:
+    from pyns_boot import Namespaces
+
+    with pytest.raises(ValueError, match="cannot be combined with mnt='/proc/self/ns/mnt': use net='/run/netns/blue'"):
+        Namespaces(netns="blue", mnt="/proc/self/ns/mnt")
