@@ -130,7 +130,7 @@ MUTATIONS = [
         "warn-as-ignore-c",
         "PYNS_BOOT_ON_ERROR=warn writes nothing, like ignore (C)",
         [(HELPER, "    if (boot_policy[0] == 'i')\n", "    if (boot_policy[0] == 'i' || boot_policy[0] == 'w')\n")],
-        ERRORS,
+        [*ERRORS, "tests/test_c_policy_fallback.py"],
     ),
     Mutation(
         "warn-as-ignore-py",
