@@ -693,9 +693,7 @@ static PyObject *setns_pid_mode(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
-    if (boot_pid_mode == NULL)
-        Py_RETURN_NONE;
-    return PyUnicode_FromString(boot_pid_mode);
+    return optional_fs_string(boot_pid_mode);
 }
 
 /* enter_pid(path): fork once; the caller continues as the child, in the
@@ -736,9 +734,7 @@ static PyObject *setns_policy(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
-    if (boot_policy == NULL)
-        Py_RETURN_NONE;
-    return PyUnicode_FromString(boot_policy);
+    return optional_fs_string(boot_policy);
 }
 
 /* preload(path, flags) -> None, or dlerror()'s message: dlopen a shared
