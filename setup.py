@@ -111,10 +111,10 @@ class build_py_with_startup_files(build_py):
 setup(
     ext_modules=[
         # Top-level, beside pyns_boot.pth: the start-up line imports it without
-        # the package; pyns_boot/_setns.py re-exports it as pyns_boot._setns.
+        # the package, and the rest of the code imports it under the same name.
         Extension(
             HELPER,
-            sources=["pyns_boot/_setns.c", "pyns_boot/_setns_core.c", "pyns_boot/_pid_entry.c"],
+            sources=["pyns_boot/_pyns_boot.c", "pyns_boot/_setns_core.c", "pyns_boot/_pid_entry.c"],
             depends=["pyns_boot/_setns_core.h", "pyns_boot/_pid_entry.h"],
             py_limited_api=LIMITED_API,
             define_macros=[("Py_LIMITED_API", "0x03080000")] if LIMITED_API else [],

@@ -49,7 +49,8 @@ import json, sys, time
 w, c = time.perf_counter(), time.process_time()  # loading pyns_boot._elfdeps counts too
 spent = [0.0, 0.0]
 if "pyns_boot._oldroot" in sys.modules:
-    from pyns_boot import _elfdeps, _setns
+    import _pyns_boot
+    from pyns_boot import _elfdeps
     def timing(function, slot):
         def timed(*args):
             start = time.process_time()
@@ -59,7 +60,7 @@ if "pyns_boot._oldroot" in sys.modules:
                 spent[slot] += time.process_time() - start
         return timed
     _elfdeps.preload_needed = timing(_elfdeps.preload_needed, 0)
-    _setns.preload = timing(_setns.preload, 1)
+    _pyns_boot.preload = timing(_pyns_boot.preload, 1)
 import %s
 w, c = time.perf_counter() - w, time.process_time() - c
 print(json.dumps([w * 1000, c * 1000, spent[0] * 1000, spent[1] * 1000]))

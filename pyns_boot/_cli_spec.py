@@ -14,9 +14,10 @@ import fcntl
 import os
 import stat
 
+from _pyns_boot import DEFAULT_ORDER, TYPES, parse_order
+
 from pyns_boot import _hints
 from pyns_boot._namespaces import NETNS_DIR, Namespaces
-from pyns_boot._setns import DEFAULT_ORDER, TYPES, parse_order
 from pyns_boot.cli import CommandError, UsageError
 
 TYPE_CHECKING = False

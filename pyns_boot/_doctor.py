@@ -145,17 +145,17 @@ def _editable_source() -> str | None:
 
 def check_extension() -> Finding:
     try:
-        from pyns_boot import _setns
+        import _pyns_boot
     except ImportError as error:
         return Finding(
             "extension",
             ERROR,
-            "the C helper pyns_boot._setns does not load: %s" % error,
+            "the C helper _pyns_boot does not load: %s" % error,
             _reinstall() + " (a wheel built for this Python and platform)",
         )
     from pyns_boot.hook import HELPER_FILE, stale_helper
 
-    loaded = getattr(_setns, "__file__", None) or ""
+    loaded = getattr(_pyns_boot, "__file__", None) or ""
     refusal = stale_helper(loaded)
     if refusal is not None:
         return Finding("extension", ERROR, refusal[len("pyns_boot: ") :], "rm %s" % loaded)

@@ -397,7 +397,7 @@ class HostLoader:
         pending = [name for name in elf.needed if name not in self.done]
         if not pending:
             return
-        from pyns_boot._setns import loaded, preload
+        from _pyns_boot import loaded, preload
 
         have = {name[name.rfind("/") + 1 :] for name in loaded()}
         self.done |= have  # loaded for good: CPython never unloads an extension module

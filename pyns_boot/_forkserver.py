@@ -8,7 +8,7 @@ so it is single-threaded by construction, whatever the parent is (a
 program that imports from its original root after a gons_mnt join forks it
 instead: see pyns_boot._call._fork_server).  For
 each worker it forks a child; the child joins the requested namespaces with
-``_setns.apply`` before it runs anything else (mnt, user and time need a
+``_pyns_boot.apply`` before it runs anything else (mnt, user and time need a
 single-threaded process), forks once more into a joined pid namespace (the
 worker becomes the C supervisor of its child, which serves the calls from
 inside it), reports the outcome and then serves calls.
@@ -49,7 +49,7 @@ STATUS_KEEP = 1024  # exit statuses kept for "status" requests
 STATUS_WAIT = 2.0  # how long a "status" request waits for an exiting worker
 
 
-_MNT = 2  # indexes in _setns.TYPES (checked in serve())
+_MNT = 2  # indexes in _pyns_boot.TYPES (checked in serve())
 _PID = 4
 
 
@@ -284,10 +284,10 @@ def serve(control_fd: int) -> None:
     _close_inherited(_kept_descriptors(control_fd))
     control = _socket.socket(fileno=control_fd)
     # Every worker needs it, and after a mnt join it may not be reachable any more.
-    from pyns_boot import _setns
+    import _pyns_boot
 
-    if (_setns.TYPES[_MNT], _setns.TYPES[_PID]) != ("mnt", "pid"):
-        raise RuntimeError("pyns_boot._setns.TYPES changed: %r" % (_setns.TYPES,))
+    if (_pyns_boot.TYPES[_MNT], _pyns_boot.TYPES[_PID]) != ("mnt", "pid"):
+        raise RuntimeError("_pyns_boot.TYPES changed: %r" % (_pyns_boot.TYPES,))
     server = _Server(control)
     _signal.signal(_signal.SIGCHLD, server.reap)
     server.serve()
@@ -298,10 +298,10 @@ def serve(control_fd: int) -> None:
 
 def _netns_view(report: "tuple[Any, ...]", netns: str) -> "tuple[Any, ...]":
     """After joining /run/netns/NAME: the view of ip netns exec NAME (a failure turns the report into one)."""
-    from pyns_boot import _setns
+    import _pyns_boot
 
     try:
-        for failure in _setns.netns_view(netns):
+        for failure in _pyns_boot.netns_view(netns):
             os.write(2, os.fsencode("pyns_boot: netns %s: %s\n" % (netns, failure)))
     except OSError as error:
         return (False, error.strerror, error.errno, "net", report[4], report[5])
@@ -362,8 +362,8 @@ def _set_up(
     """Join (a named netns with the view of ip netns exec); enter a joined pid namespace (fork: the worker
     lives inside it); keep importing after a mnt join.
 
-    Returns the report tuple of _setns.apply, made a failure when a later step failed."""
-    from pyns_boot import _setns
+    Returns the report tuple of _pyns_boot.apply, made a failure when a later step failed."""
+    import _pyns_boot
 
     mnt_path = paths[_MNT]
     oldroot = sys.modules.get("pyns_boot._oldroot") if keep_imports else None
@@ -372,13 +372,13 @@ def _set_up(
     if mnt_path is not None and oldroot is not None and inherited_root is None:
         old_root = _open_above_stdio("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        report = _setns.apply(order, paths)
+        report = _pyns_boot.apply(order, paths)
         if report[0] and netns is not None:
             report = _netns_view(report, netns)
         outcomes = {entry[0]: entry[2] for entry in report[5]}
         if report[0] and outcomes.get("pid") == "joined":
             try:
-                _setns.enter_pid(str(paths[_PID]))
+                _pyns_boot.enter_pid(str(paths[_PID]))
             except OSError as error:
                 return _failed(report, error.errno, str(error.strerror), "pid")
         if report[0] and outcomes.get("mnt") == "joined" and oldroot is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from pyns_boot import _setns
+import _pyns_boot
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
     PathArg = Union[str, "os.PathLike[str]", None]
 
-TYPES: tuple[str, ...] = _setns.TYPES
-ORDER_VARIABLE: str = _setns.ORDER_VARIABLE
+TYPES: tuple[str, ...] = _pyns_boot.TYPES
+ORDER_VARIABLE: str = _pyns_boot.ORDER_VARIABLE
 VARIABLE_PREFIX = "gons_"
 NETNS_DIR = "/run/netns"
 #: A named network namespace joined the way ``ip netns exec NAME`` does (pyns_boot._finish).
@@ -99,7 +99,7 @@ class Namespaces:
             order = ",".join(order)
         order = order or None
         if order is not None:
-            listed = {name for name, _ in _setns.parse_order(order)}  # ValueError: the hook's message
+            listed = {name for name, _ in _pyns_boot.parse_order(order)}  # ValueError: the hook's message
             unlisted = [t for t, p in zip(TYPES, paths) if p is not None and t not in listed]
             if unlisted:
                 raise ValueError(

@@ -3,7 +3,7 @@
  * children of a process land in the namespace, so the hook forks once.  The
  * child continues as the program; the parent becomes a small supervisor
  * that forwards signals, follows stop and continue as util-linux nsenter
- * does, and ends as the child ended.  Free of Python (see _setns.c for the
+ * does, and ends as the child ended.  Free of Python (see _pyns_boot.c for the
  * fork itself, which must go through PyOS_BeforeFork/AfterFork).
  */
 #ifndef PYNS_BOOT_PID_ENTRY_H

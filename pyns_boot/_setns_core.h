@@ -1,6 +1,6 @@
 /*
  * The namespace-joining core of pyns_boot, free of Python so that it can be
- * fuzzed, sanitized and reasoned about on its own.  _setns.c wraps it.
+ * fuzzed, sanitized and reasoned about on its own.  _pyns_boot.c wraps it.
  */
 #ifndef PYNS_BOOT_SETNS_CORE_H
 #define PYNS_BOOT_SETNS_CORE_H

@@ -59,9 +59,9 @@ def hook_blocker() -> str | None:
     if hook_dir(site_dirs()) is None:
         return "%s is not in a site-packages directory of %s" % (PTH, sys.executable)
     try:
-        from pyns_boot import _setns  # noqa: F401
+        import _pyns_boot  # noqa: F401
     except ImportError as error:
-        return "the C helper pyns_boot._setns does not load: %s" % error
+        return "the C helper _pyns_boot does not load: %s" % error
     return None
 
 

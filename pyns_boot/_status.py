@@ -259,13 +259,10 @@ class NamespaceError(OSError):
 
 
 def _c_helper() -> "ModuleType":
-    """pyns_boot._setns; as the start-up line loaded it (_pyns_boot) when it did: no alias module to import."""
-    helper = sys.modules.get("_pyns_boot")
-    if helper is not None:
-        return helper
-    from pyns_boot import _setns
+    """The C helper _pyns_boot (the one the start-up line loaded, when it did)."""
+    import _pyns_boot
 
-    return _setns
+    return _pyns_boot
 
 
 def status() -> "Status":
@@ -284,22 +281,22 @@ def _hook_status() -> "Status":
     policy = getattr(hook, "policy", None)
     load_error = getattr(hook, "load_error", None)
     try:
-        _setns = _c_helper()
+        _pyns_boot = _c_helper()
     except ImportError as error:
-        message = load_error or "pyns_boot: cannot load the C helper pyns_boot._setns: %s" % error
+        message = load_error or "pyns_boot: cannot load the C helper _pyns_boot: %s" % error
         return Status(FAILED, load_error is not None, {}, error=message, policy=policy)
 
     if policy is None:  # the common path: the C helper's run() acted without pyns_boot.hook
-        policy = _setns.policy()
-    report = _setns.report()
+        policy = _pyns_boot.policy()
+    report = _pyns_boot.report()
     if report is not None:
         result = _from_report(
-            _setns.TYPES,
+            _pyns_boot.TYPES,
             report,
             policy,
             getattr(hook, "imports_root", None),
             getattr(hook, "imports_error", None),
-            _setns.pid_mode(),
+            _pyns_boot.pid_mode(),
         )
         if not report[0]:
             from pyns_boot import _hints
@@ -311,14 +308,14 @@ def _hook_status() -> "Status":
         return result
     # Judged from the environment the process started with: a variable the
     # program (or sitecustomize) set later was never the hook's business.
-    started = started_with((*_setns.VARIABLES, _setns.ORDER_VARIABLE))
+    started = started_with((*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE))
     if load_error is not None:
-        return Status(FAILED, True, _unrun_namespaces(_setns.TYPES, started), error=load_error, policy=policy)
+        return Status(FAILED, True, _unrun_namespaces(_pyns_boot.TYPES, started), error=load_error, policy=policy)
 
-    namespaces = _unrun_namespaces(_setns.TYPES, started)
+    namespaces = _unrun_namespaces(_pyns_boot.TYPES, started)
     pending = [ns.variable for ns in namespaces.values() if ns.requested]
-    if started.get(_setns.ORDER_VARIABLE):
-        pending.append(_setns.ORDER_VARIABLE)
+    if started.get(_pyns_boot.ORDER_VARIABLE):
+        pending.append(_pyns_boot.ORDER_VARIABLE)
     if not pending:
         return Status(INACTIVE, False, namespaces)
     message = "pyns_boot: %s %s set, but the pyns_boot start-up hook did not run in this process (%s)" % (

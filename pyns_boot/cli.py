@@ -426,8 +426,9 @@ def _after_joins(args: argparse.Namespace) -> dict[str, str]:
 
 def _steering_variables() -> tuple[str, ...]:
     """Every variable the hook acts on: the gons_* of the contract, gons_netns and pyns_boot._finish's."""
+    from _pyns_boot import ORDER_VARIABLE, VARIABLES
+
     from pyns_boot._finish import VARIABLES as FINISH_VARIABLES
-    from pyns_boot._setns import ORDER_VARIABLE, VARIABLES
 
     return (*VARIABLES, ORDER_VARIABLE, *FINISH_VARIABLES)
 
@@ -490,12 +491,12 @@ def _enter_pid_namespace_first(spec: Namespaces, env: dict[str, str]) -> None:
     join needs the hook's order (a user namespace first, a pid reference resolved after the mount
     switch), with PYNS_BOOT_PID set, and when anything here fails: the hook then reports it as it
     always does."""
-    from pyns_boot import _setns
+    import _pyns_boot
 
     path = spec.get("pid")
     if path is None or env.get("PYNS_BOOT_PID") or spec.get("user") is not None:
         return
-    if spec.order and ("pid", True) not in _setns.parse_order(spec.order):
+    if spec.order and ("pid", True) not in _pyns_boot.parse_order(spec.order):
         return
     try:
         own, target = os.stat("/proc/self/ns/pid"), os.stat(path)
@@ -503,11 +504,11 @@ def _enter_pid_namespace_first(spec: Namespaces, env: dict[str, str]) -> None:
         return
     if (own.st_dev, own.st_ino) == (target.st_dev, target.st_ino):
         return
-    report = _setns.apply(None, [path if t == "pid" else None for t in _setns.TYPES])
+    report = _pyns_boot.apply(None, [path if t == "pid" else None for t in _pyns_boot.TYPES])
     if not report[0]:
         return
     try:
-        _setns.enter_pid(path)
+        _pyns_boot.enter_pid(path)
     except OSError:
         return
 

@@ -21,7 +21,7 @@ KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"
 POLICIES = ("exit", "warn", "ignore")
 EXIT_STATUS = 125
 
-# The C helper's table (pyns_boot._setns.VARIABLES and ORDER_VARIABLE), and
+# The C helper's table (_pyns_boot.VARIABLES and ORDER_VARIABLE), and
 # the names pyns_boot.pth looks up; tests check the three agree.  The .pth
 # line looks each name up in os.environ's dict of byte keys (C-level, ten
 # hash lookups whatever the size of the environment; one bytes constant
@@ -74,12 +74,12 @@ def run() -> None:
     if stray is not None:
         apply_policy(stray)  # under warn: join anyway, once, from here
     try:
-        from pyns_boot import _setns
+        import _pyns_boot
     except ImportError as error:
-        load_error = "pyns_boot: cannot load the C helper pyns_boot._setns: %s" % error
+        load_error = "pyns_boot: cannot load the C helper _pyns_boot: %s" % error
         apply_policy(load_error)
         return
-    stale = stale_helper(getattr(_setns, "__file__", None) or "")
+    stale = stale_helper(getattr(_pyns_boot, "__file__", None) or "")
     if stale is not None:
         load_error = stale
         apply_policy(load_error)
@@ -106,12 +106,12 @@ def run() -> None:
             _finish.remove_variables()
             apply_policy(load_error)
             return
-    report = _setns.boot(keep_imports)
+    report = _pyns_boot.boot(keep_imports)
     if report is None:  # another interpreter of this process acted already
         return
     for name in TRIGGER_VARIABLES + FINISH_VARIABLES:
         os.environ.pop(name, None)
-    old_root = _setns.take_old_root() if keep_imports else None
+    old_root = _pyns_boot.take_old_root() if keep_imports else None
     if not report[0]:
         report_failure(report)
     else:
@@ -122,7 +122,7 @@ def run() -> None:
         if not report[0]:
             _finish.discard(plan)
             return
-        finish_error = _finish.finish(plan, _setns)
+        finish_error = _finish.finish(plan, _pyns_boot)
         if finish_error is not None:
             apply_policy(finish_error)
 
@@ -135,7 +135,7 @@ def start() -> None:
     if os.environ.keys().isdisjoint(TRIGGER_VARIABLES):
         return
     try:
-        helper = __import__("_pyns_boot")  # pyns_boot._setns without its alias module
+        helper = __import__("_pyns_boot")  # _pyns_boot without its alias module
     except ImportError:
         run()
         return
@@ -182,7 +182,7 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
     """After the mnt join: import from the original root through fds[0].
 
     fds[1], on the original mount namespace, stays open with it: it keeps
-    the mounts below that root attached (see _setns.take_old_root)."""
+    the mounts below that root attached (see _pyns_boot.take_old_root)."""
     global imports_root, imports_error
     fd = fds[0]
     root = "/proc/self/fd/%d" % fd

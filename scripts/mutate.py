@@ -49,7 +49,7 @@ class Mutation:
 
 
 CORE = "pyns_boot/_setns_core.c"
-HELPER = "pyns_boot/_setns.c"
+HELPER = "pyns_boot/_pyns_boot.c"
 ERRORS = ["tests/test_errors.py", "tests/test_bad_input.py"]
 
 MUTATIONS = [

@@ -44,8 +44,8 @@ run_suite() {
     [ -e "$libasan" ] || { echo "no libasan.so for gcc" >&2; exit 1; }
     local wheel
     wheel=$(build_wheel "$build" "-g ${sanitize[*]}" "${sanitize[*]}")
-    unzip -p "$wheel" '_pyns_boot*.so' >"$build/_setns.so"
-    nm -D "$build/_setns.so" | grep __asan_init >/dev/null || { echo "the wheel is not instrumented" >&2; exit 1; }
+    unzip -p "$wheel" '_pyns_boot*.so' >"$build/_pyns_boot.so"
+    nm -D "$build/_pyns_boot.so" | grep __asan_init >/dev/null || { echo "the wheel is not instrumented" >&2; exit 1; }
     # CPython itself leaks at exit by design: leaks are checked on the core
     # (mode core) and by scripts/valgrind.sh, not in every interpreter.
     # A set-group-ID interpreter ignores LD_PRELOAD, so the secure-execution

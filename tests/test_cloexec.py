@@ -2,7 +2,7 @@
 
 The hook's own join runs before any thread exists, and each descriptor is
 closed before the join returns, so O_CLOEXEC matters only where a join runs
-while other threads of the process go on: ``pyns_boot._setns.apply`` releases
+while other threads of the process go on: ``_pyns_boot.apply`` releases
 the GIL for the whole sequence (open early, check, setns, close).  call_in and
 NamespaceExecutor reach it only in a worker forked from the single-threaded
 fork server, before the worker runs anything else, so they cannot show it.
@@ -26,13 +26,13 @@ SPAWNS = 150
 
 CODE = r"""
 import json, os, re, sys, threading, time
-from pyns_boot import _setns
+import _pyns_boot
 
 holder_pid, spawns = int(sys.argv[1]), int(sys.argv[2])
 joined = sys.argv[3].split(",")
 order = ",".join("!" + t for t in joined)  # all opened early: all open at once
 targets = [
-    [("/proc/%d/ns/%s" % (pid, t)) if t in joined else None for t in _setns.TYPES]
+    [("/proc/%d/ns/%s" % (pid, t)) if t in joined else None for t in _pyns_boot.TYPES]
     for pid in (holder_pid, os.getpid())
 ]
 NS_LINK = re.compile(r"-> (cgroup|ipc|mnt|net|pid|time|user|uts):\[")
@@ -43,7 +43,7 @@ errors = []
 
 def join_loop():
     while not stop.is_set():
-        report = _setns.apply(order, targets[joins[0] % 2])
+        report = _pyns_boot.apply(order, targets[joins[0] % 2])
         if not report[0]:
             errors.append(report[1])
             return

@@ -73,11 +73,11 @@ def test_extension_removed(fresh_hook_venv: Venv) -> None:
     status, report = doctor(fresh_hook_venv)
     assert status == 1
     ext = finding(report, "extension")
-    assert ext["level"] == "error" and "the C helper pyns_boot._setns does not load" in ext["message"]
+    assert ext["level"] == "error" and "the C helper _pyns_boot does not load" in ext["message"]
     assert "wheel built for this Python" in ext["fix"]
     assert finding(report, "pth")["level"] == "ok"
     result = pyns_boot(fresh_hook_venv, "run", "--net", "/proc/self/ns/net", "-c", "print('user code ran')")
-    assert result.returncode == 1 and "the C helper pyns_boot._setns does not load" in result.stderr
+    assert result.returncode == 1 and "the C helper _pyns_boot does not load" in result.stderr
 
 
 def python_minor(venv: Venv) -> int:

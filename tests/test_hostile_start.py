@@ -157,7 +157,7 @@ def venv_without_helper(workdir, wheel) -> Iterator[Venv]:  # type: ignore[no-un
 WRITERS = {
     "c-run": ({"gons_net": "/nonexistent"}, 'pyns_boot: invalid gons_net reference "/nonexistent"'),
     "python-hook": ({"gons_mnt": "/nonexistent"}, 'pyns_boot: invalid gons_mnt reference "/nonexistent"'),
-    "no-helper": ({"gons_net": "/nonexistent"}, "pyns_boot: cannot load the C helper pyns_boot._setns"),
+    "no-helper": ({"gons_net": "/nonexistent"}, "pyns_boot: cannot load the C helper _pyns_boot"),
 }
 
 

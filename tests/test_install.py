@@ -28,7 +28,7 @@ from nsutil import REPO, Holder, Venv, clean_env, make_venv, probe, rmtree, run_
 # The cp38-abi3 wheel serves 3.8-3.17 through the .pth line alone; pyns_boot.start
 # (in the sdist) is shipped only by a wheel built for 3.18+ (setup.py, test_pep829).
 STARTUP_FILES = ("pyns_boot.pth",)
-# The C helper sits at the root, beside the .pth (pyns_boot/_setns.py re-exports it).
+# The C helper sits at the root, beside the .pth; the package imports it by the same name.
 EXTENSION = "_pyns_boot.abi3.so"
 # scripts/test.sh alone builds a plain linux_x86_64 wheel with the host's compiler; CI tests the
 # manylinux2014 wheel of `nox -s dist` (scripts/release.py), given as PYNS_BOOT_WHEEL.
@@ -180,10 +180,10 @@ def test_sdist_holds_the_sources_and_nothing_built(sdist: Path) -> None:
         "CHANGELOG.md",
         "pyns_boot.pth",
         "pyns_boot.start",
-        "pyns_boot/_setns.c",
+        "pyns_boot/_pyns_boot.c",
         "pyns_boot/_setns_core.c",
         "pyns_boot/_setns_core.h",
-        "pyns_boot/_setns.pyi",
+        "stubs/_pyns_boot.pyi",
         "pyns_boot/py.typed",
         "tests/conftest.py",
         "tests/nsutil.py",
@@ -309,7 +309,7 @@ def test_install_route_activates_the_hook_and_uninstall_removes_everything(
     assert report["env"] == {}
 
     where = run_python(
-        route_venv.python, "import pyns_boot, pyns_boot._setns as s; print(pyns_boot.__file__); print(s.__file__)"
+        route_venv.python, "import pyns_boot, _pyns_boot as s; print(pyns_boot.__file__); print(s.__file__)"
     )
     assert where.returncode == 0, where.stderr
     package_file, extension_file = where.stdout.split()

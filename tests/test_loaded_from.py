@@ -20,10 +20,10 @@ from nsutil import REPO, Venv, run_python
 
 WHERE = r"""
 import json, os, sys
-import pyns_boot, pyns_boot._setns
+import pyns_boot, _pyns_boot
 helper = sys.modules["_pyns_boot"]
 print(json.dumps({"cwd": os.getcwd(), "listing": os.listdir("."), "helper": helper.__file__,
-                  "package": pyns_boot.__file__, "same_helper": pyns_boot._setns is helper,
+                  "package": pyns_boot.__file__, "same_helper": _pyns_boot is helper,
                   "state": pyns_boot.status().state}))
 """
 
@@ -48,7 +48,7 @@ def assert_from_venv(report: dict[str, Any], venv: Venv) -> None:
     helper = os.path.realpath(report["helper"])
     assert os.path.dirname(helper) == site and os.path.basename(helper).startswith("_pyns_boot."), report
     assert os.path.realpath(report["package"]) == os.path.join(site, "pyns_boot", "__init__.py"), report
-    assert report["same_helper"] is True, report  # pyns_boot._setns is the helper the hook loaded
+    assert report["same_helper"] is True, report  # _pyns_boot is the helper the hook loaded
 
 
 def assert_fresh_cwd(report: dict[str, Any], test_cwd: str) -> None:

@@ -7,10 +7,11 @@ import pickle
 import subprocess
 from typing import Callable
 
+import _pyns_boot
 import pytest
 from nsutil import TYPES, Holder, NamedNetns, Venv, probe
 
-from pyns_boot import Namespaces, _setns
+from pyns_boot import Namespaces
 
 
 def test_keyword_paths_render_as_gons_variables() -> None:
@@ -31,7 +32,7 @@ def test_immutable_hashable_picklable() -> None:
 
 
 def test_types_match_the_c_table() -> None:
-    assert tuple(Namespaces.of_pid(os.getpid()).paths) == _setns.TYPES == TYPES
+    assert tuple(Namespaces.of_pid(os.getpid()).paths) == _pyns_boot.TYPES == TYPES
 
 
 def test_of_pid_all_and_chosen(holder: Callable[..., Holder]) -> None:

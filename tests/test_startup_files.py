@@ -200,11 +200,13 @@ PTH_NAMES = re.compile(rb"isdisjoint\(b'([a-z_ ]+)'\.split\(\)\)")
 
 
 def test_pth_pre_filter_names_exactly_the_hook_variables() -> None:
-    from pyns_boot import _setns, hook
+    import _pyns_boot
+
+    from pyns_boot import hook
 
     (names,) = PTH_NAMES.findall((REPO / "pyns_boot.pth").read_bytes())
     assert sorted(n.decode() for n in names.split()) == sorted(hook.TRIGGER_VARIABLES)
-    assert sorted(hook.TRIGGER_VARIABLES) == sorted((*_setns.VARIABLES, _setns.ORDER_VARIABLE, "gons_netns"))
+    assert sorted(hook.TRIGGER_VARIABLES) == sorted((*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE, "gons_netns"))
 
 
 @pytest.mark.parametrize("name", ["gons_%s" % t for t in TYPES] + ["gons_order", "gons_netns"])

@@ -99,7 +99,7 @@ def test_broken_extension_is_reported_not_a_traceback(fresh_hook_venv: Venv) -> 
         so.unlink()
     result = run_python(fresh_hook_venv.python, "print('user code ran')", {"gons_net": "/run/netns/x"})
     assert result.returncode == 125 and result.stdout == ""
-    assert result.stderr.startswith("pyns_boot: cannot load the C helper pyns_boot._setns: ")
+    assert result.stderr.startswith("pyns_boot: cannot load the C helper _pyns_boot: ")
     assert "Traceback" not in result.stderr
 
 

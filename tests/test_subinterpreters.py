@@ -37,11 +37,11 @@ import json, os, sys
 out = {"hook_loaded": "_pyns_boot" in sys.modules or "pyns_boot.hook" in sys.modules, "site": "site" in sys.modules,
        "uts": os.readlink("/proc/self/ns/uts"), "gons_uts": os.environ.get("gons_uts")}
 try:
-    from pyns_boot import _setns
+    import _pyns_boot
 except ImportError as error:
     out["import_error"] = str(error)
 else:
-    report = _setns.report()
+    report = _pyns_boot.report()
     out["report_ok"] = None if report is None else bool(report[0])
 print("SUB " + CONFIG + " " + json.dumps(out), flush=True)
 '''

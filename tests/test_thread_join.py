@@ -1,4 +1,4 @@
-"""_setns.apply() in a thread of a threaded process (the join call_in's workers make, from any thread).
+"""_pyns_boot.apply() in a thread of a threaded process (the join call_in's workers make, from any thread).
 
 setns moves the calling thread alone, so membership is judged by that thread's namespaces
 (/proc/thread-self/ns), not the main thread's (/proc/self/ns); and only the types the kernel joins
@@ -16,29 +16,29 @@ from nsutil import CHILD_TIMEOUT, Holder, Venv, clean_env, fresh_cwd
 
 CODE = r"""
 import json, os, sys, threading
-from pyns_boot import _setns
+import _pyns_boot
 
 holder_pid = int(sys.argv[1])
-net = _setns.TYPES.index("net")
-mnt = _setns.TYPES.index("mnt")
+net = _pyns_boot.TYPES.index("net")
+mnt = _pyns_boot.TYPES.index("mnt")
 
 
 def paths(ns_type, pid):
-    return tuple(("/proc/%d/ns/%s" % (pid, t)) if t == ns_type else None for t in _setns.TYPES)
+    return tuple(("/proc/%d/ns/%s" % (pid, t)) if t == ns_type else None for t in _pyns_boot.TYPES)
 
 
 out = {}
 
 
 def in_thread():
-    there = _setns.apply(None, paths("net", holder_pid))
+    there = _pyns_boot.apply(None, paths("net", holder_pid))
     out["there"] = [there[0], [e[2] for e in there[5] if e[0] == "net"]]
     out["thread_after_there"] = os.readlink("/proc/thread-self/ns/net")
     # back to the namespace of the main thread, which this thread has left
-    back = _setns.apply(None, paths("net", os.getpid()))
+    back = _pyns_boot.apply(None, paths("net", os.getpid()))
     out["back"] = [back[0], [e[2] for e in back[5] if e[0] == "net"]]
     out["thread_after_back"] = os.readlink("/proc/thread-self/ns/net")
-    mnt_report = _setns.apply(None, paths("mnt", holder_pid))
+    mnt_report = _pyns_boot.apply(None, paths("mnt", holder_pid))
     out["mnt"] = [mnt_report[0], mnt_report[1]]
 
 

@@ -1,17 +1,16 @@
 /*
- * pyns_boot._setns: join the namespaces named by the gons_* variables.
- *
- * The work reads as phases, each a small function:
- *   parse_order   gons_order (or the default) into a list of steps
- *   plan_steps    which types are requested, unlisted-variable check
- *   open_early    open every "!" reference before the first switch
- *   join_steps    open the others at their turn, skip members, setns
- *   report_*      hand the outcome to Python
- *
+ * _pyns_boot: the C helper, a top-level extension module beside
+ * pyns_boot.pth.  It wraps the Python-free core (_setns_core.c: ns_parse_order,
+ * ns_plan, ns_run and its steps open_reference, is_member, join_one) and the
+ * pid entry (_pid_entry.c) for Python:
+ *   run()    the common start-up path of pyns_boot.pth: join from the
+ *            environment, remove the variables, hand a failure to
+ *            pyns_boot.hook.report_failure (its policy), enter gons_pid
+ *   boot()   the same join for pyns_boot.hook.run(), the rare start-up paths
+ *   apply()  the join on explicit values, for callers that manage their own
+ *            processes (the workers' children, the pyns-boot command)
+ *   report() what this process's one start-up join did, for status()
  * The contract is docs/env-interface.md.
- * boot() runs the sequence at most once per process from the C
- * environment; apply() runs it on explicit values for callers that manage
- * their own processes (single-threaded children, the executor).
  */
 #define _GNU_SOURCE 1 /* exactly as pyconfig.h of 3.8-3.10 defines it: no redefinition error */
 /* Python.h before any system header (_pid_entry.h has some), as the C API
@@ -1001,7 +1000,7 @@ static PyModuleDef_Slot setns_slots[] = {
     {0, NULL},
 };
 
-static struct PyModuleDef setns_module = {
+static struct PyModuleDef helper_module = {
     PyModuleDef_HEAD_INIT,
     "_pyns_boot",
     "Join Linux namespaces named by the gons_* variables (C helper).",
@@ -1014,9 +1013,9 @@ static struct PyModuleDef setns_module = {
 };
 
 /* Installed as the top-level module _pyns_boot, beside pyns_boot.pth, so
- * the start-up line imports no package; pyns_boot/_setns.py makes it
- * pyns_boot._setns for the rest of the code. */
+ * the start-up line imports no package; the rest of the code imports it
+ * under this one name too. */
 PyMODINIT_FUNC PyInit__pyns_boot(void)
 {
-    return PyModuleDef_Init(&setns_module);
+    return PyModuleDef_Init(&helper_module);
 }
