@@ -48,22 +48,21 @@ __all__ = [
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pyns_boot._call import RemoteTraceback, WorkerDied, call_in
-    from pyns_boot._containers import ContainerError
+    from pyns_boot._call import call_in
+    from pyns_boot._errors import ContainerError, NamespaceError, RemoteError, RemoteTraceback, WorkerDied
     from pyns_boot._executor import NamespaceExecutor
-    from pyns_boot._forkserver import RemoteError
     from pyns_boot._namespaces import Namespaces
-    from pyns_boot._status import NamespaceError, NamespaceState, Status, check, status
+    from pyns_boot._status import NamespaceState, Status, check, status
 
 _LAZY_MODULES = {
-    "ContainerError": "pyns_boot._containers",
+    "ContainerError": "pyns_boot._errors",
     "NamespaceExecutor": "pyns_boot._executor",
-    "RemoteError": "pyns_boot._forkserver",
-    "RemoteTraceback": "pyns_boot._call",
-    "WorkerDied": "pyns_boot._call",
+    "RemoteError": "pyns_boot._errors",
+    "RemoteTraceback": "pyns_boot._errors",
+    "WorkerDied": "pyns_boot._errors",
     "call_in": "pyns_boot._call",
     "Namespaces": "pyns_boot._namespaces",
-    "NamespaceError": "pyns_boot._status",
+    "NamespaceError": "pyns_boot._errors",
     "NamespaceState": "pyns_boot._status",
     "Status": "pyns_boot._status",
     "check": "pyns_boot._status",

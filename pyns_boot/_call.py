@@ -26,11 +26,14 @@ import types
 from errno import EINVAL
 
 from pyns_boot import _forkserver
+from pyns_boot._errors import RemoteError, RemoteTraceback, WorkerDied
 from pyns_boot._namespaces import TYPES, Namespaces
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, TypeVar
+
+    from _pyns_boot import Report
 
     T = TypeVar("T")
 
@@ -41,21 +44,6 @@ KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"  # "0": after a mnt join, impor
 CONTROL_TIMEOUT = 30.0  # a request to the fork server never takes this long
 SIGKILL = 9  # the signal module would import enum
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class WorkerDied(RuntimeError):
-    """The worker process (or its fork server) died before it returned a result."""
-
-
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in a worker; set as the __cause__ of the re-raised exception."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return "\n\n" + self.text.rstrip("\n")
 
 
 def _describe_status(status: int | None) -> str:
@@ -358,18 +346,19 @@ class _Worker:
             reply: tuple[Any, ...] = _forkserver.decode(frame)
         except Exception as error:
             text = "%s: %s" % (type(error).__name__, error)
-            reply = ("error", _forkserver.RemoteError("the worker's reply cannot be unpickled here: " + text), text)
+            reply = ("error", RemoteError("the worker's reply cannot be unpickled here: " + text), text)
         return reply
 
     def close(self) -> None:
         self.conn.close()
 
 
-def _join_error(report: tuple[Any, ...], namespaces: Namespaces) -> Exception:
+def _join_error(report: Report, namespaces: Namespaces) -> Exception:
     from pyns_boot import _hints
-    from pyns_boot._status import NamespaceError, _from_report
+    from pyns_boot._errors import NamespaceError
+    from pyns_boot._status import _from_report
 
-    status = _from_report(TYPES, report, None)
+    status = _from_report(report, None)
     message = status.error or "pyns_boot: cannot join %r" % (namespaces,)
     hint = _hints.for_report(report, _hints.API)
     if hint:

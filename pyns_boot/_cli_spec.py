@@ -17,8 +17,8 @@ import stat
 from _pyns_boot import DEFAULT_ORDER, TYPES, parse_order
 
 from pyns_boot import _hints
+from pyns_boot._errors import CommandError, UsageError
 from pyns_boot._namespaces import NETNS_DIR, Namespaces
-from pyns_boot.cli import CommandError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -16,6 +16,8 @@ import json
 import shutil
 import subprocess
 
+from pyns_boot._errors import ContainerError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Sequence
@@ -26,18 +28,6 @@ RUNTIMES: tuple[str, ...] = ("podman", "docker", "nerdctl", "crictl")
 TIMEOUT = 15.0
 # podman, docker and nerdctl share docker's template language.
 _FORMAT = "{{.State.Pid}} {{.State.Running}} {{.State.Status}} {{.Id}} {{.Name}}"
-
-
-class ContainerError(LookupError):
-    """A container name that does not lead to one running container.
-
-    ``reason`` is one of "unknown", "no-runtime", "not-running", "ambiguous",
-    "bad-name".  The message is one line and says what was tried.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class Container:

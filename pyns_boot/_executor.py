@@ -14,7 +14,7 @@ import threading
 import weakref
 from concurrent.futures import Executor, Future
 
-from pyns_boot._call import RemoteTraceback, WorkerDied, _encode_call, _ForkServer, _needs_main, _Worker, call_in
+from pyns_boot._call import _encode_call, _ForkServer, _needs_main, _Worker
 from pyns_boot._namespaces import Namespaces
 
 TYPE_CHECKING = False
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-__all__ = ["NamespaceExecutor", "RemoteTraceback", "WorkerDied", "call_in"]
+__all__ = ["NamespaceExecutor"]
 
 # ---------------------------------------------------------------- executor
 

@@ -39,9 +39,13 @@ import os
 import sys
 import time
 
+from pyns_boot._errors import RemoteError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from _pyns_boot import Report
 
 HEADER = 8
 FD_SPACE = _socket.CMSG_SPACE(4)
@@ -51,10 +55,6 @@ STATUS_WAIT = 2.0  # how long a "status" request waits for an exiting worker
 
 _MNT = 2  # indexes in _pyns_boot.TYPES (checked in serve())
 _PID = 4
-
-
-class RemoteError(Exception):
-    """Stands in for an exception that could not cross between the processes."""
 
 
 class PeerClosed(EOFError):
@@ -296,7 +296,7 @@ def serve(control_fd: int) -> None:
 # ---------------------------------------------------------------- worker
 
 
-def _netns_view(report: "tuple[Any, ...]", netns: str) -> "tuple[Any, ...]":
+def _netns_view(report: "Report", netns: str) -> "Report":
     """After joining /run/netns/NAME: the view of ip netns exec NAME (a failure turns the report into one)."""
     import _pyns_boot
 
@@ -304,7 +304,7 @@ def _netns_view(report: "tuple[Any, ...]", netns: str) -> "tuple[Any, ...]":
         for failure in _pyns_boot.netns_view(netns):
             os.write(2, os.fsencode("pyns_boot: netns %s: %s\n" % (netns, failure)))
     except OSError as error:
-        return (False, error.strerror, error.errno, "net", report[4], report[5])
+        return _failed(report, error.errno, str(error.strerror), "net")
     return report
 
 
@@ -323,9 +323,9 @@ def _worker(
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
         report = _set_up(order, paths, keep_imports, netns)
-        write_frame(fd, encode(("joined" if report[0] else "join_failed", report)))
+        write_frame(fd, encode(("joined" if report["ok"] else "join_failed", report)))
         set_up = True
-        if report[0]:
+        if report["ok"]:
             _serve_calls(fd, main_path, one_shot)
     except (PeerClosed, BrokenPipeError, ConnectionError):
         pass
@@ -358,7 +358,7 @@ def _open_above_stdio(path: str, flags: int) -> int:
 
 def _set_up(
     order: "str | None", paths: "tuple[str | None, ...]", keep_imports: bool, netns: "str | None" = None
-) -> "tuple[Any, ...]":
+) -> "Report":
     """Join (a named netns with the view of ip netns exec); enter a joined pid namespace (fork: the worker
     lives inside it); keep importing after a mnt join.
 
@@ -373,15 +373,15 @@ def _set_up(
         old_root = _open_above_stdio("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         report = _pyns_boot.apply(order, paths)
-        if report[0] and netns is not None:
+        if report["ok"] and netns is not None:
             report = _netns_view(report, netns)
-        outcomes = {entry[0]: entry[2] for entry in report[5]}
-        if report[0] and outcomes.get("pid") == "joined":
+        outcomes = {t: entry["outcome"] for t, entry in report["namespaces"].items()}
+        if report["ok"] and outcomes.get("pid") == "joined":
             try:
                 _pyns_boot.enter_pid(str(paths[_PID]))
             except OSError as error:
                 return _failed(report, error.errno, str(error.strerror), "pid")
-        if report[0] and outcomes.get("mnt") == "joined" and oldroot is not None:
+        if report["ok"] and outcomes.get("mnt") == "joined" and oldroot is not None:
             root = inherited_root if inherited_root is not None else "/proc/self/fd/%d" % old_root
             try:
                 os.stat(root + "/")
@@ -398,8 +398,8 @@ def _set_up(
             os.close(old_root)
 
 
-def _failed(report: "tuple[Any, ...]", error_errno: "int | None", message: str, failed: str) -> "tuple[Any, ...]":
-    return (False, message, error_errno or 0, failed, report[4], report[5])
+def _failed(report: "Report", error_errno: "int | None", message: str, failed: str) -> "Report":
+    return {**report, "ok": False, "message": message, "errno": error_errno or 0, "failed": failed}
 
 
 def _unreachable(mnt_path: str, root: str, error: OSError, paths: "tuple[str | None, ...]") -> str:

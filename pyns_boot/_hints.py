@@ -11,6 +11,10 @@ import errno
 import fcntl
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _pyns_boot import Report
+
 NETNS_DIR = "/run/netns"
 POLICY_VARIABLE = "PYNS_BOOT_ON_ERROR"
 NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1)
@@ -46,15 +50,12 @@ def line(ns_type: str | None, path: str | None, error: int | None, joining: bool
     return HINT_PREFIX + text if text else ""
 
 
-def for_report(report: tuple[object, ...], context: str = ENVIRONMENT) -> str | None:
-    """The hint for a failed report tuple of the C helper (boot(), apply()), or None."""
-    _ok, message, error, failed, _order, entries = report
-    path = None
-    for entry in entries:  # type: ignore[attr-defined]
-        if entry[0] == failed:
-            path = entry[1]
+def for_report(report: Report, context: str = ENVIRONMENT) -> str | None:
+    """The hint for a failed report of the C helper (boot(), apply()), or None."""
+    failed, message = report["failed"], report["message"]
+    path = report["namespaces"][failed]["path"] if failed in report["namespaces"] else None
     joining = isinstance(message, str) and message.startswith("pyns_boot: cannot join ")
-    return hint(failed, path, error, joining, context)  # type: ignore[arg-type]
+    return hint(failed, path, report["errno"], joining, context)
 
 
 def way_out(ns_type: str) -> str:

@@ -15,6 +15,8 @@ import os
 
 import _pyns_boot
 
+from pyns_boot._errors import ContainerError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Iterable, Iterator, Mapping, Union
@@ -152,7 +154,7 @@ class Namespaces:
         try:
             return cls.of_pid(container.pid, *types, order=order)
         except ProcessLookupError:
-            raise _containers.ContainerError(
+            raise ContainerError(
                 "not-running", "%s exited after it was looked up (pid %d)" % (container.describe(), container.pid)
             ) from None
 

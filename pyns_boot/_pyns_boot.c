@@ -55,51 +55,67 @@ static PyObject *optional_fs_string(const char *text)
     return PyUnicode_DecodeFSDefault(text);
 }
 
+/* Set key to value in dict, taking the reference to value (NULL: an error
+ * set already).  0, or -1 with the error set. */
+static int set_new_item(PyObject *dict, const char *key, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int result = PyDict_SetItemString(dict, key, value);
+    Py_DECREF(value);
+    return result;
+}
+
+/* One namespace of a report: {"path", "outcome", "early"}. */
+static PyObject *entry_to_python(const struct ns_entry *entry)
+{
+    PyObject *item = PyDict_New();
+    if (item == NULL)
+        return NULL;
+    if (set_new_item(item, "path", optional_fs_string(entry->path)) < 0 ||
+        set_new_item(item, "outcome",
+                     PyUnicode_FromString(ns_outcome_names[entry->outcome])) < 0 ||
+        set_new_item(item, "early", PyBool_FromLong(entry->early)) < 0) {
+        Py_DECREF(item);
+        return NULL;
+    }
+    return item;
+}
+
+/* The report as Python sees it (stubs/_pyns_boot.pyi, Report): a dict
+ * {"ok", "message", "errno", "failed", "order", "namespaces"}, where
+ * "namespaces" maps each type, in TYPES order, to its entry. */
 static PyObject *report_to_python(const struct ns_report *report)
 {
-    PyObject *entries = PyTuple_New(NS_KIND_COUNT);
-    if (entries == NULL)
+    PyObject *namespaces = PyDict_New();
+    if (namespaces == NULL)
         return NULL;
     for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
-        const struct ns_entry *entry = &report->entries[kind];
-        PyObject *path = optional_fs_string(entry->path);
-        if (path == NULL) {
-            Py_DECREF(entries);
-            return NULL;
-        }
-        PyObject *item = Py_BuildValue("(sNsi)", ns_kinds[kind].name, path,
-                                       ns_outcome_names[entry->outcome],
-                                       entry->early);
-        if (item == NULL || PyTuple_SetItem(entries, kind, item) < 0) {
-            Py_DECREF(entries);
+        if (set_new_item(namespaces, ns_kinds[kind].name,
+                         entry_to_python(&report->entries[kind])) < 0) {
+            Py_DECREF(namespaces);
             return NULL;
         }
     }
-    PyObject *message = optional_fs_string(report->message);
-    if (message == NULL) {
-        Py_DECREF(entries);
+    PyObject *result = PyDict_New();
+    if (result == NULL) {
+        Py_DECREF(namespaces);
         return NULL;
     }
-    PyObject *order = optional_fs_string(report->order);
-    if (order == NULL) {
-        Py_DECREF(entries);
-        Py_DECREF(message);
+    /* namespaces first: set_new_item takes its reference whatever happens */
+    if (set_new_item(result, "namespaces", namespaces) < 0 ||
+        set_new_item(result, "ok", PyBool_FromLong(report->error_errno == 0)) < 0 ||
+        set_new_item(result, "message", optional_fs_string(report->message)) < 0 ||
+        set_new_item(result, "errno", PyLong_FromLong(report->error_errno)) < 0 ||
+        set_new_item(result, "failed",
+                     report->failed_kind >= 0
+                         ? PyUnicode_FromString(ns_kinds[report->failed_kind].name)
+                         : optional_fs_string(NULL)) < 0 ||
+        set_new_item(result, "order", optional_fs_string(report->order)) < 0) {
+        Py_DECREF(result);
         return NULL;
     }
-    PyObject *failed;
-    if (report->failed_kind >= 0)
-        failed = PyUnicode_FromString(ns_kinds[report->failed_kind].name);
-    else
-        failed = (Py_INCREF(Py_None), Py_None);
-    if (failed == NULL) {
-        Py_DECREF(entries);
-        Py_DECREF(message);
-        Py_DECREF(order);
-        return NULL;
-    }
-    /* (ok, message, errno, failed type, effective order, entries) */
-    return Py_BuildValue("(ONiNNN)", report->error_errno ? Py_False : Py_True,
-                         message, report->error_errno, failed, order, entries);
+    return result;
 }
 
 static PyObject *raise_no_memory(void)

@@ -11,10 +11,14 @@ import errno as errno_module
 import os
 import sys
 
+from pyns_boot._errors import NamespaceError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import MappingProxyType, ModuleType
     from typing import Any, Final, Literal, Mapping
+
+    from _pyns_boot import Report
 
     State = Literal["inactive", "succeeded", "failed", "not_run"]
 else:
@@ -232,32 +236,6 @@ class Status(_Frozen):
         return text + ")"
 
 
-class NamespaceError(OSError):
-    """The start-up hook failed (or did not run although gons_* variables are set).
-
-    ``errno`` is the kernel's where a system call failed, EINVAL for errors
-    found without one, EPERM for a secure-execution refusal and None when the
-    hook did not run at all.  ``failed`` names the namespace type.
-    """
-
-    failed: "str | None"
-    status: "Status | None"
-
-    def __init__(
-        self,
-        errno: "int | None",
-        message: str,
-        failed: "str | None" = None,
-        status: "Status | None" = None,
-    ) -> None:
-        super().__init__(errno, message)
-        self.failed = failed
-        self.status = status
-
-    def __str__(self) -> str:
-        return str(self.strerror)
-
-
 def _c_helper() -> "ModuleType":
     """The C helper _pyns_boot (the one the start-up line loaded, when it did)."""
     import _pyns_boot
@@ -291,14 +269,13 @@ def _hook_status() -> "Status":
     report = _pyns_boot.report()
     if report is not None:
         result = _from_report(
-            _pyns_boot.TYPES,
             report,
             policy,
             getattr(hook, "imports_root", None),
             getattr(hook, "imports_error", None),
             _pyns_boot.pid_mode(),
         )
-        if not report[0]:
+        if not report["ok"]:
             from pyns_boot import _hints
 
             result._set(hint=_hints.for_report(report))
@@ -382,27 +359,26 @@ def _unrun_namespaces(types: "tuple[str, ...]", started: "Mapping[str, str]") ->
 
 
 def _from_report(
-    types: "tuple[str, ...]",
-    report: "tuple[Any, ...]",
+    report: "Report",
     policy: "str | None",
     imports_root: "str | None" = None,
     imports_error: "str | None" = None,
     pid_mode: "str | None" = None,
 ) -> "Status":
-    ok, message, error_errno, failed, order, entries = report
     namespaces = {
-        type_name: NamespaceState(type_name, path, outcome, bool(early)) for type_name, path, outcome, early in entries
+        type_name: NamespaceState(type_name, entry["path"], entry["outcome"], entry["early"])
+        for type_name, entry in report["namespaces"].items()
     }
     any_requested = any(ns.requested for ns in namespaces.values())
-    state: "State" = FAILED if not ok else (SUCCEEDED if any_requested else INACTIVE)
+    state: "State" = FAILED if not report["ok"] else (SUCCEEDED if any_requested else INACTIVE)
     return Status(
         state,
         True,
         namespaces,
-        error=message,
-        errno=error_errno or None,
-        failed=failed,
-        order=order,
+        error=report["message"],
+        errno=report["errno"] or None,
+        failed=report["failed"],
+        order=report["order"],
         policy=policy,
         imports_root=imports_root,
         imports_error=imports_error,

@@ -12,6 +12,7 @@ import os
 import sys
 
 from pyns_boot import __version__
+from pyns_boot._errors import CommandError, ContainerError, UsageError
 
 # argparse, json, shlex and textwrap (all of them import re) load on use: `pyns-boot run` starts a second
 # interpreter, so everything this one imports before the exec is start-up time (see _fast_run_args).
@@ -64,14 +65,6 @@ examples:
 exit status: 0 ok, 1 failure (no such process, not a namespace, permission
 denied, the hook cannot work), 2 usage error; run: the program's own status
 (125: the start-up hook refused to start it)."""
-
-
-class UsageError(Exception):
-    """The command line is wrong (exit status 2)."""
-
-
-class CommandError(Exception):
-    """The command's subject failed: no such process, not a namespace, ... (exit status 1)."""
 
 
 def _parser_class() -> type[argparse.ArgumentParser]:
@@ -277,7 +270,7 @@ def _resolve_container(args: argparse.Namespace) -> None:
 
     try:
         container = _containers.resolve(args.container, [args.engine] if args.engine else None)
-    except _containers.ContainerError as error:
+    except ContainerError as error:
         raise CommandError(str(error)) from None
     args.target = container.pid
     if not any(getattr(args, t) == FROM_TARGET for t, _, _ in TYPE_OPTIONS):
@@ -505,7 +498,7 @@ def _enter_pid_namespace_first(spec: Namespaces, env: dict[str, str]) -> None:
     if (own.st_dev, own.st_ino) == (target.st_dev, target.st_ino):
         return
     report = _pyns_boot.apply(None, [path if t == "pid" else None for t in _pyns_boot.TYPES])
-    if not report[0]:
+    if not report["ok"]:
         return
     try:
         _pyns_boot.enter_pid(path)

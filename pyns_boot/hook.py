@@ -16,6 +16,10 @@ code of every such process: keep imports out of it.
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _pyns_boot import Report
+
 POLICY_VARIABLE = "PYNS_BOOT_ON_ERROR"
 KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"
 POLICIES = ("exit", "warn", "ignore")
@@ -112,14 +116,14 @@ def run() -> None:
     for name in TRIGGER_VARIABLES + FINISH_VARIABLES:
         os.environ.pop(name, None)
     old_root = _pyns_boot.take_old_root() if keep_imports else None
-    if not report[0]:
+    if not report["ok"]:
         report_failure(report)
     else:
         note_policy()
     if old_root is not None:
         keep_importing(old_root, str(mnt_path))
     if plan is not None:
-        if not report[0]:
+        if not report["ok"]:
             _finish.discard(plan)
             return
         finish_error = _finish.finish(plan, _pyns_boot)
@@ -263,11 +267,11 @@ def sibling_pid_path(mnt_path: str) -> str:
     return "/".join([*parts[:-1], "pid"]) if parts[-2:-1] == ["ns"] else "/proc/PID/ns/pid"
 
 
-def report_failure(report: "tuple[object, ...]") -> None:
-    """A failed join (report tuple of the C helper): its message and one hint, under the policy.
+def report_failure(report: "Report") -> None:
+    """A failed join (a report of the C helper): its message and one hint, under the policy.
 
     Also the C helper's run() calls it on a failure."""
-    message = str(report[1])
+    message = str(report["message"])
     try:
         from pyns_boot import _hints
 

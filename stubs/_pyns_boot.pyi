@@ -1,11 +1,19 @@
 """Typed surface of the C helper _pyns_boot (pyns_boot/_pyns_boot.c), a top-level module beside pyns_boot.pth."""
 
-from typing import Sequence
+from typing import Sequence, TypedDict
 
-# (type, path or None, outcome, opened early)
-Entry = tuple[str, str | None, str, int]
-# (ok, message, errno (0 on success), failed type, effective order, entries in TYPES order)
-Report = tuple[bool, str | None, int, str | None, str, tuple[Entry, ...]]
+class Entry(TypedDict):
+    path: str | None  # the reference, or None when not requested
+    outcome: str  # "not_requested", "joined", "already_joined", "failed", "skipped"
+    early: bool  # opened before the first switch ("!" in gons_order)
+
+class Report(TypedDict):
+    ok: bool
+    message: str | None  # the failure's message
+    errno: int  # 0 on success
+    failed: str | None  # the type that failed
+    order: str  # the effective order
+    namespaces: dict[str, Entry]  # every type, in TYPES order
 
 TYPES: tuple[str, ...]
 VARIABLES: tuple[str, ...]

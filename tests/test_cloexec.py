@@ -44,8 +44,8 @@ errors = []
 def join_loop():
     while not stop.is_set():
         report = _pyns_boot.apply(order, targets[joins[0] % 2])
-        if not report[0]:
-            errors.append(report[1])
+        if not report["ok"]:
+            errors.append(report["message"])
             return
         joins[0] += 1
 

@@ -42,7 +42,7 @@ except ImportError as error:
     out["import_error"] = str(error)
 else:
     report = _pyns_boot.report()
-    out["report_ok"] = None if report is None else bool(report[0])
+    out["report_ok"] = None if report is None else bool(report["ok"])
 print("SUB " + CONFIG + " " + json.dumps(out), flush=True)
 '''
 

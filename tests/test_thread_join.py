@@ -32,14 +32,14 @@ out = {}
 
 def in_thread():
     there = _pyns_boot.apply(None, paths("net", holder_pid))
-    out["there"] = [there[0], [e[2] for e in there[5] if e[0] == "net"]]
+    out["there"] = [there["ok"], [there["namespaces"]["net"]["outcome"]]]
     out["thread_after_there"] = os.readlink("/proc/thread-self/ns/net")
     # back to the namespace of the main thread, which this thread has left
     back = _pyns_boot.apply(None, paths("net", os.getpid()))
-    out["back"] = [back[0], [e[2] for e in back[5] if e[0] == "net"]]
+    out["back"] = [back["ok"], [back["namespaces"]["net"]["outcome"]]]
     out["thread_after_back"] = os.readlink("/proc/thread-self/ns/net")
     mnt_report = _pyns_boot.apply(None, paths("mnt", holder_pid))
-    out["mnt"] = [mnt_report[0], mnt_report[1]]
+    out["mnt"] = [mnt_report["ok"], mnt_report["message"]]
 
 
 thread = threading.Thread(target=in_thread)
