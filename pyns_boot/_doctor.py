@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 
+from pyns_boot import _policy
 from pyns_boot._sitedirs import PTH, hook_dir, site_dirs
 
 TYPE_CHECKING = False
@@ -101,7 +102,13 @@ def check_pth(dirs: list[str]) -> tuple[Finding, str | None]:
         return Finding("pth", ERROR, "%s cannot be read: %s" % (path, error), _reinstall()), directory
     if not any(line.startswith(("import ", "import\t")) and "pyns_boot.hook" in line for line in text.splitlines()):
         return (
-            Finding("pth", ERROR, "%s has no import line that calls pyns_boot.hook.run()" % path, _reinstall()),
+            Finding(
+                "pth",
+                ERROR,
+                "%s has no import line that runs the hook (the C helper's _pyns_boot.run(), or pyns_boot.hook.run() "
+                "when the helper cannot load)" % path,
+                _reinstall(),
+            ),
             directory,
         )
     return Finding("pth", OK, "%s is at the root of a site directory of this interpreter" % path), directory
@@ -506,16 +513,9 @@ def check_secure_mode() -> Finding:
 
 def check_policy_and_status() -> list[Finding]:
     findings = []
-    value = os.environ.get("PYNS_BOOT_ON_ERROR", "")
-    if value and value not in ("exit", "warn", "ignore"):
-        findings.append(
-            Finding(
-                "policy",
-                WARNING,
-                "PYNS_BOOT_ON_ERROR=%r is not understood; the hook acts as exit" % value,
-                "set PYNS_BOOT_ON_ERROR to exit, warn or ignore",
-            )
-        )
+    complaint = _policy.complaint(os.environ.get(_policy.VARIABLE, ""))
+    if complaint is not None:
+        findings.append(Finding("policy", WARNING, complaint, "set %s to %s" % (_policy.VARIABLE, _policy.CHOICES)))
     from pyns_boot import status
 
     result = status()

@@ -11,12 +11,13 @@ import errno
 import fcntl
 import os
 
+from pyns_boot._policy import VARIABLE as POLICY_VARIABLE
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from _pyns_boot import Report
 
 NETNS_DIR = "/run/netns"
-POLICY_VARIABLE = "PYNS_BOOT_ON_ERROR"
 NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1)
 CAP_SYS_ADMIN = 21
 CAP_SYS_CHROOT = 18

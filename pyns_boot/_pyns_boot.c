@@ -556,109 +556,76 @@ static void flush_python_stderr(void)
     PyErr_Clear();
 }
 
-/* pyns_boot.hook.apply_policy, with the message written as its bytes. */
-static PyObject *apply_policy(const char *message)
+/* The policy a PYNS_BOOT_ON_ERROR value means, for the C paths below:
+ * "warn" or "ignore" when it is exactly that, else "exit" (the values and
+ * the complaint about any other one live in pyns_boot._policy). */
+static const char *policy_in_force(const char *value)
 {
-    const char *value = getenv(POLICY_VARIABLE);
-    if (value == NULL)
-        value = "";
-    if (strcmp(value, "warn") == 0 || strcmp(value, "ignore") == 0)
-        boot_policy = value[0] == 'w' ? "warn" : "ignore";
-    else
-        boot_policy = "exit";
+    if (value != NULL && strcmp(value, "warn") == 0)
+        return "warn";
+    if (value != NULL && strcmp(value, "ignore") == 0)
+        return "ignore";
+    return "exit";
+}
+
+/* The last resort, when the pyns_boot package cannot be imported (or its
+ * policy failed) after a failed join, as after half an uninstall: the
+ * join's message alone, then exit 125 unless PYNS_BOOT_ON_ERROR is exactly
+ * "warn" (carry on) or "ignore" (carry on, say nothing).  No hint, no
+ * complaint about a value not understood (it acts as exit), no exception
+ * for the pyns-boot command: those are pyns_boot._policy's, which is not
+ * there (docs/hardening.md). */
+static PyObject *last_resort(const char *message)
+{
+    boot_policy = policy_in_force(getenv(POLICY_VARIABLE));
     if (boot_policy[0] == 'i')
         Py_RETURN_NONE;
-    static const char head[] = "\npyns_boot: " POLICY_VARIABLE "=\"";
-    static const char tail[] = "\" is not understood (expected exit, "
-                               "warn or ignore); acting as exit";
-    const char *parts[] = {message, head, value, tail, "\n"};
-    size_t lengths[] = {strlen(message), sizeof head - 1, strlen(value),
-                        sizeof tail - 1, 1};
-    int understood = value[0] == '\0' || strcmp(value, "exit") == 0 ||
-                     boot_policy[0] != 'e';
-    size_t total = 0;
-    for (size_t i = 0; i < 5; i++)
-        if (!understood || i == 0 || i == 4)
-            total += lengths[i];
-    /* One write, so that the message arrives whole; piecewise only when
-     * memory ran out. */
-    char *text = malloc(total);
-    size_t used = 0;
     flush_python_stderr();
-    for (size_t i = 0; i < 5; i++) {
-        if (understood && i != 0 && i != 4)
-            continue;
-        if (text == NULL)
-            write_all(2, parts[i], lengths[i]);
-        else
-            memcpy(text + used, parts[i], lengths[i]);
-        used += lengths[i];
-    }
-    if (text != NULL) {
-        write_all(2, text, total);
-        free(text);
-    }
+    write_all(2, message, strlen(message));
+    write_all(2, "\n", 1);
     if (boot_policy[0] == 'e')
         _exit(EXIT_STATUS);
     Py_RETURN_NONE;
 }
 
-/* ---- run()'s reports: the failure with its hint, a mistyped policy ---- */
+/* ---- run()'s reports: a failure, a policy value not understood ---- */
 
 /* A failed run(): pyns_boot.hook.report_failure adds the one hint (the
- * logic lives in pyns_boot._hints) and applies the policy; when the package
- * cannot be imported, the C apply_policy reports the message alone. */
+ * logic lives in pyns_boot._hints) and applies the policy
+ * (pyns_boot._policy); the last resort when that cannot be done. */
 static PyObject *report_failure(void)
 {
     const char *message = boot_report.message != NULL ? boot_report.message
                                                       : "pyns_boot: failed";
     PyObject *hook = PyImport_ImportModule("pyns_boot.hook");
-    if (hook == NULL) {
-        PyErr_Clear();
-        return apply_policy(message);
-    }
-    PyObject *report = report_to_python(&boot_report);
-    if (report == NULL) {
-        Py_DECREF(hook);
-        return NULL;
-    }
-    PyObject *result = PyObject_CallMethod(hook, "report_failure", "(O)", report);
-    Py_DECREF(report);
-    Py_DECREF(hook);
-    return result;
+    PyObject *report = hook != NULL ? report_to_python(&boot_report) : NULL;
+    PyObject *result = report != NULL ? PyObject_CallMethod(
+                                            hook, "report_failure", "(O)", report)
+                                      : NULL;
+    Py_XDECREF(report);
+    Py_XDECREF(hook);
+    if (result != NULL)
+        return result;
+    PyErr_Clear();
+    return last_resort(message);
 }
 
-/* After a successful run(): record the policy in force, and say in one
- * line when PYNS_BOOT_ON_ERROR holds a value that is not understood (the
- * text of pyns_boot.hook.policy_error). */
+/* After a successful run(): record the policy in force without importing
+ * anything; a value that is not understood (a rare mistake) is for
+ * pyns_boot._policy.note() to say.  Without the package nothing is said:
+ * the join succeeded, and the policy only matters on a failure. */
 static void note_policy(void)
 {
     const char *value = getenv(POLICY_VARIABLE);
-    if (value == NULL)
-        value = "";
-    if (strcmp(value, "warn") == 0 || strcmp(value, "ignore") == 0)
-        boot_policy = value[0] == 'w' ? "warn" : "ignore";
-    else
-        boot_policy = "exit";
-    if (value[0] == '\0' || strcmp(value, "exit") == 0 || boot_policy[0] != 'e')
+    boot_policy = policy_in_force(value);
+    if (value == NULL || value[0] == '\0' || strcmp(value, boot_policy) == 0)
         return;
-    static const char head[] = "pyns_boot: " POLICY_VARIABLE "=\"";
-    static const char tail[] = "\" is not understood (expected exit, "
-                               "warn or ignore); acting as exit\n";
-    size_t length = strlen(value);
-    char *text = malloc(sizeof head - 1 + length + sizeof tail - 1);
-    flush_python_stderr();
-    if (text == NULL) {
-        write_all(2, head, sizeof head - 1);
-        write_all(2, value, length);
-        write_all(2, tail, sizeof tail - 1);
-        return;
-    }
-    memcpy(text, head, sizeof head - 1);
-    memcpy(text + sizeof head - 1, value, length);
-    memcpy(text + sizeof head - 1 + length, tail, sizeof tail - 1);
-    write_all(2, text, sizeof head - 1 + length + sizeof tail - 1);
-    free(text);
+    PyObject *policy = PyImport_ImportModule("pyns_boot._policy");
+    PyObject *result = policy != NULL ? PyObject_CallMethod(policy, "note", NULL)
+                                      : NULL;
+    Py_XDECREF(result);
+    Py_XDECREF(policy);
+    PyErr_Clear();
 }
 
 /* run(): what pyns_boot.hook.run() does, for every case but a mnt join

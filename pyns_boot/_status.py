@@ -243,43 +243,49 @@ def _c_helper() -> "ModuleType":
     return _pyns_boot
 
 
-def status() -> "Status":
-    """What the start-up hook did in this process."""
-    result = _hook_status()
-    value = os.environ.get("PYNS_BOOT_ON_ERROR", "")
-    if value not in ("", "exit", "warn", "ignore"):
-        from pyns_boot.hook import policy_error
+# The variable's name only: what its values mean is pyns_boot._policy's, loaded when the variable is set.
+POLICY_VARIABLE = "PYNS_BOOT_ON_ERROR"
 
-        result._set(policy_error=policy_error(value))
+
+def status() -> "Status":
+    """What the start-up hook did in this process (gathered by _gather())."""
+    result = _gather(sys.modules.get("pyns_boot._hook_record"))
+    value = os.environ.get(POLICY_VARIABLE)
+    if value:
+        from pyns_boot import _policy
+
+        result._set(policy_error=_policy.complaint(value))
     return result
 
 
-def _hook_status() -> "Status":
-    hook = sys.modules.get("pyns_boot.hook")
-    policy = getattr(hook, "policy", None)
-    load_error = getattr(hook, "load_error", None)
+def _gather(record: "ModuleType | None") -> "Status":
+    """The one place that puts together what the hook did: the Python side's
+    record (pyns_boot._hook_record: loaded only when the start-up went through
+    Python, else None) and the C helper's (report(), policy(), pid_mode())."""
+    policy = getattr(record, "policy", None)
+    load_error = getattr(record, "load_error", None)
     try:
         _pyns_boot = _c_helper()
     except ImportError as error:
         message = load_error or "pyns_boot: cannot load the C helper _pyns_boot: %s" % error
         return Status(FAILED, load_error is not None, {}, error=message, policy=policy)
 
-    if policy is None:  # the common path: the C helper's run() acted without pyns_boot.hook
+    if policy is None:  # the common path: the C helper's run() acted without Python
         policy = _pyns_boot.policy()
     report = _pyns_boot.report()
     if report is not None:
         result = _from_report(
             report,
             policy,
-            getattr(hook, "imports_root", None),
-            getattr(hook, "imports_error", None),
+            getattr(record, "imports_root", None),
+            getattr(record, "imports_error", None),
             _pyns_boot.pid_mode(),
         )
         if not report["ok"]:
             from pyns_boot import _hints
 
             result._set(hint=_hints.for_report(report))
-        finish_error = getattr(hook, "finish_error", None)
+        finish_error = getattr(record, "finish_error", None)
         if finish_error is not None:  # joined, then a step after the joins failed (pyns_boot._finish)
             result._set(state=FAILED, error=finish_error)
         return result

@@ -20,10 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from _pyns_boot import Report
 
-POLICY_VARIABLE = "PYNS_BOOT_ON_ERROR"
 KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"
-POLICIES = ("exit", "warn", "ignore")
-EXIT_STATUS = 125
 
 # The C helper's table (_pyns_boot.VARIABLES and ORDER_VARIABLE), and
 # the names pyns_boot.pth looks up; tests check the three agree.  The .pth
@@ -52,52 +49,43 @@ FINISH_VARIABLES = ("gons_netns", "PYNS_BOOT_WD", "PYNS_BOOT_SETGID", "PYNS_BOOT
 HELPER_FILE = "_pyns_boot.abi3.so"
 START_FILE = "pyns_boot.start"
 
-# What this process's hook did, for pyns_boot.status().
-ran = False
-load_error = None  # type: str | None
-policy = None  # type: str | None
-# After a mnt join: "/proc/self/fd/N" while imports read the original root
-# (pyns_boot._oldroot), or why that could not be done.
-imports_root = None  # type: str | None
-imports_error = None  # type: str | None
-# A step of pyns_boot._finish that failed after the joins (working directory, ids, ip netns exec view).
-finish_error = None  # type: str | None
-
 
 def run() -> None:
     """Join the namespaces the gons_* variables name; act once per process."""
-    global ran, load_error, finish_error
-    if ran or os.environ.keys().isdisjoint(TRIGGER_VARIABLES):
+    if os.environ.keys().isdisjoint(TRIGGER_VARIABLES):
         return
-    if not in_main_interpreter():
+    from pyns_boot import _hook_record as record
+    from pyns_boot import _policy
+
+    if record.ran or not in_main_interpreter():
         # site.py runs the .pth again in every subinterpreter: namespaces
         # belong to the process, which its main interpreter set up.
         return
-    ran = True
+    record.ran = True
     stray = stray_start_file(sys._getframe(1))
     if stray is not None:
-        apply_policy(stray)  # under warn: join anyway, once, from here
+        _policy.apply(stray)  # under warn: join anyway, once, from here
     try:
         import _pyns_boot
     except ImportError as error:
-        load_error = "pyns_boot: cannot load the C helper _pyns_boot: %s" % error
-        apply_policy(load_error)
+        record.load_error = "pyns_boot: cannot load the C helper _pyns_boot: %s" % error
+        _policy.apply(record.load_error)
         return
     stale = stale_helper(getattr(_pyns_boot, "__file__", None) or "")
     if stale is not None:
-        load_error = stale
-        apply_policy(load_error)
+        record.load_error = stale
+        _policy.apply(record.load_error)
         return
     mnt_path = os.environ.get("gons_mnt")
     keep_imports = False
     if mnt_path:
         setting = os.environ.get(KEEP_IMPORTS_VARIABLE, "")
         if setting not in ("", "0", "1"):
-            load_error = 'pyns_boot: %s="%s" is not understood (expected 1 or 0); no namespace was joined' % (
+            record.load_error = 'pyns_boot: %s="%s" is not understood (expected 1 or 0); no namespace was joined' % (
                 KEEP_IMPORTS_VARIABLE,
                 setting,
             )
-            apply_policy(load_error)
+            _policy.apply(record.load_error)
             return
         keep_imports = setting != "0"
     plan = None
@@ -105,10 +93,10 @@ def run() -> None:
         from pyns_boot import _finish
 
         plan = _finish.Plan()
-        load_error = _finish.prepare(plan)
-        if load_error is not None:
+        record.load_error = _finish.prepare(plan)
+        if record.load_error is not None:
             _finish.remove_variables()
-            apply_policy(load_error)
+            _policy.apply(record.load_error)
             return
     report = _pyns_boot.boot(keep_imports)
     if report is None:  # another interpreter of this process acted already
@@ -119,16 +107,16 @@ def run() -> None:
     if not report["ok"]:
         report_failure(report)
     else:
-        note_policy()
+        _policy.note()
     if old_root is not None:
         keep_importing(old_root, str(mnt_path))
     if plan is not None:
         if not report["ok"]:
             _finish.discard(plan)
             return
-        finish_error = _finish.finish(plan, _pyns_boot)
-        if finish_error is not None:
-            apply_policy(finish_error)
+        record.finish_error = _finish.finish(plan, _pyns_boot)
+        if record.finish_error is not None:
+            _policy.apply(record.finish_error)
 
 
 def start() -> None:
@@ -187,7 +175,10 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
 
     fds[1], on the original mount namespace, stays open with it: it keeps
     the mounts below that root attached (see _pyns_boot.take_old_root)."""
-    global imports_root, imports_error
+    # both loaded by run() before the joins
+    from pyns_boot import _hook_record as record
+    from pyns_boot import _policy
+
     fd = fds[0]
     root = "/proc/self/fd/%d" % fd
     try:
@@ -196,12 +187,12 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
         for kept in fds:
             os.close(kept)
         reason = why_unreachable(error)
-        imports_error = (
+        record.imports_error = (
             'pyns_boot: joined gons_mnt "%s", but the interpreter cannot keep importing from its own '
             "installation: %s is not reachable there (%s); %sset %s=0 to import from the target's "
             "filesystem instead" % (mnt_path, root, reason, _pid_way_out(mnt_path, reason), KEEP_IMPORTS_VARIABLE)
         )
-        apply_policy(imports_error)
+        _policy.apply(record.imports_error)
         return
     package = sys.modules["pyns_boot"]
     package.__path__[:] = [root + p if p.startswith("/") else p for p in package.__path__]
@@ -210,14 +201,13 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
 
         _oldroot.activate(fd, mnt_path, fds[1])
     except Exception as error:
-        imports_error = 'pyns_boot: joined gons_mnt "%s", but cannot keep importing from the original root %s: %s' % (
-            mnt_path,
-            root,
-            unreadable_installation(list(package.__path__), root) or error,
+        record.imports_error = (
+            'pyns_boot: joined gons_mnt "%s", but cannot keep importing from the original root %s: %s'
+            % (mnt_path, root, unreadable_installation(list(package.__path__), root) or error)
         )
-        apply_policy(imports_error)
+        _policy.apply(record.imports_error)
         return
-    imports_root = root
+    record.imports_root = root
 
 
 def unreadable_installation(paths: "list[str]", root: str) -> "str | None":
@@ -271,6 +261,8 @@ def report_failure(report: "Report") -> None:
     """A failed join (a report of the C helper): its message and one hint, under the policy.
 
     Also the C helper's run() calls it on a failure."""
+    from pyns_boot import _policy
+
     message = str(report["message"])
     try:
         from pyns_boot import _hints
@@ -278,124 +270,7 @@ def report_failure(report: "Report") -> None:
         hint = _hints.for_report(report)
     except Exception:  # a hint must never hide the failure itself
         hint = None
-    apply_policy(message if hint is None else message + "\n" + _hints.HINT_PREFIX + hint)
-
-
-def policy_error(value: str) -> "str | None":
-    """The one-line complaint about a PYNS_BOOT_ON_ERROR value, or None when it is understood."""
-    if value in POLICIES or value == "":
-        return None
-    return 'pyns_boot: %s="%s" is not understood (expected exit, warn or ignore); acting as exit' % (
-        POLICY_VARIABLE,
-        value,
-    )
-
-
-def note_policy() -> None:
-    """After a successful join: record the policy, and say it when its value is not understood."""
-    global policy
-    value = os.environ.get(POLICY_VARIABLE, "")
-    policy = value if value in POLICIES else "exit"
-    complaint = policy_error(value)
-    if complaint is not None:
-        write_stderr(complaint + "\n")
-
-
-def apply_policy(message: str) -> None:
-    """Report a failure as PYNS_BOOT_ON_ERROR asks: exit (default), warn, ignore.
-
-    The pyns-boot command itself never exits here: it carries on (as with
-    warn) so that it can report the failure and the way out."""
-    global policy
-    value = os.environ.get(POLICY_VARIABLE, "")
-    policy = value if value in POLICIES else "exit"
-    if policy == "ignore":
-        return
-    complaint = policy_error(value)
-    if complaint is not None:
-        message += "\n" + complaint
-    if policy == "exit" and is_pyns_boot_command():
-        policy = "warn"
-        message += "\npyns_boot: the pyns-boot command carries on (as with %s=warn) to report this" % POLICY_VARIABLE
-    write_stderr(message + "\n")
-    if policy == "exit":
-        os._exit(EXIT_STATUS)
-
-
-def is_pyns_boot_command() -> bool:
-    """True in the pyns-boot command: its console script, or python -m pyns_boot.
-
-    sys.argv does not exist yet while site.py runs, so this reads
-    /proc/self/cmdline: the interpreter's options, then the script or -m."""
-    try:
-        with open("/proc/self/cmdline", "rb") as file:
-            arguments = file.read().split(b"\0")[1:]
-    except OSError:
-        return False
-    with_value = (b"-W", b"-X", b"--check-hash-based-pycs")
-    index = 0
-    while index < len(arguments):
-        argument = arguments[index]
-        if argument in (b"-m", b"-c") or (argument.startswith((b"-m", b"-c")) and argument[:2] != b"--"):
-            module = argument[2:] or (arguments[index + 1] if index + 1 < len(arguments) else b"")
-            return argument[:2] == b"-m" and module in (b"pyns_boot", b"pyns_boot.cli")
-        if argument == b"--" or not argument.startswith(b"-") or argument == b"-":
-            if argument == b"--":
-                index += 1
-            script = arguments[index] if index < len(arguments) else b""
-            return os.path.basename(script) == b"pyns-boot"
-        index += 2 if argument in with_value else 1
-    return False
-
-
-# A failure message waits at most this long for room on stderr (the C
-# helper's STDERR_TIMEOUT_MS): a full pipe nobody reads must not hang the start.
-STDERR_TIMEOUT = 1.0
-PIPE_BUF = 4096
-
-
-def write_stderr(text: str) -> bool:
-    """Write text to fd 2 as the bytes it came from (a non-UTF-8 path appears
-    as given, as the C helper's run() writes it), after whatever sys.stderr
-    holds buffered; bounded in time.  True when all of it got out."""
-    try:
-        sys.stderr.flush()
-    except Exception:  # no usable sys.stderr this early
-        pass
-    data = os.fsencode(text)
-    # getattr: a stale helper left by an older install (stale_helper) has no write_stderr
-    write = getattr(sys.modules.get("_pyns_boot"), "write_stderr", None)
-    if write is not None:
-        return bool(write(data))
-    return _write_bounded(data)
-
-
-def _write_bounded(data: bytes) -> bool:
-    """The C helper's write_bounded, for when it did not load (no switch
-    happened then, so select imports from the usual place): wait for room,
-    write at most PIPE_BUF bytes at a time, give up after STDERR_TIMEOUT."""
-    import select
-    import time
-
-    deadline = time.monotonic() + STDERR_TIMEOUT
-    poller = select.poll()
-    poller.register(2, select.POLLOUT)
-    try:
-        while data:
-            left = deadline - time.monotonic()
-            events = poller.poll(max(0, int(left * 1000)))
-            if not events or not events[0][1] & select.POLLOUT:
-                return False
-            try:
-                written = os.write(2, data[:PIPE_BUF])
-            except BlockingIOError:
-                continue
-            if written <= 0:
-                return False
-            data = data[written:]
-    except OSError:
-        return False
-    return True
+    _policy.apply(message if hint is None else message + "\n" + _hints.HINT_PREFIX + hint)
 
 
 def in_main_interpreter() -> bool:
