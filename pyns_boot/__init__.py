@@ -24,9 +24,13 @@ gons_cgroup, gons_time (a namespace path each), gons_netns (a name under
 /run/netns), gons_order, PYNS_BOOT_ON_ERROR (exit, warn, ignore).  See
 README.md and docs/ in the project.
 
-The start-up hook (pyns_boot.hook) may import this package in a process that
-has a gons_* variable, so the public names below load lazily: only code that
-uses them pays for them.
+The common start-up imports nothing of this package: pyns_boot.pth calls the
+C helper's _pyns_boot.run(), which joins and applies the policy by itself.
+The rare paths import it (pyns_boot.hook, or pyns_boot._policy): a failed
+join, a gons_mnt join, gons_netns and the PYNS_BOOT_WD/SETGID/SETUID steps,
+a C helper that does not load, a PYNS_BOOT_ON_ERROR value not understood.
+So the public names below load lazily: only code that uses them pays for
+them.
 """
 
 __version__ = "0.1.0"
