@@ -243,7 +243,7 @@ def _c_helper() -> "ModuleType":
     return _pyns_boot
 
 
-# The variable's name only: what its values mean is pyns_boot._policy's, loaded when the variable is set.
+# The variable's name only: what its values mean is pyns_boot._policy's, loaded when a value may not be understood.
 POLICY_VARIABLE = "PYNS_BOOT_ON_ERROR"
 
 
@@ -251,7 +251,7 @@ def status() -> "Status":
     """What the start-up hook did in this process (gathered by _gather())."""
     result = _gather(sys.modules.get("pyns_boot._hook_record"))
     value = os.environ.get(POLICY_VARIABLE)
-    if value:
+    if value and value != result.policy:  # the policy the hook applied is a value understood: nothing to ask
         from pyns_boot import _policy
 
         result._set(policy_error=_policy.complaint(value))

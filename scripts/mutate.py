@@ -135,8 +135,14 @@ MUTATIONS = [
     Mutation(
         "warn-as-ignore-py",
         "PYNS_BOOT_ON_ERROR=warn writes nothing, like ignore (Python)",
-        [("pyns_boot/hook.py", '    if policy == "ignore":\n', '    if policy in ("ignore", "warn"):\n')],
-        ["tests/test_errors.py", "tests/test_foreign_mnt.py", "tests/test_load.py"],
+        [("pyns_boot/_policy.py", '    if policy == "ignore":\n', '    if policy in ("ignore", "warn"):\n')],
+        ["tests/test_policy.py", "tests/test_errors.py", "tests/test_foreign_mnt.py", "tests/test_load.py"],
+    ),
+    Mutation(
+        "unsaid-policy-c",
+        "a PYNS_BOOT_ON_ERROR value not understood goes unsaid after a successful join (C)",
+        [(HELPER, "    if (value == NULL || value[0] == '\\0' || strcmp(value, boot_policy) == 0)\n", "    if (1)\n")],
+        ["tests/test_policy.py", "tests/test_way_out.py"],
     ),
     Mutation(
         "status-ok-wrong",

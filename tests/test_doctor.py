@@ -194,9 +194,11 @@ def test_hook_status_and_policy_in_the_report(hook_venv: Venv) -> None:
     hook = finding(report, "status")
     assert hook["level"] == "warning" and "it is a namespace of type net, not uts" in hook["message"]
     status, report = doctor(hook_venv, env={"PYNS_BOOT_ON_ERROR": "loud"})
-    assert (
-        finding(report, "policy")["level"] == "warning"
-        and "'loud' is not understood" in finding(report, "policy")["message"]
+    policy = finding(report, "policy")
+    assert (policy["level"], policy["message"], policy["fix"]) == (
+        "warning",
+        'pyns_boot: PYNS_BOOT_ON_ERROR="loud" is not understood (expected exit, warn or ignore); acting as exit',
+        "set PYNS_BOOT_ON_ERROR to exit, warn or ignore",
     )
 
 
