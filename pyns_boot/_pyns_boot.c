@@ -655,7 +655,7 @@ static PyObject *setns_run(PyObject *module, PyObject *unused)
 }
 
 /* write_stderr(data) -> True when all of data reached fd 2 (bounded: see
- * write_bounded); what pyns_boot.hook writes its messages with. */
+ * write_bounded); what pyns_boot._policy writes the start-up messages with. */
 static PyObject *setns_write_stderr(PyObject *module, PyObject *data)
 {
     (void)module;

@@ -151,9 +151,9 @@ def venv_without_helper(workdir, wheel) -> Iterator[Venv]:  # type: ignore[no-un
     rmtree(path)
 
 
-# Which writer reports: the C helper's run() (gons_net), pyns_boot.hook through
-# the C helper's writer (gons_mnt goes to the Python hook), the hook's own
-# Python writer (no C helper).
+# Which start-up path reports (pyns_boot._policy writes for each): the C helper's
+# run() (gons_net) and the Python hook (gons_mnt) through the C helper's
+# writer, and without the C helper through the Python copy of it.
 WRITERS = {
     "c-run": ({"gons_net": "/nonexistent"}, 'pyns_boot: invalid gons_net reference "/nonexistent"'),
     "python-hook": ({"gons_mnt": "/nonexistent"}, 'pyns_boot: invalid gons_mnt reference "/nonexistent"'),
