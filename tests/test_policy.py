@@ -26,7 +26,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Sequence
 
 import pytest
 from nsutil import CHILD_TIMEOUT, EXIT_STATUS, Venv, clean_env, fresh_cwd, make_venv, rmtree
@@ -38,6 +38,7 @@ STATUS_CODE = (
 )
 MISSING = b'pyns_boot: invalid gons_net reference "/nonexistent": No such file or directory'
 NO_HELPER = b"pyns_boot: cannot load the C helper _pyns_boot: No module named '_pyns_boot'"
+CLOSE_STDERR = ["/bin/sh", "-c", 'exec "$@" 2>&-', "sh"]
 CARRIES_ON = b"pyns_boot: the pyns-boot command carries on (as with PYNS_BOOT_ON_ERROR=warn) to report this"
 
 # PYNS_BOOT_ON_ERROR: (id, value or None for unset, the policy it means, understood)
@@ -71,7 +72,11 @@ class StartPath:
 
 
 def run(
-    path: StartPath, env: Mapping[str, bytes], code: str = USER_CODE, command: str = "python"
+    path: StartPath,
+    env: Mapping[str, bytes],
+    code: str = USER_CODE,
+    command: str = "python",
+    wrapper: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[bytes]:
     """The venv's python (or its pyns-boot command, as script or -m) with env on top of a clean environment."""
     full = {os.fsencode(k): os.fsencode(v) for k, v in clean_env().items()}
@@ -82,7 +87,12 @@ def run(
         "module": [path.venv.python, "-m", "pyns_boot", "--help"],
     }[command]
     return subprocess.run(
-        argv, env=full, capture_output=True, timeout=CHILD_TIMEOUT, cwd=fresh_cwd(), stdin=subprocess.DEVNULL
+        [*wrapper, *argv],
+        env=full,
+        capture_output=True,
+        timeout=CHILD_TIMEOUT,
+        cwd=fresh_cwd(),
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -186,17 +196,7 @@ def test_pyns_boot_command_carries_on(start_path: StartPath, command: str, value
 @pytest.mark.parametrize("value", [b"exit", b"warn"])
 def test_closed_stderr(start_path: StartPath, value: bytes) -> None:
     """Descriptor 2 closed: the policy holds all the same, and nothing crashes for want of stderr."""
-    env = with_policy({"gons_net": b"/nonexistent"}, value)
-    full = {os.fsencode(k): os.fsencode(v) for k, v in clean_env().items()}
-    full.update({os.fsencode(k): v for k, v in {**start_path.env, **env}.items()})
-    result = subprocess.run(
-        ["/bin/sh", "-c", 'exec "$@" 2>&-', "sh", start_path.venv.python, "-c", USER_CODE],
-        env=full,
-        stdout=subprocess.PIPE,
-        timeout=CHILD_TIMEOUT,
-        cwd=fresh_cwd(),
-        stdin=subprocess.DEVNULL,
-    )
+    result = run(start_path, with_policy({"gons_net": b"/nonexistent"}, value), wrapper=CLOSE_STDERR)
     if value == b"exit":
         assert (result.returncode, result.stdout) == (EXIT_STATUS, b"")
     else:
