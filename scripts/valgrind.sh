@@ -61,6 +61,7 @@ run_python() {
     python_run 0 $w gons_order=net,NET
     python_run 0 $w gons_order=uts "gons_net=$NETNS"
     python_run 0 $w "gons_net=$LONG"
+    python_run 0 PYNS_BOOT_ON_ERROR=warning gons_uts=/proc/self/ns/uts
     python_run 125 gons_net=/nonexistent
     python_run 125 gons_order=!!net
     echo "python: $python_runs interpreters under memcheck"
