@@ -570,7 +570,8 @@ static const char *policy_in_force(const char *value)
 
 /* The last resort, when the pyns_boot package cannot be imported (or its
  * policy failed) after a failed join, as after half an uninstall: the
- * join's message alone, then exit 125 unless PYNS_BOOT_ON_ERROR is exactly
+ * join's message alone, as one line in one bounded write (write_bounded),
+ * then exit 125 unless PYNS_BOOT_ON_ERROR is exactly
  * "warn" (carry on) or "ignore" (carry on, say nothing).  No hint, no
  * complaint about a value not understood (it acts as exit), no exception
  * for the pyns-boot command: those are pyns_boot._policy's, which is not
@@ -580,9 +581,17 @@ static PyObject *last_resort(const char *message)
     boot_policy = policy_in_force(getenv(POLICY_VARIABLE));
     if (boot_policy[0] == 'i')
         Py_RETURN_NONE;
+    size_t length = strlen(message);
+    char *line = malloc(length + 1); /* one write: the line arrives whole */
     flush_python_stderr();
-    write_all(2, message, strlen(message));
-    write_all(2, "\n", 1);
+    if (line != NULL) {
+        memcpy(line, message, length);
+        line[length] = '\n';
+        write_all(2, line, length + 1);
+        free(line);
+    } else {
+        write_all(2, message, length); /* out of memory: without its newline */
+    }
     if (boot_policy[0] == 'e')
         _exit(EXIT_STATUS);
     Py_RETURN_NONE;
