@@ -26,10 +26,11 @@ from nsutil import PROBE, REPO, SIMULATED_318_SITE, Holder, Venv, parse_probe, r
 
 START_ENTRY = "pyns_boot.hook:start"
 
-# What the probe adds: did the C helper act (the hook module's run() did not)?
+# What the probe adds: did the C helper act (the hook module's run() did not)?  None: pyns_boot.hook was not loaded.
 HOW = r"""
-hook = sys.modules.get("pyns_boot.hook")
-print("HOW " + json.dumps({"hook_ran": getattr(hook, "ran", None), "pkgutil": "pkgutil" in sys.modules}))
+record = sys.modules.get("pyns_boot._hook_record")
+ran = getattr(record, "ran", False) if "pyns_boot.hook" in sys.modules else None
+print("HOW " + json.dumps({"hook_ran": ran, "pkgutil": "pkgutil" in sys.modules}))
 """
 
 
