@@ -12,6 +12,12 @@ measures, for both builds in the same interleaved rounds:
 - active: ``python -c pass`` joining gons_net and gons_uts;
 - status: ``import pyns_boot; pyns_boot.status()`` after that join.
 
+With ``--executor``, each build's own benchmarks/bench_executor.py then runs
+with that build installed (newest interpreter), base and head in turn, and
+the ratios of its table (pyns_boot against its baseline) are set side by
+side: executor ratios are not judged by the verdict, since they are wall
+times of separate runs.
+
 Wall and CPU medians move by a few percent on a shared machine, so each
 row also gives the callgrind instruction count (``PYTHONHASHSEED=0``), which
 does not; the verdict is judged on instructions: head within 1% of base.
@@ -114,12 +120,36 @@ def compare(pythons: Sequence[str], wheels: dict[str, Path], rounds: int, workdi
     return "\n".join(lines), all_ok
 
 
+def executor_ratios(python: str, source: Path, rounds: int) -> dict[str, str]:
+    """The ratio column of one build's bench_executor.py table, by measurement."""
+    script = source / "benchmarks" / "bench_executor.py"
+    out = run([python, str(script), "--rounds", str(rounds), "--netns", "20"], cwd=str(script.parent)).stdout
+    ratios = {}
+    for line in out.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[3].endswith("x") and cells[0] != "measurement":
+            ratios[cells[0] + " (vs " + cells[2].split(":")[0] + ")"] = cells[3]
+    if not ratios:
+        raise SystemExit("no table in the output of %s:\n%s" % (script, out))
+    return ratios
+
+
+def executor_table(pythons: dict[str, str], sources: dict[str, Path], rounds: int) -> str:
+    ratios = {build: executor_ratios(python, sources[build], rounds) for build, python in pythons.items()}
+    lines = ["| measurement | base ratio | head ratio |", "|---|---:|---:|"]
+    for name, base in ratios["base"].items():
+        lines.append("| %s | %s | %s |" % (name, base, ratios["head"].get(name, "-")))
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, help="git revision to compare against")
     parser.add_argument("--head", help="git revision to measure (default: the working tree)")
     parser.add_argument("--python", action="append", help="interpreter to make the venvs from (repeatable)")
     parser.add_argument("--rounds", type=int, default=100, help="interleaved rounds of process starts")
+    parser.add_argument("--executor", action="store_true", help="also compare bench_executor.py's ratios")
+    parser.add_argument("--executor-rounds", type=int, default=5, help="rounds of bench_executor.py")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pyns-boot-compare.") as tmp:
         workdir = Path(tmp)
@@ -131,7 +161,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for build, source in sources.items():
             (workdir / ("wheel-" + build)).mkdir()
             wheels[build] = build_wheel(workdir / ("wheel-" + build), source)
-        table, ok = compare(args.python or default_pythons(), wheels, args.rounds, workdir)
+        pythons = args.python or default_pythons()
+        table, ok = compare(pythons, wheels, args.rounds, workdir)
+        if args.executor:
+            version = version_of(pythons[-1])
+            venvs = {build: str(workdir / ("py%s-%s" % (version, build)) / "bin" / "python") for build in wheels}
+            table += (
+                "\n\nExecutor (Python %s, bench_executor.py of each build, ratio pyns_boot / baseline)\n\n" % version
+            )
+            table += executor_table(venvs, sources, args.executor_rounds)
     print(
         "Measured %s UTC on %s, Linux %s; `python3 benchmarks/compare.py --base %s%s --rounds %d`; "
         "%d interleaved rounds, medians.\n"
