@@ -11,7 +11,6 @@ import errno as errno_module
 import os
 import sys
 
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import MappingProxyType, ModuleType
