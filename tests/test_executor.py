@@ -31,7 +31,7 @@ from nsutil import (
 )
 
 from pyns_boot import NamespaceError, NamespaceExecutor, Namespaces, RemoteError, RemoteTraceback, WorkerDied, call_in
-from pyns_boot._call import _close_shared_server
+from pyns_boot._call_in import _close_shared_server
 
 GONE_WAIT = 10.0  # how long an exiting process may take to disappear (not a speed goal)
 
@@ -427,4 +427,5 @@ def test_the_hook_and_import_do_not_load_the_executor(hook_venv: Venv, netns: Na
     assert out.returncode == 0, out.stderr
     loaded = out.stdout.strip()
     assert "'_pyns_boot'" in loaded  # the hook ran (the C helper, imported by the .pth line)
-    assert "_executor" not in loaded and "_forkserver" not in loaded
+    for module in ("_call_in", "_executor", "_worker_client", "_worker_protocol", "_worker_server"):
+        assert "pyns_boot.%s'" % module not in loaded, (module, loaded)

@@ -16,7 +16,7 @@ from nsutil import Holder, Venv, run_python
 from test_foreign_mnt import TARGET_TEXT, base_prefix, hiding_setup, mnt_venv, result_of  # noqa: F401 (fixtures)
 
 from pyns_boot import NamespaceError, NamespaceExecutor, Namespaces, call_in
-from pyns_boot._call import _close_shared_server
+from pyns_boot._call_in import _close_shared_server
 
 HOSTNAME = "pyns-pid-ct"
 
