@@ -261,7 +261,7 @@ def _set_up(fork: "ForkRequest") -> "Report":
 
     paths = fork["paths"]
     mnt_path = paths.get("mnt")
-    keeps_imports = fork["keep_imports"] and "pyns_boot._oldroot" in sys.modules
+    keeps_imports = fork["keep_imports"] and {"pyns_boot._oldroot", "pyns_boot.hook"} <= sys.modules.keys()
     old_root = -1
     if mnt_path is not None and keeps_imports and getattr(sys.modules["pyns_boot._oldroot"], "root", None) is None:
         old_root = _open_above_stdio("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
