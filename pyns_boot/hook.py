@@ -215,8 +215,7 @@ def switch_imports(
     and when fd is out of reach the message must be made without it."""
     active = getattr(sys.modules.get("pyns_boot._oldroot"), "root", None)
     root = active if active is not None else "/proc/self/fd/%d" % fd
-    joined = 'joined gons_mnt "%s"' if worker_pid_way_out is None else 'the worker joined mnt "%s"'
-    joined = joined % mnt_path
+    joined = ('joined gons_mnt "%s"' if worker_pid_way_out is None else 'the worker joined mnt "%s"') % mnt_path
     try:
         os.stat(root + "/")
     except OSError as error:
