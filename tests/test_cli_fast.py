@@ -79,8 +79,26 @@ def test_run_imports_neither_argparse_nor_re(hook_venv: Venv, holder: Callable[.
     )
     assert result.returncode == 0, result.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
-    assert "pyns_boot.cli" in imported and "pyns_boot._cli_spec" in imported
+    assert "pyns_boot.cli" in imported and "pyns_boot._cli_namespaces" in imported
     assert not imported & {"argparse", "re", "json", "shlex", "textwrap", "subprocess", "pyns_boot._doctor"}, imported
+
+
+def test_run_through_argparse_imports_no_doctor(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    # A PATH and --order take the parser's path: run still needs nothing of the doctor (pyns_boot._sitedirs).
+    h = holder(("net", "uts"))
+    options = ["--net", h.ref("net"), "--order", "net"]
+    result = subprocess.run(
+        [hook_venv.python, "-X", "importtime", "-m", "pyns_boot", "run", *options, "--", "-c", "pass"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert result.returncode == 0, result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert {"argparse", "pyns_boot._cli_namespaces", "pyns_boot._sitedirs"} <= imported
+    assert not imported & {"pyns_boot._doctor", "pyns_boot._startup_order", "subprocess"}, imported
 
 
 def test_usage_error_in_the_fast_path_is_the_parsers(hook_venv: Venv) -> None:
