@@ -123,7 +123,7 @@ def differing_types(pid: int) -> list[str]:
     any of them does.
     """
     result = []
-    for kind in _pyns_boot.KINDS:
+    for kind in _pyns_boot.kinds():
         theirs = "/proc/%d/ns/%s" % (pid, kind.name)
         ours = ["/proc/self/ns/%s" % link for link in kind.self_links]
         if not os.path.lexists(theirs) or not all(os.path.lexists(link) for link in ours):

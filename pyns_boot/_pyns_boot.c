@@ -10,7 +10,7 @@
  *   apply()  the join on explicit values, for callers that manage their own
  *            processes (the workers' children, the pyns-boot command)
  *   report() what this process's one start-up join did, for status()
- *   plan(), check_reference(), KINDS
+ *   plan(), check_reference(), kinds()
  *            the core's own decisions for the rest of the package: the
  *            steps of an order (ns_plan), the reference check of a join
  *            (ns_check_reference), the namespace table (ns_kinds), so that
@@ -986,7 +986,7 @@ done:
     return result;
 }
 
-/* ---- KINDS: the namespace table (_setns_core.c ns_kinds) for Python ---- */
+/* ---- kinds(): the namespace table (_setns_core.c ns_kinds) for Python ---- */
 
 static PyStructSequence_Field kind_fields[] = {
     {"name", "the type's name in gons_order: \"net\""},
@@ -1001,7 +1001,7 @@ static PyStructSequence_Field kind_fields[] = {
 
 static PyStructSequence_Desc kind_desc = {
     "_pyns_boot.Kind",
-    "One namespace type of the C helper's table (_pyns_boot.KINDS).",
+    "One namespace type of the C helper's table (_pyns_boot.kinds()).",
     kind_fields,
     5,
 };
@@ -1055,21 +1055,14 @@ static PyObject *kinds_to_python(void)
     return kinds;
 }
 
-/* The module's __getattr__ (PEP 562): KINDS is built on its first use and
- * kept in the module from then on, so that the start-up path, which never
- * asks for it, does not pay for a type and its records. */
-static PyObject *setns_getattr(PyObject *module, PyObject *name)
+/* kinds() -> (Kind, ...): built on each call, so that the module holds
+ * nothing for it (its import is start-up time of every hooked process);
+ * callers keep the result. */
+static PyObject *setns_kinds(PyObject *module, PyObject *unused)
 {
-    if (PyUnicode_Check(name) &&
-        PyUnicode_CompareWithASCIIString(name, "KINDS") == 0) {
-        PyObject *kinds = kinds_to_python();
-        if (kinds != NULL && PyObject_SetAttr(module, name, kinds) < 0)
-            Py_CLEAR(kinds);
-        return kinds;
-    }
-    PyErr_Format(PyExc_AttributeError,
-                 "module '_pyns_boot' has no attribute '%S'", name);
-    return NULL;
+    (void)module;
+    (void)unused;
+    return kinds_to_python();
 }
 
 static PyMethodDef setns_methods[] = {
@@ -1110,8 +1103,10 @@ static PyMethodDef setns_methods[] = {
      "check_reference(type, path): None when path opens as a namespace of\n"
      "type, checked as a join checks it; else OSError(errno, the hook's\n"
      "message).  No descriptor stays open."},
-    {"__getattr__", setns_getattr, METH_O,
-     "KINDS, built on first use (it costs nothing at start-up)."},
+    {"kinds", setns_kinds, METH_NOARGS,
+     "kinds() -> (Kind, ...): the namespace table, one read-only record per\n"
+     "type in TYPES order (name, variable, clone_flag, self_links,\n"
+     "single_threaded).  A new tuple on each call: keep it."},
     {"boot", setns_boot, METH_VARARGS,
      "boot(keep_old_root=False): run the gons_* sequence from the C\n"
      "environment, once per process.  Returns the report tuple the first\n"

@@ -16,7 +16,7 @@ class Report(TypedDict):
     namespaces: dict[str, Entry]  # every type, in TYPES order
 
 class Kind:
-    """One row of the C table (_setns_core.c ns_kinds); a read-only record."""
+    """One row of the C table (_setns_core.c ns_kinds), from kinds(); a read-only record."""
 
     @property
     def name(self) -> str: ...  # "net": its name in gons_order
@@ -29,7 +29,6 @@ class Kind:
     @property
     def single_threaded(self) -> bool: ...  # only a single-threaded process may join
 
-KINDS: tuple[Kind, ...]  # in TYPES order
 TYPES: tuple[str, ...]
 VARIABLES: tuple[str, ...]
 ORDER_VARIABLE: str
@@ -42,6 +41,7 @@ def report() -> Report | None: ...
 def apply(order: str | bytes | None, paths: Sequence[str | bytes | None]) -> Report: ...
 def plan(order: str | bytes | None, paths: Sequence[str | bytes | None]) -> tuple[tuple[str, bool], ...]: ...
 def check_reference(type: str, path: str | bytes) -> None: ...
+def kinds() -> tuple[Kind, ...]: ...  # in TYPES order; a new tuple on each call
 def run() -> None: ...
 def policy() -> str | None: ...
 def pid_mode() -> str | None: ...

@@ -1,10 +1,10 @@
 """The C helper's table, plan and reference check, as the rest of the package sees them.
 
-_pyns_boot.KINDS, plan() and check_reference() are the core's own table
+_pyns_boot.kinds(), plan() and check_reference() are the core's own table
 (ns_kinds), ns_plan and the check a join makes: Namespaces and the pyns-boot
 command use them, so a message says the same whether the hook, the API or
-the command line finds the problem.  Each test below compares the three on
-the same input, against a real hook in a real child.
+the command line finds the problem.  The message tests compare the three
+on the same input, against a real hook in a real child.
 """
 
 from __future__ import annotations
@@ -35,18 +35,16 @@ SINGLE_THREADED = {"mnt", "time", "user"}  # setns(2): the kernel refuses these 
 
 
 def test_kinds_is_the_table() -> None:
-    kinds = _pyns_boot.KINDS
+    kinds = _pyns_boot.kinds()
     assert tuple(k.name for k in kinds) == _pyns_boot.TYPES == TYPES
     assert tuple(k.variable for k in kinds) == _pyns_boot.VARIABLES == tuple("gons_" + t for t in TYPES)
     assert {k.name: k.clone_flag for k in kinds} == CLONE_FLAGS
     assert {k.name: k.self_links for k in kinds} == SELF_LINKS
     assert {k.name for k in kinds if k.single_threaded} == SINGLE_THREADED
     assert all(type(k.single_threaded) is bool for k in kinds)
-    assert _pyns_boot.KINDS is kinds  # built once, on first use
+    assert _pyns_boot.kinds() == kinds
     with pytest.raises(AttributeError):
         kinds[0].name = "x"  # type: ignore[misc]
-    with pytest.raises(AttributeError, match="no attribute 'KIND'"):
-        _pyns_boot.KIND  # type: ignore[attr-defined]  # noqa: B018
 
 
 def paths(**given: str) -> list[str | None]:
@@ -113,7 +111,7 @@ def test_check_reference_is_the_hooks_check(hook_venv: Venv, tmp_path: Path) -> 
         command = pyns_boot(hook_venv, "env", "--" + ns_type, path)
         assert command.returncode == 1
         assert command.stderr.splitlines()[0] == "pyns-boot: " + message.replace("pyns_boot: ", "")
-    for kind in _pyns_boot.KINDS:
+    for kind in _pyns_boot.kinds():
         link = "/proc/self/ns/" + kind.self_links[0]
         if os.path.exists(link):
             _pyns_boot.check_reference(kind.name, link)  # no OSError

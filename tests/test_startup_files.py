@@ -208,9 +208,9 @@ def test_the_copies_without_the_c_helper_are_the_c_table() -> None:
 
     (names,) = PTH_NAMES.findall((REPO / "pyns_boot.pth").read_bytes())
     assert tuple(n.decode() for n in names.split()) == hook.TRIGGER_VARIABLES
-    assert hook.NAMESPACE_VARIABLES == _pyns_boot.VARIABLES == tuple(kind.variable for kind in _pyns_boot.KINDS)
+    assert hook.NAMESPACE_VARIABLES == _pyns_boot.VARIABLES == tuple(kind.variable for kind in _pyns_boot.kinds())
     assert hook.TRIGGER_VARIABLES == (*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE, "gons_netns")
-    assert _doctor.TYPES == _pyns_boot.TYPES == tuple(kind.name for kind in _pyns_boot.KINDS)
+    assert _doctor.TYPES == _pyns_boot.TYPES == tuple(kind.name for kind in _pyns_boot.kinds())
 
 
 @pytest.mark.parametrize("name", ["gons_%s" % t for t in TYPES] + ["gons_order", "gons_netns"])
