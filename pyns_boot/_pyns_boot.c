@@ -304,13 +304,17 @@ static void request_release(struct request *request)
         Py_XDECREF(request->path_bytes[kind]);
 }
 
-/* paths: a sequence of NS_KIND_COUNT items, each a path (str or bytes,
- * os.fsencode-able) or None.  0, or -1 with an error set; release the
- * request either way. */
-static int request_from_python(PyObject *order_object, PyObject *path_sequence,
-                               const char *function, struct request *request)
+/* args: (order, paths), format "OO:name"; order None or a path-like
+ * string, paths a sequence of NS_KIND_COUNT items, each a path (str or
+ * bytes, os.fsencode-able) or None.  0, or -1 with an error set; release
+ * the request either way. */
+static int request_from_args(PyObject *args, const char *format,
+                             struct request *request)
 {
+    PyObject *order_object, *path_sequence;
     memset(request, 0, sizeof *request);
+    if (!PyArg_ParseTuple(args, format, &order_object, &path_sequence))
+        return -1;
     if (order_object != Py_None) {
         if (!PyUnicode_FSConverter(order_object, &request->order_bytes))
             return -1;
@@ -321,8 +325,8 @@ static int request_from_python(PyObject *order_object, PyObject *path_sequence,
     if (!PySequence_Check(path_sequence) ||
         PySequence_Size(path_sequence) != NS_KIND_COUNT) {
         PyErr_Format(PyExc_TypeError,
-                     "%s() paths must be a sequence of %d items", function,
-                     NS_KIND_COUNT);
+                     "%s() paths must be a sequence of %d items",
+                     strchr(format, ':') + 1, NS_KIND_COUNT);
         return -1;
     }
     for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
@@ -344,17 +348,13 @@ static int request_from_python(PyObject *order_object, PyObject *path_sequence,
     return 0;
 }
 
-/* apply(order, paths): the sequence on explicit values (request_from_python). */
+/* apply(order, paths): the sequence on explicit values (request_from_args). */
 static PyObject *setns_apply(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *order_object, *path_sequence;
-    if (!PyArg_ParseTuple(args, "OO:apply", &order_object, &path_sequence))
-        return NULL;
-
     struct request request;
     PyObject *result = NULL;
-    if (request_from_python(order_object, path_sequence, "apply", &request) < 0)
+    if (request_from_args(args, "OO:apply", &request) < 0)
         goto done;
 
     struct ns_report report;
@@ -388,19 +388,15 @@ static PyObject *raise_message(PyObject *type, char *message)
 
 /* plan(order, paths) -> ((type, early), ...): ns_plan, the decision the
  * hook's run takes before it opens anything (the effective order, every set
- * path listed in it), on explicit values (request_from_python); ValueError
+ * path listed in it), on explicit values (request_from_args); ValueError
  * with the hook's message.  No system call. */
 static PyObject *setns_plan(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *order_object, *path_sequence;
-    if (!PyArg_ParseTuple(args, "OO:plan", &order_object, &path_sequence))
-        return NULL;
-
     struct request request;
     struct ns_plan plan;
     PyObject *result = NULL;
-    if (request_from_python(order_object, path_sequence, "plan", &request) < 0)
+    if (request_from_args(args, "OO:plan", &request) < 0)
         goto done;
     if (ns_plan(request.order, request.paths, 0, &plan) < 0) {
         raise_no_memory();
