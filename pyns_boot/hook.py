@@ -25,13 +25,15 @@ KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"
 POLICIES = ("exit", "warn", "ignore")
 EXIT_STATUS = 125
 
-# The C helper's table (_pyns_boot.VARIABLES and ORDER_VARIABLE), and
-# the names pyns_boot.pth looks up; tests check the three agree.  The .pth
+# The one copy of the C helper's table (_pyns_boot.VARIABLES) in Python, for
+# when the helper cannot load (this hook's fallback, the doctor), and the
+# names pyns_boot.pth looks up; tests/test_startup_files.py checks both
+# against the C table.  The .pth
 # line looks each name up in os.environ's dict of byte keys (C-level, ten
 # hash lookups whatever the size of the environment; one bytes constant
 # split at run time, cheaper to compile than a tuple of ten), and only then
 # compiles and runs the rest (docs/python-versions.md, Idle cost).
-TRIGGER_VARIABLES = (
+NAMESPACE_VARIABLES = (
     "gons_cgroup",
     "gons_ipc",
     "gons_mnt",
@@ -40,6 +42,9 @@ TRIGGER_VARIABLES = (
     "gons_time",
     "gons_user",
     "gons_uts",
+)
+TRIGGER_VARIABLES = (
+    *NAMESPACE_VARIABLES,
     "gons_order",
     "gons_netns",  # pyns_boot._finish: /run/netns/NAME the way ip netns exec joins it
 )
