@@ -38,7 +38,7 @@ from typing import Callable
 from _bench_work import CODE, net_info
 
 import pyns_boot
-from pyns_boot import NamespaceExecutor, Namespaces, _call, call_in
+from pyns_boot import NamespaceExecutor, Namespaces, _call_in, call_in
 
 
 def _run(argv: list[str], env: dict[str, str] | None = None) -> str:
@@ -81,7 +81,7 @@ def bench_cold(spec: Namespaces, path: str, rounds: int) -> dict[str, list[float
     hook_env = _clean_env(**spec.to_env())
     plain_env = _clean_env()
     for _ in range(rounds):
-        _call._close_shared_server()
+        _call_in._close_shared_server()
         results["call_in, cold"].append(timed(lambda: call_in(spec, net_info)))
         results["call_in, server running"].append(timed(lambda: call_in(spec, net_info)))
         results["nsenter"].append(timed(lambda: _run(nsenter, plain_env)))
@@ -95,7 +95,7 @@ def bench_fifty(paths: list[str], rounds: int) -> dict[str, list[float]]:
     plain_env = _clean_env()
 
     def with_call_in() -> None:
-        _call._close_shared_server()
+        _call_in._close_shared_server()
         links = {call_in(spec, net_info)[0] for spec in specs}
         assert len(links) == len(specs)
 
@@ -138,7 +138,7 @@ def main() -> None:
         cold = bench_cold(spec, paths[0], args.rounds)
         fifty = bench_fifty(paths, args.rounds)
     finally:
-        _call._close_shared_server()
+        _call_in._close_shared_server()
         for name in names:
             subprocess.run(["ip", "netns", "delete", name], check=False)
 

@@ -52,7 +52,7 @@ __all__ = [
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pyns_boot._call import call_in
+    from pyns_boot._call_in import call_in
     from pyns_boot._errors import ContainerError, NamespaceError, RemoteError, RemoteTraceback, WorkerDied
     from pyns_boot._executor import NamespaceExecutor
     from pyns_boot._namespaces import Namespaces
@@ -64,7 +64,7 @@ _LAZY_MODULES = {
     "RemoteError": "pyns_boot._errors",
     "RemoteTraceback": "pyns_boot._errors",
     "WorkerDied": "pyns_boot._errors",
-    "call_in": "pyns_boot._call",
+    "call_in": "pyns_boot._call_in",
     "Namespaces": "pyns_boot._namespaces",
     "NamespaceError": "pyns_boot._errors",
     "NamespaceState": "pyns_boot._status",

@@ -16,6 +16,7 @@ import sys
 
 from pyns_boot import _policy
 from pyns_boot._sitedirs import PTH, hook_dir, site_dirs
+from pyns_boot.hook import NAMESPACE_VARIABLES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 START = "pyns_boot.start"
 START_LINE = "pyns_boot.hook:start"  # the entry of the wheels for 3.18+
 OLD_START_LINE = "pyns_boot.hook:run"  # the entry of 0.1.0's .start file
-TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
+TYPES = tuple(variable[len("gons_") :] for variable in NAMESPACE_VARIABLES)  # the C table, without loading it
 CAP_SYS_ADMIN = 21
 MEASURE_TIMEOUT = 30
 SLOW_MS = 50.0

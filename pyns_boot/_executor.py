@@ -1,8 +1,10 @@
 """NamespaceExecutor: a concurrent.futures.Executor whose workers live in other namespaces.
 
-Each executor has its own fork server (pyns_boot._call._ForkServer); one
-thread per worker slot sends calls to its worker and completes the futures.
-Not on the start-up path: loaded on first use of the public names.
+Each executor has its own fork server (pyns_boot._worker_client._ForkServer);
+one thread per worker slot sends calls to its worker and completes the
+futures.  The public API of the workers, with call_in (pyns_boot._call_in),
+which stays without concurrent.futures and threading.  Not on the start-up
+path: loaded on first use of the public names.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import threading
 import weakref
 from concurrent.futures import Executor, Future
 
-from pyns_boot._call import _encode_call, _ForkServer, _needs_main, _Worker
 from pyns_boot._namespaces import Namespaces
+from pyns_boot._worker_client import _encode_call, _ForkServer, _needs_main, _Worker
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -101,13 +101,7 @@ class Namespaces:
             order = ",".join(order)
         order = order or None
         if order is not None:
-            listed = {name for name, _ in _pyns_boot.parse_order(order)}  # ValueError: the hook's message
-            unlisted = [t for t, p in zip(TYPES, paths) if p is not None and t not in listed]
-            if unlisted:
-                raise ValueError(
-                    "pyns_boot: %s %s set, but not listed in gons_order %r"
-                    % (", ".join(VARIABLE_PREFIX + t for t in unlisted), "is" if len(unlisted) == 1 else "are", order)
-                )
+            _pyns_boot.plan(order, paths)  # ValueError: the hook's message
         object.__setattr__(self, "_paths", paths)
         object.__setattr__(self, "_order", order)
         object.__setattr__(self, "_netns", netns)
@@ -250,6 +244,11 @@ class Namespaces:
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (self.paths, self._order, self._netns))
+
+
+def steps(spec: Namespaces) -> tuple[tuple[str, bool], ...]:
+    """The hook's steps for spec: (type, early) in the effective order (the default when spec has none)."""
+    return _pyns_boot.plan(spec._order, spec._paths)
 
 
 def _rebuild(paths: dict[str, str], order: str | None, netns: str | None = None) -> Namespaces:

@@ -10,6 +10,11 @@
  *   apply()  the join on explicit values, for callers that manage their own
  *            processes (the workers' children, the pyns-boot command)
  *   report() what this process's one start-up join did, for status()
+ *   plan(), check_reference(), kinds()
+ *            the core's own decisions for the rest of the package: the
+ *            steps of an order (ns_plan), the reference check of a join
+ *            (ns_check_reference), the namespace table (ns_kinds), so that
+ *            each is written once and says the same everywhere
  * The contract is docs/env-interface.md.
  */
 #define _GNU_SOURCE 1 /* exactly as pyconfig.h of 3.8-3.10 defines it: no redefinition error */
@@ -283,56 +288,79 @@ static PyObject *setns_take_old_root(PyObject *module, PyObject *unused)
     return fds;
 }
 
-/* apply(order, paths): paths is a sequence of NS_KIND_COUNT items, each a
- * path (str or bytes, os.fsencode-able) or None, in the order of TYPES. */
-static PyObject *setns_apply(PyObject *module, PyObject *args)
+/* The arguments of apply() and plan(), converted for the core: the order
+ * (NULL for None) and one path per kind (NULL for None), in TYPES order. */
+struct request {
+    PyObject *order_bytes;
+    PyObject *path_bytes[NS_KIND_COUNT];
+    const char *order;
+    const char *paths[NS_KIND_COUNT];
+};
+
+static void request_release(struct request *request)
 {
-    (void)module;
+    Py_XDECREF(request->order_bytes);
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        Py_XDECREF(request->path_bytes[kind]);
+}
+
+/* args: (order, paths), format "OO:name"; order None or a path-like
+ * string, paths a sequence of NS_KIND_COUNT items, each a path (str or
+ * bytes, os.fsencode-able) or None.  0, or -1 with an error set; release
+ * the request either way. */
+static int request_from_args(PyObject *args, const char *format,
+                             struct request *request)
+{
     PyObject *order_object, *path_sequence;
-    if (!PyArg_ParseTuple(args, "OO:apply", &order_object, &path_sequence))
-        return NULL;
-
-    PyObject *order_bytes = NULL;
-    PyObject *path_bytes[NS_KIND_COUNT] = {NULL};
-    const char *paths[NS_KIND_COUNT] = {NULL};
-    const char *order = NULL;
-    PyObject *result = NULL;
-
+    memset(request, 0, sizeof *request);
+    if (!PyArg_ParseTuple(args, format, &order_object, &path_sequence))
+        return -1;
     if (order_object != Py_None) {
-        if (!PyUnicode_FSConverter(order_object, &order_bytes))
-            goto done;
-        order = PyBytes_AsString(order_bytes);
-        if (order == NULL)
-            goto done;
+        if (!PyUnicode_FSConverter(order_object, &request->order_bytes))
+            return -1;
+        request->order = PyBytes_AsString(request->order_bytes);
+        if (request->order == NULL)
+            return -1;
     }
     if (!PySequence_Check(path_sequence) ||
         PySequence_Size(path_sequence) != NS_KIND_COUNT) {
         PyErr_Format(PyExc_TypeError,
-                     "apply() paths must be a sequence of %d items",
-                     NS_KIND_COUNT);
-        goto done;
+                     "%s() paths must be a sequence of %d items",
+                     strchr(format, ':') + 1, NS_KIND_COUNT);
+        return -1;
     }
     for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
         PyObject *item = PySequence_GetItem(path_sequence, kind);
         if (item == NULL)
-            goto done;
-        if (item != Py_None) {
-            int converted = PyUnicode_FSConverter(item, &path_bytes[kind]);
+            return -1;
+        if (item == Py_None) {
             Py_DECREF(item);
-            if (!converted)
-                goto done;
-            paths[kind] = PyBytes_AsString(path_bytes[kind]);
-            if (paths[kind] == NULL)
-                goto done;
-        } else {
-            Py_DECREF(item);
+            continue;
         }
+        int converted = PyUnicode_FSConverter(item, &request->path_bytes[kind]);
+        Py_DECREF(item);
+        if (!converted)
+            return -1;
+        request->paths[kind] = PyBytes_AsString(request->path_bytes[kind]);
+        if (request->paths[kind] == NULL)
+            return -1;
     }
+    return 0;
+}
+
+/* apply(order, paths): the sequence on explicit values (request_from_args). */
+static PyObject *setns_apply(PyObject *module, PyObject *args)
+{
+    (void)module;
+    struct request request;
+    PyObject *result = NULL;
+    if (request_from_args(args, "OO:apply", &request) < 0)
+        goto done;
 
     struct ns_report report;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = ns_run(order, paths, 0, &report);
+    rc = ns_run(request.order, request.paths, 0, &report);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         raise_no_memory();
@@ -342,53 +370,93 @@ static PyObject *setns_apply(PyObject *module, PyObject *args)
     ns_report_free(&report);
 
 done:
-    Py_XDECREF(order_bytes);
-    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
-        Py_XDECREF(path_bytes[kind]);
+    request_release(&request);
     return result;
 }
 
-/* parse_order(order) -> tuple of (type, early); ValueError with the
- * hook's message when the order is invalid. */
-static PyObject *setns_parse_order(PyObject *module, PyObject *args)
+/* Raise type(message), taking message over (malloc'd). */
+static PyObject *raise_message(PyObject *type, char *message)
+{
+    PyObject *text = PyUnicode_DecodeFSDefault(message);
+    free(message);
+    if (text != NULL) {
+        PyErr_SetObject(type, text);
+        Py_DECREF(text);
+    }
+    return NULL;
+}
+
+/* plan(order, paths) -> ((type, early), ...): ns_plan, the decision the
+ * hook's run takes before it opens anything (the effective order, every set
+ * path listed in it), on explicit values (request_from_args); ValueError
+ * with the hook's message.  No system call. */
+static PyObject *setns_plan(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *order_bytes;
-    if (!PyArg_ParseTuple(args, "O&:parse_order", PyUnicode_FSConverter,
-                          &order_bytes))
-        return NULL;
-    const char *order = PyBytes_AsString(order_bytes);
-    if (order == NULL) {
-        Py_DECREF(order_bytes);
-        return NULL;
+    struct request request;
+    struct ns_plan plan;
+    PyObject *result = NULL;
+    if (request_from_args(args, "OO:plan", &request) < 0)
+        goto done;
+    if (ns_plan(request.order, request.paths, 0, &plan) < 0) {
+        raise_no_memory();
+        goto done;
     }
-    struct ns_step steps[NS_KIND_COUNT];
-    char *message;
-    int out_of_memory;
-    int count = ns_parse_order(order, steps, &message, &out_of_memory);
-    Py_DECREF(order_bytes);
-    if (count < 0) {
-        if (out_of_memory)
-            return raise_no_memory();
-        PyObject *text = PyUnicode_DecodeFSDefault(message);
-        free(message);
-        if (text != NULL) {
-            PyErr_SetObject(PyExc_ValueError, text);
-            Py_DECREF(text);
+    if (plan.message != NULL) {
+        raise_message(PyExc_ValueError, plan.message);
+        plan.message = NULL;
+        goto done;
+    }
+    result = PyTuple_New(plan.count);
+    for (int i = 0; result != NULL && i < plan.count; i++) {
+        PyObject *step = Py_BuildValue(
+            "(sO)", ns_kinds[plan.steps[i].kind].name,
+            plan.steps[i].early ? Py_True : Py_False);
+        if (step == NULL || PyTuple_SetItem(result, i, step) < 0)
+            Py_CLEAR(result);
+    }
+done:
+    request_release(&request);
+    return result;
+}
+
+/* check_reference(type, path) -> None: path opens as a namespace of type,
+ * checked exactly as a join checks it; else OSError(errno, the hook's
+ * message).  The descriptor is closed on every path. */
+static PyObject *setns_check_reference(PyObject *module, PyObject *args)
+{
+    (void)module;
+    const char *type;
+    PyObject *path_bytes;
+    if (!PyArg_ParseTuple(args, "sO&:check_reference", &type,
+                          PyUnicode_FSConverter, &path_bytes))
+        return NULL;
+    int kind = ns_kind_by_name(type, strlen(type));
+    const char *path = PyBytes_AsString(path_bytes);
+    PyObject *result = NULL;
+    if (kind < 0) {
+        PyErr_Format(PyExc_ValueError, "unknown namespace type \"%s\"", type);
+    } else if (path != NULL) {
+        int error_errno = 0, rc;
+        char *message = NULL;
+        Py_BEGIN_ALLOW_THREADS
+        rc = ns_check_reference(kind, path, &error_errno, &message);
+        Py_END_ALLOW_THREADS
+        if (rc < 0) {
+            raise_no_memory();
+        } else if (message == NULL) {
+            result = (Py_INCREF(Py_None), Py_None);
+        } else {
+            PyObject *error = Py_BuildValue(
+                "(iN)", error_errno, PyUnicode_DecodeFSDefault(message));
+            free(message);
+            if (error != NULL) {
+                PyErr_SetObject(PyExc_OSError, error);
+                Py_DECREF(error);
+            }
         }
-        return NULL;
     }
-    PyObject *result = PyTuple_New(count);
-    if (result == NULL)
-        return NULL;
-    for (int i = 0; i < count; i++) {
-        PyObject *item = Py_BuildValue("(sO)", ns_kinds[steps[i].kind].name,
-                                       steps[i].early ? Py_True : Py_False);
-        if (item == NULL || PyTuple_SetItem(result, i, item) < 0) {
-            Py_DECREF(result);
-            return NULL;
-        }
-    }
+    Py_DECREF(path_bytes);
     return result;
 }
 
@@ -890,6 +958,85 @@ done:
     return result;
 }
 
+/* ---- kinds(): the namespace table (_setns_core.c ns_kinds) for Python ---- */
+
+static PyStructSequence_Field kind_fields[] = {
+    {"name", "the type's name in gons_order: \"net\""},
+    {"variable", "the variable that names its reference: \"gons_net\""},
+    {"clone_flag", "CLONE_NEW*: setns()'s nstype, NS_GET_NSTYPE's answer"},
+    {"self_links", "the /proc/self/ns links that must all match a reference "
+                   "for the process to be a member of it already"},
+    {"single_threaded", "True when the kernel lets only a single-threaded "
+                        "process join"},
+    {NULL, NULL},
+};
+
+static PyStructSequence_Desc kind_desc = {
+    "_pyns_boot.Kind",
+    "One namespace type of the C helper's table (_pyns_boot.kinds()).",
+    kind_fields,
+    5,
+};
+
+static PyObject *kind_to_python(PyTypeObject *type, const struct ns_kind *kind)
+{
+    PyObject *record = PyStructSequence_New(type);
+    if (record == NULL)
+        return NULL;
+    int links = kind->self_links[1] != NULL ? 2 : 1;
+    PyObject *self_links = PyTuple_New(links);
+    for (int i = 0; self_links != NULL && i < links; i++) {
+        PyObject *link = PyUnicode_FromString(kind->self_links[i]);
+        if (link == NULL || PyTuple_SetItem(self_links, i, link) < 0)
+            Py_CLEAR(self_links);
+    }
+    PyObject *values[5] = {
+        PyUnicode_FromString(kind->name),
+        PyUnicode_FromString(kind->variable),
+        PyLong_FromLong(kind->clone_flag),
+        self_links,
+        PyBool_FromLong(kind->single_threaded),
+    };
+    int failed = 0;
+    for (int i = 0; i < 5; i++) {
+        if (values[i] == NULL)
+            failed = 1;
+        else
+            PyStructSequence_SetItem(record, i, values[i]); /* steals */
+    }
+    if (failed) {
+        Py_DECREF(record);
+        return NULL;
+    }
+    return record;
+}
+
+/* (Kind, ...) in TYPES order. */
+static PyObject *kinds_to_python(void)
+{
+    PyTypeObject *type = PyStructSequence_NewType(&kind_desc);
+    if (type == NULL)
+        return NULL;
+    PyObject *kinds = PyTuple_New(NS_KIND_COUNT);
+    for (int kind = 0; kinds != NULL && kind < NS_KIND_COUNT; kind++) {
+        PyObject *record = kind_to_python(type, &ns_kinds[kind]);
+        if (record == NULL || PyTuple_SetItem(kinds, kind, record) < 0)
+            Py_CLEAR(kinds);
+    }
+    Py_DECREF((PyObject *)type);
+    return kinds;
+}
+
+/* kinds() -> (Kind, ...): built on each call, so that the module holds
+ * nothing for it (its import is start-up time of every hooked process);
+ * callers keep the result. */
+static PyObject *setns_kinds(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return kinds_to_python();
+}
+
 static PyMethodDef setns_methods[] = {
     {"netns_view", setns_netns_view, METH_VARARGS,
      "netns_view(name) -> [failed bind, ...]: after joining /run/netns/NAME,\n"
@@ -919,9 +1066,19 @@ static PyMethodDef setns_methods[] = {
      "policy() -> the failure policy run() applied, or None."},
     {"in_main_interpreter", setns_in_main_interpreter, METH_NOARGS,
      "in_main_interpreter() -> True, False, or None when C cannot tell."},
-    {"parse_order", setns_parse_order, METH_VARARGS,
-     "parse_order(order) -> ((type, early), ...): validate an order string\n"
-     "exactly as the hook does; ValueError carries the hook's message."},
+    {"plan", setns_plan, METH_VARARGS,
+     "plan(order, paths) -> ((type, early), ...): the steps the hook would\n"
+     "take for this order (None: the default) and these paths (TYPES order,\n"
+     "None for unset), decided without touching anything; ValueError with\n"
+     "the hook's message (an order it cannot parse, a set path not listed)."},
+    {"check_reference", setns_check_reference, METH_VARARGS,
+     "check_reference(type, path): None when path opens as a namespace of\n"
+     "type, checked as a join checks it; else OSError(errno, the hook's\n"
+     "message).  No descriptor stays open."},
+    {"kinds", setns_kinds, METH_NOARGS,
+     "kinds() -> (Kind, ...): the namespace table, one read-only record per\n"
+     "type in TYPES order (name, variable, clone_flag, self_links,\n"
+     "single_threaded).  A new tuple on each call: keep it."},
     {"boot", setns_boot, METH_VARARGS,
      "boot(keep_old_root=False): run the gons_* sequence from the C\n"
      "environment, once per process.  Returns the report tuple the first\n"

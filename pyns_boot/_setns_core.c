@@ -77,7 +77,7 @@ format_message(const char *format, ...)
     return message;
 }
 
-static int kind_by_name(const char *name, size_t length)
+int ns_kind_by_name(const char *name, size_t length)
 {
     for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
         if (strlen(ns_kinds[kind].name) == length &&
@@ -119,7 +119,7 @@ int ns_parse_order(const char *order, struct ns_step steps[NS_KIND_COUNT],
             int early = *start == '!';
             const char *name = start + early;
             size_t length = (size_t)(end - name);
-            int kind = kind_by_name(name, length);
+            int kind = ns_kind_by_name(name, length);
             if (kind < 0) {
                 char *unknown = strndup(name, length);
                 *error_message =
@@ -298,6 +298,35 @@ static int open_reference(struct run_state *state, int kind)
         return fail_invalid(state, kind, errno, strerror(errno));
     state->fds[kind] = fd;
     return verify_reference(state, kind, fd);
+}
+
+int ns_check_reference(int kind, const char *path, int *error_errno,
+                       char **message)
+{
+    const char *paths[NS_KIND_COUNT] = {NULL};
+    struct ns_report report;
+    struct run_state state;
+
+    memset(&report, 0, sizeof report);
+    report.failed_kind = -1;
+    report.old_root_fd = -1;
+    report.old_mnt_fd = -1;
+    memset(&state, 0, sizeof state);
+    for (int other = 0; other < NS_KIND_COUNT; other++)
+        state.fds[other] = -1;
+    paths[kind] = path;
+    state.paths = paths;
+    state.report = &report;
+    state.threads = -1;
+    int rc = open_reference(&state, kind);
+    close_all(&state);
+    if (rc < 0) {
+        free(report.message);
+        return -1;
+    }
+    *error_errno = report.error_errno;
+    *message = report.message; /* the caller's now (NULL when it checked) */
+    return 0;
 }
 
 static void record_own_identities(struct run_state *state)

@@ -33,6 +33,9 @@ struct ns_kind {
 
 extern const struct ns_kind ns_kinds[NS_KIND_COUNT];
 
+/* The kind whose name is name[0..length), or -1. */
+int ns_kind_by_name(const char *name, size_t length);
+
 #define NS_ORDER_VARIABLE "gons_order"
 #define NS_DEFAULT_ORDER "!user,!mnt,!cgroup,!ipc,!net,!pid,!time,!uts"
 
@@ -99,6 +102,17 @@ int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
                      struct ns_report *report);
 
 void ns_report_free(struct ns_report *report);
+
+/*
+ * The reference check of a join, alone: open path as a join opens it
+ * (O_RDONLY|O_CLOEXEC|O_NONBLOCK|O_NOCTTY), check that it is a namespace of
+ * kind, close it.  *message is NULL when it is, else the run's message
+ * (malloc'd: "pyns_boot: invalid gons_net reference ...") with its errno in
+ * *error_errno.  Returns 0, or -1 when memory ran out (nothing to free).
+ * No descriptor stays open on any path.
+ */
+int ns_check_reference(int kind, const char *path, int *error_errno,
+                       char **message);
 
 /*
  * A report for a run refused before it started (a setting of the caller's

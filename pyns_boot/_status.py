@@ -11,8 +11,6 @@ import errno as errno_module
 import os
 import sys
 
-from pyns_boot._errors import NamespaceError
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import MappingProxyType, ModuleType
@@ -216,6 +214,8 @@ class Status(_Frozen):
     def raise_for_error(self) -> None:
         """Raise NamespaceError when not ok."""
         if not self.ok:
+            from pyns_boot._errors import NamespaceError  # here: status() alone stays one module import
+
             raise NamespaceError(self.errno, self.error or self.state, failed=self.failed, status=self)
 
     def __eq__(self, other: object) -> bool:

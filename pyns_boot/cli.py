@@ -279,11 +279,11 @@ def _resolve_container(args: argparse.Namespace) -> None:
 
 def _namespaces(args: argparse.Namespace) -> Namespaces:
     # Imported on use: it loads the C helper, which doctor and status must not need.
-    from pyns_boot import _cli_spec
+    from pyns_boot import _cli_namespaces
 
     _resolve_container(args)
     values = {ns_type: getattr(args, ns_type) for ns_type, _, _ in TYPE_OPTIONS}
-    return _cli_spec.build(
+    return _cli_namespaces.build(
         target=args.target,
         from_target=[t for t, value in values.items() if value == FROM_TARGET],
         paths={t: value for t, value in values.items() if value is not None and value != FROM_TARGET},
@@ -453,15 +453,15 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
     missing = hook_blocker()
     if missing:
         return _error("run: %s; the program would not join the namespaces (see: pyns-boot doctor)" % missing)
-    from pyns_boot import _cli_spec
+    from pyns_boot import _cli_namespaces
 
-    start = None if args.target is None else _cli_spec.process_start(args.target)
+    start = None if args.target is None else _cli_namespaces.process_start(args.target)
     spec = _namespaces(args)
     steering = _steering_variables()
     env = {k: v for k, v in os.environ.items() if k not in steering}
     env.update(spec.to_env())
     env.update(_after_joins(args))
-    if start is not None and _cli_spec.process_start(args.target) != start:
+    if start is not None and _cli_namespaces.process_start(args.target) != start:
         # Gone (or its pid reused) since its namespaces were read: the paths would name another process.
         raise CommandError("process %d exited while its namespaces were read" % args.target)
     sys.stdout.flush()
@@ -486,10 +486,12 @@ def _enter_pid_namespace_first(spec: Namespaces, env: dict[str, str]) -> None:
     always does."""
     import _pyns_boot
 
+    from pyns_boot._namespaces import steps
+
     path = spec.get("pid")
     if path is None or env.get("PYNS_BOOT_PID") or spec.get("user") is not None:
         return
-    if spec.order and ("pid", True) not in _pyns_boot.parse_order(spec.order):
+    if spec.order and ("pid", True) not in steps(spec):
         return
     try:
         own, target = os.stat("/proc/self/ns/pid"), os.stat(path)

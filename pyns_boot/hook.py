@@ -22,13 +22,15 @@ if TYPE_CHECKING:
 
 KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"
 
-# The C helper's table (_pyns_boot.VARIABLES and ORDER_VARIABLE), and
-# the names pyns_boot.pth looks up; tests check the three agree.  The .pth
+# The one copy of the C helper's table (_pyns_boot.VARIABLES) in Python, for
+# when the helper cannot load (this hook's fallback, the doctor), and the
+# names pyns_boot.pth looks up; tests/test_startup_files.py checks both
+# against the C table.  The .pth
 # line looks each name up in os.environ's dict of byte keys (C-level, ten
 # hash lookups whatever the size of the environment; one bytes constant
 # split at run time, cheaper to compile than a tuple of ten), and only then
 # compiles and runs the rest (docs/python-versions.md, Idle cost).
-TRIGGER_VARIABLES = (
+NAMESPACE_VARIABLES = (
     "gons_cgroup",
     "gons_ipc",
     "gons_mnt",
@@ -37,6 +39,9 @@ TRIGGER_VARIABLES = (
     "gons_time",
     "gons_user",
     "gons_uts",
+)
+TRIGGER_VARIABLES = (
+    *NAMESPACE_VARIABLES,
     "gons_order",
     "gons_netns",  # pyns_boot._finish: /run/netns/NAME the way ip netns exec joins it
 )
@@ -179,35 +184,64 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
     from pyns_boot import _hook_record as record
     from pyns_boot import _policy
 
-    fd = fds[0]
-    root = "/proc/self/fd/%d" % fd
+    failure = switch_imports(fds[0], mnt_path, fds[1])
+    if failure is not None:
+        record.imports_error = failure[1]
+        _policy.apply(record.imports_error)
+        return
+    record.imports_root = "/proc/self/fd/%d" % fds[0]
+
+
+def switch_imports(
+    fd: int, mnt_path: str, namespace_fd: int = -1, worker_pid_way_out: "str | None" = None
+) -> "tuple[int, str] | None":
+    """Keep importing from the interpreter's installation after a mnt join: the start-up hook's and the workers'.
+
+    fd is a descriptor on the original root, namespace_fd (or -1) one on the
+    original mount namespace that stays open with it.  Rewrites the package's
+    __path__ (so that pyns_boot._oldroot loads through fd) and activates
+    pyns_boot._oldroot.  Returns None, or (errno, message) when imports
+    cannot go through fd; the descriptors are closed when the root is out of
+    reach.  In a worker (pyns_boot._worker_server), worker_pid_way_out is
+    the way out of a /proc of another pid namespace in the worker's terms
+    (its Namespaces, not gons_pid), and a switch its fork server inherited
+    (fd -1) is only checked for reachability.
+
+    It lives here, not in pyns_boot._oldroot: that module loads through fd,
+    and when fd is out of reach the message must be made without it."""
+    active = getattr(sys.modules.get("pyns_boot._oldroot"), "root", None)
+    root = active if active is not None else "/proc/self/fd/%d" % fd
+    joined = ('joined gons_mnt "%s"' if worker_pid_way_out is None else 'the worker joined mnt "%s"') % mnt_path
     try:
         os.stat(root + "/")
     except OSError as error:
-        for kept in fds:
-            os.close(kept)
+        for kept in (fd, namespace_fd):
+            if kept >= 0:
+                os.close(kept)
         reason = why_unreachable(error)
-        record.imports_error = (
-            'pyns_boot: joined gons_mnt "%s", but the interpreter cannot keep importing from its own '
-            "installation: %s is not reachable there (%s); %sset %s=0 to import from the target's "
-            "filesystem instead" % (mnt_path, root, reason, _pid_way_out(mnt_path, reason), KEEP_IMPORTS_VARIABLE)
+        if worker_pid_way_out is None:
+            whose, where = "the interpreter cannot keep importing from its own", ""
+            way_out = _pid_way_out(mnt_path, reason)
+        else:
+            whose, where = "cannot keep importing from the caller's", " in the caller"
+            way_out = worker_pid_way_out if reason == OTHER_PID_NAMESPACE else ""
+        return error.errno or 0, (
+            "pyns_boot: %s, but %s installation: %s is not reachable there (%s); %sset %s=0%s to import from the "
+            "target's filesystem instead" % (joined, whose, root, reason, way_out, KEEP_IMPORTS_VARIABLE, where)
         )
-        _policy.apply(record.imports_error)
-        return
+    if active is not None:
+        return None
     package = sys.modules["pyns_boot"]
     package.__path__[:] = [root + p if p.startswith("/") else p for p in package.__path__]
     try:
         from pyns_boot import _oldroot
 
-        _oldroot.activate(fd, mnt_path, fds[1])
+        _oldroot.activate(fd, mnt_path, namespace_fd)
     except Exception as error:
-        record.imports_error = (
-            'pyns_boot: joined gons_mnt "%s", but cannot keep importing from the original root %s: %s'
-            % (mnt_path, root, unreadable_installation(list(package.__path__), root) or error)
-        )
-        _policy.apply(record.imports_error)
-        return
-    record.imports_root = root
+        why = unreadable_installation(list(package.__path__), root) or error
+        message = "pyns_boot: %s, but cannot keep importing from the original root %s: %s" % (joined, root, why)
+        return getattr(error, "errno", None) or 0, message
+    return None
 
 
 def unreadable_installation(paths: "list[str]", root: str) -> "str | None":

@@ -165,7 +165,7 @@ MUTATIONS = [
     Mutation(
         "no-remote-traceback",
         "call_in re-raises a worker's exception without the remote traceback as __cause__",
-        [("pyns_boot/_call.py", "        error.__cause__ = RemoteTraceback(reply[2])\n", "")],
+        [("pyns_boot/_worker_client.py", '        error.__cause__ = RemoteTraceback(reply["traceback"])\n', "")],
         ["tests/test_executor.py", "tests/test_remote_cause.py"],
     ),
     Mutation(

@@ -96,7 +96,10 @@ def test_help_of_every_subcommand_reads_like_nsenter(hook_venv: Venv) -> None:
         (("env", "--nett", "/x"), "unrecognized arguments: --nett"),
         (("env", "--net", "/proc/self/ns/net", "--order", "net,bogus"), 'unknown namespace type "bogus" in gons_order'),
         (("env", "--net", "/proc/self/ns/net", "--order", "NET"), 'unknown namespace type "NET" in gons_order'),
-        (("env", "--net", "/proc/self/ns/net", "--order", "uts"), "gons_net is set, but not listed in gons_order"),
+        (
+            ("env", "--net", "/proc/self/ns/net", "--order", "uts"),
+            'gons_net is set to "/proc/self/ns/net", but net is not listed in gons_order "uts"',
+        ),
         (("env", "--net", "/proc/self/ns/net", "--format", "xml"), "invalid choice: 'xml'"),
         (("run", "--net", "/proc/self/ns/net"), "no program"),
         (("run", "-t", "1", "--uts", "app.py"), "--uts took 'app.py' as its PATH: put -- before the program"),

@@ -66,11 +66,10 @@ def test_program_split_first() -> None:
     assert _fast_run_args(options) is not None
 
 
-def test_run_imports_neither_argparse_nor_re(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
-    # The first interpreter's imports up to the exec (-X importtime is not passed on to the program).
-    h = holder(("net", "uts"))
+def first_interpreter_imports(venv: Venv, *args: str) -> set[str]:
+    """What pyns-boot ARGS imports up to its exec (-X importtime is not passed on to the program)."""
     result = subprocess.run(
-        [hook_venv.python, "-X", "importtime", "-m", "pyns_boot", "run", "-t", str(h.pid), "--all", "-c", "pass"],
+        [venv.python, "-X", "importtime", "-m", "pyns_boot", *args],
         env=clean_env(),
         capture_output=True,
         text=True,
@@ -78,9 +77,22 @@ def test_run_imports_neither_argparse_nor_re(hook_venv: Venv, holder: Callable[.
         cwd="/",
     )
     assert result.returncode == 0, result.stderr
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
-    assert "pyns_boot.cli" in imported and "pyns_boot._cli_spec" in imported
+    return {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+
+
+def test_run_imports_neither_argparse_nor_re(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    h = holder(("net", "uts"))
+    imported = first_interpreter_imports(hook_venv, "run", "-t", str(h.pid), "--all", "-c", "pass")
+    assert "pyns_boot.cli" in imported and "pyns_boot._cli_namespaces" in imported
     assert not imported & {"argparse", "re", "json", "shlex", "textwrap", "subprocess", "pyns_boot._doctor"}, imported
+
+
+def test_run_through_argparse_imports_no_doctor(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    # A PATH and --order take the parser's path: run still needs nothing of the doctor (pyns_boot._sitedirs).
+    h = holder(("net", "uts"))
+    imported = first_interpreter_imports(hook_venv, "run", "--net", h.ref("net"), "--order", "net", "--", "-c", "pass")
+    assert {"argparse", "pyns_boot._cli_namespaces", "pyns_boot._sitedirs"} <= imported
+    assert not imported & {"pyns_boot._doctor", "pyns_boot._startup_order", "subprocess"}, imported
 
 
 def test_usage_error_in_the_fast_path_is_the_parsers(hook_venv: Venv) -> None:

@@ -24,7 +24,7 @@ from containers import NAME_PREFIX, NOBODY, TINY_OS_RELEASE, LabContainer, Rootl
 from nsutil import EXIT_STATUS, Venv, as_user, make_venv, rmtree, run_python
 
 from pyns_boot import ContainerError, NamespaceExecutor, Namespaces, call_in
-from pyns_boot._call import _close_shared_server
+from pyns_boot._call_in import _close_shared_server
 
 CONTAINER_TYPES = ("ipc", "mnt", "net", "pid", "uts")
 PROBE_CODE = Path(container_probe.__file__).read_text()

@@ -31,7 +31,8 @@ from nsutil import (
 )
 
 from pyns_boot import NamespaceError, NamespaceExecutor, Namespaces, RemoteError, RemoteTraceback, WorkerDied, call_in
-from pyns_boot._call import _close_shared_server
+from pyns_boot._call_in import _close_shared_server
+from pyns_boot._worker_client import _encode_call, _ForkServer
 
 GONE_WAIT = 10.0  # how long an exiting process may take to disappear (not a speed goal)
 
@@ -281,6 +282,33 @@ def test_fork_server_killed_then_the_executor_recovers(netns: NamedNetns) -> Non
     assert wait_gone(server)  # our child: reaped, no zombie
 
 
+def test_fork_server_answers_requests_by_name_and_survives_bad_ones() -> None:
+    # The control records of pyns_boot._worker_protocol, against a real fork server process.
+    server = _ForkServer()
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        # A process that is not one of its workers: no status, and it is not killed.
+        assert server.request({"request": "status", "pid": stranger.pid}) == {"status": None}
+        assert server.request({"request": "kill", "pid": stranger.pid}) == {"pid": stranger.pid}
+        assert stranger.poll() is None
+        with pytest.raises(RuntimeError, match=r"^pyns_boot fork server: unknown request 'bogus'$"):
+            server.request({"request": "bogus", "pid": 1})
+        with pytest.raises(RuntimeError, match=r"^pyns_boot fork server: fork request without a socket$"):
+            server.request({"request": "fork"})  # type: ignore[arg-type]
+        with pytest.raises(RuntimeError, match=r"^pyns_boot fork server: KeyError: 'request'$"):
+            server.request({"pid": 1})  # type: ignore[arg-type]
+        assert server.alive
+        worker = server.fork(Namespaces(), one_shot=True)
+        try:
+            assert worker.call(_encode_call(targets.add, (1, 1), {"scale": 3})) == 6
+        finally:
+            worker.close()
+    finally:
+        stranger.kill()
+        stranger.wait()
+        server.close()
+
+
 def test_call_in_worker_that_dies(netns: NamedNetns, shared_server: None) -> None:
     with pytest.raises(WorkerDied, match=r"killed by signal 9 \(SIGKILL\)"):
         call_in(Namespaces.netns(netns.name), targets.kill_self)
@@ -427,4 +455,5 @@ def test_the_hook_and_import_do_not_load_the_executor(hook_venv: Venv, netns: Na
     assert out.returncode == 0, out.stderr
     loaded = out.stdout.strip()
     assert "'_pyns_boot'" in loaded  # the hook ran (the C helper, imported by the .pth line)
-    assert "_executor" not in loaded and "_forkserver" not in loaded
+    for module in ("_call_in", "_executor", "_worker_client", "_worker_protocol", "_worker_server"):
+        assert "pyns_boot.%s'" % module not in loaded, (module, loaded)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Callable, Iterator
@@ -16,7 +17,7 @@ from nsutil import Holder, Venv, run_python
 from test_foreign_mnt import TARGET_TEXT, base_prefix, hiding_setup, mnt_venv, result_of  # noqa: F401 (fixtures)
 
 from pyns_boot import NamespaceError, NamespaceExecutor, Namespaces, call_in
-from pyns_boot._call import _close_shared_server
+from pyns_boot._call_in import _close_shared_server
 
 HOSTNAME = "pyns-pid-ct"
 
@@ -69,6 +70,24 @@ def test_mnt_without_pid_says_to_add_it(container: Holder, shared_server: None) 
     assert message.startswith('pyns_boot: the worker joined mnt "%s"' % container.ref("mnt")), message
     assert "add pid=%s to the Namespaces" % container.ref("pid") in message and "exited with status" not in message
     assert info.value.failed == "mnt"
+
+
+def test_mnt_with_the_pid_of_another_namespace_says_to_name_the_right_one(
+    container: Holder, holder: Callable[..., Holder], shared_server: None
+) -> None:
+    # The worker lives in another pid namespace than the one the target's /proc shows: the start-up hook's
+    # switch (pyns_boot.hook.switch_imports) fails, and the way out is in the terms of Namespaces.
+    other = holder(("pid",))
+    with pytest.raises(NamespaceError) as info:
+        call_in(Namespaces(mnt=container.ref("mnt"), pid=other.ref("pid")), targets.add, 1)
+    expected = (
+        'pyns_boot: the worker joined mnt "%s", but cannot keep importing from the caller\'s installation: '
+        r"/proc/self/fd/\d+ is not reachable there \(the target's /proc belongs to a pid namespace this process is "
+        r"not a member of\); make pid name the pid namespace that /proc belongs to, or set "
+        r"PYNS_BOOT_KEEP_IMPORTS=0 in the caller to import from the target's filesystem instead"
+    ) % re.escape(container.ref("mnt"))
+    assert re.fullmatch(expected, str(info.value)), str(info.value)
+    assert info.value.failed == "mnt" and info.value.errno == errno.ENOENT
 
 
 def test_worker_in_pid_namespace_with_dead_init(dead_pid_ns: str, shared_server: None) -> None:

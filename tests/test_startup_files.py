@@ -199,14 +199,18 @@ def test_stale_platform_tagged_helper_beside_the_good_one(fresh_hook_venv: Venv,
 PTH_NAMES = re.compile(rb"isdisjoint\(b'([a-z_ ]+)'\.split\(\)\)")
 
 
-def test_pth_pre_filter_names_exactly_the_hook_variables() -> None:
+def test_the_copies_without_the_c_helper_are_the_c_table() -> None:
+    """The one check of the table's copies that must work without the C helper: the .pth line's literal
+    names and the hook's NAMESPACE_VARIABLES/TRIGGER_VARIABLES (and the doctor's TYPES made from them)."""
     import _pyns_boot
 
-    from pyns_boot import hook
+    from pyns_boot import _doctor, hook
 
     (names,) = PTH_NAMES.findall((REPO / "pyns_boot.pth").read_bytes())
-    assert sorted(n.decode() for n in names.split()) == sorted(hook.TRIGGER_VARIABLES)
-    assert sorted(hook.TRIGGER_VARIABLES) == sorted((*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE, "gons_netns"))
+    assert tuple(n.decode() for n in names.split()) == hook.TRIGGER_VARIABLES
+    assert hook.NAMESPACE_VARIABLES == _pyns_boot.VARIABLES == tuple(kind.variable for kind in _pyns_boot.kinds())
+    assert hook.TRIGGER_VARIABLES == (*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE, "gons_netns")
+    assert _doctor.TYPES == _pyns_boot.TYPES == tuple(kind.name for kind in _pyns_boot.kinds())
 
 
 @pytest.mark.parametrize("name", ["gons_%s" % t for t in TYPES] + ["gons_order", "gons_netns"])

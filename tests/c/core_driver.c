@@ -5,7 +5,8 @@
  *   core_driver ORDER CGROUP IPC MNT NET PID TIME USER UTS
  *
  * Each argument is a value ("-" for unset, as the environment cannot say
- * "unset" on a command line).  The driver calls ns_run, prints the report,
+ * "unset" on a command line).  The driver checks each set reference alone
+ * (ns_check_reference: "check TYPE errno N"), calls ns_run, prints the report,
  * frees it and checks that no descriptor was left open.  It really joins:
  * run it as its own process.
  *
@@ -80,6 +81,28 @@ int main(int argc, char **argv)
         paths[kind] = strcmp(argv[2 + kind], "-") == 0 ? NULL : argv[2 + kind];
 
     int before = count_fds();
+    /* First the reference check alone (ns_check_reference), on every set
+     * path, without allocation failures: the sweep below counts ns_run's. */
+    long sweep_at = fail_at;
+    fail_at = -1;
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+        if (paths[kind] == NULL || paths[kind][0] == '\0')
+            continue;
+        int check_errno = 0;
+        char *check_message = NULL;
+        if (ns_check_reference(kind, paths[kind], &check_errno,
+                               &check_message) < 0) {
+            printf("check %s: out of memory\n", ns_kinds[kind].name);
+            return 2;
+        }
+        printf("check %s errno %d\n", ns_kinds[kind].name, check_errno);
+        free(check_message);
+    }
+    if (count_fds() != before) {
+        printf("descriptor leak in ns_check_reference\n");
+        return 3;
+    }
+    fail_at = sweep_at;
     struct ns_report report;
     allocations = 0;
     int rc = ns_run(order, paths, 0, &report);

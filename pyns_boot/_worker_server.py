@@ -1,29 +1,27 @@
 """The fork server and its workers: the far side of call_in and NamespaceExecutor.
 
-pyns_boot._executor starts the server as a fresh interpreter,
+The program's side (pyns_boot._worker_client, class _Process) starts the
+server as a fresh interpreter,
 
     python -I -S -c BOOT CONTROL_FD PACKAGE_PARENT
 
-so it is single-threaded by construction, whatever the parent is (a
-program that imports from its original root after a gons_mnt join forks it
-instead: see pyns_boot._call._fork_server).  For
-each worker it forks a child; the child joins the requested namespaces with
-``_pyns_boot.apply`` before it runs anything else (mnt, user and time need a
-single-threaded process), forks once more into a joined pid namespace (the
-worker becomes the C supervisor of its child, which serves the calls from
-inside it), reports the outcome and then serves calls.
+(BOOT imports this module and calls serve()), so it is single-threaded by
+construction, whatever the program is (a program that imports from its
+original root after a gons_mnt join forks it instead: see
+pyns_boot._worker_client._fork_server).  For each worker it forks a child;
+the child joins the requested namespaces with ``_pyns_boot.apply`` before
+it runs anything else (mnt, user and time need a single-threaded process),
+forks once more into a joined pid namespace (the worker becomes the C
+supervisor of its child, which serves the calls from inside it), reports
+the outcome and then serves calls.  The messages and their records:
+pyns_boot._worker_protocol.
 
 Start-up cost is the point: only built-in and C modules (marshal, _socket,
-_signal) and the C helper load here; ``socket``, ``pickle`` and ``signal``
-would pull in enum, re, functools and collections and slow the cold start
-down by more than the whole site.py.  _pickle loads in a worker only when a
-call or result is not plain data.
-
-Wire format, on AF_UNIX stream sockets: frames of an 8-byte big-endian
-length followed by that many bytes.  Control messages are marshal; calls
-and replies are a tag byte and marshal (plain data, a module-level function
-named by module and qualname) or pickle (everything else).  The control
-requests carry the worker's socket as SCM_RIGHTS on the first frame byte.
+_signal), this module, the protocol, pyns_boot._errors and the C helper
+load here; ``socket``, ``pickle`` and ``signal`` would pull in enum, re,
+functools and collections and slow the cold start down by more than the
+whole site.py.  _pickle loads in a worker only when a call or result is not
+plain data.
 
 Lifetimes: the server exits when its control socket reaches EOF (the parent
 closed it or died) and SIGKILLs the workers it still has; a worker exits
@@ -40,113 +38,18 @@ import sys
 import time
 
 from pyns_boot._errors import RemoteError
+from pyns_boot._worker_protocol import MARSHAL, PeerClosed, encode, read_frame, recv_frame, send_frame, write_frame
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable
 
     from _pyns_boot import Report
 
-HEADER = 8
-FD_SPACE = _socket.CMSG_SPACE(4)
+    from pyns_boot._worker_protocol import CallReply, ControlReply, ForkRequest, SetupReply
+
 STATUS_KEEP = 1024  # exit statuses kept for "status" requests
 STATUS_WAIT = 2.0  # how long a "status" request waits for an exiting worker
-
-
-_MNT = 2  # indexes in _pyns_boot.TYPES (checked in serve())
-_PID = 4
-
-
-class PeerClosed(EOFError):
-    """The other end closed its socket (exited or died)."""
-
-
-# ---------------------------------------------------------------- frames
-
-
-def send_frame(sock: "Any", data: bytes, fd: int = -1) -> None:
-    header = len(data).to_bytes(HEADER, "big")
-    if fd >= 0:
-        sock.sendmsg([header], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
-        sock.sendall(data)
-    else:
-        sock.sendall(header + data)
-
-
-def recv_exact(sock: "Any", size: int) -> bytearray:
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    got = 0
-    while got < size:
-        n = sock.recv_into(view[got:])
-        if n == 0:
-            raise PeerClosed("connection closed")
-        got += n
-    return buffer
-
-
-def recv_frame(sock: "Any", want_fd: bool = False) -> "tuple[bytearray, int]":
-    """One frame, and the descriptor that came with it (-1: none)."""
-    fd = -1
-    if want_fd:
-        header, ancdata, _flags, _addr = sock.recvmsg(HEADER, FD_SPACE)
-        for level, kind, payload in ancdata:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(payload) >= 4:
-                fd = int.from_bytes(payload[:4], sys.byteorder)
-        if not header:
-            raise PeerClosed("connection closed")
-        if len(header) < HEADER:
-            header += recv_exact(sock, HEADER - len(header))
-    else:
-        header = recv_exact(sock, HEADER)
-    return recv_exact(sock, int.from_bytes(header, "big")), fd
-
-
-def write_frame(fd: int, data: bytes) -> None:
-    view = memoryview(len(data).to_bytes(HEADER, "big") + data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def read_exact(fd: int, size: int) -> bytes:
-    chunks = []
-    while size:
-        chunk = os.read(fd, size)
-        if not chunk:
-            raise PeerClosed("connection closed")
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def read_frame(fd: int) -> bytes:
-    return read_exact(fd, int.from_bytes(read_exact(fd, HEADER), "big"))
-
-
-# A message is a tag byte and a body: MARSHAL for plain data (marshal is
-# built in: no import on the cold path), PICKLE for everything else.
-MARSHAL = b"M"
-PICKLE = b"P"
-
-
-def encode(obj: "Any") -> bytes:
-    """Marshal when obj is plain data, else pickle."""
-    try:
-        return MARSHAL + marshal.dumps(obj)
-    except ValueError:
-        import _pickle
-
-        data: bytes = _pickle.dumps(obj, -1)
-        return PICKLE + data
-
-
-def decode(data: "bytes | bytearray") -> "Any":
-    if data[:1] == MARSHAL:
-        return marshal.loads(memoryview(data)[1:])
-    import _pickle
-
-    return _pickle.loads(memoryview(data)[1:])
-
 
 # ---------------------------------------------------------------- server
 
@@ -180,26 +83,25 @@ class _Server:
             try:
                 reply = self.handle(request, fd)
             except Exception as error:  # a bad request must not end the server
-                reply = ("error", "%s: %s" % (type(error).__name__, error))
+                reply = {"error": "%s: %s" % (type(error).__name__, error)}
             finally:
                 if fd >= 0:
                     os.close(fd)
-            send_frame(self.control, marshal.dumps(reply))
+            send_frame(self.control, marshal.dumps(reply))  # type: ignore[arg-type]  # a TypedDict is a dict
         self.stop()
 
-    def handle(self, request: "tuple[Any, ...]", fd: int) -> "tuple[Any, ...]":
-        command = request[0]
+    def handle(self, request: "Any", fd: int) -> "ControlReply":
+        command = request["request"]
         if command == "fork":
             if fd < 0:
-                return ("error", "fork request without a socket")
-            _, order, paths, main_path, one_shot, sys_path, keep_imports, needs_main = request[:8]
-            netns = request[8] if len(request) > 8 else None  # Namespaces.netns(): the ip netns exec view
-            sys.path[:] = sys_path
-            if needs_main and main_path is not None:
-                _preload_main(main_path)
+                return {"error": "fork request without a socket"}
+            fork: "ForkRequest" = request
+            sys.path[:] = fork["sys_path"]
+            if fork["needs_main"] and fork["main_path"] is not None:
+                _preload_main(fork["main_path"])
             if (
-                keep_imports
-                and paths[_MNT] is not None
+                fork["keep_imports"]
+                and "mnt" in fork["paths"]
                 and not {"pyns_boot._oldroot", "pyns_boot.hook"} <= set(sys.modules)
             ):
                 try:  # loaded here, before any worker joins a mount namespace where they may not exist
@@ -209,20 +111,20 @@ class _Server:
             pid = os.fork()
             if pid == 0:
                 self.control.close()
-                _worker(fd, order, paths, main_path, one_shot, keep_imports, netns)  # never returns
+                _worker(fd, fork)  # never returns
             self.live.add(pid)
-            return ("forked", pid)
+            return {"pid": pid}
         if command == "status":
-            return ("status", self.wait_status(request[1]))
+            return {"status": self.wait_status(request["pid"])}
         if command == "kill":
-            pid = request[1]
+            pid = request["pid"]
             if pid in self.live:
                 try:
                     os.kill(pid, _signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            return ("killed", pid)
-        return ("error", "unknown request %r" % (command,))
+            return {"pid": pid}
+        return {"error": "unknown request %r" % (command,)}
 
     def wait_status(self, pid: int) -> "int | None":
         """The worker's wait status, waiting a little for one that is exiting."""
@@ -284,10 +186,8 @@ def serve(control_fd: int) -> None:
     _close_inherited(_kept_descriptors(control_fd))
     control = _socket.socket(fileno=control_fd)
     # Every worker needs it, and after a mnt join it may not be reachable any more.
-    import _pyns_boot
+    import _pyns_boot  # noqa: F401
 
-    if (_pyns_boot.TYPES[_MNT], _pyns_boot.TYPES[_PID]) != ("mnt", "pid"):
-        raise RuntimeError("_pyns_boot.TYPES changed: %r" % (_pyns_boot.TYPES,))
     server = _Server(control)
     _signal.signal(_signal.SIGCHLD, server.reap)
     server.serve()
@@ -308,34 +208,30 @@ def _netns_view(report: "Report", netns: str) -> "Report":
     return report
 
 
-def _worker(
-    fd: int,
-    order: "str | None",
-    paths: "tuple[str | None, ...]",
-    main_path: "str | None",
-    one_shot: bool,
-    keep_imports: bool,
-    netns: "str | None" = None,
-) -> None:
+def _worker(fd: int, fork: "ForkRequest") -> None:
     code = 0
     set_up = False
     try:
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-        report = _set_up(order, paths, keep_imports, netns)
-        write_frame(fd, encode(("joined" if report["ok"] else "join_failed", report)))
+        report = _set_up(fork)
+        reply: "SetupReply" = {"outcome": "joined" if report["ok"] else "join_failed", "report": report}
+        write_frame(fd, encode(reply))
         set_up = True
         if report["ok"]:
-            _serve_calls(fd, main_path, one_shot)
+            _serve_calls(fd, fork["main_path"], fork["one_shot"])
     except (PeerClosed, BrokenPipeError, ConnectionError):
         pass
     except BaseException as error:
         code = 70
         if not set_up:  # the caller gets the reason, not a bare exit status
             try:
-                write_frame(
-                    fd, encode(("setup_failed", "%s: %s" % (type(error).__name__, error), _format_exception(error)))
-                )
+                failed: "SetupReply" = {
+                    "outcome": "setup_failed",
+                    "error": "%s: %s" % (type(error).__name__, error),
+                    "traceback": _format_exception(error),
+                }
+                write_frame(fd, encode(failed))
             except BaseException:
                 pass
     finally:
@@ -356,42 +252,35 @@ def _open_above_stdio(path: str, flags: int) -> int:
         os.close(fd)
 
 
-def _set_up(
-    order: "str | None", paths: "tuple[str | None, ...]", keep_imports: bool, netns: "str | None" = None
-) -> "Report":
+def _set_up(fork: "ForkRequest") -> "Report":
     """Join (a named netns with the view of ip netns exec); enter a joined pid namespace (fork: the worker
     lives inside it); keep importing after a mnt join.
 
-    Returns the report tuple of _pyns_boot.apply, made a failure when a later step failed."""
+    Returns the report of _pyns_boot.apply, made a failure when a later step failed."""
     import _pyns_boot
 
-    mnt_path = paths[_MNT]
-    oldroot = sys.modules.get("pyns_boot._oldroot") if keep_imports else None
-    inherited_root = getattr(oldroot, "root", None)  # the fork server was forked from a program that keeps imports
+    paths = fork["paths"]
+    mnt_path = paths.get("mnt")
+    keeps_imports = fork["keep_imports"] and {"pyns_boot._oldroot", "pyns_boot.hook"} <= sys.modules.keys()
     old_root = -1
-    if mnt_path is not None and oldroot is not None and inherited_root is None:
+    if mnt_path is not None and keeps_imports and getattr(sys.modules["pyns_boot._oldroot"], "root", None) is None:
         old_root = _open_above_stdio("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        report = _pyns_boot.apply(order, paths)
-        if report["ok"] and netns is not None:
-            report = _netns_view(report, netns)
+        report = _pyns_boot.apply(fork["order"], [paths.get(t) for t in _pyns_boot.TYPES])
+        if report["ok"] and fork["netns"] is not None:
+            report = _netns_view(report, fork["netns"])
         outcomes = {t: entry["outcome"] for t, entry in report["namespaces"].items()}
         if report["ok"] and outcomes.get("pid") == "joined":
             try:
-                _pyns_boot.enter_pid(str(paths[_PID]))
+                _pyns_boot.enter_pid(paths["pid"])
             except OSError as error:
                 return _failed(report, error.errno, str(error.strerror), "pid")
-        if report["ok"] and outcomes.get("mnt") == "joined" and oldroot is not None:
-            root = inherited_root if inherited_root is not None else "/proc/self/fd/%d" % old_root
-            try:
-                os.stat(root + "/")
-            except OSError as error:
-                return _failed(report, error.errno, _unreachable(str(mnt_path), root, error, paths), "mnt")
-            if inherited_root is None:
-                package = sys.modules["pyns_boot"]
-                package.__path__[:] = [root + p if p.startswith("/") else p for p in package.__path__]
-                oldroot.activate(old_root, mnt_path)
-                old_root = -1
+        if report["ok"] and outcomes.get("mnt") == "joined" and keeps_imports:
+            hook = sys.modules["pyns_boot.hook"]
+            fd, old_root = old_root, -1  # switch_imports keeps it, or closes it
+            failure = hook.switch_imports(fd, str(mnt_path), worker_pid_way_out=_pid_way_out(str(mnt_path), paths))
+            if failure is not None:
+                return _failed(report, failure[0], failure[1], "mnt")
         return report
     finally:
         if old_root >= 0:
@@ -402,23 +291,15 @@ def _failed(report: "Report", error_errno: "int | None", message: str, failed: s
     return {**report, "ok": False, "message": message, "errno": error_errno or 0, "failed": failed}
 
 
-def _unreachable(mnt_path: str, root: str, error: OSError, paths: "tuple[str | None, ...]") -> str:
-    """After a mnt join, the caller's installation is out of reach: why, and the way out."""
+def _pid_way_out(mnt_path: str, paths: "dict[str, str]") -> str:
+    """When the target's /proc belongs to another pid namespace: the way out in the terms of Namespaces.
+
+    (The start-up hook's own names the gons_pid and PYNS_BOOT_PID variables instead.)"""
+    if "pid" in paths:
+        return "make pid name the pid namespace that /proc belongs to, or "
     hook = sys.modules["pyns_boot.hook"]
-    reason = hook.why_unreachable(error)
-    way_out = ""
-    if reason == hook.OTHER_PID_NAMESPACE:
-        if paths[_PID] is None:
-            way_out = (
-                "add pid=%s to the Namespaces (the target's pid namespace) so that the worker lives inside it, or "
-                % (hook.sibling_pid_path(mnt_path))
-            )
-        else:
-            way_out = "make pid name the pid namespace that /proc belongs to, or "
-    return (
-        'pyns_boot: the worker joined mnt "%s", but cannot keep importing from the caller\'s installation: %s is not '
-        "reachable there (%s); %sset PYNS_BOOT_KEEP_IMPORTS=0 in the caller to import from the target's filesystem "
-        "instead" % (mnt_path, root, reason, way_out)
+    return "add pid=%s to the Namespaces (the target's pid namespace) so that the worker lives inside it, or " % (
+        hook.sibling_pid_path(mnt_path)
     )
 
 
@@ -427,9 +308,9 @@ def _serve_calls(fd: int, main_path: "str | None", one_shot: bool) -> None:
         frame = read_frame(fd)
         try:
             fn, args, kwargs = _decode_call(frame, main_path)
-            reply = ("ok", fn(*args, **kwargs))  # type: tuple[Any, ...]
+            reply: "CallReply" = {"result": fn(*args, **kwargs)}
         except BaseException as error:
-            reply = ("error", error, _format_exception(error))
+            reply = {"error": error, "traceback": _format_exception(error)}
         del frame
         write_frame(fd, _encode_reply(reply))
         del reply
@@ -437,32 +318,32 @@ def _serve_calls(fd: int, main_path: "str | None", one_shot: bool) -> None:
             return
 
 
-def _decode_call(frame: bytes, main_path: "str | None") -> "tuple[Any, tuple[Any, ...], dict[str, Any]]":
-    """The call: (module, qualname, args, kwargs) marshalled, or (fn, args, kwargs) pickled."""
+def _decode_call(frame: bytes, main_path: "str | None") -> "tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]":
+    """The callable and its arguments: a MarshalCall names the callable, a PickleCall holds it."""
     if frame[:1] == MARSHAL:
-        module_name, qualname, args, kwargs = marshal.loads(memoryview(frame)[1:])
+        call = marshal.loads(memoryview(frame)[1:])
+        module_name = call["module"]
         __import__(module_name)
-        fn = sys.modules[module_name]
-        for part in qualname.split("."):
+        fn: "Any" = sys.modules[module_name]
+        for part in call["qualname"].split("."):
             fn = getattr(fn, part)
-        return fn, args, kwargs
-    call = _unpickler_class(main_path)(io.BytesIO(memoryview(frame)[1:])).load()  # type: tuple[Any, tuple[Any, ...], dict[str, Any]]
-    return call
+        return fn, call["args"], call["kwargs"]
+    call = _unpickler_class(main_path)(io.BytesIO(memoryview(frame)[1:])).load()
+    return call["fn"], call["args"], call["kwargs"]
 
 
-def _encode_reply(reply: "tuple[Any, ...]") -> bytes:
+def _encode_reply(reply: "CallReply") -> bytes:
     try:
         return encode(reply)
     except BaseException as error:
-        if reply[0] == "ok":
+        if "result" in reply:
             text = _format_exception(error)
-            replacement = TypeError(
-                "the result of type %s cannot be pickled back to the caller: %s" % (type(reply[1]).__name__, error)
-            )
-            return encode(("error", replacement, text))
+            kind = type(reply["result"]).__name__
+            replacement = TypeError("the result of type %s cannot be pickled back to the caller: %s" % (kind, error))
+            return encode({"error": replacement, "traceback": text})
         # the exception itself does not pickle: send its type and text instead
-        substitute = RemoteError("%s: %s" % (type(reply[1]).__name__, reply[1]))
-        return encode(("error", substitute, reply[2]))
+        substitute = RemoteError("%s: %s" % (type(reply["error"]).__name__, reply["error"]))
+        return encode({"error": substitute, "traceback": reply["traceback"]})
 
 
 def _format_exception(error: BaseException) -> str:

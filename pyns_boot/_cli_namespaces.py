@@ -1,46 +1,26 @@
-"""Turn the namespace options of ``pyns-boot env`` and ``run`` into a checked Namespaces.
+"""The namespaces the options of ``pyns-boot env`` and ``run`` name, as a checked Namespaces.
 
-A reference is checked the way the hook will use it: opened with the hook's
-flags, recognised as an nsfs file by its device, and asked for its type with
-``NS_GET_NSTYPE``.  References the hook resolves only after a mount-namespace
-switch (listed without ``!`` after ``mnt`` in the order) cannot be checked
-from here and are passed on as given.
+A reference is checked the way the hook will use it, by the C helper's own
+check (_pyns_boot.check_reference: opened with the hook's flags, on nsfs,
+of the right type).  References the hook resolves only after a
+mount-namespace switch (listed without ``!`` after ``mnt`` in the order)
+cannot be checked from here and are passed on as given.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
-import stat
 
-from _pyns_boot import DEFAULT_ORDER, TYPES, parse_order
+import _pyns_boot
 
 from pyns_boot import _hints
 from pyns_boot._errors import CommandError, UsageError
-from pyns_boot._namespaces import NETNS_DIR, Namespaces
+from pyns_boot._namespaces import NETNS_DIR, Namespaces, steps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Mapping, Sequence
-
-NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
-CLONE_FLAGS = {
-    0x00020000: "mnt",
-    0x02000000: "cgroup",
-    0x04000000: "uts",
-    0x08000000: "ipc",
-    0x10000000: "user",
-    0x20000000: "pid",
-    0x40000000: "net",
-    0x00000080: "time",
-}
-OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
-
-#: The link of this process that a target's namespace of each type is compared with.
-#: setns on pid moves only the namespace for children; on time it moves both.
-SELF_LINK = {t: t for t in TYPES}
-SELF_LINK["pid"] = "pid_for_children"
 
 
 def build(
@@ -111,7 +91,7 @@ def checkable(spec: Namespaces) -> list[str]:
     requested = spec.paths
     result = []
     after_mnt = False
-    for name, early in parse_order(spec.order or DEFAULT_ORDER):
+    for name, early in steps(spec):
         if name in requested and (early or not after_mnt):
             result.append(name)
         if name == "mnt" and "mnt" in requested:
@@ -135,55 +115,43 @@ def process_start(pid: int) -> str:
 
 
 def differing_types(pid: int) -> list[str]:
-    """Every namespace type of the target that differs from this process's.
+    """Every namespace type of the target that a join would change in this process.
 
-    The target's pid namespace is compared with our pid_for_children (what
-    joining changes); every other type with our namespace of that type.
+    The target's namespace of each type is compared with the links of this
+    process that the hook compares it with (the C table's self_links: our
+    pid_for_children for pid, both time links for time); a type differs when
+    any of them does.
     """
     result = []
-    for t in TYPES:
-        theirs = "/proc/%d/ns/%s" % (pid, t)
-        ours = "/proc/self/ns/%s" % SELF_LINK[t]
-        if not os.path.lexists(theirs) or not os.path.lexists(ours):
+    for kind in _pyns_boot.kinds():
+        theirs = "/proc/%d/ns/%s" % (pid, kind.name)
+        ours = ["/proc/self/ns/%s" % link for link in kind.self_links]
+        if not os.path.lexists(theirs) or not all(os.path.lexists(link) for link in ours):
             continue  # the kernel does not offer this type
         try:
             their_stat = os.stat(theirs)
         except OSError as error:
-            raise CommandError(_reference_error(t, theirs, error, pid)) from None
-        own_stat = os.stat(ours)
-        if (their_stat.st_dev, their_stat.st_ino) != (own_stat.st_dev, own_stat.st_ino):
-            result.append(t)
+            check_reference(kind.name, theirs, pid)  # CommandError with the hook's message
+            raise CommandError("cannot read %s: %s" % (theirs, error.strerror)) from None
+        for link in ours:
+            own_stat = os.stat(link)
+            if (their_stat.st_dev, their_stat.st_ino) != (own_stat.st_dev, own_stat.st_ino):
+                result.append(kind.name)
+                break
     return result
 
 
 def check_reference(ns_type: str, path: str, target: int | None = None) -> None:
-    """Raise CommandError unless path opens as a namespace of ns_type."""
+    """Raise CommandError unless path opens as a namespace of ns_type (the hook's check and message)."""
     try:
-        fd = os.open(path, OPEN_FLAGS)
+        _pyns_boot.check_reference(ns_type, path)
     except OSError as error:
         raise CommandError(_reference_error(ns_type, path, error, target)) from None
-    try:
-        info = os.fstat(fd)
-        if info.st_dev != os.stat("/proc/self/ns/net").st_dev:
-            raise CommandError(
-                'invalid gons_%s reference "%s": not a namespace reference (it is %s)' % (ns_type, path, _kind(info))
-            )
-        try:
-            flag = fcntl.ioctl(fd, NS_GET_NSTYPE)
-        except OSError as error:
-            raise CommandError(_reference_error(ns_type, path, error, target)) from None
-        actual = CLONE_FLAGS.get(flag, "unknown (%#x)" % flag)
-        if actual != ns_type:
-            raise CommandError(
-                'invalid gons_%s reference "%s": it is a namespace of type %s, not %s'
-                % (ns_type, path, actual, ns_type)
-            )
-    finally:
-        os.close(fd)
 
 
 def _reference_error(ns_type: str, path: str, error: OSError, target: int | None) -> str:
-    text = 'invalid gons_%s reference "%s": %s' % (ns_type, path, error.strerror or error)
+    """The C helper's message without its "pyns_boot: " prefix, with what the command line knows more."""
+    text = str(error.strerror).replace("pyns_boot: ", "", 1)
     if target is not None and path.startswith("/proc/%d/" % target):
         if error.errno == errno.ENOENT:
             if not os.path.exists("/proc/%d" % target):
@@ -194,18 +162,3 @@ def _reference_error(ns_type: str, path: str, error: OSError, target: int | None
     if hint and ns_type == "mnt" and not path.startswith("/"):
         hint = "-m is the mount namespace (as in nsenter); to run a module: pyns-boot run [OPTIONS] -- -m %s" % path
     return text + "\npyns-boot: hint: " + hint if hint else text
-
-
-def _kind(info: os.stat_result) -> str:
-    mode = info.st_mode
-    for test, name in (
-        (stat.S_ISREG, "a regular file"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "not on nsfs"

@@ -1,12 +1,14 @@
-"""Run Python callables in other namespaces: call_in(), and the parent's side of the fork server.
+"""The program's side of the workers: start a fork server, ask it for workers, hand calls to them.
 
 A running program usually has threads, so it can never join mnt, user or
 time namespaces itself, and fork() from it is unsafe.  The work runs in
-workers forked by a fork server (pyns_boot._forkserver): a fresh,
+workers forked by a fork server (pyns_boot._worker_server): a fresh,
 single-threaded interpreter started with ``-I -S``.  Each worker joins the
 requested namespaces with the C helper before it runs anything, then serves
-pickled calls over a socket.  See docs/workers.md ("How it works, and why
-this way") and benchmarks/README.md for the measurements behind this choice.
+calls over a socket (pyns_boot._worker_protocol).  The public API on top:
+call_in (pyns_boot._call_in) and NamespaceExecutor (pyns_boot._executor).
+See docs/workers.md ("How it works, and why this way") and
+benchmarks/README.md for the measurements behind this choice.
 
 Not on the start-up path: loaded on first use of the public names.  Kept
 light for the first call: no concurrent.futures, subprocess, socket or
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import _socket
 import _thread
-import atexit
 import marshal
 import os
 import sys
@@ -25,21 +26,31 @@ import time
 import types
 from errno import EINVAL
 
-from pyns_boot import _forkserver
 from pyns_boot._errors import RemoteError, RemoteTraceback, WorkerDied
-from pyns_boot._namespaces import TYPES, Namespaces
+from pyns_boot._namespaces import Namespaces
+from pyns_boot._worker_protocol import MARSHAL, PICKLE, decode, recv_frame, send_frame
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, TypeVar
+    from typing import Any, Callable, Union
 
     from _pyns_boot import Report
 
-    T = TypeVar("T")
+    from pyns_boot._worker_protocol import (
+        CallReply,
+        ControlReply,
+        ForkRequest,
+        KillRequest,
+        MarshalCall,
+        PickleCall,
+        SetupReply,
+        StatusRequest,
+    )
 
-__all__ = ["RemoteTraceback", "WorkerDied", "call_in"]
+    ControlRequest = Union[ForkRequest, StatusRequest, KillRequest]
 
-BOOT = "import sys;sys.path.insert(0,sys.argv[2]);from pyns_boot._forkserver import serve;serve(int(sys.argv[1]))"
+# The fork server's start command: python -I -S -c BOOT CONTROL_FD PACKAGE_PARENT
+BOOT = "import sys;sys.path.insert(0,sys.argv[2]);from pyns_boot._worker_server import serve;serve(int(sys.argv[1]))"
 KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"  # "0": after a mnt join, import from the target's filesystem
 CONTROL_TIMEOUT = 30.0  # a request to the fork server never takes this long
 SIGKILL = 9  # the signal module would import enum
@@ -94,14 +105,16 @@ def _encode_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
         raise TypeError("fn must be callable, not %s" % type(fn).__name__)
     name = _importable_name(fn)
     if name is not None:
+        named: MarshalCall = {"module": name[0], "qualname": name[1], "args": args, "kwargs": kwargs}
         try:
-            return _forkserver.MARSHAL + marshal.dumps((*name, args, kwargs))
+            return MARSHAL + marshal.dumps(named)  # type: ignore[arg-type]  # a TypedDict is a dict
         except ValueError:
             pass
     import pickle
 
+    held: PickleCall = {"fn": fn, "args": args, "kwargs": kwargs}
     try:
-        return _forkserver.PICKLE + pickle.dumps((fn, args, kwargs), pickle.HIGHEST_PROTOCOL)
+        return PICKLE + pickle.dumps(held, pickle.HIGHEST_PROTOCOL)
     except Exception as error:
         raise TypeError(
             "cannot send %r to a worker process: the callable and its arguments must be picklable "
@@ -112,7 +125,7 @@ def _encode_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
 
 def _needs_main(payload: bytes) -> bool:
     """Whether the call refers to the caller's __main__ (the server then loads the script once)."""
-    return payload[:1] == _forkserver.PICKLE and b"__main__" in payload
+    return payload[:1] == PICKLE and b"__main__" in payload
 
 
 # ---------------------------------------------------------------- fork server
@@ -170,6 +183,8 @@ def _fork_server(control_fd: int) -> int:
     server has."""
     import warnings
 
+    from pyns_boot import _worker_server  # before the fork: loaded once, through the original root
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() of a multithreaded process
         pid = os.fork()
@@ -182,7 +197,7 @@ def _fork_server(control_fd: int) -> int:
             os.close(null)
         except OSError:
             pass
-        _forkserver.serve(control_fd)
+        _worker_server.serve(control_fd)
     finally:
         os._exit(0)
 
@@ -210,9 +225,9 @@ class _ForkServer:
     def alive(self) -> bool:
         return not self._closed and self.process.poll() is None
 
-    def _receive(self) -> tuple[Any, ...]:
+    def _receive(self) -> ControlReply:
         try:
-            frame, _ = _forkserver.recv_frame(self._control)
+            frame, _ = recv_frame(self._control)
         except (EOFError, OSError) as error:
             self._closed = True
             status = self.process.poll()
@@ -220,58 +235,56 @@ class _ForkServer:
                 "the pyns_boot fork server (pid %d) is gone: %s"
                 % (self.process.pid, "its connection closed" if status is None else _describe_status(status))
             ) from error
-        reply: tuple[Any, ...] = marshal.loads(frame)
+        reply: ControlReply = marshal.loads(frame)
         return reply
 
-    def request(self, *request: Any, fd: int = -1) -> tuple[Any, ...]:
+    def request(self, request: ControlRequest, fd: int = -1) -> ControlReply:
         with self._lock:
             if self._closed:
                 raise WorkerDied("the pyns_boot fork server (pid %d) is closed" % self.process.pid)
             try:
-                _forkserver.send_frame(self._control, marshal.dumps(request), fd)
+                send_frame(self._control, marshal.dumps(request), fd)  # type: ignore[arg-type]  # a TypedDict is a dict
             except OSError as error:
                 self._closed = True
                 raise WorkerDied(
                     "the pyns_boot fork server (pid %d) is gone: %s" % (self.process.pid, error)
                 ) from error
             reply = self._receive()
-        if reply[0] == "error":
-            raise RuntimeError("pyns_boot fork server: %s" % reply[1])
+        if "error" in reply:
+            raise RuntimeError("pyns_boot fork server: %s" % reply["error"])
         return reply
 
     def fork(self, namespaces: Namespaces, one_shot: bool, needs_main: bool = False) -> _Worker:
-        paths = tuple(namespaces.get(t) for t in TYPES)
+        request: ForkRequest = {
+            "request": "fork",
+            "order": namespaces.order,
+            "paths": namespaces.paths,
+            "netns": namespaces.netns_name,
+            "main_path": _main_path(),
+            "needs_main": needs_main,
+            "one_shot": one_shot,
+            "sys_path": [p for p in sys.path if isinstance(p, str)],
+            "keep_imports": os.environ.get(KEEP_IMPORTS_VARIABLE) != "0",
+        }
         ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
-            reply = self.request(
-                "fork",
-                namespaces.order,
-                paths,
-                _main_path(),
-                one_shot,
-                [p for p in sys.path if isinstance(p, str)],
-                os.environ.get(KEEP_IMPORTS_VARIABLE) != "0",
-                needs_main,
-                namespaces.netns_name,
-                fd=theirs.fileno(),
-            )
+            reply = self.request(request, fd=theirs.fileno())
         except BaseException:
             ours.close()
             raise
         finally:
             theirs.close()
-        return _Worker(self, reply[1], ours, namespaces)
+        return _Worker(self, reply["pid"], ours, namespaces)
 
     def status(self, pid: int) -> int | None:
         try:
-            status: int | None = self.request("status", pid)[1]
-            return status
+            return self.request({"request": "status", "pid": pid}).get("status")
         except (WorkerDied, OSError):
             return None
 
     def kill(self, pid: int) -> None:
         try:
-            self.request("kill", pid)
+            self.request({"request": "kill", "pid": pid})
         except (WorkerDied, OSError):
             # The server is gone and cannot say whether pid is still its worker; the worker, an
             # orphan now, is not reaped by us either: kill it directly.
@@ -305,31 +318,32 @@ class _Worker:
 
     def call(self, payload: bytes, deadline: float | None = None, what: str = "the call") -> Any:
         try:
-            _forkserver.send_frame(self.conn, payload)
+            send_frame(self.conn, payload)
         except OSError:
             pass  # a dead worker: the receive below says why
         if not self.joined:
-            kind, *details = self._receive(deadline, what)
-            if kind == "setup_failed":
+            set_up: SetupReply = self._receive(deadline, what)
+            if set_up["outcome"] == "setup_failed":
                 self.usable = False
                 raise WorkerDied(
-                    "the worker process %d could not set up in %r: %s" % (self.pid, self.namespaces, details[0])
-                ) from RemoteTraceback(details[1])
-            if kind != "joined":
+                    "the worker process %d could not set up in %r: %s" % (self.pid, self.namespaces, set_up["error"])
+                ) from RemoteTraceback(set_up["traceback"])
+            if set_up["outcome"] != "joined":
                 self.usable = False
-                raise _join_error(details[0], self.namespaces)
+                raise _join_error(set_up["report"], self.namespaces)
             self.joined = True
-        reply = self._receive(deadline, what)
-        if reply[0] == "ok":
-            return reply[1]
-        error: BaseException = reply[1]
-        error.__cause__ = RemoteTraceback(reply[2])
+        reply: CallReply = self._receive(deadline, what)
+        if "error" not in reply:
+            return reply["result"]
+        error = reply["error"]
+        error.__cause__ = RemoteTraceback(reply["traceback"])
         raise error
 
-    def _receive(self, deadline: float | None, what: str) -> tuple[Any, ...]:
+    def _receive(self, deadline: float | None, what: str) -> Any:
+        """The worker's next reply: its SetupReply, then a CallReply per call."""
         try:
             self.conn.settimeout(None if deadline is None else max(deadline - time.monotonic(), 0.0))
-            frame, _ = _forkserver.recv_frame(self.conn)
+            frame, _ = recv_frame(self.conn)
         except _socket.timeout:
             self.usable = False
             self.server.kill(self.pid)
@@ -343,11 +357,10 @@ class _Worker:
                 "the worker process %d in %r died during %s: %s" % (self.pid, self.namespaces, what, status)
             ) from error
         try:
-            reply: tuple[Any, ...] = _forkserver.decode(frame)
+            return decode(frame)
         except Exception as error:
             text = "%s: %s" % (type(error).__name__, error)
-            reply = ("error", RemoteError("the worker's reply cannot be unpickled here: " + text), text)
-        return reply
+            return {"error": RemoteError("the worker's reply cannot be unpickled here: " + text), "traceback": text}
 
     def close(self) -> None:
         self.conn.close()
@@ -365,61 +378,3 @@ def _join_error(report: Report, namespaces: Namespaces) -> Exception:
         status._set(hint=hint)
         message += "\n" + _hints.HINT_PREFIX + hint
     return NamespaceError(status.errno or EINVAL, message, failed=status.failed, status=status)
-
-
-# ---------------------------------------------------------------- call_in
-
-_shared_server: _ForkServer | None = None
-_shared_lock = _thread.allocate_lock()
-
-
-def _server() -> _ForkServer:
-    global _shared_server
-    with _shared_lock:
-        if _shared_server is None or not _shared_server.alive:
-            if _shared_server is not None:
-                _shared_server.close()
-            _shared_server = _ForkServer()
-        return _shared_server
-
-
-def _close_shared_server() -> None:
-    global _shared_server
-    with _shared_lock:
-        if _shared_server is not None:
-            _shared_server.close()
-            _shared_server = None
-
-
-def call_in(namespaces: Namespaces, fn: Callable[..., T], *args: Any, timeout: float | None = None, **kwargs: Any) -> T:
-    """Run ``fn(*args, **kwargs)`` in a fresh worker process inside ``namespaces``; return its result.
-
-    fn, its arguments and its result must be picklable (fn a module-level
-    function).  An exception raised by fn is raised here, its remote
-    traceback attached as __cause__.  A failed join raises NamespaceError,
-    a worker that dies raises WorkerDied, and ``timeout`` (seconds, for
-    the whole call) raises TimeoutError after killing the worker.
-    """
-    if not isinstance(namespaces, Namespaces):
-        raise TypeError("namespaces must be a pyns_boot.Namespaces, not %s" % type(namespaces).__name__)
-    payload = _encode_call(fn, args, kwargs)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    worker = _server().fork(namespaces, one_shot=True, needs_main=_needs_main(payload))
-    try:
-        result: T = worker.call(payload, deadline, "call_in(%s)" % getattr(fn, "__qualname__", fn))
-        return result
-    finally:
-        worker.close()
-
-
-def _after_fork_in_child() -> None:
-    """A forked child must not talk to the parent's fork server (the server is not its child)."""
-    global _shared_server, _shared_lock
-    _shared_lock = _thread.allocate_lock()
-    server, _shared_server = _shared_server, None
-    if server is not None:
-        server._control.close()  # only this process's copy
-
-
-atexit.register(_close_shared_server)
-os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,113 @@
+"""The package's layout: which of its modules import which.
+
+Read from the source (every import statement, at module level or inside a
+function, except those under ``if TYPE_CHECKING:``), so that an import made
+only on a rare path counts too.  ``from pyns_boot import NAME`` counts as an
+import of the module that defines NAME: a submodule, or for a lazy public
+name of the package, the module pyns_boot.__getattr__ loads it from.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from nsutil import REPO
+
+PACKAGE = REPO / "pyns_boot"
+
+
+def module_name(path: Path) -> str:
+    return "pyns_boot" if path.stem == "__init__" else "pyns_boot." + path.stem
+
+
+def lazy_names() -> dict[str, str]:
+    """pyns_boot._LAZY_MODULES, read from the source: public name -> the module that defines it."""
+    for node in ast.parse((PACKAGE / "__init__.py").read_text()).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["_LAZY_MODULES"]:
+            names = ast.literal_eval(node.value)
+            assert isinstance(names, dict)
+            return names
+    raise AssertionError("pyns_boot/__init__.py has no _LAZY_MODULES")
+
+
+def imported_modules(path: Path, modules: set[str], lazy: dict[str, str]) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    type_only = {
+        id(child)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        for child in ast.walk(node)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "pyns_boot")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "pyns_boot":
+            for alias in node.names:
+                submodule = "pyns_boot." + alias.name
+                found.add(submodule if submodule in modules else lazy.get(alias.name, "pyns_boot"))
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("pyns_boot."):
+            found.add(str(node.module))
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            raise AssertionError("%s: relative import (the package imports itself by name)" % path)
+    found.discard(module_name(path))
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = sorted(PACKAGE.glob("*.py"))
+    modules = {module_name(p) for p in paths}
+    lazy = lazy_names()
+    assert set(lazy.values()) <= modules, lazy
+    graph = {module_name(p): imported_modules(p, modules, lazy) for p in paths}
+    for source, targets in graph.items():
+        assert targets <= modules, "%s imports %s, which is not a module of the package" % (source, targets - modules)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of the graph (a list of modules, the first one repeated at the end), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = 1
+        path.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state:
+                cycle = visit(target)
+                if cycle:
+                    return cycle
+        path.pop()
+        state[module] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            cycle = visit(module)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_find_cycle_finds_one() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_graph_is_read() -> None:
+    graph = import_graph()
+    assert "pyns_boot._cli_namespaces" in graph["pyns_boot.cli"]
+    assert "pyns_boot._errors" in graph["pyns_boot._cli_namespaces"]
+    assert "pyns_boot._status" in graph["pyns_boot.cli"]  # from pyns_boot import status: the lazy name's module
+    assert graph["pyns_boot._errors"] == set()
+
+
+def test_no_import_circle() -> None:
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import circle: " + " -> ".join(cycle or [])
