@@ -531,6 +531,7 @@ def on_stderr(message: bytes) -> bytes:
     return message
 
 
+@pytest.mark.unit
 def test_catalogue_is_complete() -> None:
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids)) and len(ids) >= 40

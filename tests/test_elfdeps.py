@@ -22,6 +22,8 @@ from pyns_boot import _elfdeps
 HOST_LIBRARIES = ("libssl.so.3", "libsqlite3.so.0", "libreadline.so.8", "libz.so.1", "libc.so.6")
 MACHINE = {"little": 62, "big": 43}  # x86-64; SPARC v9 (big endian)
 
+pytestmark = pytest.mark.unit  # parsing files: no privilege needed
+
 
 def readelf_dynamic(path: Path | str) -> tuple[list[str], list[str], list[str] | None]:
     """(needed, rpath, runpath) as binutils reads them."""

@@ -238,6 +238,7 @@ def test_cli_refuses_netns_with_a_mount_namespace(hook_venv: Venv, command: str,
     assert "use --net /run/netns/blue" in result.stderr
 
 
+@pytest.mark.unit
 def test_namespaces_refuses_netns_with_mnt() -> None:
     from pyns_boot import Namespaces
 

@@ -105,6 +105,7 @@ def venv_318(fresh_hook_venv: Venv) -> Venv:
     return fresh_hook_venv
 
 
+@pytest.mark.unit
 def test_start_file_names_the_start_entry() -> None:
     lines = (REPO / "pyns_boot.start").read_text(encoding="utf-8-sig").splitlines()
     entries = [x.strip() for x in lines if x.strip() and not x.strip().startswith("#")]

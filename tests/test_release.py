@@ -64,6 +64,7 @@ def test_zig_of_the_pinned_version_on_path_is_taken(plain_venv: Venv, tmp_path: 
     assert release.find_zig(plain_venv.python, "%s:/usr/bin:/bin" % zig.parent) == [str(zig)]
 
 
+@pytest.mark.unit
 def test_pinned_zig_agrees_with_requirements_dev() -> None:
     pins = [
         line.split("==")[1].strip()
@@ -98,11 +99,13 @@ def tree(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.unit
 @needs_git
 def test_clean_tree_passes(tree: Path) -> None:
     assert release.check_clean_tree(tree, {}) is None
 
 
+@pytest.mark.unit
 @needs_git
 @pytest.mark.parametrize("change", ["modified", "untracked"])
 def test_dirty_tree_is_refused_naming_the_files_and_the_override(tree: Path, change: str) -> None:
@@ -124,6 +127,7 @@ def test_dirty_tree_is_refused_naming_the_files_and_the_override(tree: Path, cha
     assert warning is not None and shown in warning and "do not upload" in warning
 
 
+@pytest.mark.unit
 def test_not_a_git_tree_is_refused(tmp_path: Path) -> None:
     with pytest.raises(release.ReleaseError) as caught:
         release.check_clean_tree(tmp_path, {})
@@ -131,6 +135,7 @@ def test_not_a_git_tree_is_refused(tmp_path: Path) -> None:
     assert release.ALLOW_DIRTY in str(caught.value)
 
 
+@pytest.mark.unit
 def test_tags_name_the_manylinux2014_platforms() -> None:
     assert release.wheel_tag("x86_64") == "cp38-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64"
     assert release.wheel_tag("aarch64") == "cp38-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64"

@@ -199,6 +199,7 @@ def test_stale_platform_tagged_helper_beside_the_good_one(fresh_hook_venv: Venv,
 PTH_NAMES = re.compile(rb"isdisjoint\(b'([a-z_ ]+)'\.split\(\)\)")
 
 
+@pytest.mark.unit
 def test_pth_pre_filter_names_exactly_the_hook_variables() -> None:
     import _pyns_boot
 
