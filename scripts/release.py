@@ -203,6 +203,7 @@ def build_wheel(tree: Path, arch: str, zig: list[str], out: Path, python: str = 
             LDSHARED=" ".join([*cc, "-shared"]),
             LDFLAGS="-ldl",
             CFLAGS=" ".join(multiarch_overlay(include, arch, scratch)),
+            PYNS_BOOT_WERROR="1",  # setup.py: a warning fails the release build
         )
         built = scratch / "wheel"
         run([python, "-m", "build", "--wheel", "--outdir", str(built), str(tree)], env=env)

@@ -13,6 +13,8 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip -q --disable-pip-version-check)
+# setup.py: C compiler warnings are errors in the builds of the project's own runs (PYNS_BOOT_WERROR=0: warnings).
+export PYNS_BOOT_WERROR=${PYNS_BOOT_WERROR-1}
 "${pip[@]}" install -r requirements-test.txt
 if [ -z "${PYNS_BOOT_WHEEL:-}" ]; then
     wheel_dir=$(mktemp -d /tmp/pyns-boot-wheel.XXXXXX)

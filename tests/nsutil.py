@@ -134,11 +134,14 @@ def fresh_cwd() -> str:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without anything that steers the hook."""
+    """The test process's environment without anything that steers the hook.
+
+    PYNS_BOOT_WERROR stays: the builds the tests make (sdist routes, editable installs) keep
+    warnings as errors when the run does (setup.py)."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("gons_", "PYNS_BOOT_", "PYTHON")) and k not in ("VIRTUAL_ENV",)
+        if (not k.startswith(("gons_", "PYNS_BOOT_", "PYTHON")) or k == "PYNS_BOOT_WERROR") and k != "VIRTUAL_ENV"
     }
     env.update(extra)
     return env

@@ -361,3 +361,35 @@ def test_pip_reinstall_over_an_editable_install_keeps_one_startup_file(
     assert pth == ["pyns_boot.pth"]  # the editable finder's .pth went with the editable install
     run(pip_cmd(route_venv, "uninstall", "-y", "pyns_boot"))
     assert not [p for p in os.listdir(site) if "pyns" in p]
+
+
+# ---------------------------------------------------------------- compiler warnings
+
+
+@pytest.mark.parametrize("werror", ["1", "0", ""], ids=["PYNS_BOOT_WERROR=1", "PYNS_BOOT_WERROR=0", "unset"])
+def test_compiler_warnings_fail_the_build_only_when_asked(unpacked_sdist: Path, tmp_path: Path, werror: str) -> None:
+    """A user's compiler that warns about the C code (here a #warning forced into every file) must not break
+    a build from the sdist; PYNS_BOOT_WERROR=1 (.ci/run, noxfile.py, scripts/test.sh, the release build)
+    makes the same warning an error."""
+    header = tmp_path / "warn.h"
+    header.write_text('#warning "pyns_boot test: a compiler warning"\n')
+    env = clean_env(PYNS_BOOT_EXTRA_CFLAGS="-include %s" % header)
+    env.pop("PYNS_BOOT_WERROR", None)
+    if werror:
+        env["PYNS_BOOT_WERROR"] = werror
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path / "out"), str(unpacked_sdist)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=BUILD_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    output = result.stdout + result.stderr
+    built = list((tmp_path / "out").glob("pyns_boot-*.whl"))
+    if werror == "1":
+        assert result.returncode != 0 and built == [], output[-3000:]
+        assert "error: #warning" in output and "-Werror" in output, output[-3000:]
+    else:
+        assert result.returncode == 0 and len(built) == 1, output[-3000:]
+        assert "warning: #warning" in output and "-Werror" not in output, output[-3000:]
