@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, from a fresh clone: run as root (tests create namespaces).
 #   scripts/test.sh [pytest arguments]
-# Makes .venv-test (or $PYNS_BOOT_TEST_VENV) with the test tools (pytest, virtualenv), builds the wheel
+#   scripts/test.sh -m unit      the unit layer alone, in seconds, as any user (what a non-root run runs anyway)
+# Makes .venv-test (or $PYNS_BOOT_TEST_VENV) with the test tools (requirements-test.txt), builds the wheel
 # once, installs it there too (some tests import pyns_boot directly) and runs
 # pytest.  The tests install the same wheel into throwaway virtualenvs and
 # start real interpreters in real namespaces.

@@ -175,6 +175,7 @@ def test_sdist_holds_the_sources_and_nothing_built(sdist: Path) -> None:
         "pyproject.toml",
         "setup.py",
         "MANIFEST.in",
+        "requirements-test.txt",
         "README.md",
         "LICENSE",
         "CHANGELOG.md",
