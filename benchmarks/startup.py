@@ -347,7 +347,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra: dict[str, dict[str, object]] = {}
         for interp in interps:
             print("callgrind, strace, status and importtime for %s ..." % interp.version, file=sys.stderr)
-            counted = (interp.plain, interp.floor, interp.idle, interp.floor_env, interp.idle_env, interp.two)
+            counted: tuple[Case, ...] = (
+                interp.plain,
+                interp.floor,
+                interp.idle,
+                interp.floor_env,
+                interp.idle_env,
+                interp.two,
+            )
             counted += (interp.status,)
             use_callgrind = not args.no_callgrind and tool("valgrind") is not None
             extra[interp.version] = {

@@ -68,7 +68,7 @@ def main() -> None:
             try:
                 link, names = call_in(spec, interfaces, timeout=10)
             except pyns_boot.NamespaceError as error:  # e.g. PID 1 of another user namespace
-                print("%-40s cannot look in: %s" % (spec, error.strerror.replace("\n", "\n" + " " * 41)))
+                print("%-40s cannot look in: %s" % (spec, str(error.strerror).replace("\n", "\n" + " " * 41)))
                 continue
             reachable.append(spec)
             print("%-40s %s  %s" % (spec, link, ", ".join(names)))

@@ -33,7 +33,7 @@ UNSHARE_FLAGS = {
     "uts": ["--uts"],
 }
 # What a child compares to tell which namespace it is in (see spec, point 7).
-SELF_LINKS = {t: (t,) for t in TYPES}
+SELF_LINKS: dict[str, tuple[str, ...]] = {t: (t,) for t in TYPES}
 SELF_LINKS["pid"] = ("pid_for_children",)
 SELF_LINKS["time"] = ("time", "time_for_children")
 

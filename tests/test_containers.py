@@ -80,17 +80,19 @@ def assert_inside(facts: dict[str, Any], container: LabContainer, host: dict[str
 # ---------------------------------------------------------------- into the container
 
 
-def test_hook_with_gons_variables_by_hand(hook_venv: Venv, lab_container: LabContainer, host_facts: dict) -> None:
+def test_hook_with_gons_variables_by_hand(
+    hook_venv: Venv, lab_container: LabContainer, host_facts: dict[str, Any]
+) -> None:
     facts = parse(run_python(hook_venv.python, PROBE_CODE, env=lab_container.env()))
     assert_inside(facts, lab_container, host_facts)
 
 
-def test_cli_run_target_all(hook_venv: Venv, lab_container: LabContainer, host_facts: dict) -> None:
+def test_cli_run_target_all(hook_venv: Venv, lab_container: LabContainer, host_facts: dict[str, Any]) -> None:
     facts = parse(pyns_boot(hook_venv, "run", "-t", lab_container.pid, "--all", "-c", PROBE_CODE))
     assert_inside(facts, lab_container, host_facts)
 
 
-def test_cli_run_container_by_name(hook_venv: Venv, lab_container: LabContainer, host_facts: dict) -> None:
+def test_cli_run_container_by_name(hook_venv: Venv, lab_container: LabContainer, host_facts: dict[str, Any]) -> None:
     facts = parse(pyns_boot(hook_venv, "run", "--container", lab_container.name, "-c", PROBE_CODE))
     assert_inside(facts, lab_container, host_facts)
 

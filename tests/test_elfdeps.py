@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_32_bit_objects_linked_by_ld(readelf: None, tmp_path: Path) -> None:
 
 def write_elf(path: Path, wide: bool, order: str, needed: list[str], runpath: str | None, rpath: str | None) -> None:
     """A minimal shared object: ELF header, PT_LOAD over the whole file, PT_DYNAMIC, .dynstr, .dynamic."""
-    byteorder = "little" if order == "little" else "big"
+    byteorder: Literal["little", "big"] = "little" if order == "little" else "big"
     word = 8 if wide else 4
 
     def n(value: int, size: int) -> bytes:

@@ -6,7 +6,7 @@ import errno
 import os
 import socket
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from nsutil import EXIT_STATUS, HANG_TIMEOUT, SELF_LINKS, TYPES, Holder, NamedNetns, Venv, own_links, probe, run_python
@@ -22,7 +22,7 @@ def fail_exit(venv: Venv, env: dict[str, str]) -> str:
     return result.stderr
 
 
-def fail_warn(venv: Venv, env: dict[str, str]) -> dict:
+def fail_warn(venv: Venv, env: dict[str, str]) -> dict[str, Any]:
     """warn policy: message on stderr, program runs; returns the probe (status, fds)."""
     result = run_python(venv.python, env={**env, "PYNS_BOOT_ON_ERROR": "warn"}, timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stderr
@@ -36,7 +36,8 @@ def fail_warn(venv: Venv, env: dict[str, str]) -> dict:
 
 @pytest.fixture(scope="module")
 def baseline_fds(hook_venv: Venv) -> list[int]:
-    return probe(hook_venv.python)["fds"]
+    fds: list[int] = probe(hook_venv.python)["fds"]
+    return fds
 
 
 @pytest.fixture

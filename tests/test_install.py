@@ -144,7 +144,8 @@ def test_wheel_metadata(wheel: Path) -> None:
     assert "Programming Language :: Python :: Implementation :: CPython" in classifiers
     assert not [c for c in classifiers if "OS Independent" in c or "PyPy" in c]
     assert metadata["Description-Content-Type"] == "text/markdown"
-    assert metadata.get_payload().strip() == (REPO / "README.md").read_text().strip()
+    description = metadata.get_payload()
+    assert isinstance(description, str) and description.strip() == (REPO / "README.md").read_text().strip()
     assert metadata["Keywords"]
     assert "Typing :: Typed" in classifiers
     assert "Operating System :: POSIX :: Linux" in classifiers
@@ -244,8 +245,8 @@ def pip_cmd(venv: Venv, *args: str) -> list[str]:
     return [venv.python, "-m", "pip", "--disable-pip-version-check", "-q", *args]
 
 
-ROUTES = {
-    # name: (install command, uninstall command, editable, from source)
+ROUTES: dict[str, tuple[Callable[[Venv, Path, Path], list[str]], str, bool]] = {
+    # name: (install command from (venv, wheel, source tree), the tool that uninstalls, editable)
     "pip-wheel": (lambda v, w, s: pip_cmd(v, "install", "--no-deps", str(w)), "pip", False),
     "pip-source": (lambda v, w, s: pip_cmd(v, "install", str(s)), "pip", False),
     "pip-editable": (lambda v, w, s: pip_cmd(v, "install", "-e", str(s)), "pip", True),

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 from nsutil import SELF_LINKS, TYPES, Holder, NamedNetns, Venv, own_links, parse_probe, probe, run_python
 
 
-def assert_in(report: dict, holder: Holder, ns_type: str) -> None:
+def assert_in(report: dict[str, Any], holder: Holder, ns_type: str) -> None:
     target = holder.link(ns_type)
     for link in SELF_LINKS[ns_type]:
         assert report["links"][link] == target, (ns_type, link)
@@ -117,7 +118,7 @@ def test_python_child_of_switched_process_inherits_without_reapplying(
     assert report["status"]["state"] == "inactive"  # nothing re-applied in the child
 
 
-def test_bang_opens_in_original_mount_namespace(hook_venv: Venv, holder: Callable[..., Holder], tmp_path) -> None:
+def test_bang_opens_in_original_mount_namespace(hook_venv: Venv, holder: Callable[..., Holder], tmp_path: Path) -> None:
     """A reference that exists only inside the target mount namespace."""
     inner = tmp_path / "inner"
     inner.mkdir()
@@ -141,7 +142,7 @@ def test_bang_opens_in_original_mount_namespace(hook_venv: Venv, holder: Callabl
 
 
 def test_relative_path_after_mount_switch_resolves_from_new_root(
-    hook_venv: Venv, holder: Callable[..., Holder], tmp_path
+    hook_venv: Venv, holder: Callable[..., Holder], tmp_path: Path
 ) -> None:
     h = holder(("mnt", "uts"))
     relative = "proc/%d/ns/uts" % h.pid  # relative to / after the mnt switch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
-from typing import Callable
+from typing import Any, Callable
 
 from nsutil import Holder, NamedNetns, Venv, run_python
 
@@ -29,10 +29,11 @@ print(json.dumps({"dict": s.as_dict(), "ok": s.ok, "raised": raised, "checked": 
 """
 
 
-def run_status(venv: Venv, env: dict[str, str], python_args: tuple[str, ...] = ()) -> dict:
+def run_status(venv: Venv, env: dict[str, str], python_args: tuple[str, ...] = ()) -> dict[str, Any]:
     result = run_python(venv.python, STATUS_CODE, env, python_args=python_args)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
 
 
 def test_nothing_asked(hook_venv: Venv) -> None:

@@ -24,7 +24,15 @@ from nsutil import REPO, Holder, make_venv, probe, rmtree, run_python, world_rea
 LAB_IMAGE = os.environ.get("PYNS_BOOT_LAB_IMAGE", "localhost/pyns-lab:sid")
 PODMAN = ["podman", "--runtime", "/usr/sbin/runc"]
 EXTENSION = "_pyns_boot.abi3.so"
-SOURCES = ("pyns_boot", "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "CHANGELOG.md")
+SOURCES: tuple[str, ...] = (
+    "pyns_boot",
+    "setup.py",
+    "pyproject.toml",
+    "MANIFEST.in",
+    "README.md",
+    "LICENSE",
+    "CHANGELOG.md",
+)
 SOURCES += ("pyns_boot.pth", "pyns_boot.start")
 BUILD_IN_LAB = (
     "set -e; mkdir /tmp/src; for f in %s; do cp -r /src/$f /tmp/src/; done; "
