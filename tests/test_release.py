@@ -9,6 +9,7 @@ git work trees.  The build itself (zig cc, auditwheel, twine) runs in
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -72,6 +73,17 @@ def test_pinned_zig_agrees_with_requirements_dev() -> None:
         if line.startswith("ziglang==")
     ]
     assert pins == [release.ZIG_VERSION]
+
+
+@pytest.mark.unit
+def test_pre_commit_pins_agree_with_requirements_dev() -> None:
+    """.pre-commit-config.yaml judges a commit with the ruff and mypy that CI runs."""
+    dev = (REPO / "requirements-dev.txt").read_text()
+    hooks = (REPO / ".pre-commit-config.yaml").read_text()
+    for tool in ("ruff", "mypy"):
+        (pinned,) = re.findall(r"^%s==(\S+)$" % tool, dev, re.MULTILINE)
+        used = re.findall(r'"%s==([^"]+)"' % tool, hooks)
+        assert used and set(used) == {pinned}, (tool, pinned, used)
 
 
 needs_git = pytest.mark.skipif(
