@@ -8,9 +8,9 @@ requested namespaces with the C helper before it runs anything, then serves
 pickled calls over a socket.  See docs/workers.md ("How it works, and why
 this way") and benchmarks/README.md for the measurements behind this choice.
 
-Not on the start-up path: loaded on first use of the public names.  Kept
-light for the first call: no concurrent.futures, subprocess, socket or
-pickle (the executor and the pickle fallback load what they need).
+Not on the start-up path: loaded on first use of the public names, and
+light for the first call (tests/test_startup_imports.py): the executor and
+the pickle fallback load what they need.
 """
 
 from __future__ import annotations

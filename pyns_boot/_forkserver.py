@@ -13,11 +13,9 @@ single-threaded process), forks once more into a joined pid namespace (the
 worker becomes the C supervisor of its child, which serves the calls from
 inside it), reports the outcome and then serves calls.
 
-Start-up cost is the point: only built-in and C modules (marshal, _socket,
-_signal) and the C helper load here; ``socket``, ``pickle`` and ``signal``
-would pull in enum, re, functools and collections and slow the cold start
-down by more than the whole site.py.  _pickle loads in a worker only when a
-call or result is not plain data.
+Start-up cost is the point (tests/test_startup_imports.py): only built-in
+and C modules (marshal, _socket, _signal) and the C helper load here.
+_pickle loads in a worker only when a call or result is not plain data.
 
 Wire format, on AF_UNIX stream sockets: frames of an 8-byte big-endian
 length followed by that many bytes.  Control messages are marshal; calls

@@ -1,10 +1,9 @@
 """What the start-up hook did in this process: pyns_boot.status() and check().
 
-Not on the start-up path: loaded on first use of the public names.  Kept
-free of heavy imports (no typing, dataclasses or json) so that
-``import pyns_boot; pyns_boot.status()`` stays cheap.  Annotations are
-quoted instead of ``from __future__ import annotations``, which imports
-the __future__ module at run time (a quarter of that cost).
+Not on the start-up path: loaded on first use of the public names, and
+cheap to import (tests/test_startup_imports.py).  Annotations are quoted
+instead of ``from __future__ import annotations``, which imports the
+__future__ module at run time (a quarter of that cost).
 """
 
 import errno as errno_module
