@@ -27,7 +27,7 @@ def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run a set-up command; on failure show what it printed."""
     result = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     if result.returncode != 0:
-        raise SystemExit("benchmark set-up failed: %s\n%s%s" % (" ".join(args), result.stdout, result.stderr))
+        raise SystemExit("benchmark set-up failed: {}\n{}{}".format(" ".join(args), result.stdout, result.stderr))
     return result  # type: ignore[no-any-return]
 
 
@@ -73,7 +73,7 @@ class Venvs:
         self.version = version_of(base_python)
         self.dirs = {}
         for kind in ("plain", "floor", "hook"):
-            path = workdir / ("py%s-%s" % (self.version, kind))
+            path = workdir / (f"py{self.version}-{kind}")
             run([base_python, "-m", "venv", "--without-pip", str(path)])
             if kind != "plain":
                 pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]

@@ -38,7 +38,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             needs = sorted(ROOT_FIXTURES.intersection(getattr(item, "fixturenames", ())))
             if needs:
                 raise pytest.UsageError(
-                    "%s is marked unit but uses the fixture(s) %s, which need root" % (item.nodeid, ", ".join(needs))
+                    "{} is marked unit but uses the fixture(s) {}, which need root".format(
+                        item.nodeid, ", ".join(needs)
+                    )
                 )
     if os.geteuid() == 0:
         return
@@ -54,15 +56,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_report_header(config: pytest.Config) -> str | None:
     if os.geteuid() == 0:
         return None
-    return "pyns_boot: not root (uid %d): only the unit tests run (-m unit); the others need root" % os.geteuid()
+    return f"pyns_boot: not root (uid {os.geteuid()}): only the unit tests run (-m unit); the others need root"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     need_root = config.stash.get(NEED_ROOT, 0)
     if need_root:
         terminalreporter.write_line(
-            "pyns_boot: %d tests were deselected because they need root (they create namespaces): "
-            "run scripts/test.sh as root for the whole suite" % need_root,
+            (
+                f"pyns_boot: {need_root} tests were deselected because they need root (they create namespaces): "
+                "run scripts/test.sh as root for the whole suite"
+            ),
             yellow=True,
         )
 

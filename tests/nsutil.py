@@ -229,7 +229,7 @@ def parse_probe(stdout: str) -> dict[str, Any]:
         if line.startswith("PROBE "):
             report: dict[str, Any] = json.loads(line[len("PROBE ") :])
             return report
-    raise AssertionError("the probe printed no report: %r" % stdout)
+    raise AssertionError(f"the probe printed no report: {stdout!r}")
 
 
 def own_links() -> dict[str, str]:
@@ -277,7 +277,7 @@ def as_user(uid: int = NOBODY) -> list[str]:
     hidden, keep = _untraversable_ancestor(base) or ("", "")
     return [
         "env",
-        "PYNS_TEST_UID=%d" % uid,
+        f"PYNS_TEST_UID={uid}",
         "PYNS_TEST_HIDDEN=" + hidden,
         "PYNS_TEST_KEEP=" + keep,
         "unshare",
@@ -317,7 +317,7 @@ class Holder:
         if line.strip() != "ready":
             self.process.kill()
             _, err = self.process.communicate(timeout=10)
-            raise RuntimeError("holder %s did not start: %s" % (self.types, err))
+            raise RuntimeError(f"holder {self.types} did not start: {err}")
         self.pid = self._inner_pid()
 
     def _inner_pid(self) -> int:
@@ -326,7 +326,7 @@ class Holder:
         pid = self.process.pid
         deadline = time.monotonic() + 10
         while True:
-            children = Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
             if children:
                 pid = int(children[0])
                 continue
@@ -337,7 +337,7 @@ class Holder:
             time.sleep(0.01)
 
     def ref(self, ns_type: str) -> str:
-        return "/proc/%d/ns/%s" % (self.pid, ns_type)
+        return f"/proc/{self.pid}/ns/{ns_type}"
 
     def link(self, ns_type: str) -> str:
         return os.readlink(self.ref(ns_type))

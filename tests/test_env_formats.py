@@ -219,7 +219,7 @@ def docker_create(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
         before = len(server.created)
         result = subprocess.run(
             [docker, "create", "--env-file", str(env_file), "pyns-boot-test-image"],
-            env=clean_env(DOCKER_HOST="unix://%s" % socket_path, DOCKER_CONFIG=str(socket_path.parent)),
+            env=clean_env(DOCKER_HOST=f"unix://{socket_path}", DOCKER_CONFIG=str(socket_path.parent)),
             capture_output=True,
             text=True,
             timeout=CHILD_TIMEOUT,
@@ -333,7 +333,7 @@ def test_unrepresentable_values_are_refused(
     assert result.returncode == 1 and result.stdout == b""
     message = result.stderr.decode("utf-8")
     assert message.startswith("pyns-boot: gons_net=") and message.count("\n") == 1, message
-    assert "cannot be written in --format %s" % fmt in message and reason in message
+    assert f"cannot be written in --format {fmt}" in message and reason in message
     assert message.endswith("; use --format shell (eval) instead\n")
     # the path is shown, escaped, so that the user can tell which one
     assert repr(paths[name])[2:-1] in message or repr(paths[name].decode("utf-8"))[1:-1] in message

@@ -103,11 +103,11 @@ def wheel_members(wheel: Path) -> dict[str, bytes]:
 
 
 def dist_info() -> str:
-    return "pyns_boot-%s.dist-info/" % version()
+    return f"pyns_boot-{version()}.dist-info/"
 
 
 def test_wheel_holds_exactly_the_package_startup_files_and_metadata(wheel: Path) -> None:
-    assert wheel.name in {"pyns_boot-%s-%s.whl" % (version(), tag) for tag in WHEEL_TAGS}, wheel.name
+    assert wheel.name in {f"pyns_boot-{version()}-{tag}.whl" for tag in WHEEL_TAGS}, wheel.name
     members = wheel_members(wheel)
     info = dist_info()
     metadata_files = {n[len(info) :] for n in members if n.startswith(info)}
@@ -129,7 +129,7 @@ def test_wheel_metadata(wheel: Path) -> None:
     # One Tag line per platform tag of the file name (manylinux_2_17_x86_64.manylinux2014_x86_64: two).
     python_abi, platforms = wheel_tag(wheel).rsplit("-", 1)
     tags = sorted(line for line in wheel_file.splitlines() if line.startswith("Tag: "))
-    assert tags == sorted("Tag: %s-%s" % (python_abi, p) for p in platforms.split(".")), tags
+    assert tags == sorted(f"Tag: {python_abi}-{p}" for p in platforms.split(".")), tags
     metadata = HeaderParser().parsestr(members[info + "METADATA"].decode())
     assert metadata["Name"] == "pyns_boot"
     assert metadata["Version"] == version()
@@ -140,7 +140,7 @@ def test_wheel_metadata(wheel: Path) -> None:
     assert metadata.get_all("Project-URL"), "no project URLs"
     classifiers = metadata.get_all("Classifier") or []
     for minor in range(8, 16):  # 3.14 and 3.15: the suite runs on Debian sid's (noxfile, tests-3.14/3.15)
-        assert "Programming Language :: Python :: 3.%d" % minor in classifiers
+        assert f"Programming Language :: Python :: 3.{minor}" in classifiers
     assert "Programming Language :: Python :: Implementation :: CPython" in classifiers
     assert not [c for c in classifiers if "OS Independent" in c or "PyPy" in c]
     assert metadata["Description-Content-Type"] == "text/markdown"
@@ -167,8 +167,8 @@ def test_wheel_record_covers_every_file(wheel: Path) -> None:
 
 
 def test_sdist_holds_the_sources_and_nothing_built(sdist: Path) -> None:
-    assert sdist.name == "pyns_boot-%s.tar.gz" % version()
-    prefix = "pyns_boot-%s/" % version()
+    assert sdist.name == f"pyns_boot-{version()}.tar.gz"
+    prefix = f"pyns_boot-{version()}/"
     with tarfile.open(sdist) as archive:
         names = {m.name[len(prefix) :] for m in archive.getmembers() if m.isfile()}
     required = {
@@ -375,7 +375,7 @@ def test_compiler_warnings_fail_the_build_only_when_asked(unpacked_sdist: Path, 
     makes the same warning an error."""
     header = tmp_path / "warn.h"
     header.write_text('#warning "pyns_boot test: a compiler warning"\n')
-    env = clean_env(PYNS_BOOT_EXTRA_CFLAGS="-include %s" % header)
+    env = clean_env(PYNS_BOOT_EXTRA_CFLAGS=f"-include {header}")
     env.pop("PYNS_BOOT_WERROR", None)
     if werror:
         env["PYNS_BOOT_WERROR"] = werror

@@ -87,7 +87,7 @@ def test_pid_already_member_compares_namespace_for_children(hook_venv: Venv, hol
 
 def test_mixed_joined_and_already_member(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
     h = holder(("net",))
-    report = probe(hook_venv.python, {"gons_net": h.ref("net"), "gons_uts": "/proc/%d/ns/uts" % os.getpid()})
+    report = probe(hook_venv.python, {"gons_net": h.ref("net"), "gons_uts": f"/proc/{os.getpid()}/ns/uts"})
     outcomes = {t: ns["outcome"] for t, ns in report["status"]["namespaces"].items()}
     assert outcomes["net"] == "joined" and outcomes["uts"] == "already_joined"
 
@@ -106,7 +106,7 @@ def test_python_child_of_switched_process_inherits_without_reapplying(
 
     h = holder(("mnt", "net", "uts"))
     env = {"gons_mnt": h.ref("mnt"), "gons_net": h.ref("net"), "gons_uts": h.ref("uts")}
-    result = run_python(hook_venv.python, "PROBE = %r\n%s" % (PROBE, CHILD), env)
+    result = run_python(hook_venv.python, f"PROBE = {PROBE!r}\n{CHILD}", env)
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stdout.splitlines() if x.startswith("CHILD "))
     child = json.loads(line[len("CHILD ") :])
@@ -137,7 +137,7 @@ def test_bang_opens_in_original_mount_namespace(hook_venv: Venv, holder: Callabl
         hook_venv.python, env={"gons_order": "!mnt,!uts", "gons_mnt": h.ref("mnt"), "gons_uts": inner_ref}
     )
     assert result.returncode == 125
-    assert result.stderr == 'pyns_boot: invalid gons_uts reference "%s": No such file or directory\n' % inner_ref
+    assert result.stderr == f'pyns_boot: invalid gons_uts reference "{inner_ref}": No such file or directory\n'
     assert "PROBE" not in result.stdout
 
 
@@ -145,7 +145,7 @@ def test_relative_path_after_mount_switch_resolves_from_new_root(
     hook_venv: Venv, holder: Callable[..., Holder], tmp_path: Path
 ) -> None:
     h = holder(("mnt", "uts"))
-    relative = "proc/%d/ns/uts" % h.pid  # relative to / after the mnt switch
+    relative = f"proc/{h.pid}/ns/uts"  # relative to / after the mnt switch
     report = probe(
         hook_venv.python,
         {"gons_order": "mnt,uts", "gons_mnt": h.ref("mnt"), "gons_uts": relative},

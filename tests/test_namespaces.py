@@ -41,7 +41,7 @@ def test_types_match_the_c_table() -> None:
 def test_of_pid_all_and_chosen(holder: Callable[..., Holder]) -> None:
     h = holder(("net",))
     spec = Namespaces.of_pid(h.pid)
-    assert spec.paths == {t: "/proc/%d/ns/%s" % (h.pid, t) for t in TYPES}
+    assert spec.paths == {t: f"/proc/{h.pid}/ns/{t}" for t in TYPES}
     assert Namespaces.of_pid(h.pid, "net", "uts").types == ("net", "uts")
     with pytest.raises(ValueError, match="unknown namespace type 'NET'"):
         Namespaces.of_pid(h.pid, "NET")

@@ -53,7 +53,7 @@ def how(stdout: str) -> dict[str, object]:
         if line.startswith("HOW "):
             result: dict[str, object] = json.loads(line[4:])
             return result
-    raise AssertionError("no HOW line: %r" % stdout)
+    raise AssertionError(f"no HOW line: {stdout!r}")
 
 
 def as_318(venv: Venv, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -38,5 +38,7 @@ def test_wrong_type_is_named_under_qemu_user(hook_venv: Venv, holder: Callable[.
     target = holder(["net"])
     result = run_python(hook_venv.python, "pass", {"gons_uts": target.ref("net")}, wrapper=[str(QEMU)])
     assert result.returncode != 0
-    expected = 'pyns_boot: invalid gons_uts reference "%s": it is a namespace of type net, not uts' % target.ref("net")
+    expected = 'pyns_boot: invalid gons_uts reference "{}": it is a namespace of type net, not uts'.format(
+        target.ref("net")
+    )
     assert expected in result.stderr, result.stderr

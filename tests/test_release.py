@@ -28,13 +28,13 @@ def load_release() -> ModuleType:
 
 
 release = load_release()
-INSTALL = "pip install ziglang==%s" % release.ZIG_VERSION
+INSTALL = f"pip install ziglang=={release.ZIG_VERSION}"
 
 
 def fake_zig(directory: Path, version: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     zig = directory / "zig"
-    zig.write_text('#!/bin/sh\n[ "$1" = version ] && echo %s\n' % version)
+    zig.write_text(f'#!/bin/sh\n[ "$1" = version ] && echo {version}\n')
     zig.chmod(0o755)
     return zig
 
@@ -53,16 +53,16 @@ def test_no_zig_at_all_names_what_to_install(plain_venv: Venv, tmp_path: Path) -
 def test_zig_of_another_version_names_the_one_needed(plain_venv: Venv, tmp_path: Path) -> None:
     zig = fake_zig(tmp_path / "bin", "0.11.0")
     with pytest.raises(release.ReleaseError) as caught:
-        release.find_zig(plain_venv.python, "%s:/usr/bin:/bin" % zig.parent)
+        release.find_zig(plain_venv.python, f"{zig.parent}:/usr/bin:/bin")
     message = str(caught.value)
-    assert "need zig %s" % release.ZIG_VERSION in message
-    assert "%s: 0.11.0" % zig in message
+    assert f"need zig {release.ZIG_VERSION}" in message
+    assert f"{zig}: 0.11.0" in message
     assert INSTALL in message
 
 
 def test_zig_of_the_pinned_version_on_path_is_taken(plain_venv: Venv, tmp_path: Path) -> None:
     zig = fake_zig(tmp_path / "bin", release.ZIG_VERSION)
-    assert release.find_zig(plain_venv.python, "%s:/usr/bin:/bin" % zig.parent) == [str(zig)]
+    assert release.find_zig(plain_venv.python, f"{zig.parent}:/usr/bin:/bin") == [str(zig)]
 
 
 @pytest.mark.unit
@@ -81,8 +81,8 @@ def test_pre_commit_pins_agree_with_requirements_dev() -> None:
     dev = (REPO / "requirements-dev.txt").read_text()
     hooks = (REPO / ".pre-commit-config.yaml").read_text()
     for tool in ("ruff", "mypy"):
-        (pinned,) = re.findall(r"^%s==(\S+)$" % tool, dev, re.MULTILINE)
-        used = re.findall(r'"%s==([^"]+)"' % tool, hooks)
+        (pinned,) = re.findall(rf"^{tool}==(\S+)$", dev, re.MULTILINE)
+        used = re.findall(rf'"{tool}==([^"]+)"', hooks)
         assert used and set(used) == {pinned}, (tool, pinned, used)
 
 
@@ -133,7 +133,7 @@ def test_dirty_tree_is_refused_naming_the_files_and_the_override(tree: Path, cha
     message = str(caught.value)
     assert "is not clean" in message and str(tree) in message
     assert shown in message.splitlines()[1]
-    assert "commit or stash" in message and "%s=1" % release.ALLOW_DIRTY in message
+    assert "commit or stash" in message and f"{release.ALLOW_DIRTY}=1" in message
 
     warning = release.check_clean_tree(tree, {release.ALLOW_DIRTY: "1"})
     assert warning is not None and shown in warning and "do not upload" in warning
@@ -143,7 +143,7 @@ def test_dirty_tree_is_refused_naming_the_files_and_the_override(tree: Path, cha
 def test_not_a_git_tree_is_refused(tmp_path: Path) -> None:
     with pytest.raises(release.ReleaseError) as caught:
         release.check_clean_tree(tmp_path, {})
-    assert "cannot check the work tree %s" % tmp_path in str(caught.value)
+    assert f"cannot check the work tree {tmp_path}" in str(caught.value)
     assert release.ALLOW_DIRTY in str(caught.value)
 
 

@@ -116,7 +116,7 @@ def test_a_bare_interpreter_has_none_of_the_heavy_modules() -> None:
 def test_startup_module_imports_no_heavy_module(module: str) -> None:
     loaded = imported_by(module)
     assert module in loaded
-    assert not loaded & HEAVY_MODULES, "%s (%s) imports %s" % (module, STARTUP_MODULES[module], loaded & HEAVY_MODULES)
+    assert not loaded & HEAVY_MODULES, f"{module} ({STARTUP_MODULES[module]}) imports {loaded & HEAVY_MODULES}"
     if module in NO_FUTURE:
         assert "__future__" not in loaded, module
 
