@@ -56,11 +56,11 @@ def _describe_status(status: int | None) -> str:
         try:
             name = signal.Signals(number).name
         except ValueError:
-            name = "signal %d" % number
-        return "it was killed by signal %d (%s)" % (number, name)
+            name = f"signal {number}"
+        return f"it was killed by signal {number} ({name})"
     if os.WIFEXITED(status):
-        return "it exited with status %d" % os.WEXITSTATUS(status)
-    return "wait status %d" % status
+        return f"it exited with status {os.WEXITSTATUS(status)}"
+    return f"wait status {status}"
 
 
 def _main_path() -> str | None:
@@ -91,7 +91,7 @@ def _importable_name(fn: Callable[..., Any]) -> tuple[str, str] | None:
 
 def _encode_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     if not callable(fn):
-        raise TypeError("fn must be callable, not %s" % type(fn).__name__)
+        raise TypeError(f"fn must be callable, not {type(fn).__name__}")
     name = _importable_name(fn)
     if name is not None:
         try:
@@ -104,9 +104,9 @@ def _encode_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
         return _forkserver.PICKLE + pickle.dumps((fn, args, kwargs), pickle.HIGHEST_PROTOCOL)
     except Exception as error:
         raise TypeError(
-            "cannot send %r to a worker process: the callable and its arguments must be picklable "
-            "(a module-level function, not a lambda, a local function or a bound method of an unpicklable object): %s"
-            % (fn, error)
+            f"cannot send {fn!r} to a worker process: the callable and its arguments must be picklable "
+            "(a module-level function, not a lambda, a local function or a bound method of an unpicklable object): "
+            f"{error}"
         ) from error
 
 
@@ -217,8 +217,9 @@ class _ForkServer:
             self._closed = True
             status = self.process.poll()
             raise WorkerDied(
-                "the pyns_boot fork server (pid %d) is gone: %s"
-                % (self.process.pid, "its connection closed" if status is None else _describe_status(status))
+                "the pyns_boot fork server (pid {}) is gone: {}".format(
+                    self.process.pid, "its connection closed" if status is None else _describe_status(status)
+                )
             ) from error
         reply: tuple[Any, ...] = marshal.loads(frame)
         return reply
@@ -226,17 +227,15 @@ class _ForkServer:
     def request(self, *request: Any, fd: int = -1) -> tuple[Any, ...]:
         with self._lock:
             if self._closed:
-                raise WorkerDied("the pyns_boot fork server (pid %d) is closed" % self.process.pid)
+                raise WorkerDied(f"the pyns_boot fork server (pid {self.process.pid}) is closed")
             try:
                 _forkserver.send_frame(self._control, marshal.dumps(request), fd)
             except OSError as error:
                 self._closed = True
-                raise WorkerDied(
-                    "the pyns_boot fork server (pid %d) is gone: %s" % (self.process.pid, error)
-                ) from error
+                raise WorkerDied(f"the pyns_boot fork server (pid {self.process.pid}) is gone: {error}") from error
             reply = self._receive()
         if reply[0] == "error":
-            raise RuntimeError("pyns_boot fork server: %s" % reply[1])
+            raise RuntimeError(f"pyns_boot fork server: {reply[1]}")
         return reply
 
     def fork(self, namespaces: Namespaces, one_shot: bool, needs_main: bool = False) -> _Worker:
@@ -313,7 +312,7 @@ class _Worker:
             if kind == "setup_failed":
                 self.usable = False
                 raise WorkerDied(
-                    "the worker process %d could not set up in %r: %s" % (self.pid, self.namespaces, details[0])
+                    f"the worker process {self.pid} could not set up in {self.namespaces!r}: {details[0]}"
                 ) from RemoteTraceback(details[1])
             if kind != "joined":
                 self.usable = False
@@ -334,18 +333,18 @@ class _Worker:
             self.usable = False
             self.server.kill(self.pid)
             raise TimeoutError(
-                "%s did not finish in time in %r; its worker process %d was killed" % (what, self.namespaces, self.pid),
+                f"{what} did not finish in time in {self.namespaces!r}; its worker process {self.pid} was killed",
             ) from None
         except (EOFError, OSError) as error:
             self.usable = False
             status = _describe_status(self.server.status(self.pid))
             raise WorkerDied(
-                "the worker process %d in %r died during %s: %s" % (self.pid, self.namespaces, what, status)
+                f"the worker process {self.pid} in {self.namespaces!r} died during {what}: {status}"
             ) from error
         try:
             reply: tuple[Any, ...] = _forkserver.decode(frame)
         except Exception as error:
-            text = "%s: %s" % (type(error).__name__, error)
+            text = f"{type(error).__name__}: {error}"
             reply = ("error", RemoteError("the worker's reply cannot be unpickled here: " + text), text)
         return reply
 
@@ -359,7 +358,7 @@ def _join_error(report: Report, namespaces: Namespaces) -> Exception:
     from pyns_boot._status import _from_report
 
     status = _from_report(report, None)
-    message = status.error or "pyns_boot: cannot join %r" % (namespaces,)
+    message = status.error or f"pyns_boot: cannot join {namespaces!r}"
     hint = _hints.for_report(report, _hints.API)
     if hint:
         status._set(hint=hint)
@@ -401,12 +400,12 @@ def call_in(namespaces: Namespaces, fn: Callable[..., T], *args: Any, timeout: f
     the whole call) raises TimeoutError after killing the worker.
     """
     if not isinstance(namespaces, Namespaces):
-        raise TypeError("namespaces must be a pyns_boot.Namespaces, not %s" % type(namespaces).__name__)
+        raise TypeError(f"namespaces must be a pyns_boot.Namespaces, not {type(namespaces).__name__}")
     payload = _encode_call(fn, args, kwargs)
     deadline = None if timeout is None else time.monotonic() + timeout
     worker = _server().fork(namespaces, one_shot=True, needs_main=_needs_main(payload))
     try:
-        result: T = worker.call(payload, deadline, "call_in(%s)" % getattr(fn, "__qualname__", fn))
+        result: T = worker.call(payload, deadline, "call_in({})".format(getattr(fn, "__qualname__", fn)))
         return result
     finally:
         worker.close()

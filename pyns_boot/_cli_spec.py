@@ -60,33 +60,33 @@ def build(
         if "mnt" in paths or "mnt" in from_target or all_types:
             raise UsageError(
                 "--netns gives the program a private copy of this mount namespace (as ip netns exec does) and "
-                "cannot be combined with -m/--mnt or --all: use --net %s/%s" % (NETNS_DIR, netns)
+                f"cannot be combined with -m/--mnt or --all: use --net {NETNS_DIR}/{netns}"
             )
         if not netns or "/" in netns or netns in (".", ".."):
-            raise UsageError("--netns %r is not a network namespace name (as in: ip netns add NAME)" % netns)
+            raise UsageError(f"--netns {netns!r} is not a network namespace name (as in: ip netns add NAME)")
         refs["net"] = os.path.join(NETNS_DIR, netns)  # checked as a path; joined as ip netns exec does
     if target is None:
         if from_target:
             flags = ", ".join("--" + t for t in from_target)
-            raise UsageError("%s without a PATH needs a target process: add -t PID" % flags)
+            raise UsageError(f"{flags} without a PATH needs a target process: add -t PID")
         if all_types:
             raise UsageError("--all needs a target process: add -t PID")
     else:
         if target <= 0:
-            raise UsageError("-t/--target needs a positive process id, not %d" % target)
+            raise UsageError(f"-t/--target needs a positive process id, not {target}")
         if not from_target and not all_types:
             raise UsageError(
-                "-t %d names a process, but no namespace: add type options such as --net --uts, or --all" % target
+                f"-t {target} names a process, but no namespace: add type options such as --net --uts, or --all"
             )
         start = process_start(target)
         wanted = differing_types(target) if all_types else from_target
         for t in wanted:
-            refs[t] = "/proc/%d/ns/%s" % (target, t)
+            refs[t] = f"/proc/{target}/ns/{t}"
         if process_start(target) != start:
-            raise CommandError("process %d exited while its namespaces were read" % target)
+            raise CommandError(f"process {target} exited while its namespaces were read")
     for t, value in paths.items():
         if not value:
-            raise UsageError("--%s needs a non-empty PATH" % t)
+            raise UsageError(f"--{t} needs a non-empty PATH")
         refs[t] = value
     if not refs and not all_types:
         raise UsageError(
@@ -122,15 +122,15 @@ def checkable(spec: Namespaces) -> list[str]:
 def process_start(pid: int) -> str:
     """The start time of a process (field 22 of /proc/PID/stat): tells it from a later one with the same pid."""
     try:
-        with open("/proc/%d/stat" % pid, "rb") as file:
+        with open(f"/proc/{pid}/stat", "rb") as file:
             data = file.read()
     except FileNotFoundError:
-        raise CommandError("no process with pid %d" % pid) from None
+        raise CommandError(f"no process with pid {pid}") from None
     except OSError as error:
-        raise CommandError("cannot read /proc/%d/stat: %s" % (pid, error.strerror)) from None
+        raise CommandError(f"cannot read /proc/{pid}/stat: {error.strerror}") from None
     fields = data[data.rfind(b")") + 2 :].split()
     if fields[:1] in ([b"Z"], [b"X"]):
-        raise CommandError("process %d has exited (a zombie: it has no namespaces left)" % pid)
+        raise CommandError(f"process {pid} has exited (a zombie: it has no namespaces left)")
     return fields[19].decode("ascii", "replace") if len(fields) > 19 else ""
 
 
@@ -142,8 +142,8 @@ def differing_types(pid: int) -> list[str]:
     """
     result = []
     for t in TYPES:
-        theirs = "/proc/%d/ns/%s" % (pid, t)
-        ours = "/proc/self/ns/%s" % SELF_LINK[t]
+        theirs = f"/proc/{pid}/ns/{t}"
+        ours = f"/proc/self/ns/{SELF_LINK[t]}"
         if not os.path.lexists(theirs) or not os.path.lexists(ours):
             continue  # the kernel does not offer this type
         try:
@@ -166,33 +166,32 @@ def check_reference(ns_type: str, path: str, target: int | None = None) -> None:
         info = os.fstat(fd)
         if info.st_dev != os.stat("/proc/self/ns/net").st_dev:
             raise CommandError(
-                'invalid gons_%s reference "%s": not a namespace reference (it is %s)' % (ns_type, path, _kind(info))
+                f'invalid gons_{ns_type} reference "{path}": not a namespace reference (it is {_kind(info)})'
             )
         try:
             flag = fcntl.ioctl(fd, NS_GET_NSTYPE)
         except OSError as error:
             raise CommandError(_reference_error(ns_type, path, error, target)) from None
-        actual = CLONE_FLAGS.get(flag, "unknown (%#x)" % flag)
+        actual = CLONE_FLAGS.get(flag, f"unknown ({flag:#x})")
         if actual != ns_type:
             raise CommandError(
-                'invalid gons_%s reference "%s": it is a namespace of type %s, not %s'
-                % (ns_type, path, actual, ns_type)
+                f'invalid gons_{ns_type} reference "{path}": it is a namespace of type {actual}, not {ns_type}'
             )
     finally:
         os.close(fd)
 
 
 def _reference_error(ns_type: str, path: str, error: OSError, target: int | None) -> str:
-    text = 'invalid gons_%s reference "%s": %s' % (ns_type, path, error.strerror or error)
-    if target is not None and path.startswith("/proc/%d/" % target):
+    text = f'invalid gons_{ns_type} reference "{path}": {error.strerror or error}'
+    if target is not None and path.startswith(f"/proc/{target}/"):
         if error.errno == errno.ENOENT:
-            if not os.path.exists("/proc/%d" % target):
-                return "no process with pid %d (it exited)" % target
-            text += " (process %d has exited or its kernel has no %s namespaces)" % (target, ns_type)
+            if not os.path.exists(f"/proc/{target}"):
+                return f"no process with pid {target} (it exited)"
+            text += f" (process {target} has exited or its kernel has no {ns_type} namespaces)"
             return text
     hint = _hints.hint(ns_type, path, error.errno, False, _hints.COMMAND)
     if hint and ns_type == "mnt" and not path.startswith("/"):
-        hint = "-m is the mount namespace (as in nsenter); to run a module: pyns-boot run [OPTIONS] -- -m %s" % path
+        hint = f"-m is the mount namespace (as in nsenter); to run a module: pyns-boot run [OPTIONS] -- -m {path}"
     return text + "\npyns-boot: hint: " + hint if hint else text
 
 
