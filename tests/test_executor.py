@@ -88,7 +88,7 @@ def test_exception_crosses_over_with_remote_traceback(netns: NamedNetns, shared_
     assert info.value.code == 7 and info.value.args == (7, "failed with 7")
     cause = info.value.__cause__
     assert isinstance(cause, RemoteTraceback)
-    assert "in fail" in cause.text and 'raise Custom(code, "failed with %d" % code)' in cause.text
+    assert "in fail" in cause.text and 'raise Custom(code, f"failed with {code}")' in cause.text
 
 
 def test_exception_that_cannot_be_pickled_becomes_remote_error(netns: NamedNetns, shared_server: None) -> None:
