@@ -363,7 +363,8 @@ def test_format_env_shell_evals_to_the_value(name: str) -> None:
 @pytest.mark.parametrize("fmt, refuses", [("env", ENV_REFUSES), ("json", JSON_REFUSES)])
 @pytest.mark.parametrize("name", list(AWKWARD))
 def test_format_env_env_and_json_carry_the_value_or_refuse(fmt: str, refuses: dict[str, str], name: str) -> None:
-    from pyns_boot.cli import CommandError, format_env
+    from pyns_boot._errors import CommandError
+    from pyns_boot.cli import format_env
 
     value = b"/run/netns/" + AWKWARD[name]
     variables = {"gons_net": os.fsdecode(value), "gons_uts": "/proc/1/ns/uts"}
