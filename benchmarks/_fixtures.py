@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # One holder implementation for tests and benchmarks.
 sys.path.insert(0, str(REPO / "tests"))
-import nsutil  # noqa: E402
+import nsutil as nsutil  # noqa: E402  (re-exported: the benchmarks use _fixtures.nsutil)
 
 TYPES = nsutil.TYPES
 MIN_VERSION = (3, 8)
@@ -27,7 +27,7 @@ def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run a set-up command; on failure show what it printed."""
     result = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     if result.returncode != 0:
-        raise SystemExit("benchmark set-up failed: %s\n%s%s" % (" ".join(args), result.stdout, result.stderr))
+        raise SystemExit("benchmark set-up failed: {}\n{}{}".format(" ".join(args), result.stdout, result.stderr))
     return result  # type: ignore[no-any-return]
 
 
@@ -73,7 +73,7 @@ class Venvs:
         self.version = version_of(base_python)
         self.dirs = {}
         for kind in ("plain", "floor", "hook"):
-            path = workdir / ("py%s-%s" % (self.version, kind))
+            path = workdir / (f"py{self.version}-{kind}")
             run([base_python, "-m", "venv", "--without-pip", str(path)])
             if kind != "plain":
                 pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]

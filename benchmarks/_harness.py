@@ -59,7 +59,7 @@ def measure(cases: Sequence[Case], rounds: int, warmup: int = 3) -> None:
         for case in [*cases[shift:], *cases[:shift]]:
             wall, cpu, code = spawn_once(case.argv, case.env)
             if code != 0:
-                raise SystemExit("%s exited with %d: %s" % (case.label, code, " ".join(case.argv)))
+                raise SystemExit("{} exited with {}: {}".format(case.label, code, " ".join(case.argv)))
             if round_no >= 0:
                 case.wall_ns.append(wall)
                 case.cpu_ns.append(cpu)
@@ -98,7 +98,7 @@ def instructions(argv: Sequence[str], env: Mapping[str, str], repeat: int = 3, l
         )
         found = _COLLECTED.findall(result.stderr)
         if result.returncode != 0 or not found:
-            raise SystemExit("callgrind failed for %s:\n%s" % (" ".join(argv), result.stderr[-2000:]))
+            raise SystemExit("callgrind failed for {}:\n{}".format(" ".join(argv), result.stderr[-2000:]))
         counts.append(max(int(n) for n in found) if largest else int(found[-1]))
     return int(statistics.median(counts))
 
@@ -115,9 +115,9 @@ def syscalls(argv: Sequence[str], env: Mapping[str, str]) -> int:
             check=False,
         )
         if result.returncode != 0:
-            raise SystemExit("strace failed for %s:\n%s" % (" ".join(argv), result.stderr[-2000:]))
+            raise SystemExit("strace failed for {}:\n{}".format(" ".join(argv), result.stderr[-2000:]))
         for line in out.read().splitlines():
             fields = line.split()
             if fields and fields[-1] == "total":
                 return int(fields[3])
-    raise SystemExit("strace printed no total for %s" % " ".join(argv))
+    raise SystemExit("strace printed no total for {}".format(" ".join(argv)))

@@ -127,7 +127,7 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("run as root: the benchmark creates network namespaces")
 
-    names = ["pyns-bench-%s-%d" % (uuid.uuid4().hex[:6], i) for i in range(args.netns)]
+    names = [f"pyns-bench-{uuid.uuid4().hex[:6]}-{i}" for i in range(args.netns)]
     for name in names:
         subprocess.run(["ip", "netns", "add", name], check=True)
     try:
@@ -149,8 +149,7 @@ def main() -> None:
     except (OSError, StopIteration):
         pass
     print(
-        "%s UTC; %s, %d cores, Linux %s; Python %s; pyns_boot %s"
-        % (
+        "{} UTC; {}, {} cores, Linux {}; Python {}; pyns_boot {}".format(
             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
             cpu,
             os.cpu_count() or 0,
@@ -159,14 +158,14 @@ def main() -> None:
             pyns_boot.__version__,
         )
     )
-    print("`%s`; medians of %d interleaved rounds\n" % (" ".join(["python", *sys.argv]), args.rounds))
+    print("`{}`; medians of {} interleaved rounds\n".format(" ".join(["python", *sys.argv]), args.rounds))
     print("| measurement | pyns_boot | baseline | ratio |")
     print("|---|---|---|---|")
 
     def row(label: str, ours: list[float], base: list[float], base_label: str, unit: str = "ms") -> None:
         a, b = ms(ours), ms(base)
         scale, fmt = (1000, "%.0f µs") if unit == "us" else (1, "%.1f ms")
-        print("| %s | %s | %s: %s | %.2fx |" % (label, fmt % (a * scale), base_label, fmt % (b * scale), a / b))
+        print(f"| {label} | {fmt % (a * scale)} | {base_label}: {fmt % (b * scale)} | {a / b:.2f}x |")
 
     row(
         "warm call (per call)",
@@ -178,8 +177,8 @@ def main() -> None:
     row("cold call_in (starts the fork server)", cold["call_in, cold"], cold["nsenter"], "nsenter + python")
     row("cold call_in (starts the fork server)", cold["call_in, cold"], cold["hook"], "python joined by the hook")
     row("call_in, fork server running", cold["call_in, server running"], cold["nsenter"], "nsenter + python")
-    row("%d netns one after the other" % args.netns, fifty["call_in"], fifty["nsenter"], "nsenter + python")
-    row("%d netns one after the other" % args.netns, fifty["call_in"], fifty["hook"], "python joined by the hook")
+    row(f"{args.netns} netns one after the other", fifty["call_in"], fifty["nsenter"], "nsenter + python")
+    row(f"{args.netns} netns one after the other", fifty["call_in"], fifty["hook"], "python joined by the hook")
 
 
 if __name__ == "__main__":

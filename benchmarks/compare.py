@@ -49,7 +49,7 @@ def export(revision: str, into: Path) -> Path:
     into.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(REPO), "archive", revision], capture_output=True, check=False)
     if archive.returncode != 0:
-        raise SystemExit("git archive %s failed: %s" % (revision, archive.stderr.decode(errors="replace")))
+        raise SystemExit("git archive {} failed: {}".format(revision, archive.stderr.decode(errors="replace")))
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return into
 
@@ -63,9 +63,9 @@ def venv_with(python: str, wheel: Path, path: Path) -> str:
 
 def cases_of(build: str, python: str, holder: Holder) -> list[Case]:
     return [
-        Case("idle", "%s idle" % build, [python, *PASS], clean_env()),
-        Case("active", "%s net+uts" % build, [python, *PASS], clean_env(**holder.env())),
-        Case("status", "%s import + status()" % build, [python, *STATUS], clean_env(**holder.env())),
+        Case("idle", f"{build} idle", [python, *PASS], clean_env()),
+        Case("active", f"{build} net+uts", [python, *PASS], clean_env(**holder.env())),
+        Case("status", f"{build} import + status()", [python, *STATUS], clean_env(**holder.env())),
     ]
 
 
@@ -73,7 +73,7 @@ def check_joins(python: str, holder: Holder) -> None:
     probe = "import os, pyns_boot; print(pyns_boot.status().state, os.readlink('/proc/self/ns/net'))"
     out = run([python, "-c", probe], env=clean_env(**holder.env()), cwd="/").stdout.split()
     if out != ["succeeded", holder.link("net")]:
-        raise SystemExit("%s did not join: %s" % (python, out))
+        raise SystemExit(f"{python} did not join: {out}")
 
 
 def compare(pythons: Sequence[str], wheels: dict[str, Path], rounds: int, workdir: Path) -> tuple[str, bool]:
@@ -88,7 +88,7 @@ def compare(pythons: Sequence[str], wheels: dict[str, Path], rounds: int, workdi
         for base_python in pythons:
             version = version_of(base_python)
             pythons_of = {
-                build: venv_with(base_python, wheel, workdir / ("py%s-%s" % (version, build)))
+                build: venv_with(base_python, wheel, workdir / (f"py{version}-{build}"))
                 for build, wheel in wheels.items()
             }
             for python in pythons_of.values():
@@ -102,8 +102,7 @@ def compare(pythons: Sequence[str], wheels: dict[str, Path], rounds: int, workdi
                 ok = share <= 1 + TOLERANCE
                 all_ok &= ok
                 lines.append(
-                    "| %s | %s | %.2f | %.2f | %+.3f | %s | %s | %.4f | %s |"
-                    % (
+                    "| {} | {} | {:.2f} | {:.2f} | {:+.3f} | {} | {} | {:.4f} | {} |".format(
                         version,
                         base.key,
                         base.wall_ms,
@@ -130,7 +129,7 @@ def executor_ratios(python: str, source: Path, rounds: int) -> dict[str, str]:
         if len(cells) == 4 and cells[3].endswith("x") and cells[0] != "measurement":
             ratios[cells[0] + " (vs " + cells[2].split(":")[0] + ")"] = cells[3]
     if not ratios:
-        raise SystemExit("no table in the output of %s:\n%s" % (script, out))
+        raise SystemExit(f"no table in the output of {script}:\n{out}")
     return ratios
 
 
@@ -138,7 +137,7 @@ def executor_table(pythons: dict[str, str], sources: dict[str, Path], rounds: in
     ratios = {build: executor_ratios(python, sources[build], rounds) for build, python in pythons.items()}
     lines = ["| measurement | base ratio | head ratio |", "|---|---:|---:|"]
     for name, base in ratios["base"].items():
-        lines.append("| %s | %s | %s |" % (name, base, ratios["head"].get(name, "-")))
+        lines.append("| {} | {} | {} |".format(name, base, ratios["head"].get(name, "-")))
     return "\n".join(lines)
 
 
@@ -165,26 +164,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         table, ok = compare(pythons, wheels, args.rounds, workdir)
         if args.executor:
             version = version_of(pythons[-1])
-            venvs = {build: str(workdir / ("py%s-%s" % (version, build)) / "bin" / "python") for build in wheels}
-            table += (
-                "\n\nExecutor (Python %s, bench_executor.py of each build, ratio pyns_boot / baseline)\n\n" % version
-            )
+            venvs = {build: str(workdir / (f"py{version}-{build}") / "bin" / "python") for build in wheels}
+            table += f"\n\nExecutor (Python {version}, bench_executor.py of each build, ratio pyns_boot / baseline)\n\n"
             table += executor_table(venvs, sources, args.executor_rounds)
     print(
-        "Measured %s UTC on %s, Linux %s; `python3 benchmarks/compare.py --base %s%s --rounds %d`; "
-        "%d interleaved rounds, medians.\n"
-        % (
+        (
+            "Measured {} UTC on {}, Linux {}; `python3 benchmarks/compare.py --base {}{} --rounds {}`; "
+            "{} interleaved rounds, medians.\n"
+        ).format(
             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
             platform.processor() or platform.machine(),
             platform.release(),
             args.base,
-            " --head %s" % args.head if args.head else "",
+            f" --head {args.head}" if args.head else "",
             args.rounds,
             args.rounds,
         )
     )
     print(table)
-    print("\nverdict: %s" % ("no regression (head within 1% of base in instructions)" if ok else "REGRESSION"))
+    print("\nverdict: {}".format("no regression (head within 1% of base in instructions)" if ok else "REGRESSION"))
     return 0 if ok else 1
 
 

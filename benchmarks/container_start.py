@@ -47,7 +47,7 @@ def spawn_ok(argv: list[str], env: dict[str, str]) -> str | None:
     if result.returncode == 0:
         return None
     lines = result.stderr.strip().splitlines()
-    return "exit %d: %s" % (result.returncode, lines[-1] if lines else "")
+    return "exit {}: {}".format(result.returncode, lines[-1] if lines else "")
 
 
 def cases_for(venvs: Venvs, container: LabContainer, lookup: bool) -> tuple[list[Case], list[str]]:
@@ -64,7 +64,18 @@ def cases_for(venvs: Venvs, container: LabContainer, lookup: bool) -> tuple[list
         Case(
             "nsenter",
             "nsenter -t PID --pid -- env gons_{ipc,mnt,net,uts}=... python -c pass",
-            [nsenter, "-t", pid, "--pid", "--", envtool, *("%s=%s" % kv for kv in refs.items()), python, "-c", "pass"],
+            [
+                nsenter,
+                "-t",
+                pid,
+                "--pid",
+                "--",
+                envtool,
+                *("{}={}".format(*kv) for kv in refs.items()),
+                python,
+                "-c",
+                "pass",
+            ],
             env,
         ),
         Case(
@@ -97,7 +108,7 @@ def cases_for(venvs: Venvs, container: LabContainer, lookup: bool) -> tuple[list
         if why is None:
             usable.append(case)
         else:
-            skipped.append("%s: %s" % (case.label, why))
+            skipped.append(f"{case.label}: {why}")
     return usable, skipped
 
 
@@ -122,33 +133,31 @@ def main() -> None:
                 measure(cases, args.rounds)
                 by_key = {case.key: case for case in cases}
                 print(
-                    "\n### Python %s into a podman container (%d interleaved rounds, medians)\n"
-                    % (venvs.version, args.rounds)
+                    f"\n### Python {venvs.version} into a podman container ({args.rounds} interleaved rounds, "
+                    "medians)\n"
                 )
                 print("| case | wall ms | CPU ms |\n|---|---|---|")
                 for case in cases:
-                    print("| %s | %.2f | %.2f |" % (case.label, case.wall_ms, case.cpu_ms))
+                    print(f"| {case.label} | {case.wall_ms:.2f} | {case.cpu_ms:.2f} |")
                 for line in skipped:
-                    print("\nnot measured (it fails here): %s" % line)
+                    print(f"\nnot measured (it fails here): {line}")
                 if "cli" in by_key and "nsenter" in by_key:
                     cli, nsenter = by_key["cli"], by_key["nsenter"]
                     print(
-                        "\nthe CLI against the nsenter workaround: ratio %.2f (wall), %+.2f ms paired median"
-                        % (ratio(cli, nsenter), paired_delta_ms(cli, nsenter))
+                        f"\nthe CLI against the nsenter workaround: ratio {ratio(cli, nsenter):.2f} (wall), "
+                        f"{paired_delta_ms(cli, nsenter):+.2f} ms paired median"
                     )
                 if "env-all" in by_key and "nsenter" in by_key:
                     print(
-                        "the gons_* variables alone (gons_pid: the hook's fork) against the workaround: ratio %.2f, "
-                        "%+.2f ms paired median"
-                        % (
+                        "the gons_* variables alone (gons_pid: the hook's fork) against the workaround: ratio {:.2f}, "
+                        "{:+.2f} ms paired median".format(
                             ratio(by_key["env-all"], by_key["nsenter"]),
                             paired_delta_ms(by_key["env-all"], by_key["nsenter"]),
                         )
                     )
                 if "cli-small" in by_key and "env-small" in by_key:
                     print(
-                        "the CLI's own start (net, uts, ipc): %+.2f ms paired median, ratio %.2f"
-                        % (
+                        "the CLI's own start (net, uts, ipc): {:+.2f} ms paired median, ratio {:.2f}".format(
                             paired_delta_ms(by_key["cli-small"], by_key["env-small"]),
                             ratio(by_key["cli-small"], by_key["env-small"]),
                         )

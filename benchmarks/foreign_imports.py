@@ -43,8 +43,7 @@ PODMAN = ["podman", "--runtime", "/usr/sbin/runc"]
 MODULES = "ssl, sqlite3, ctypes, lzma"
 COLLECTED = re.compile(r"==\d+== Collected : (\d+)")
 # The preloading's own share, timed by wrapping the one function it goes through.
-TIMER = (
-    r"""
+TIMER = rf"""
 import json, sys, time
 w, c = time.perf_counter(), time.process_time()  # loading pyns_boot._elfdeps counts too
 spent = [0.0, 0.0]
@@ -61,18 +60,16 @@ if "pyns_boot._oldroot" in sys.modules:
         return timed
     _elfdeps.preload_needed = timing(_elfdeps.preload_needed, 0)
     _pyns_boot.preload = timing(_pyns_boot.preload, 1)
-import %s
+import {MODULES}
 w, c = time.perf_counter() - w, time.process_time() - c
 print(json.dumps([w * 1000, c * 1000, spent[0] * 1000, spent[1] * 1000]))
 """
-    % MODULES
-)
 
 
 def measure(python: str, pid: int, rounds: int, prefix: list[str]) -> dict[str, list[list[float]]]:
     host = [*prefix, python, "-c", TIMER]
     inside = [*prefix, "nsenter", "-t", str(pid), "--pid", "--", python, "-c", TIMER]
-    joined = clean_env(gons_mnt="/proc/%d/ns/mnt" % pid)
+    joined = clean_env(gons_mnt=f"/proc/{pid}/ns/mnt")
     samples: dict[str, list[list[float]]] = {"host": [], "container": []}
     for round_no in range(rounds + 2):
         order = [("host", host, clean_env()), ("container", inside, joined)]
@@ -94,7 +91,7 @@ def instructions(argv: list[str], env: dict[str, str], repeat: int = 3) -> int:
         )
         found = COLLECTED.findall(result.stderr)
         if result.returncode != 0 or not found:
-            raise SystemExit("callgrind failed for %s:\n%s" % (" ".join(argv), result.stderr[-2000:]))
+            raise SystemExit("callgrind failed for {}:\n{}".format(" ".join(argv), result.stderr[-2000:]))
         counts.append(int(found[-1]))
     return int(statistics.median(counts))
 
@@ -103,8 +100,8 @@ def import_instructions(python: str, pid: int) -> tuple[int, int]:
     """Instructions the imports cost (with them minus without), on the host and inside."""
     valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python, "-c"]
     inside = ["nsenter", "-t", str(pid), "--pid", "--", *valgrind]
-    joined = clean_env(gons_mnt="/proc/%d/ns/mnt" % pid)
-    imports = "import %s" % MODULES
+    joined = clean_env(gons_mnt=f"/proc/{pid}/ns/mnt")
+    imports = f"import {MODULES}"
     host = instructions([*valgrind, imports], clean_env()) - instructions([*valgrind, "pass"], clean_env())
     there = instructions([*inside, imports], joined) - instructions([*inside, "pass"], joined)
     return host, there
@@ -129,7 +126,7 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark starts a container and joins its namespaces")
     if shutil.which("podman") is None or subprocess.run(["podman", "image", "exists", IMAGE]).returncode != 0:
-        raise SystemExit("needs podman and the image %s: run scripts/lab.sh setup" % IMAGE)
+        raise SystemExit(f"needs podman and the image {IMAGE}: run scripts/lab.sh setup")
     name = "pyns-bench-libs-" + uuid.uuid4().hex[:8]
     run([*PODMAN, "run", "-d", "--name", name, IMAGE, "sleep", "infinity"])
     try:
@@ -138,10 +135,11 @@ def main() -> None:
             workdir = Path(tmp)
             wheel = build_wheel(workdir, REPO)
             pythons = {}
-            print("### import %s: on the host vs after a mnt join into a %s container\n" % (MODULES, IMAGE))
+            print(f"### import {MODULES}: on the host vs after a mnt join into a {IMAGE} container\n")
             print(
-                "%d alternating rounds, medians, timed inside the child after start-up%s.\n"
-                % (args.rounds, ", children under SCHED_FIFO" if args.fifo else "")
+                "{} alternating rounds, medians, timed inside the child after start-up{}.\n".format(
+                    args.rounds, ", children under SCHED_FIFO" if args.fifo else ""
+                )
             )
             print(
                 "| Python | host wall ms | container wall ms | ratio | host CPU ms | container CPU ms | ratio |"
@@ -154,18 +152,9 @@ def main() -> None:
                 samples = measure(venvs.python("hook"), pid, args.rounds, ["chrt", "-f", "10"] if args.fifo else [])
                 host, inside = samples["host"], samples["container"]
                 print(
-                    "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |"
-                    % (
-                        venvs.version,
-                        median(host, 0),
-                        median(inside, 0),
-                        median(inside, 0) / median(host, 0),
-                        median(host, 1),
-                        median(inside, 1),
-                        median(inside, 1) / median(host, 1),
-                        median(inside, 2),
-                        median(inside, 3),
-                    )
+                    f"| {venvs.version} | {median(host, 0):.2f} | {median(inside, 0):.2f} | "
+                    f"{median(inside, 0) / median(host, 0):.2f} | {median(host, 1):.2f} | {median(inside, 1):.2f} | "
+                    f"{median(inside, 1) / median(host, 1):.2f} | {median(inside, 2):.2f} | {median(inside, 3):.2f} |"
                 )
             if args.no_callgrind or tool("valgrind") is None:
                 return
@@ -174,8 +163,8 @@ def main() -> None:
             for version, python in pythons.items():
                 host_count, inside_count = import_instructions(python, pid)
                 print(
-                    "| %s | %.1f M | %.1f M | %.2f |"
-                    % (version, host_count / 1e6, inside_count / 1e6, inside_count / host_count)
+                    f"| {version} | {host_count / 1e6:.1f} M | {inside_count / 1e6:.1f} M | "
+                    f"{inside_count / host_count:.2f} |"
                 )
     finally:
         subprocess.run([*PODMAN, "rm", "-f", "-t", "0", name], capture_output=True)

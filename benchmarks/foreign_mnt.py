@@ -35,8 +35,8 @@ from _harness import Case, measure, paired_delta_ms
 
 MODULES = "json, email.message, decimal, sqlite3, asyncio, http.client, xml.etree.ElementTree, argparse, logging"
 IMPORT_TIMER = (
-    "import time; w, c = time.perf_counter(), time.process_time(); import %s; "
-    "print(json.dumps([(time.perf_counter() - w) * 1000, (time.process_time() - c) * 1000]))" % MODULES
+    f"import time; w, c = time.perf_counter(), time.process_time(); import {MODULES}; "
+    "print(json.dumps([(time.perf_counter() - w) * 1000, (time.process_time() - c) * 1000]))"
 )
 
 
@@ -53,7 +53,7 @@ def mechanism() -> dict[str, float]:
     target = os.path.join(os.path.dirname(os.__file__), "json", "decoder.py")
     fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        via_proc = "/proc/self/fd/%d%s" % (fd, target)
+        via_proc = f"/proc/self/fd/{fd}{target}"
         relative = target.lstrip("/")
         number = 200000
         result = {}
@@ -96,29 +96,29 @@ def main() -> None:
                     Case("on", "gons_mnt (default)", [hook, "-c", "pass"], clean_env(gons_mnt=mnt)),
                 ]
                 measure(cases, args.rounds)
-                print("\n### Python %s: start-up (%d interleaved rounds, medians)\n" % (venvs.version, args.rounds))
+                print(f"\n### Python {venvs.version}: start-up ({args.rounds} interleaved rounds, medians)\n")
                 print("| case | wall ms | CPU ms |\n|---|---|---|")
                 for case in cases:
-                    print("| %s | %.2f | %.2f |" % (case.label, case.wall_ms, case.cpu_ms))
+                    print(f"| {case.label} | {case.wall_ms:.2f} | {case.cpu_ms:.2f} |")
                 print(
-                    "\nkeeping imports costs %+.2f ms wall per start (paired median vs KEEP_IMPORTS=0)"
-                    % paired_delta_ms(cases[2], cases[1])
+                    f"\nkeeping imports costs {paired_delta_ms(cases[2], cases[1]):+.2f} ms wall per start (paired "
+                    "median vs KEEP_IMPORTS=0)"
                 )
                 runs = max(5, args.rounds // 3)
                 off, on = import_ms(
                     hook, [clean_env(gons_mnt=mnt, PYNS_BOOT_KEEP_IMPORTS="0"), clean_env(gons_mnt=mnt)], runs
                 )
                 print(
-                    "\nimport %s: wall %.1f ms / CPU %.1f ms at the usual paths, wall %.1f ms / CPU %.1f ms through "
-                    "/proc/self/fd/N (CPU %+.0f%%)"
-                    % (MODULES, off[0], off[1], on[0], on[1], (on[1] / off[1] - 1) * 100)
+                    f"\nimport {MODULES}: wall {off[0]:.1f} ms / CPU {off[1]:.1f} ms at the usual paths, wall "
+                    f"{on[0]:.1f} ms / CPU {on[1]:.1f} ms through "
+                    f"/proc/self/fd/N (CPU {(on[1] / off[1] - 1) * 100:+.0f}%)"
                 )
         finally:
             holder.stop()
     print("\n### The mechanism alone (this interpreter, ns per os.stat)\n")
     print("| lookup | ns |\n|---|---|")
     for label, ns in mechanism().items():
-        print("| %s | %.0f |" % (label, ns))
+        print(f"| {label} | {ns:.0f} |")
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ class Interpreter:
         for case, mode in ((self.children, "children"), (self.entered, "entered")):
             out = run([case.argv[0], "-c", MODE_PROBE], env=case.env).stdout.split()
             if out[0] != mode:
-                raise SystemExit("%s %s: pid_mode is %s, not %s" % (self.version, case.label, out[0], mode))
+                raise SystemExit(f"{self.version} {case.label}: pid_mode is {out[0]}, not {mode}")
 
 
 def report(
@@ -91,13 +91,12 @@ def report(
     lines = [
         "# pid entry: fork + supervisor against PYNS_BOOT_PID=children",
         "",
-        "%s; %s; %s, %d CPUs, load %s; %d interleaved rounds; `%s`"
-        % (
+        "{}; {}; {}, {} CPUs, load {}; {} interleaved rounds; `{}`".format(
             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             platform.platform(),
             platform.machine(),
             os.cpu_count() or 0,
-            " ".join("%.2f" % load for load in os.getloadavg()),
+            " ".join(f"{load:.2f}" for load in os.getloadavg()),
             rounds,
             command,
         ),
@@ -112,8 +111,7 @@ def report(
             call_count = calls.get(interp.version, {}).get(case.key)
             fault_count = faults.get(interp.version, {}).get(case.key)
             lines.append(
-                "| %s | %s | %.2f | %.2f | %s | %s | %s |"
-                % (
+                "| {} | {} | {:.2f} | {:.2f} | {} | {} | {} |".format(
                     interp.version,
                     case.label,
                     case.wall_ms,
@@ -126,7 +124,7 @@ def report(
     lines += [
         "",
         "| Python | entered - children, median of per-round differences | wall ratio | CPU ratio | "
-        "added instructions | goal < %.1f ms | for scale: one os.fork(), forked - idle |" % GOAL_MS,
+        f"added instructions | goal < {GOAL_MS:.1f} ms | for scale: one os.fork(), forked - idle |",
         "|---|---:|---:|---:|---:|---|---:|",
     ]
     for interp in interps:
@@ -138,8 +136,7 @@ def report(
             else "-"
         )
         lines.append(
-            "| %s | %+.3f ms | %.3f | %.3f | %s | %s | %+.3f ms |"
-            % (
+            "| {} | {:+.3f} ms | {:.3f} | {:.3f} | {} | {} | {:+.3f} ms |".format(
                 interp.version,
                 delta,
                 ratio(interp.entered, interp.children),
@@ -169,21 +166,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pyns-boot-bench-pid."))
     holder: Holder | None = None
     try:
-        print("building the wheel and the venvs in %s ..." % workdir, file=sys.stderr)
+        print(f"building the wheel and the venvs in {workdir} ...", file=sys.stderr)
         wheel = args.wheel or build_wheel(workdir / "wheel", args.source)
         holder = Holder(("pid",))
         interps = [Interpreter(Venvs(p, wheel, workdir), holder) for p in args.python or default_pythons()]
         for interp in interps:
             interp.verify()
         cases = [case for interp in interps for case in interp.cases]
-        print("timing %d cases x %d rounds ..." % (len(cases), args.rounds), file=sys.stderr)
+        print(f"timing {len(cases)} cases x {args.rounds} rounds ...", file=sys.stderr)
         measure(cases, args.rounds)
         counts: dict[str, dict[str, int]] = {}
         calls: dict[str, dict[str, int]] = {}
         faults = {interp.version: {c.key: minor_faults(c.argv, c.env) for c in interp.cases} for interp in interps}
         for interp in interps:
             if not args.no_callgrind and tool("valgrind") is not None:
-                print("callgrind for %s ..." % interp.version, file=sys.stderr)
+                print(f"callgrind for {interp.version} ...", file=sys.stderr)
                 counts[interp.version] = {c.key: instructions(c.argv, c.env, largest=True) for c in interp.cases}
             if tool("strace") is not None:
                 calls[interp.version] = {c.key: syscalls(c.argv, c.env) for c in interp.cases}

@@ -39,7 +39,7 @@ def main() -> int:
         wheel = args.wheel or build_wheel(workdir / "wheel", REPO)
         for python in args.python:
             venvs = Venvs(python, wheel, workdir)
-            start = workdir / ("py%s-start" % venvs.version)
+            start = workdir / (f"py{venvs.version}-start")
             shutil.copytree(venvs.dirs["hook"], start, symlinks=True)
             (pth,) = start.glob("lib/python*/site-packages/pyns_boot.pth")
             (pth.parent / "pyns_boot.start").write_bytes((REPO / "pyns_boot.start").read_bytes())
@@ -56,8 +56,9 @@ def main() -> int:
                 counts = {label: instructions([exe, *argv], clean_env()) for label, exe in pythons.items()}
                 for label, count in counts.items():
                     rows.append(
-                        "| %s | %s | %s | %s | %.4f |"
-                        % (venvs.version, way, label, f"{count:,}", count / counts["floor"])
+                        "| {} | {} | {} | {} | {:.4f} |".format(
+                            venvs.version, way, label, f"{count:,}", count / counts["floor"]
+                        )
                     )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -46,7 +46,7 @@ IDLE_GOAL = 1.01  # within 1% of the comment-only .pth floor
 BIG_ENV_GOAL = 1.02  # with a 60,000-variable environment: within 2% of the floor with the same environment
 BIG_ENV_VARIABLES = 60000
 # Short names and values: 60,000 of them fit the kernel's limit for the whole environment block.
-BIG_ENVIRONMENT = {"V%05d" % i: "1" for i in range(BIG_ENV_VARIABLES)}
+BIG_ENVIRONMENT = {f"V{i:05d}": "1" for i in range(BIG_ENV_VARIABLES)}
 JOIN_GOAL_MS = 0.3  # joining net+uts adds under 0.3 ms over idle
 STATUS_GOAL_US = 1000.0  # import pyns_boot; pyns_boot.status() under 1 ms
 
@@ -75,7 +75,7 @@ class Interpreter:
         self.venvs = venvs
         self.version = venvs.version
         plain, floor, hook = venvs.python("plain"), venvs.python("floor"), venvs.python("hook")
-        two_refs = ["--%s=%s" % (t, two.ref(t)) for t in ("net", "uts")]
+        two_refs = [f"--{t}={two.ref(t)}" for t in ("net", "uts")]
         self.plain = self.case("plain", "venv without pyns_boot", [plain, *PASS])
         self.floor = self.case("floor", "comment-only .pth (floor)", [floor, *PASS])
         self.idle = self.case("idle", "pyns_boot, no gons_* (idle)", [hook, *PASS])
@@ -111,14 +111,14 @@ class Interpreter:
         for case, holder, joined in ((self.two, two, "net,uts"), (self.all, every, ",".join(TYPES))):
             out = run([case.argv[0], "-c", VERIFY_PROBE], env=case.env, cwd="/").stdout.split()
             if out != ["succeeded", joined, holder.link("net")]:
-                raise SystemExit("%s did not join: %s" % (case.label, out))
+                raise SystemExit(f"{case.label} did not join: {out}")
         for case, holder in ((self.nsenter_two, two), (self.nsenter_all, every)):
             argv = [*case.argv[:-2], "-c", "import os; print(os.readlink('/proc/self/ns/net'))"]
             if run(argv, env=case.env, cwd="/").stdout.strip() != holder.link("net"):
-                raise SystemExit("%s did not join" % case.label)
+                raise SystemExit(f"{case.label} did not join")
         idle = run([self.idle.argv[0], "-c", VERIFY_PROBE], env=self.idle.env, cwd="/").stdout.split()
         if idle[0] != "inactive":
-            raise SystemExit("the idle venv is not idle: %s" % idle)
+            raise SystemExit(f"the idle venv is not idle: {idle}")
 
 
 def status_times(interp: Interpreter, samples: int) -> dict[str, tuple[float, float]]:
@@ -131,7 +131,7 @@ def status_times(interp: Interpreter, samples: int) -> dict[str, tuple[float, fl
         for key, case in cases.items():
             out = run([case.argv[0], "-c", STATUS_PROBE], env=case.env, cwd="/").stdout.split()
             if out[0] != expected[key]:
-                raise SystemExit("status probe: expected %s, got %s" % (expected[key], out))
+                raise SystemExit(f"status probe: expected {expected[key]}, got {out}")
             first[key].append(int(out[1]))
             second[key].append(int(out[2]))
     return {k: (statistics.median(first[k]) / 1e3, statistics.median(second[k]) / 1e3) for k in cases}
@@ -167,7 +167,7 @@ def machine() -> str:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    return "%s, %d cores, Linux %s, load %s" % (cpu, os.cpu_count() or 0, platform.release(), _load())
+    return f"{cpu}, {os.cpu_count() or 0} cores, Linux {platform.release()}, load {_load()}"
 
 
 def _load() -> str:
@@ -180,8 +180,9 @@ def verdict(ok: bool) -> str:
 
 def report(interps: Sequence[Interpreter], extra: dict[str, dict[str, object]], rounds: int, command: str) -> str:
     lines = [
-        "Measured %s UTC on %s; `%s`; %d interleaved rounds, medians."
-        % (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"), machine(), command, rounds),
+        "Measured {} UTC on {}; `{}`; {} interleaved rounds, medians.".format(
+            datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"), machine(), command, rounds
+        ),
         "",
         "**Idle overhead** (`python -c pass`; instructions from callgrind, syscalls from strace: both free of noise)",
         "",
@@ -195,15 +196,14 @@ def report(interps: Sequence[Interpreter], extra: dict[str, dict[str, object]], 
         for case in (interp.plain, interp.floor, interp.idle, interp.floor_env, interp.idle_env):
             floor = interp.floor_env if case in (interp.floor_env, interp.idle_env) else interp.floor
             lines.append(
-                "| %s | %s | %.2f | %.2f | %.3f | %s | %s | %s |"
-                % (
+                "| {} | {} | {:.2f} | {:.2f} | {:.3f} | {} | {} | {} |".format(
                     interp.version,
                     case.label,
                     case.wall_ms,
                     case.cpu_ms,
                     ratio(case, floor),
                     f"{instr[case.key]:,}" if case.key in instr else "-",
-                    "%.4f" % (instr[case.key] / instr[floor.key]) if case.key in instr else "-",
+                    f"{instr[case.key] / instr[floor.key]:.4f}" if case.key in instr else "-",
                     calls.get(case.key, "-"),
                 )
             )
@@ -222,15 +222,14 @@ def report(interps: Sequence[Interpreter], extra: dict[str, dict[str, object]], 
         for case in (interp.idle, interp.two, interp.nsenter_two, interp.all, interp.nsenter_all):
             versus = pairs.get(case.key)
             lines.append(
-                "| %s | %s | %.2f | %.2f | %.3f | %s | %s | %s | %s |"
-                % (
+                "| {} | {} | {:.2f} | {:.2f} | {:.3f} | {} | {} | {} | {} |".format(
                     interp.version,
                     case.label,
                     case.wall_ms,
                     case.cpu_ms,
                     ratio(case, interp.idle),
-                    "-" if case is interp.idle else "%+.3f" % paired_delta_ms(case, interp.idle),
-                    "%.3f" % ratio(case, versus) if versus else "-",
+                    "-" if case is interp.idle else f"{paired_delta_ms(case, interp.idle):+.3f}",
+                    f"{ratio(case, versus):.3f}" if versus else "-",
                     calls.get(case.key, "-"),
                     f"{instr[case.key]:,}" if case.key in instr else "-",
                 )
@@ -247,8 +246,7 @@ def report(interps: Sequence[Interpreter], extra: dict[str, dict[str, object]], 
         st: dict[str, tuple[float, float]] = extra[interp.version]["status"]  # type: ignore[assignment]
         instr = extra[interp.version]["instructions"]  # type: ignore[assignment]
         lines.append(
-            "| %s | %.0f | %.1f | %.0f | %s |"
-            % (
+            "| {} | {:.0f} | {:.1f} | {:.0f} | {} |".format(
                 interp.version,
                 st["ran"][0],
                 st["ran"][1],
@@ -266,7 +264,7 @@ def report(interps: Sequence[Interpreter], extra: dict[str, dict[str, object]], 
     ]
     for interp in interps:
         for name, own, cumulative in extra[interp.version]["importtime"]:  # type: ignore[attr-defined]
-            lines.append("| %s | %s | %.0f | %.0f |" % (interp.version, name, own, cumulative))
+            lines.append(f"| {interp.version} | {name} | {own:.0f} | {cumulative:.0f} |")
     lines += ["", "**Goals**", ""]
     for interp in interps:
         info = extra[interp.version]
@@ -278,36 +276,35 @@ def report(interps: Sequence[Interpreter], extra: dict[str, dict[str, object]], 
         delta = paired_delta_ms(interp.two, interp.idle)
         v = interp.version
         lines += [
-            "- %s idle within 1%% of the floor (by instructions, noise-free): %s, wall %+.2f%%, CPU %+.2f%%: %s"
-            % (
+            (
+                "- {} idle within 1% of the floor (by instructions, noise-free): {}, wall {:+.2f}%, CPU {:+.2f}%: {}"
+            ).format(
                 v,
-                "%+.3f%%" % ((idle_instr - 1) * 100) if instr else "not counted",
+                f"{(idle_instr - 1) * 100:+.3f}%" if instr else "not counted",
                 (idle_wall - 1) * 100,
                 (idle_cpu - 1) * 100,
                 verdict((idle_instr if instr else idle_wall) <= IDLE_GOAL),
             ),
-            "- %s idle with %s variables within 2%% of the floor with the same environment: %s, wall %+.2f%%: %s"
-            % (
+            (
+                "- {} idle with {} variables within 2% of the floor with the same environment: {}, wall {:+.2f}%: {}"
+            ).format(
                 v,
                 f"{BIG_ENV_VARIABLES:,}",
-                "%+.3f%%" % ((instr["idle_env"] / instr["floor_env"] - 1) * 100) if instr else "not counted",
+                "{:+.3f}%".format((instr["idle_env"] / instr["floor_env"] - 1) * 100) if instr else "not counted",
                 (ratio(interp.idle_env, interp.floor_env) - 1) * 100,
                 verdict(
                     (instr["idle_env"] / instr["floor_env"] if instr else ratio(interp.idle_env, interp.floor_env))
                     <= BIG_ENV_GOAL
                 ),
             ),
-            "- %s net+uts faster than nsenter: %.3fx its wall time; all 8: %.3fx: %s"
-            % (
-                v,
-                ratio(interp.two, interp.nsenter_two),
-                ratio(interp.all, interp.nsenter_all),
-                verdict(ratio(interp.two, interp.nsenter_two) < 1 and ratio(interp.all, interp.nsenter_all) < 1),
+            f"- {v} net+uts faster than nsenter: {ratio(interp.two, interp.nsenter_two):.3f}x its wall time; all 8: "
+            f"{ratio(interp.all, interp.nsenter_all):.3f}x: "
+            f"{verdict(ratio(interp.two, interp.nsenter_two) < 1 and ratio(interp.all, interp.nsenter_all) < 1)}",
+            f"- {v} joining net+uts adds under {JOIN_GOAL_MS:.1f} ms over idle: {delta:+.3f} ms: "
+            f"{verdict(delta < JOIN_GOAL_MS)}",
+            "- {} import pyns_boot; status() under 1 ms: {:.0f} µs: {}".format(
+                v, st["ran"][0], verdict(st["ran"][0] < STATUS_GOAL_US)
             ),
-            "- %s joining net+uts adds under %.1f ms over idle: %+.3f ms: %s"
-            % (v, JOIN_GOAL_MS, delta, verdict(delta < JOIN_GOAL_MS)),
-            "- %s import pyns_boot; status() under 1 ms: %.0f µs: %s"
-            % (v, st["ran"][0], verdict(st["ran"][0] < STATUS_GOAL_US)),
         ]
     return "\n".join(lines) + "\n"
 
@@ -331,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pyns-boot-bench."))
     holders: list[Holder] = []
     try:
-        print("building the wheel and the venvs in %s ..." % workdir, file=sys.stderr)
+        print(f"building the wheel and the venvs in {workdir} ...", file=sys.stderr)
         wheel = args.wheel or build_wheel(workdir / "wheel", args.source)
         os.environ["PYNS_BOOT_WHEEL"] = str(wheel)
         two = Holder(("net", "uts"))
@@ -342,12 +339,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for interp in interps:
             interp.verify()
         cases = [case for interp in interps for case in interp.cases]
-        print("timing %d cases x %d rounds (load %s) ..." % (len(cases), args.rounds, _load()), file=sys.stderr)
+        print(f"timing {len(cases)} cases x {args.rounds} rounds (load {_load()}) ...", file=sys.stderr)
         measure(cases, args.rounds)
         extra: dict[str, dict[str, object]] = {}
         for interp in interps:
-            print("callgrind, strace, status and importtime for %s ..." % interp.version, file=sys.stderr)
-            counted = (interp.plain, interp.floor, interp.idle, interp.floor_env, interp.idle_env, interp.two)
+            print(f"callgrind, strace, status and importtime for {interp.version} ...", file=sys.stderr)
+            counted: tuple[Case, ...] = (
+                interp.plain,
+                interp.floor,
+                interp.idle,
+                interp.floor_env,
+                interp.idle_env,
+                interp.two,
+            )
             counted += (interp.status,)
             use_callgrind = not args.no_callgrind and tool("valgrind") is not None
             extra[interp.version] = {

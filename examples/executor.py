@@ -53,10 +53,10 @@ def main() -> None:
             try:
                 specs.append(Namespaces.of_pid(int(pid), "net"))
             except (ValueError, ProcessLookupError) as error:
-                print("skipped %s: %s" % (pid, error), file=sys.stderr)
+                print(f"skipped {pid}: {error}", file=sys.stderr)
     else:
         # Namespaces of its own: never the machine's, whose ports it would bind.
-        made = ["pyns-example-%d-a" % os.getpid(), "pyns-example-%d-b" % os.getpid()]
+        made = [f"pyns-example-{os.getpid()}-a", f"pyns-example-{os.getpid()}-b"]
         for name in made:
             subprocess.run(["ip", "netns", "add", name], check=True)
         specs = [Namespaces.netns(name) for name in made]
@@ -68,17 +68,17 @@ def main() -> None:
             try:
                 link, names = call_in(spec, interfaces, timeout=10)
             except pyns_boot.NamespaceError as error:  # e.g. PID 1 of another user namespace
-                print("%-40s cannot look in: %s" % (spec, error.strerror.replace("\n", "\n" + " " * 41)))
+                print("{!s:<40} cannot look in: {}".format(spec, str(error.strerror).replace("\n", "\n" + " " * 41)))
                 continue
             reachable.append(spec)
-            print("%-40s %s  %s" % (spec, link, ", ".join(names)))
+            print("{!s:<40} {}  {}".format(spec, link, ", ".join(names)))
         if not made or not reachable:
             return  # the rest binds ports and raises on purpose: only in namespaces of its own
 
         # Many calls in one namespace: warm workers.
         with NamespaceExecutor(specs[0], max_workers=2) as executor:
             free = [port for port, ok in zip(range(8000, 8010), executor.map(can_bind, range(8000, 8010))) if ok]
-            print("free ports in %s: %s" % (specs[0], free))
+            print(f"free ports in {specs[0]}: {free}")
 
         # Errors come back as exceptions, with the remote traceback as __cause__.
         try:

@@ -18,6 +18,6 @@ if "--json" in sys.argv:
 try:
     pyns_boot.check()
 except pyns_boot.NamespaceError as error:
-    print("not where we were told to be:", error, "(errno %s)" % error.errno, file=sys.stderr)
+    print("not where we were told to be:", error, f"(errno {error.errno})", file=sys.stderr)
     sys.exit(1)
 print("joined:", ", ".join(status.joined) or "-", "| already a member:", ", ".join(status.already_joined) or "-")

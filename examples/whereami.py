@@ -10,4 +10,4 @@ import socket
 print("hostname   :", socket.gethostname())
 print("interfaces :", ", ".join(name for _, name in socket.if_nameindex()))
 for ns_type in ("net", "uts", "mnt"):
-    print("%-11s:" % ns_type, os.readlink("/proc/self/ns/" + ns_type))
+    print(f"{ns_type!s:<11}:", os.readlink("/proc/self/ns/" + ns_type))

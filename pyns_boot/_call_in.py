@@ -56,12 +56,12 @@ def call_in(namespaces: Namespaces, fn: Callable[..., T], *args: Any, timeout: f
     the whole call) raises TimeoutError after killing the worker.
     """
     if not isinstance(namespaces, Namespaces):
-        raise TypeError("namespaces must be a pyns_boot.Namespaces, not %s" % type(namespaces).__name__)
+        raise TypeError(f"namespaces must be a pyns_boot.Namespaces, not {type(namespaces).__name__}")
     payload = _encode_call(fn, args, kwargs)
     deadline = None if timeout is None else time.monotonic() + timeout
     worker = _server().fork(namespaces, one_shot=True, needs_main=_needs_main(payload))
     try:
-        result: T = worker.call(payload, deadline, "call_in(%s)" % getattr(fn, "__qualname__", fn))
+        result: T = worker.call(payload, deadline, "call_in({})".format(getattr(fn, "__qualname__", fn)))
         return result
     finally:
         worker.close()

@@ -40,33 +40,33 @@ def build(
         if "mnt" in paths or "mnt" in from_target or all_types:
             raise UsageError(
                 "--netns gives the program a private copy of this mount namespace (as ip netns exec does) and "
-                "cannot be combined with -m/--mnt or --all: use --net %s/%s" % (NETNS_DIR, netns)
+                f"cannot be combined with -m/--mnt or --all: use --net {NETNS_DIR}/{netns}"
             )
         if not netns or "/" in netns or netns in (".", ".."):
-            raise UsageError("--netns %r is not a network namespace name (as in: ip netns add NAME)" % netns)
+            raise UsageError(f"--netns {netns!r} is not a network namespace name (as in: ip netns add NAME)")
         refs["net"] = os.path.join(NETNS_DIR, netns)  # checked as a path; joined as ip netns exec does
     if target is None:
         if from_target:
             flags = ", ".join("--" + t for t in from_target)
-            raise UsageError("%s without a PATH needs a target process: add -t PID" % flags)
+            raise UsageError(f"{flags} without a PATH needs a target process: add -t PID")
         if all_types:
             raise UsageError("--all needs a target process: add -t PID")
     else:
         if target <= 0:
-            raise UsageError("-t/--target needs a positive process id, not %d" % target)
+            raise UsageError(f"-t/--target needs a positive process id, not {target}")
         if not from_target and not all_types:
             raise UsageError(
-                "-t %d names a process, but no namespace: add type options such as --net --uts, or --all" % target
+                f"-t {target} names a process, but no namespace: add type options such as --net --uts, or --all"
             )
         start = process_start(target)
         wanted = differing_types(target) if all_types else from_target
         for t in wanted:
-            refs[t] = "/proc/%d/ns/%s" % (target, t)
+            refs[t] = f"/proc/{target}/ns/{t}"
         if process_start(target) != start:
-            raise CommandError("process %d exited while its namespaces were read" % target)
+            raise CommandError(f"process {target} exited while its namespaces were read")
     for t, value in paths.items():
         if not value:
-            raise UsageError("--%s needs a non-empty PATH" % t)
+            raise UsageError(f"--{t} needs a non-empty PATH")
         refs[t] = value
     if not refs and not all_types:
         raise UsageError(
@@ -102,15 +102,15 @@ def checkable(spec: Namespaces) -> list[str]:
 def process_start(pid: int) -> str:
     """The start time of a process (field 22 of /proc/PID/stat): tells it from a later one with the same pid."""
     try:
-        with open("/proc/%d/stat" % pid, "rb") as file:
+        with open(f"/proc/{pid}/stat", "rb") as file:
             data = file.read()
     except FileNotFoundError:
-        raise CommandError("no process with pid %d" % pid) from None
+        raise CommandError(f"no process with pid {pid}") from None
     except OSError as error:
-        raise CommandError("cannot read /proc/%d/stat: %s" % (pid, error.strerror)) from None
+        raise CommandError(f"cannot read /proc/{pid}/stat: {error.strerror}") from None
     fields = data[data.rfind(b")") + 2 :].split()
     if fields[:1] in ([b"Z"], [b"X"]):
-        raise CommandError("process %d has exited (a zombie: it has no namespaces left)" % pid)
+        raise CommandError(f"process {pid} has exited (a zombie: it has no namespaces left)")
     return fields[19].decode("ascii", "replace") if len(fields) > 19 else ""
 
 
@@ -124,15 +124,15 @@ def differing_types(pid: int) -> list[str]:
     """
     result = []
     for kind in _pyns_boot.kinds():
-        theirs = "/proc/%d/ns/%s" % (pid, kind.name)
-        ours = ["/proc/self/ns/%s" % link for link in kind.self_links]
+        theirs = f"/proc/{pid}/ns/{kind.name}"
+        ours = [f"/proc/self/ns/{link}" for link in kind.self_links]
         if not os.path.lexists(theirs) or not all(os.path.lexists(link) for link in ours):
             continue  # the kernel does not offer this type
         try:
             their_stat = os.stat(theirs)
         except OSError as error:
             check_reference(kind.name, theirs, pid)  # CommandError with the hook's message
-            raise CommandError("cannot read %s: %s" % (theirs, error.strerror)) from None
+            raise CommandError(f"cannot read {theirs}: {error.strerror}") from None
         for link in ours:
             own_stat = os.stat(link)
             if (their_stat.st_dev, their_stat.st_ino) != (own_stat.st_dev, own_stat.st_ino):
@@ -152,13 +152,13 @@ def check_reference(ns_type: str, path: str, target: int | None = None) -> None:
 def _reference_error(ns_type: str, path: str, error: OSError, target: int | None) -> str:
     """The C helper's message without its "pyns_boot: " prefix, with what the command line knows more."""
     text = str(error.strerror).replace("pyns_boot: ", "", 1)
-    if target is not None and path.startswith("/proc/%d/" % target):
+    if target is not None and path.startswith(f"/proc/{target}/"):
         if error.errno == errno.ENOENT:
-            if not os.path.exists("/proc/%d" % target):
-                return "no process with pid %d (it exited)" % target
-            text += " (process %d has exited or its kernel has no %s namespaces)" % (target, ns_type)
+            if not os.path.exists(f"/proc/{target}"):
+                return f"no process with pid {target} (it exited)"
+            text += f" (process {target} has exited or its kernel has no {ns_type} namespaces)"
             return text
     hint = _hints.hint(ns_type, path, error.errno, False, _hints.COMMAND)
     if hint and ns_type == "mnt" and not path.startswith("/"):
-        hint = "-m is the mount namespace (as in nsenter); to run a module: pyns-boot run [OPTIONS] -- -m %s" % path
+        hint = f"-m is the mount namespace (as in nsenter); to run a module: pyns-boot run [OPTIONS] -- -m {path}"
     return text + "\npyns-boot: hint: " + hint if hint else text

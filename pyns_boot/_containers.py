@@ -44,15 +44,12 @@ class Container:
         self.status = status
 
     def describe(self) -> str:
-        return "%s container %s (%s)" % (self.runtime, self.name or self.id[:12], self.id[:12])
+        return f"{self.runtime} container {self.name or self.id[:12]} ({self.id[:12]})"
 
     def __repr__(self) -> str:
-        return "Container(%r, id=%r, name=%r, pid=%d, status=%r)" % (
-            self.runtime,
-            self.id[:12],
-            self.name,
-            self.pid,
-            self.status,
+        return (
+            f"Container({self.runtime!r}, id={self.id[:12]!r}, name={self.name!r}, pid={self.pid}, "
+            f"status={self.status!r})"
         )
 
 
@@ -73,11 +70,11 @@ def resolve(name: str, runtimes: Sequence[str] | None = None) -> Container:
     on PATH).  A name two tools know as different containers is ambiguous.
     """
     if not isinstance(name, str) or not name or name.startswith("-") or "\0" in name or "\n" in name:
-        raise ContainerError("bad-name", "%r is not a container name or ID" % (name,))
+        raise ContainerError("bad-name", f"{name!r} is not a container name or ID")
     wanted = tuple(runtimes) if runtimes else RUNTIMES
     for runtime in wanted:
         if runtime not in RUNTIMES:
-            raise ValueError("unknown container runtime %r (known: %s)" % (runtime, ", ".join(RUNTIMES)))
+            raise ValueError("unknown container runtime {!r} (known: {})".format(runtime, ", ".join(RUNTIMES)))
     found: list[Container] = []
     tried: list[str] = []
     ambiguous: list[str] = []
@@ -88,36 +85,38 @@ def resolve(name: str, runtimes: Sequence[str] | None = None) -> Container:
         try:
             found.extend(_ask(runtime, executable, name))
         except _Unanswered as error:
-            tried.append("%s: %s" % (runtime, error))
+            tried.append(f"{runtime}: {error}")
             if error.ambiguous:
                 ambiguous.append(tried[-1])
     if ambiguous:
         raise ContainerError(
             "ambiguous",
-            "container name %r is ambiguous: %s; give more of the ID, or the name" % (name, "; ".join(ambiguous)),
+            "container name {!r} is ambiguous: {}; give more of the ID, or the name".format(name, "; ".join(ambiguous)),
         )
     if not found:
         if not tried:
             raise ContainerError(
                 "no-runtime",
-                "cannot look up container %r: none of %s is installed (on PATH); "
-                "give the container's process instead: -t PID (Namespaces.of_pid(PID))" % (name, ", ".join(wanted)),
+                "cannot look up container {!r}: none of {} is installed (on PATH); "
+                "give the container's process instead: -t PID (Namespaces.of_pid(PID))".format(name, ", ".join(wanted)),
             )
-        raise ContainerError("unknown", "no container %r: %s" % (name, "; ".join(tried)))
+        raise ContainerError("unknown", "no container {!r}: {}".format(name, "; ".join(tried)))
     # Two tools may see the same container (nerdctl and crictl share containerd): the same running pid.
     distinct = {c.pid if c.running and c.pid > 0 else c.runtime + ":" + c.id: c for c in found}
     if len(distinct) > 1:
         raise ContainerError(
             "ambiguous",
-            "container name %r is ambiguous: %s; give a longer ID or the tool (--engine, engine=)"
-            % (name, ", ".join(c.describe() for c in distinct.values())),
+            "container name {!r} is ambiguous: {}; give a longer ID or the tool (--engine, engine=)".format(
+                name, ", ".join(c.describe() for c in distinct.values())
+            ),
         )
     container = found[0]
     if not container.running or container.pid <= 0:
         raise ContainerError(
             "not-running",
-            "%s is not running (status: %s): it has no namespaces to join; start it first (%s start %s)"
-            % (container.describe(), container.status or "unknown", container.runtime, name),
+            "{} is not running (status: {}): it has no namespaces to join; start it first ({} start {})".format(
+                container.describe(), container.status or "unknown", container.runtime, name
+            ),
         )
     return container
 
@@ -130,7 +129,7 @@ def _ask(runtime: str, executable: str, name: str) -> list[Container]:
     for line in out.splitlines():
         fields = line.split(None, 4)
         if len(fields) < 4 or not fields[0].lstrip("-").isdigit():
-            raise _Unanswered("unexpected answer %r" % _brief(line))
+            raise _Unanswered(f"unexpected answer {_brief(line)!r}")
         result.append(
             Container(
                 runtime,
@@ -180,11 +179,11 @@ def _run(argv: list[str]) -> str:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise _Unanswered("no answer within %g s" % TIMEOUT) from None
+        raise _Unanswered(f"no answer within {TIMEOUT:g} s") from None
     except OSError as error:
-        raise _Unanswered("cannot run %s: %s" % (argv[0], error.strerror)) from None
+        raise _Unanswered(f"cannot run {argv[0]}: {error.strerror}") from None
     if done.returncode != 0:
-        raise _Unanswered(_brief(done.stderr.decode("utf-8", "replace")) or "exit status %d" % done.returncode)
+        raise _Unanswered(_brief(done.stderr.decode("utf-8", "replace")) or f"exit status {done.returncode}")
     return done.stdout.decode("utf-8", "replace")
 
 
@@ -192,9 +191,9 @@ def _json(text: str) -> dict[str, object]:
     try:
         value = json.loads(text)
     except ValueError:
-        raise _Unanswered("unexpected answer %r" % _brief(text)) from None
+        raise _Unanswered(f"unexpected answer {_brief(text)!r}") from None
     if not isinstance(value, dict):
-        raise _Unanswered("unexpected answer %r" % _brief(text))
+        raise _Unanswered(f"unexpected answer {_brief(text)!r}")
     return value
 
 

@@ -56,7 +56,7 @@ class Finding:
 
 
 def _reinstall() -> str:
-    return "reinstall pyns_boot into this interpreter: %s -m pip install --force-reinstall pyns_boot" % (
+    return "reinstall pyns_boot into this interpreter: {} -m pip install --force-reinstall pyns_boot".format(
         sys.executable or "python"
     )
 
@@ -90,7 +90,7 @@ def check_pth(dirs: list[str]) -> tuple[Finding, str | None]:
             Finding(
                 "pth",
                 ERROR,
-                "%s is in none of the site directories this interpreter reads: %s" % (PTH, where),
+                f"{PTH} is in none of the site directories this interpreter reads: {where}",
                 _reinstall(),
             ),
             None,
@@ -100,19 +100,20 @@ def check_pth(dirs: list[str]) -> tuple[Finding, str | None]:
         with open(path, encoding="utf-8") as file:
             text = file.read()
     except (OSError, UnicodeDecodeError) as error:
-        return Finding("pth", ERROR, "%s cannot be read: %s" % (path, error), _reinstall()), directory
+        return Finding("pth", ERROR, f"{path} cannot be read: {error}", _reinstall()), directory
     if not any(line.startswith(("import ", "import\t")) and "pyns_boot.hook" in line for line in text.splitlines()):
         return (
             Finding(
                 "pth",
                 ERROR,
-                "%s has no import line that runs the hook (the C helper's _pyns_boot.run(), or pyns_boot.hook.run() "
-                "when the helper cannot load)" % path,
+                f"{path} has no import line that runs the hook (the C helper's _pyns_boot.run(), or "
+                "pyns_boot.hook.run() "
+                "when the helper cannot load)",
                 _reinstall(),
             ),
             directory,
         )
-    return Finding("pth", OK, "%s is at the root of a site directory of this interpreter" % path), directory
+    return Finding("pth", OK, f"{path} is at the root of a site directory of this interpreter"), directory
 
 
 def check_package(directory: str | None) -> Finding:
@@ -122,16 +123,16 @@ def check_package(directory: str | None) -> Finding:
     where = os.path.dirname(package_dir)
     editable = _editable_source()
     if editable is not None and os.path.realpath(editable) == os.path.realpath(where):
-        return Finding("package", OK, "pyns_boot %s from %s (editable install)" % (pyns_boot.__version__, package_dir))
+        return Finding("package", OK, f"pyns_boot {pyns_boot.__version__} from {package_dir} (editable install)")
     if directory is not None and os.path.realpath(where) != os.path.realpath(directory):
         return Finding(
             "package",
             WARNING,
-            "this command imported pyns_boot from %s, but the hook's .pth is in %s" % (package_dir, directory),
+            f"this command imported pyns_boot from {package_dir}, but the hook's .pth is in {directory}",
             "run pyns-boot from a directory that does not shadow the installed package (not the source tree), "
             "or unset PYTHONPATH",
         )
-    return Finding("package", OK, "pyns_boot %s from %s" % (pyns_boot.__version__, package_dir))
+    return Finding("package", OK, f"pyns_boot {pyns_boot.__version__} from {package_dir}")
 
 
 def _editable_source() -> str | None:
@@ -158,7 +159,7 @@ def check_extension() -> Finding:
         return Finding(
             "extension",
             ERROR,
-            "the C helper _pyns_boot does not load: %s" % error,
+            f"the C helper _pyns_boot does not load: {error}",
             _reinstall() + " (a wheel built for this Python and platform)",
         )
     from pyns_boot.hook import HELPER_FILE, stale_helper
@@ -166,7 +167,7 @@ def check_extension() -> Finding:
     loaded = getattr(_pyns_boot, "__file__", None) or ""
     refusal = stale_helper(loaded)
     if refusal is not None:
-        return Finding("extension", ERROR, refusal[len("pyns_boot: ") :], "rm %s" % loaded)
+        return Finding("extension", ERROR, refusal[len("pyns_boot: ") :], f"rm {loaded}")
     directory = os.path.dirname(loaded)
     others = sorted(n for n in _listdir(directory) if n.startswith("_pyns_boot.abi3") and n != HELPER_FILE)
     if others:
@@ -174,11 +175,12 @@ def check_extension() -> Finding:
         return Finding(
             "extension",
             WARNING,
-            "the C helper loads: %s; beside it %s, left behind by an older install, which Python 3.15 and later "
-            "would load instead" % (loaded, paths),
-            "rm %s" % paths,
+            f"the C helper loads: {loaded}; beside it {paths}, left behind by an older install, which Python 3.15 "
+            "and later "
+            "would load instead",
+            f"rm {paths}",
         )
-    return Finding("extension", OK, "the C helper loads: %s" % loaded)
+    return Finding("extension", OK, f"the C helper loads: {loaded}")
 
 
 def _listdir(directory: str) -> list[str]:
@@ -194,7 +196,7 @@ def check_start(dirs: list[str]) -> list[Finding]:
     from pyns_boot._startup_order import start_entries
 
     version = sys.version_info[:2]
-    python = "Python %d.%d" % version
+    python = "Python {}.{}".format(*version)
     paths = [os.path.join(d, START) for d in dirs if os.path.isfile(os.path.join(d, START))]
     if not paths:
         if version >= (3, 18):
@@ -202,34 +204,38 @@ def check_start(dirs: list[str]) -> list[Finding]:
                 Finding(
                     "start",
                     ERROR,
-                    "no %s: %s ignores the import line of %s" % (START, python, PTH),
+                    f"no {START}: {python} ignores the import line of {PTH}",
                     _reinstall() + " (the wheel built for 3.18 and later, tagged cp318-abi3, ships it)",
                 )
             ]
-        return [Finding("start", OK, "no %s: this Python runs the import line of %s" % (START, PTH))]
+        return [Finding("start", OK, f"no {START}: this Python runs the import line of {PTH}")]
     findings = []
     for path in paths:
         entries = start_entries(path)
-        remove = "rm %s" % path
+        remove = f"rm {path}"
         if entries == [START_LINE]:
             if version >= (3, 18):
-                findings.append(Finding("start", OK, "%s names %s" % (path, START_LINE)))
+                findings.append(Finding("start", OK, f"{path} names {START_LINE}"))
             elif version >= (3, 15):
                 findings.append(
                     Finding(
                         "start",
                         WARNING,
-                        "%s makes %s skip the import line of %s and call %s instead: the hook works, but "
-                        "every process imports pkgutil for it (1.75x the instructions of an idle start on 3.15.2)"
-                        % (path, python, PTH, START_LINE),
-                        remove + " (pyns_boot %s installs no .start file for Python 3.8-3.17)" % __version__,
+                        f"{path} makes {python} skip the import line of {PTH} and call {START_LINE} instead: the "
+                        "hook works, but "
+                        "every process imports pkgutil for it (1.75x the instructions of an idle start on 3.15.2)",
+                        remove + f" (pyns_boot {__version__} installs no .start file for Python 3.8-3.17)",
                     )
                 )
             else:
-                findings.append(Finding("start", INFO, "%s is not read by %s" % (path, python), remove))
+                findings.append(Finding("start", INFO, f"{path} is not read by {python}", remove))
             continue
         what = (
-            "names %s" % ", ".join(entries) if entries else "names no entry" if entries is not None else "is unreadable"
+            "names {}".format(", ".join(entries))
+            if entries
+            else "names no entry"
+            if entries is not None
+            else "is unreadable"
         )
         if entries == [OLD_START_LINE]:
             effect = "with gons_* variables set, the hook refuses to start the program (exit 125)"
@@ -240,8 +246,9 @@ def check_start(dirs: list[str]) -> list[Finding]:
                 Finding(
                     "start",
                     ERROR,
-                    "%s %s, which pyns_boot %s does not install (left behind by an older install, or written by "
-                    "hand): %s skips the import line of %s for it; %s" % (path, what, __version__, python, PTH, effect),
+                    f"{path} {what}, which pyns_boot {__version__} does not install (left behind by an older "
+                    "install, or written by "
+                    f"hand): {python} skips the import line of {PTH} for it; {effect}",
                     remove,
                 )
             )
@@ -250,8 +257,9 @@ def check_start(dirs: list[str]) -> list[Finding]:
                 Finding(
                     "start",
                     WARNING,
-                    "%s %s, which pyns_boot %s does not install: %s ignores it, but on 3.15 and later "
-                    "it stops the hook" % (path, what, __version__, python),
+                    f"{path} {what}, which pyns_boot {__version__} does not install: {python} ignores it, but on "
+                    "3.15 and later "
+                    "it stops the hook",
                     remove,
                 )
             )
@@ -324,14 +332,14 @@ def _measure(plan: list[list[str]]) -> tuple[list[dict[str, Any]] | None, str]:
             cwd="/",
         )
     except subprocess.TimeoutExpired:
-        return None, "they did not finish within %d s" % MEASURE_TIMEOUT
+        return None, f"they did not finish within {MEASURE_TIMEOUT} s"
     except OSError as error:
-        return None, "cannot start %s: %s" % (sys.executable, error.strerror)
+        return None, f"cannot start {sys.executable}: {error.strerror}"
     for line in reversed(result.stdout.splitlines()):
         if line.startswith("MEASURE "):
             measured: list[dict[str, Any]] = json.loads(line[len("MEASURE ") :])
             return measured, ""
-    return None, "the measuring child failed (status %d): %s" % (result.returncode, result.stderr.strip()[-300:])
+    return None, f"the measuring child failed (status {result.returncode}): {result.stderr.strip()[-300:]}"
 
 
 def check_earlier_pth(dirs: list[str], directory: str | None) -> list[Finding]:
@@ -345,7 +353,7 @@ def check_earlier_pth(dirs: list[str], directory: str | None) -> list[Finding]:
         return []
     hook_name = os.path.basename(hook_file)
     if not earlier:
-        return [Finding("pth-order", OK, "no other .pth or .start file runs before %s" % hook_file)]
+        return [Finding("pth-order", OK, f"no other .pth or .start file runs before {hook_file}")]
     plan = [[d, n] for d, n in earlier]
     measured, failure = _measure(plan)
     by_path = {m["path"]: m for m in measured or []}
@@ -373,53 +381,53 @@ def _judge_pth(
 ) -> Finding:
     fix_threads = (
         "the hook refuses every join while other threads exist (they would stay behind; mnt, user and time "
-        "cannot be joined at all then): remove the package that installs %s, or rename it to sort after %s"
-        % (os.path.basename(path), hook_name)
+        f"cannot be joined at all then): remove the package that installs {os.path.basename(path)}, or rename it to "
+        f"sort after {hook_name}"
     )
-    imports = "imports %s" % ", ".join(static) if static else "no import line"
+    imports = "imports {}".format(", ".join(static)) if static else "no import line"
     if measured is None:
         suspicious = sorted({m.split(".")[0] for m in static} & (THREAD_MODULES | HEAVY_MODULES))
         level = WARNING if suspicious else INFO
-        message = "%s runs before %s: %s (not measured: %s)" % (path, hook_name, imports, failure)
+        message = f"{path} runs before {hook_name}: {imports} (not measured: {failure})"
         return Finding("pth-order", level, message, fix_threads if suspicious else None)
     modules = measured["modules"]
     tops = {m.split(".")[0] for m in modules}
-    facts = "%s; measured: %d new modules, %.1f ms" % (imports, len(modules), measured["ms"])
+    facts = "{}; measured: {} new modules, {:.1f} ms".format(imports, len(modules), measured["ms"])
     if measured["threads"] > 0:
         return Finding(
             "pth-order",
             WARNING,
-            "%s runs before %s and starts %d thread(s): %s" % (path, hook_name, measured["threads"], facts),
+            "{} runs before {} and starts {} thread(s): {}".format(path, hook_name, measured["threads"], facts),
             fix_threads,
         )
     heavy = sorted(tops & HEAVY_MODULES)
     if heavy or measured["ms"] >= SLOW_MS or len(modules) >= MANY_MODULES:
-        what = "heavy modules (%s)" % ", ".join(heavy) if heavy else "a lot"
+        what = "heavy modules ({})".format(", ".join(heavy)) if heavy else "a lot"
         return Finding(
             "pth-order",
             WARNING,
-            "%s runs before %s and imports %s: %s" % (path, hook_name, what, facts),
+            f"{path} runs before {hook_name} and imports {what}: {facts}",
             "every Python start pays for it before the hook: remove that package from this environment, or make "
             "its .pth import lazily",
         )
-    return Finding("pth-order", INFO, "%s runs before %s: %s, no thread" % (path, hook_name, facts))
+    return Finding("pth-order", INFO, f"{path} runs before {hook_name}: {facts}, no thread")
 
 
 def check_kernel() -> Finding:
     try:
         present = set(os.listdir("/proc/self/ns"))
     except OSError as error:
-        return Finding("kernel", ERROR, "cannot list /proc/self/ns: %s" % error.strerror, "mount /proc")
+        return Finding("kernel", ERROR, f"cannot list /proc/self/ns: {error.strerror}", "mount /proc")
     offered = [t for t in TYPES if t in present]
     missing = [t for t in TYPES if t not in present]
     if missing:
         return Finding(
             "kernel",
             INFO,
-            "the kernel offers %s; not %s" % (", ".join(offered), ", ".join(missing)),
-            "do not set %s (time namespaces need Linux 5.6)" % ", ".join("gons_" + t for t in missing),
+            "the kernel offers {}; not {}".format(", ".join(offered), ", ".join(missing)),
+            "do not set {} (time namespaces need Linux 5.6)".format(", ".join("gons_" + t for t in missing)),
         )
-    return Finding("kernel", OK, "the kernel offers every namespace type: %s" % ", ".join(offered))
+    return Finding("kernel", OK, "the kernel offers every namespace type: {}".format(", ".join(offered)))
 
 
 def _read(path: str) -> str | None:
@@ -444,8 +452,11 @@ def check_privileges() -> list[Finding]:
             Finding(
                 "privileges",
                 WARNING,
-                "no CAP_SYS_ADMIN (uid %d): only namespaces owned by a user namespace this user created can be "
-                "joined, and /proc/PID/ns of other users' processes cannot even be opened" % os.getuid(),
+                (
+                    f"no CAP_SYS_ADMIN (uid {os.getuid()}): only namespaces owned by a user namespace this user "
+                    "created can be "
+                    "joined, and /proc/PID/ns of other users' processes cannot even be opened"
+                ),
                 "join that user namespace first (set gons_user; the default order joins user first), or run as root",
             )
         ]
@@ -490,7 +501,7 @@ def check_secure_mode() -> Finding:
     try:
         mode = os.stat(executable).st_mode
     except OSError as error:
-        return Finding("secure-mode", INFO, "cannot stat %s: %s" % (executable, error.strerror))
+        return Finding("secure-mode", INFO, f"cannot stat {executable}: {error.strerror}")
     special = []
     if mode & stat.S_ISUID:
         special.append("set-user-ID")
@@ -505,24 +516,24 @@ def check_secure_mode() -> Finding:
         return Finding(
             "secure-mode",
             WARNING,
-            "%s is %s: started by other users it runs in secure-execution mode, where the hook refuses the variables"
-            % (executable, " and ".join(special)),
+            "{} is {}: started by other users it runs in secure-execution mode, "
+            "where the hook refuses the variables".format(executable, " and ".join(special)),
             "use an interpreter without set-ID bits or file capabilities; give privileges to the process instead",
         )
-    return Finding("secure-mode", OK, "%s has no set-ID bits or file capabilities" % executable)
+    return Finding("secure-mode", OK, f"{executable} has no set-ID bits or file capabilities")
 
 
 def check_policy_and_status() -> list[Finding]:
     findings = []
     complaint = _policy.complaint(os.environ.get(_policy.VARIABLE, ""))
     if complaint is not None:
-        findings.append(Finding("policy", WARNING, complaint, "set %s to %s" % (_policy.VARIABLE, _policy.CHOICES)))
+        findings.append(Finding("policy", WARNING, complaint, f"set {_policy.VARIABLE} to {_policy.CHOICES}"))
     from pyns_boot import status
 
     result = status()
     if result.state != "inactive":
         level = OK if result.ok else WARNING
-        message = "the hook in this process: %s" % result.state
+        message = f"the hook in this process: {result.state}"
         if result.error:
             message += ": " + result.error
         findings.append(Finding("status", level, message, None if result.ok else result.hint or "see pyns-boot status"))
@@ -552,10 +563,10 @@ def main(as_json: bool) -> int:
         }
         print(json.dumps(report, indent=2))
     else:
-        print("pyns-boot doctor: %s (Python %s)" % (sys.executable, sys.version.split()[0]))
+        print(f"pyns-boot doctor: {sys.executable} (Python {sys.version.split()[0]})")
         for f in findings:
-            print("  %-8s %-12s %s" % (f.level, f.check, f.message))
+            print(f"  {f.level!s:<8} {f.check!s:<12} {f.message}")
             if f.fix and f.level != OK:
-                print("  %-8s %-12s fix: %s" % ("", "", f.fix))
+                print("  {!s:<8} {!s:<12} fix: {}".format("", "", f.fix))
         print("the hook can work here" if ok else "the hook cannot work here: fix the errors above")
     return 0 if ok else 1

@@ -45,11 +45,11 @@ class NamespaceExecutor(Executor):
 
     def __init__(self, namespaces: Namespaces, max_workers: int | None = None) -> None:
         if not isinstance(namespaces, Namespaces):
-            raise TypeError("namespaces must be a pyns_boot.Namespaces, not %s" % type(namespaces).__name__)
+            raise TypeError(f"namespaces must be a pyns_boot.Namespaces, not {type(namespaces).__name__}")
         if max_workers is None:
             max_workers = os.cpu_count() or 1
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers <= 0:
-            raise ValueError("max_workers must be a positive int, not %r" % (max_workers,))
+            raise ValueError(f"max_workers must be a positive int, not {max_workers!r}")
         self.namespaces = namespaces
         self.max_workers = max_workers
         self._queue: queue.SimpleQueue[tuple[Future[Any], bytes] | None] = queue.SimpleQueue()
@@ -63,7 +63,7 @@ class NamespaceExecutor(Executor):
         _live_executors.add(self)
 
     def __repr__(self) -> str:
-        return "NamespaceExecutor(%r, max_workers=%d)" % (self.namespaces, self.max_workers)
+        return f"NamespaceExecutor({self.namespaces!r}, max_workers={self.max_workers})"
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         payload = _encode_call(fn, args, kwargs)
@@ -74,7 +74,7 @@ class NamespaceExecutor(Executor):
             self._queue.put((future, payload))
             if not self._idle.acquire(blocking=False) and len(self._threads) < self.max_workers:
                 thread = threading.Thread(
-                    target=self._slot, name="pyns_boot-executor-%d" % len(self._threads), daemon=True
+                    target=self._slot, name=f"pyns_boot-executor-{len(self._threads)}", daemon=True
                 )
                 self._threads.append(thread)
                 self._running += 1

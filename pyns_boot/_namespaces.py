@@ -34,7 +34,7 @@ NETNS_VARIABLE = "gons_netns"
 def check_netns_name(name: str) -> str:
     """name, or ValueError when it cannot be a name of ip netns."""
     if not isinstance(name, str) or not name or "/" in name or "\0" in name or name in (".", ".."):
-        raise ValueError("invalid network namespace name %r (as in: ip netns add NAME)" % (name,))
+        raise ValueError(f"invalid network namespace name {name!r} (as in: ip netns add NAME)")
     return name
 
 
@@ -43,9 +43,9 @@ def _path(type_name: str, value: PathArg) -> str | None:
         return None
     path = os.fspath(value)
     if not isinstance(path, str):
-        raise TypeError("%s: a namespace reference must be a str path, not %s" % (type_name, type(path).__name__))
+        raise TypeError(f"{type_name}: a namespace reference must be a str path, not {type(path).__name__}")
     if "\0" in path:
-        raise ValueError("%s: a namespace reference cannot contain a NUL character: %r" % (type_name, path))
+        raise ValueError(f"{type_name}: a namespace reference cannot contain a NUL character: {path!r}")
     return path or None
 
 
@@ -89,11 +89,12 @@ class Namespaces:
         }
         if netns is not None:
             if net is not None:
-                raise ValueError("netns=%r and net=%r name the same namespace: give one of them" % (netns, net))
+                raise ValueError(f"netns={netns!r} and net={net!r} name the same namespace: give one of them")
             if mnt is not None:
                 raise ValueError(
-                    "netns=%r gives the workers a private copy of this mount namespace (as ip netns exec does) and "
-                    "cannot be combined with mnt=%r: use net=%r" % (netns, mnt, os.path.join(NETNS_DIR, netns))
+                    f"netns={netns!r} gives the workers a private copy of this mount namespace (as ip netns exec "
+                    "does) and "
+                    f"cannot be combined with mnt={mnt!r}: use net={os.path.join(NETNS_DIR, netns)!r}"
                 )
             given["net"] = os.path.join(NETNS_DIR, check_netns_name(netns))
         paths = tuple(_path(t, given[t]) for t in TYPES)
@@ -116,13 +117,13 @@ class Namespaces:
         ProcessLookupError when the process does not exist.
         """
         if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-            raise ValueError("pid must be a positive int, not %r" % (pid,))
-        base = "/proc/%d/ns" % pid
-        if not os.path.isdir("/proc/%d" % pid):
-            raise ProcessLookupError(3, "no process with pid %d" % pid)
+            raise ValueError(f"pid must be a positive int, not {pid!r}")
+        base = f"/proc/{pid}/ns"
+        if not os.path.isdir(f"/proc/{pid}"):
+            raise ProcessLookupError(3, f"no process with pid {pid}")
         for t in types:
             if t not in TYPES:
-                raise ValueError("unknown namespace type %r (known: %s)" % (t, ", ".join(TYPES)))
+                raise ValueError("unknown namespace type {!r} (known: {})".format(t, ", ".join(TYPES)))
         wanted = types or tuple(t for t in TYPES if os.path.lexists(os.path.join(base, t)))
         return cls(order=order, **{t: os.path.join(base, t) for t in wanted})
 
@@ -149,7 +150,7 @@ class Namespaces:
             return cls.of_pid(container.pid, *types, order=order)
         except ProcessLookupError:
             raise ContainerError(
-                "not-running", "%s exited after it was looked up (pid %d)" % (container.describe(), container.pid)
+                "not-running", f"{container.describe()} exited after it was looked up (pid {container.pid})"
             ) from None
 
     @classmethod
@@ -201,7 +202,7 @@ class Namespaces:
 
     def get(self, ns_type: str) -> str | None:
         if ns_type not in TYPES:
-            raise ValueError("unknown namespace type %r" % (ns_type,))
+            raise ValueError(f"unknown namespace type {ns_type!r}")
         return self._paths[TYPES.index(ns_type)]
 
     def replace(self, **changes: PathArg | str | Iterable[str]) -> Namespaces:
@@ -229,12 +230,12 @@ class Namespaces:
         return hash((self._paths, self._order, self._netns))
 
     def __repr__(self) -> str:
-        args = ["%s=%r" % item for item in self.paths.items() if not (item[0] == "net" and self._netns)]
+        args = ["{}={!r}".format(*item) for item in self.paths.items() if not (item[0] == "net" and self._netns)]
         if self._netns is not None:
-            args.append("netns=%r" % self._netns)
+            args.append(f"netns={self._netns!r}")
         if self._order is not None:
-            args.append("order=%r" % self._order)
-        return "Namespaces(%s)" % ", ".join(args)
+            args.append(f"order={self._order!r}")
+        return "Namespaces({})".format(", ".join(args))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Namespaces is immutable")

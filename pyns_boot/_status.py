@@ -1,10 +1,9 @@
 """What the start-up hook did in this process: pyns_boot.status() and check().
 
-Not on the start-up path: loaded on first use of the public names.  Kept
-free of heavy imports (no typing, dataclasses or json) so that
-``import pyns_boot; pyns_boot.status()`` stays cheap.  Annotations are
-quoted instead of ``from __future__ import annotations``, which imports
-the __future__ module at run time (a quarter of that cost).
+Not on the start-up path: loaded on first use of the public names, and
+cheap to import (tests/test_startup_imports.py).  Annotations are quoted
+instead of ``from __future__ import annotations``, which imports the
+__future__ module at run time (a quarter of that cost).
 """
 
 import errno as errno_module
@@ -40,10 +39,10 @@ class _Frozen:
     __slots__ = ()
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("%s is immutable" % type(self).__name__)
+        raise AttributeError(f"{type(self).__name__} is immutable")
 
     def __delattr__(self, name: str) -> None:
-        raise AttributeError("%s is immutable" % type(self).__name__)
+        raise AttributeError(f"{type(self).__name__} is immutable")
 
     def _set(self, **values: object) -> None:
         for name, value in values.items():
@@ -88,7 +87,7 @@ class NamespaceState(_Frozen):
         return (self.type, self.path, self.outcome, self.early)
 
     def __repr__(self) -> str:
-        return "NamespaceState(type=%r, path=%r, outcome=%r, early=%r)" % self._key()
+        return "NamespaceState(type={!r}, path={!r}, outcome={!r}, early={!r})".format(*self._key())
 
 
 class Status(_Frozen):
@@ -227,12 +226,12 @@ class Status(_Frozen):
         return hash((self.state, self.error, self.errno, tuple(self.namespaces.values())))
 
     def __repr__(self) -> str:
-        requested = ", ".join("%s=%s" % (t, ns.outcome) for t, ns in self.namespaces.items() if ns.requested)
-        text = "Status(state=%r, ok=%r, hook_ran=%r" % (self.state, self.ok, self.hook_ran)
+        requested = ", ".join(f"{t}={ns.outcome}" for t, ns in self.namespaces.items() if ns.requested)
+        text = f"Status(state={self.state!r}, ok={self.ok!r}, hook_ran={self.hook_ran!r}"
         if requested:
             text += ", " + requested
         if self.error is not None:
-            text += ", error=%r" % self.error
+            text += f", error={self.error!r}"
         return text + ")"
 
 
@@ -267,7 +266,7 @@ def _gather(record: "ModuleType | None") -> "Status":
     try:
         _pyns_boot = _c_helper()
     except ImportError as error:
-        message = load_error or "pyns_boot: cannot load the C helper _pyns_boot: %s" % error
+        message = load_error or f"pyns_boot: cannot load the C helper _pyns_boot: {error}"
         return Status(FAILED, load_error is not None, {}, error=message, policy=policy)
 
     if policy is None:  # the common path: the C helper's run() acted without Python
@@ -301,7 +300,7 @@ def _gather(record: "ModuleType | None") -> "Status":
         pending.append(_pyns_boot.ORDER_VARIABLE)
     if not pending:
         return Status(INACTIVE, False, namespaces)
-    message = "pyns_boot: %s %s set, but the pyns_boot start-up hook did not run in this process (%s)" % (
+    message = "pyns_boot: {} {} set, but the pyns_boot start-up hook did not run in this process ({})".format(
         ", ".join(pending),
         "is" if len(pending) == 1 else "are",
         _why_not_run(),
@@ -339,13 +338,13 @@ def _why_not_run() -> str:
     dirs = _sitedirs.site_dirs()
     directory = _sitedirs.hook_dir(dirs)
     if directory is None:
-        return "pyns_boot.pth is not installed in the site-packages of %s (site.py read: %s)" % (
+        return "pyns_boot.pth is not installed in the site-packages of {} (site.py read: {})".format(
             sys.prefix,
             ", ".join(dirs) or "no directory",
         )
     return (
-        "pyns_boot.pth in %s did not act: the variables were gone from os.environ when site.py reached it "
-        "(an earlier .pth file removed them), or its line failed (see the start-up's stderr)" % directory
+        f"pyns_boot.pth in {directory} did not act: the variables were gone from os.environ when site.py reached it "
+        "(an earlier .pth file removed them), or its line failed (see the start-up's stderr)"
     )
 
 

@@ -10,9 +10,9 @@ call_in (pyns_boot._call_in) and NamespaceExecutor (pyns_boot._executor).
 See docs/workers.md ("How it works, and why this way") and
 benchmarks/README.md for the measurements behind this choice.
 
-Not on the start-up path: loaded on first use of the public names.  Kept
-light for the first call: no concurrent.futures, subprocess, socket or
-pickle (the executor and the pickle fallback load what they need).
+Not on the start-up path: loaded on first use of the public names, and
+light for the first call (tests/test_startup_imports.py): the executor and
+the pickle fallback load what they need.
 """
 
 from __future__ import annotations
@@ -67,11 +67,11 @@ def _describe_status(status: int | None) -> str:
         try:
             name = signal.Signals(number).name
         except ValueError:
-            name = "signal %d" % number
-        return "it was killed by signal %d (%s)" % (number, name)
+            name = f"signal {number}"
+        return f"it was killed by signal {number} ({name})"
     if os.WIFEXITED(status):
-        return "it exited with status %d" % os.WEXITSTATUS(status)
-    return "wait status %d" % status
+        return f"it exited with status {os.WEXITSTATUS(status)}"
+    return f"wait status {status}"
 
 
 def _main_path() -> str | None:
@@ -102,7 +102,7 @@ def _importable_name(fn: Callable[..., Any]) -> tuple[str, str] | None:
 
 def _encode_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     if not callable(fn):
-        raise TypeError("fn must be callable, not %s" % type(fn).__name__)
+        raise TypeError(f"fn must be callable, not {type(fn).__name__}")
     name = _importable_name(fn)
     if name is not None:
         named: MarshalCall = {"module": name[0], "qualname": name[1], "args": args, "kwargs": kwargs}
@@ -117,9 +117,9 @@ def _encode_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
         return PICKLE + pickle.dumps(held, pickle.HIGHEST_PROTOCOL)
     except Exception as error:
         raise TypeError(
-            "cannot send %r to a worker process: the callable and its arguments must be picklable "
-            "(a module-level function, not a lambda, a local function or a bound method of an unpicklable object): %s"
-            % (fn, error)
+            f"cannot send {fn!r} to a worker process: the callable and its arguments must be picklable "
+            "(a module-level function, not a lambda, a local function or a bound method of an unpicklable object): "
+            f"{error}"
         ) from error
 
 
@@ -232,8 +232,9 @@ class _ForkServer:
             self._closed = True
             status = self.process.poll()
             raise WorkerDied(
-                "the pyns_boot fork server (pid %d) is gone: %s"
-                % (self.process.pid, "its connection closed" if status is None else _describe_status(status))
+                "the pyns_boot fork server (pid {}) is gone: {}".format(
+                    self.process.pid, "its connection closed" if status is None else _describe_status(status)
+                )
             ) from error
         reply: ControlReply = marshal.loads(frame)
         return reply
@@ -241,17 +242,15 @@ class _ForkServer:
     def request(self, request: ControlRequest, fd: int = -1) -> ControlReply:
         with self._lock:
             if self._closed:
-                raise WorkerDied("the pyns_boot fork server (pid %d) is closed" % self.process.pid)
+                raise WorkerDied(f"the pyns_boot fork server (pid {self.process.pid}) is closed")
             try:
                 send_frame(self._control, marshal.dumps(request), fd)  # type: ignore[arg-type]  # a TypedDict is a dict
             except OSError as error:
                 self._closed = True
-                raise WorkerDied(
-                    "the pyns_boot fork server (pid %d) is gone: %s" % (self.process.pid, error)
-                ) from error
+                raise WorkerDied(f"the pyns_boot fork server (pid {self.process.pid}) is gone: {error}") from error
             reply = self._receive()
         if "error" in reply:
-            raise RuntimeError("pyns_boot fork server: %s" % reply["error"])
+            raise RuntimeError("pyns_boot fork server: {}".format(reply["error"]))
         return reply
 
     def fork(self, namespaces: Namespaces, one_shot: bool, needs_main: bool = False) -> _Worker:
@@ -326,7 +325,9 @@ class _Worker:
             if set_up["outcome"] == "setup_failed":
                 self.usable = False
                 raise WorkerDied(
-                    "the worker process %d could not set up in %r: %s" % (self.pid, self.namespaces, set_up["error"])
+                    "the worker process {} could not set up in {!r}: {}".format(
+                        self.pid, self.namespaces, set_up["error"]
+                    )
                 ) from RemoteTraceback(set_up["traceback"])
             if set_up["outcome"] != "joined":
                 self.usable = False
@@ -348,18 +349,18 @@ class _Worker:
             self.usable = False
             self.server.kill(self.pid)
             raise TimeoutError(
-                "%s did not finish in time in %r; its worker process %d was killed" % (what, self.namespaces, self.pid),
+                f"{what} did not finish in time in {self.namespaces!r}; its worker process {self.pid} was killed",
             ) from None
         except (EOFError, OSError) as error:
             self.usable = False
             status = _describe_status(self.server.status(self.pid))
             raise WorkerDied(
-                "the worker process %d in %r died during %s: %s" % (self.pid, self.namespaces, what, status)
+                f"the worker process {self.pid} in {self.namespaces!r} died during {what}: {status}"
             ) from error
         try:
             return decode(frame)
         except Exception as error:
-            text = "%s: %s" % (type(error).__name__, error)
+            text = f"{type(error).__name__}: {error}"
             return {"error": RemoteError("the worker's reply cannot be unpickled here: " + text), "traceback": text}
 
     def close(self) -> None:
@@ -372,7 +373,7 @@ def _join_error(report: Report, namespaces: Namespaces) -> Exception:
     from pyns_boot._status import _from_report
 
     status = _from_report(report, None)
-    message = status.error or "pyns_boot: cannot join %r" % (namespaces,)
+    message = status.error or f"pyns_boot: cannot join {namespaces!r}"
     hint = _hints.for_report(report, _hints.API)
     if hint:
         status._set(hint=hint)

@@ -16,7 +16,7 @@ supervisor of its child, which serves the calls from inside it), reports
 the outcome and then serves calls.  The messages and their records:
 pyns_boot._worker_protocol.
 
-Start-up cost is the point: only built-in and C modules (marshal, _socket,
+Start-up cost is the point (tests/test_startup_imports.py): only built-in and C modules (marshal, _socket,
 _signal), this module, the protocol, pyns_boot._errors and the C helper
 load here; ``socket``, ``pickle`` and ``signal`` would pull in enum, re,
 functools and collections and slow the cold start down by more than the

@@ -73,7 +73,7 @@ def _parser_class() -> type[argparse.ArgumentParser]:
     class _Parser(argparse.ArgumentParser):
         def error(self, message: str) -> None:  # type: ignore[override]
             self.print_usage(sys.stderr)
-            self.exit(2, "%s: error: %s\n" % (self.prog, message))
+            self.exit(2, f"{self.prog}: error: {message}\n")
 
     return _Parser
 
@@ -124,7 +124,7 @@ def _add_namespace_options(parser: argparse.ArgumentParser, for_run: bool) -> No
             nargs="?",
             const=FROM_TARGET,
             metavar="PATH",
-            help="%s (gons_%s)" % (what, ns_type),
+            help=f"{what} (gons_{ns_type})",
         )
     group.add_argument(
         "--netns",
@@ -204,12 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a Python program in the namespaces",
         usage="%(prog)s [OPTIONS] (-- script.py | -- -m MODULE | -c CODE) [ARGS ...]",
         description=_wrap(
-            "Replace this process with  %s [ARGS]  (this environment's interpreter) with the gons_* "
+            "Replace this process with  {} [ARGS]  (this environment's interpreter) with the gons_* "
             "variables set: its start-up hook joins the namespaces before the program runs.  The program's exit status "
             "passes through; 125 means the hook refused (the message says why).  Everything after -- or -c goes to "
             "the interpreter unchanged.  -m is the mount namespace, as in nsenter: run a module with  -- -m MODULE.  "
             "With a pid namespace this process joins it and forks first, staying as the supervisor, as nsenter --pid "
-            "does." % os.path.basename(sys.executable or "python")
+            "does.".format(os.path.basename(sys.executable or "python"))
         ),
         epilog="examples:\n  pyns-boot run -t 4242 --net --uts -- app.py --verbose\n"
         "  pyns-boot run --netns blue -- -m http.server 8000\n"
@@ -254,7 +254,7 @@ def split_run_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _error(message: str) -> int:
-    sys.stderr.write("%s: %s\n" % (PROG, message))
+    sys.stderr.write(f"{PROG}: {message}\n")
     return 1
 
 
@@ -262,7 +262,7 @@ def _resolve_container(args: argparse.Namespace) -> None:
     """--container NAME: becomes -t with the container's PID (and --all without type options)."""
     if args.container is None:
         if args.engine is not None:
-            raise UsageError("--engine %s needs --container NAME" % args.engine)
+            raise UsageError(f"--engine {args.engine} needs --container NAME")
         return
     if args.target is not None:
         raise UsageError("--container and -t both name the target: give one of them")
@@ -303,21 +303,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return 0 if result.ok else 1
-    print("state:   %s%s" % (result.state, "" if result.hook_ran else " (the hook did not run)"))
+    print("state:   {}{}".format(result.state, "" if result.hook_ran else " (the hook did not run)"))
     if result.order:
-        print("order:   %s" % result.order)
+        print(f"order:   {result.order}")
     if result.policy:
-        print("policy:  %s" % result.policy)
+        print(f"policy:  {result.policy}")
     if result.policy_error:
-        print("warning: %s" % result.policy_error)
+        print(f"warning: {result.policy_error}")
     if result.error:
-        print("error:   %s" % result.error)
+        print(f"error:   {result.error}")
     if result.hint:
-        print("hint:    %s" % result.hint)
+        print(f"hint:    {result.hint}")
     for ns_type, ns in result.namespaces.items():
         if ns.requested:
             early = " (opened early)" if ns.early else ""
-            print("  %-7s %-15s %s%s" % (ns_type, ns.outcome.replace("_", " "), ns.path, early))
+            print("  {!s:<7} {!s:<15} {}{}".format(ns_type, ns.outcome.replace("_", " "), ns.path, early))
     return 0 if result.ok else 1
 
 
@@ -356,15 +356,15 @@ def format_env(variables: dict[str, str], fmt: str) -> bytes:
             why = _env_line_problem(value)
             if why:
                 raise CommandError(_unrepresentable(name, value, "env", why))
-        return b"".join(os.fsencode("%s=%s\n" % (name, value)) for name, value in variables.items())
+        return b"".join(os.fsencode(f"{name}={value}\n") for name, value in variables.items())
     import shlex
 
     lines = []
     unset = [name for name in _steering_variables() if name not in variables]
     if unset:
-        lines.append("unset %s\n" % " ".join(unset))
+        lines.append("unset {}\n".format(" ".join(unset)))
     for name, value in variables.items():
-        lines.append("export %s=%s\n" % (name, shlex.quote(value)))
+        lines.append(f"export {name}={shlex.quote(value)}\n")
     return os.fsencode("".join(lines))
 
 
@@ -388,11 +388,9 @@ def _env_line_problem(value: str) -> str:
 
 
 def _unrepresentable(name: str, value: str, fmt: str, why: str) -> str:
-    return "%s=%s cannot be written in --format %s: the value %s; use --format shell (eval) instead" % (
-        name,
-        repr(value) if _is_utf8(value) else repr(os.fsencode(value))[1:],
-        fmt,
-        why,
+    return (
+        f"{name}={repr(value) if _is_utf8(value) else repr(os.fsencode(value))[1:]} cannot be written in --format "
+        f"{fmt}: the value {why}; use --format shell (eval) instead"
     )
 
 
@@ -404,7 +402,7 @@ def _after_joins(args: argparse.Namespace) -> dict[str, str]:
     if args.wd == FROM_TARGET:
         if args.target is None:
             raise UsageError("-w/--wd without DIR means the working directory of the -t process: add -t PID or a DIR")
-        variables[_finish.WD_VARIABLE] = "!/proc/%d/cwd" % args.target  # opened before the joins, as nsenter does
+        variables[_finish.WD_VARIABLE] = f"!/proc/{args.target}/cwd"  # opened before the joins, as nsenter does
     elif args.wd is not None:
         if not args.wd:
             raise UsageError("-w/--wd needs a non-empty DIR")
@@ -412,7 +410,7 @@ def _after_joins(args: argparse.Namespace) -> dict[str, str]:
     for variable, value in ((_finish.SETGID_VARIABLE, args.setgid), (_finish.SETUID_VARIABLE, args.setuid)):
         if value is not None:
             if value < 0:
-                raise UsageError("-S/--setuid and -G/--setgid take a non-negative id, not %d" % value)
+                raise UsageError(f"-S/--setuid and -G/--setgid take a non-negative id, not {value}")
             variables[variable] = str(value)
     return variables
 
@@ -429,17 +427,17 @@ def _steering_variables() -> tuple[str, ...]:
 def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
     if args.mnt not in (None, FROM_TARGET) and not args.mnt.startswith("/") and not os.path.exists(args.mnt):
         raise UsageError(
-            "-m is the mount namespace (as in nsenter) and %r is no such file: to run a module, "
-            "pyns-boot run [OPTIONS] -- -m %s [ARGS]" % (args.mnt, args.mnt)
+            f"-m is the mount namespace (as in nsenter) and {args.mnt!r} is no such file: to run a module, "
+            f"pyns-boot run [OPTIONS] -- -m {args.mnt} [ARGS]"
         )
     if args.script is not None:
-        raise UsageError("put -- before the program: pyns-boot run [OPTIONS] -- %s [ARGS]" % args.script)
+        raise UsageError(f"put -- before the program: pyns-boot run [OPTIONS] -- {args.script} [ARGS]")
     if not program:
         message = "no program: give -- script.py [ARGS], -- -m MODULE [ARGS] or -c CODE [ARGS]"
         taken = [(t, getattr(args, t)) for t, _, _ in TYPE_OPTIONS if getattr(args, t) not in (None, FROM_TARGET)]
         for ns_type, value in taken:
             if not value.startswith("/"):
-                message += " (--%s took %r as its PATH: put -- before the program)" % (ns_type, value)
+                message += f" (--{ns_type} took {value!r} as its PATH: put -- before the program)"
         raise UsageError(message)
     if program[0] == "-m" and (len(program) < 2 or program[1].startswith("-")):
         raise UsageError("-- -m takes a module name, as python -m does")
@@ -452,7 +450,7 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
 
     missing = hook_blocker()
     if missing:
-        return _error("run: %s; the program would not join the namespaces (see: pyns-boot doctor)" % missing)
+        return _error(f"run: {missing}; the program would not join the namespaces (see: pyns-boot doctor)")
     from pyns_boot import _cli_namespaces
 
     start = None if args.target is None else _cli_namespaces.process_start(args.target)
@@ -463,14 +461,14 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
     env.update(_after_joins(args))
     if start is not None and _cli_namespaces.process_start(args.target) != start:
         # Gone (or its pid reused) since its namespaces were read: the paths would name another process.
-        raise CommandError("process %d exited while its namespaces were read" % args.target)
+        raise CommandError(f"process {args.target} exited while its namespaces were read")
     sys.stdout.flush()
     sys.stderr.flush()
     _enter_pid_namespace_first(spec, env)
     try:
         os.execve(executable, [executable, *program], env)
     except OSError as error:
-        return _error("run: cannot execute %s: %s" % (executable, error.strerror))
+        return _error(f"run: cannot execute {executable}: {error.strerror}")
     return 1  # not reached
 
 
@@ -562,8 +560,8 @@ def _refuse_after_partial_join(command: str) -> None:
     result = status()
     if result.state == "failed" and result.joined:
         raise CommandError(
-            "the start-up hook of this pyns-boot process failed after joining %s: unset the gons_* variables "
-            "(they belong to another program) and try again" % ", ".join(result.joined)
+            "the start-up hook of this pyns-boot process failed after joining {}: unset the gons_* variables "
+            "(they belong to another program) and try again".format(", ".join(result.joined))
         )
 
 
@@ -592,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return _doctor.main(args.json)
     except UsageError as error:
-        sys.stderr.write("%s %s: error: %s\n" % (PROG, args.command, error))
+        sys.stderr.write(f"{PROG} {args.command}: error: {error}\n")
         sys.exit(2)
     except CommandError as error:
         return _command_error(args, error)
@@ -601,8 +599,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _command_error(args: argparse.Namespace, error: CommandError) -> int:
     if getattr(args, "container", None) and args.target is not None:
         # Found, then gone (or not readable): say which container the pid was.
-        gone = "" if os.path.exists("/proc/%d" % args.target) else " exited after it was looked up"
-        return _error("container %s%s (pid %d): %s" % (args.container, gone, args.target, error))
+        gone = "" if os.path.exists(f"/proc/{args.target}") else " exited after it was looked up"
+        return _error(f"container {args.container}{gone} (pid {args.target}): {error}")
     return _error(str(error))
 
 

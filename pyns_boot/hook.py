@@ -10,7 +10,7 @@ applies), an interpreter whose subinterpreters C cannot tell apart, and a
 install (refused under the policy: on 3.15-3.17 it silences the .pth line).
 :func:`start` is the PEP 829 entry point of the wheels that ship a .start
 file (docs/python-versions.md: from Python 3.18 on).  It is still start-up
-code of every such process: keep imports out of it.
+code of every such process (tests/test_startup_imports.py).
 """
 
 import os

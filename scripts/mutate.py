@@ -207,8 +207,7 @@ def apply(clone: str, mutation: Mutation) -> None:
         count = text.count(old)
         if count != 1:
             raise SystemExit(
-                "mutation %s: %r occurs %d times in %s (expected once): update MUTATIONS"
-                % (mutation.name, old, count, path)
+                f"mutation {mutation.name}: {old!r} occurs {count} times in {path} (expected once): update MUTATIONS"
             )
         with open(full, "w", encoding="utf-8") as file:
             file.write(text.replace(old, new))
@@ -252,11 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     by_name = {m.name: m for m in MUTATIONS}
     unknown = [n for n in args.names if n not in by_name]
     if unknown:
-        parser.error("unknown mutation(s): %s (see --list)" % ", ".join(unknown))
+        parser.error("unknown mutation(s): {} (see --list)".format(", ".join(unknown)))
     chosen = [by_name[n] for n in args.names] if args.names else MUTATIONS
     if args.list:
         for m in chosen:
-            print("%-20s %s\n%-20s tests: %s" % (m.name, m.description, "", " ".join(m.tests) or "(all)"))
+            print("{!s:<20} {}\n{!s:<20} tests: {}".format(m.name, m.description, "", " ".join(m.tests) or "(all)"))
         return 0
     if os.geteuid() != 0:
         parser.error("run as root: the tests create namespaces")
@@ -265,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clone = os.path.join(work, "clone")
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", args.source, clone], check=True)
     head = git("rev-parse", "--short", "HEAD", cwd=clone).strip()
-    print("clone of %s at %s in %s" % (args.source, head, clone), flush=True)
+    print(f"clone of {args.source} at {head} in {clone}", flush=True)
     try:
         for m in chosen:  # every edit must apply before anything runs
             apply(clone, m)
@@ -284,9 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_baseline:
         files = [] if args.full else sorted({t for m in chosen for t in selection(m) if t.startswith("tests/")})
         outcome, seconds, first = run_tests(clone, files, args.python, os.path.join(work, "baseline.log"))
-        print("baseline (no mutation): %s in %.0f s %s" % (outcome, seconds, first), flush=True)
+        print(f"baseline (no mutation): {outcome} in {seconds:.0f} s {first}", flush=True)
         if outcome != "passed":
-            print("the unmutated tests do not pass: see %s" % os.path.join(work, "baseline.log"), file=sys.stderr)
+            print("the unmutated tests do not pass: see {}".format(os.path.join(work, "baseline.log")), file=sys.stderr)
             return 1
     for m in chosen:
         apply(clone, m)
@@ -296,14 +295,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         verdict = {"failed": "killed", "passed": "SURVIVED", "timeout": "timeout", "broken": "BROKEN"}[outcome]
         failures += verdict != "killed"
         rows.append((m.name, m.description, verdict, seconds, first))
-        print("%-20s %-8s %5.0f s  %s" % (m.name, verdict, seconds, first), flush=True)
+        print(f"{m.name!s:<20} {verdict!s:<8} {seconds:5.0f} s  {first}", flush=True)
 
     print("\n| mutation | what | result | seconds | first failing test |\n|---|---|---|---|---|")
     for name, description, verdict, seconds, first in rows:
-        print("| %s | %s | %s | %.0f | %s |" % (name, description, verdict, seconds, first.replace("|", "\\|")))
-    print("\n%d of %d killed" % (len(rows) - failures, len(rows)))
+        print("| {} | {} | {} | {:.0f} | {} |".format(name, description, verdict, seconds, first.replace("|", "\\|")))
+    print(f"\n{len(rows) - failures} of {len(rows)} killed")
     if args.keep:
-        print("kept: %s" % work)
+        print(f"kept: {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if failures else 0

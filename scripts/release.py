@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 ZIG_VERSION = "0.17.1"  # keep in step with requirements-dev.txt
-ZIG_INSTALL = "pip install ziglang==%s (it is in requirements-dev.txt)" % ZIG_VERSION
+ZIG_INSTALL = f"pip install ziglang=={ZIG_VERSION} (it is in requirements-dev.txt)"
 ALLOW_DIRTY = "PYNS_BOOT_DIST_ALLOW_DIRTY"
 GLIBC = (2, 17)
 ARCHES = ("x86_64", "aarch64")
@@ -39,7 +39,7 @@ class ReleaseError(Exception):
 
 
 def platform_tag(arch: str) -> str:
-    return "manylinux_%d_%d_%s.manylinux2014_%s" % (*GLIBC, arch, arch)
+    return "manylinux_{}_{}_{}.manylinux2014_{}".format(*GLIBC, arch, arch)
 
 
 def wheel_tag(arch: str) -> str:
@@ -66,8 +66,9 @@ def find_zig(python: str = sys.executable, path: str | None = None) -> list[str]
         candidates.append([on_path])
     if not candidates:
         raise ReleaseError(
-            "no C compiler for the release wheels: zig %s is neither importable by %s (ziglang) nor on PATH.\n"
-            "Install it: %s" % (ZIG_VERSION, python, ZIG_INSTALL)
+            f"no C compiler for the release wheels: zig {ZIG_VERSION} is neither importable by {python} (ziglang) "
+            "nor on PATH.\n"
+            f"Install it: {ZIG_INSTALL}"
         )
     found = []
     for command in candidates:
@@ -76,14 +77,16 @@ def find_zig(python: str = sys.executable, path: str | None = None) -> list[str]
                 [*command, "version"], capture_output=True, text=True, env={"PATH": path}, timeout=120, check=False
             )
         except OSError as error:
-            found.append("%s: %s" % (" ".join(command), error))
+            found.append("{}: {}".format(" ".join(command), error))
             continue
         version = out.stdout.strip()
         if out.returncode == 0 and version == ZIG_VERSION:
             return command
-        found.append("%s: %s" % (" ".join(command), version or "exit %d %s" % (out.returncode, out.stderr.strip())))
+        found.append("{}: {}".format(" ".join(command), version or f"exit {out.returncode} {out.stderr.strip()}"))
     raise ReleaseError(
-        "the release wheels need zig %s; found only: %s.\nInstall it: %s" % (ZIG_VERSION, "; ".join(found), ZIG_INSTALL)
+        "the release wheels need zig {}; found only: {}.\nInstall it: {}".format(
+            ZIG_VERSION, "; ".join(found), ZIG_INSTALL
+        )
     )
 
 
@@ -93,7 +96,7 @@ def check_clean_tree(root: Path = ROOT, environ: dict[str, str] | None = None) -
     for an allowed dirty tree, else None."""
     environ = dict(os.environ) if environ is None else environ
     allowed = environ.get(ALLOW_DIRTY) == "1"
-    way_out = "commit or stash them (or set %s=1 for a build that is not for upload)" % ALLOW_DIRTY
+    way_out = f"commit or stash them (or set {ALLOW_DIRTY}=1 for a build that is not for upload)"
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all"],
@@ -102,22 +105,19 @@ def check_clean_tree(root: Path = ROOT, environ: dict[str, str] | None = None) -
             check=False,
         )
     except OSError as error:
-        problem = "cannot check the work tree %s for uncommitted files (git: %s)" % (root, error)
+        problem = f"cannot check the work tree {root} for uncommitted files (git: {error})"
     else:
         if out.returncode != 0:
-            problem = "cannot check the work tree %s for uncommitted files: %s" % (root, out.stderr.strip())
+            problem = f"cannot check the work tree {root} for uncommitted files: {out.stderr.strip()}"
         elif out.stdout.strip():
             lines = out.stdout.rstrip("\n").splitlines()
-            shown = "\n  ".join(lines[:20]) + ("\n  ... %d more" % (len(lines) - 20) if len(lines) > 20 else "")
-            problem = "the work tree %s is not clean; the sdist would hold files no commit has:\n  %s" % (
-                root,
-                shown,
-            )
+            shown = "\n  ".join(lines[:20]) + (f"\n  ... {len(lines) - 20} more" if len(lines) > 20 else "")
+            problem = f"the work tree {root} is not clean; the sdist would hold files no commit has:\n  {shown}"
         else:
             return None
     if not allowed:
-        raise ReleaseError("%s\nRefusing to build release artifacts: %s" % (problem, way_out))
-    return "%s\n%s=1: building anyway; do not upload these artifacts." % (problem, ALLOW_DIRTY)
+        raise ReleaseError(f"{problem}\nRefusing to build release artifacts: {way_out}")
+    return f"{problem}\n{ALLOW_DIRTY}=1: building anyway; do not upload these artifacts."
 
 
 def python_include(python: str) -> Path:
@@ -131,13 +131,14 @@ def python_include(python: str) -> Path:
     include = Path(out.stdout.strip())
     if include.name == "python3.8":
         raise ReleaseError(
-            "%s is Python 3.8, whose Python.h includes <crypt.h>, which zig's C library headers lack: "
-            "run nox -s dist with Python 3.9 or newer (the wheel still serves 3.8: abi3)" % python
+            f"{python} is Python 3.8, whose Python.h includes <crypt.h>, which zig's C library headers lack: "
+            "run nox -s dist with Python 3.9 or newer (the wheel still serves 3.8: abi3)"
         )
     if not (include / "Python.h").is_file():
         raise ReleaseError(
-            "%s has no C headers (no %s): install its development package (Debian: python3-dev)"
-            % (python, include / "Python.h")
+            "{} has no C headers (no {}): install its development package (Debian: python3-dev)".format(
+                python, include / "Python.h"
+            )
         )
     return include
 
@@ -153,10 +154,10 @@ def multiarch_overlay(include: Path, arch: str, scratch: Path) -> list[str]:
     if not match or arch == "x86_64":
         return []
     host = Path("/usr/include/x86_64-linux-gnu") / match.group(1) / "pyconfig.h"
-    target = scratch / "include" / ("%s-linux-gnu" % arch) / match.group(1) / "pyconfig.h"
+    target = scratch / "include" / (f"{arch}-linux-gnu") / match.group(1) / "pyconfig.h"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(host, target)
-    return ["-I%s" % (scratch / "include")]
+    return ["-I{}".format(scratch / "include")]
 
 
 # ---------------------------------------------------------------- building
@@ -168,8 +169,9 @@ def run(args: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None
     )
     if result.returncode != 0:
         raise ReleaseError(
-            "failed (exit %d): %s\n%s\n%s"
-            % (result.returncode, " ".join(args), result.stdout[-4000:], result.stderr[-4000:])
+            "failed (exit {}): {}\n{}\n{}".format(
+                result.returncode, " ".join(args), result.stdout[-4000:], result.stderr[-4000:]
+            )
         )
     return result.stdout
 
@@ -192,10 +194,10 @@ def unpack(sdist: Path, into: Path) -> Path:
 
 def build_wheel(tree: Path, arch: str, zig: list[str], out: Path, python: str = sys.executable) -> Path:
     """One manylinux2014 wheel of the unpacked sdist `tree`, compiled by zig for glibc 2.17 on arch."""
-    scratch = Path(tempfile.mkdtemp(prefix="pyns-dist-%s-" % arch))
+    scratch = Path(tempfile.mkdtemp(prefix=f"pyns-dist-{arch}-"))
     try:
         include = python_include(python)
-        cc = [*zig, "cc", "-target", "%s-linux-gnu.%d.%d" % (arch, *GLIBC)]
+        cc = [*zig, "cc", "-target", "{}-linux-gnu.{}.{}".format(arch, *GLIBC)]
         # -ldl: glibc 2.17 keeps dlsym/dlopen in libdl.so.2 (libc from 2.34 on); harmless where unused.
         env = dict(os.environ)
         env.update(
@@ -203,6 +205,7 @@ def build_wheel(tree: Path, arch: str, zig: list[str], out: Path, python: str = 
             LDSHARED=" ".join([*cc, "-shared"]),
             LDFLAGS="-ldl",
             CFLAGS=" ".join(multiarch_overlay(include, arch, scratch)),
+            PYNS_BOOT_WERROR="1",  # setup.py: a warning fails the release build
         )
         built = scratch / "wheel"
         run([python, "-m", "build", "--wheel", "--outdir", str(built), str(tree)], env=env)
@@ -211,7 +214,7 @@ def build_wheel(tree: Path, arch: str, zig: list[str], out: Path, python: str = 
         # wheel tags writes the platform tags sorted (manylinux2014_... first); the file is named
         # in auditwheel's order, newest-style tag first, as on the package index.  Same tag set.
         (tagged,) = built.glob("pyns_boot-*-cp38-abi3-*manylinux*.whl")
-        name = tagged.name.split("-cp38-abi3-")[0] + "-%s.whl" % wheel_tag(arch)
+        name = tagged.name.split("-cp38-abi3-")[0] + f"-{wheel_tag(arch)}.whl"
         target = out / name
         shutil.move(str(tagged), str(target))
         return target
@@ -241,34 +244,36 @@ def glibc_versions(library: Path) -> set[tuple[int, ...]]:
 
 def check_wheel(wheel: Path, arch: str, python: str = sys.executable) -> str:
     """The wheel's tag, its extension's ELF machine and glibc symbol versions, and auditwheel's verdict."""
-    if not wheel.name.endswith("-%s.whl" % wheel_tag(arch)):
-        raise ReleaseError("%s: expected the tag %s" % (wheel.name, wheel_tag(arch)))
+    if not wheel.name.endswith(f"-{wheel_tag(arch)}.whl"):
+        raise ReleaseError(f"{wheel.name}: expected the tag {wheel_tag(arch)}")
     with zipfile.ZipFile(wheel) as archive, tempfile.TemporaryDirectory() as tmp:
         if EXTENSION not in archive.namelist():
-            raise ReleaseError("%s holds no %s" % (wheel.name, EXTENSION))
+            raise ReleaseError(f"{wheel.name} holds no {EXTENSION}")
         (wheel_file,) = [n for n in archive.namelist() if n.endswith(".dist-info/WHEEL")]
         tags = sorted(
             line[len("Tag: ") :] for line in archive.read(wheel_file).decode().splitlines() if line.startswith("Tag: ")
         )
         expected_tags = sorted("cp38-abi3-" + t for t in platform_tag(arch).split("."))
         if tags != expected_tags:
-            raise ReleaseError("%s: WHEEL says Tag %s, expected %s" % (wheel.name, tags, expected_tags))
+            raise ReleaseError(f"{wheel.name}: WHEEL says Tag {tags}, expected {expected_tags}")
         library = Path(archive.extract(EXTENSION, tmp))
         header = library.read_bytes()[:20]
         machine = int.from_bytes(header[18:20], "little")
         if header[:4] != b"\x7fELF" or machine != ELF_MACHINE[arch]:
-            raise ReleaseError("%s: %s is not an %s ELF file (e_machine %d)" % (wheel.name, EXTENSION, arch, machine))
+            raise ReleaseError(f"{wheel.name}: {EXTENSION} is not an {arch} ELF file (e_machine {machine})")
         newest = max(glibc_versions(library))
         if newest > GLIBC:
             raise ReleaseError(
-                "%s: %s needs GLIBC_%s, newer than %d.%d" % (wheel.name, EXTENSION, ".".join(map(str, newest)), *GLIBC)
+                "{}: {} needs GLIBC_{}, newer than {}.{}".format(
+                    wheel.name, EXTENSION, ".".join(map(str, newest)), *GLIBC
+                )
             )
     shown = run([python, "-m", "auditwheel", "show", str(wheel)])
     verdict = " ".join(shown.split())
-    expected = 'consistent with the following platform tag: "manylinux_2_17_%s"' % arch
+    expected = f'consistent with the following platform tag: "manylinux_2_17_{arch}"'
     if expected not in verdict:
-        raise ReleaseError("auditwheel show %s does not say %s:\n%s" % (wheel.name, expected, shown))
-    return "%s: ELF %s, newest symbol GLIBC_%s; auditwheel: manylinux_2_17 (manylinux2014)" % (
+        raise ReleaseError(f"auditwheel show {wheel.name} does not say {expected}:\n{shown}")
+    return "{}: ELF {}, newest symbol GLIBC_{}; auditwheel: manylinux_2_17 (manylinux2014)".format(
         wheel.name,
         arch,
         ".".join(map(str, newest)),
@@ -288,12 +293,12 @@ def main(out: Path = ROOT / "dist", python: str = sys.executable, log: Callable[
     if warning:
         log("WARNING: " + warning)
     zig = find_zig(python)
-    log("zig %s: %s" % (ZIG_VERSION, " ".join(zig)))
+    log("zig {}: {}".format(ZIG_VERSION, " ".join(zig)))
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("pyns_boot-*"):
         old.unlink()
     sdist = build_sdist(out, python)
-    log("sdist: %s" % sdist.name)
+    log(f"sdist: {sdist.name}")
     artifacts = [sdist]
     for arch in ARCHES:
         # A fresh tree per target: setuptools would take the other target's build/ as up to date.
@@ -302,7 +307,7 @@ def main(out: Path = ROOT / "dist", python: str = sys.executable, log: Callable[
             log(check_wheel(wheel, arch, python))
             artifacts.append(wheel)
     twine_check(artifacts, python)
-    log("twine check --strict: passed for %s" % ", ".join(p.name for p in artifacts))
+    log("twine check --strict: passed for {}".format(", ".join(p.name for p in artifacts)))
     return artifacts
 
 
@@ -310,4 +315,4 @@ if __name__ == "__main__":
     try:
         main(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT / "dist")
     except ReleaseError as error:
-        sys.exit("release: %s" % error)
+        sys.exit(f"release: {error}")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, from a fresh clone: run as root (tests create namespaces).
 #   scripts/test.sh [pytest arguments]
-# Makes .venv-test (or $PYNS_BOOT_TEST_VENV) with the test tools (pytest, virtualenv), builds the wheel
+#   scripts/test.sh -m unit      the unit layer alone, in seconds, as any user (what a non-root run runs anyway)
+# Makes .venv-test (or $PYNS_BOOT_TEST_VENV) with the test tools (requirements-test.txt), builds the wheel
 # once, installs it there too (some tests import pyns_boot directly) and runs
 # pytest.  The tests install the same wheel into throwaway virtualenvs and
 # start real interpreters in real namespaces.
@@ -13,6 +14,8 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip -q --disable-pip-version-check)
+# setup.py: C compiler warnings are errors in the builds of the project's own runs (PYNS_BOOT_WERROR=0: warnings).
+export PYNS_BOOT_WERROR=${PYNS_BOOT_WERROR-1}
 "${pip[@]}" install -r requirements-test.txt
 if [ -z "${PYNS_BOOT_WHEEL:-}" ]; then
     wheel_dir=$(mktemp -d /tmp/pyns-boot-wheel.XXXXXX)

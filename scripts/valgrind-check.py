@@ -39,16 +39,17 @@ def main(mode: str, logs: list[str]) -> int:
             if mode == "strict" or kind in ALWAYS or ours(error):
                 bad += 1
                 what = error.findtext("what") or error.findtext("xwhat/text") or ""
-                print("%s: %s %s" % (log, kind, what), file=sys.stderr)
+                print(f"{log}: {kind} {what}", file=sys.stderr)
                 for frame in list(error.iter("frame"))[:12]:
                     print(
-                        "    %s %s:%s (%s)"
-                        % (frame.findtext("fn"), frame.findtext("file"), frame.findtext("line"), frame.findtext("obj")),
+                        "    {} {}:{} ({})".format(
+                            frame.findtext("fn"), frame.findtext("file"), frame.findtext("line"), frame.findtext("obj")
+                        ),
                         file=sys.stderr,
                     )
             else:
                 other += 1
-    print("valgrind: %d log(s), %d error(s) of ours, %d of CPython's own not judged" % (len(logs), bad, other))
+    print(f"valgrind: {len(logs)} log(s), {bad} error(s) of ours, {other} of CPython's own not judged")
     return 1 if bad else 0
 
 

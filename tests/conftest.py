@@ -10,10 +10,65 @@ import pytest
 from containers import LabContainer, RootlessContainer, lab_missing, lab_required
 from nsutil import Holder, NamedNetns, Venv, build_wheel, make_venv, rmtree, world_readable_dir
 
+# The unit layer: tests marked @pytest.mark.unit need no kernel privilege and run as any user
+# (scripts/test.sh -m unit; .ci/run runs them as nobody).  These fixtures make namespaces, holders,
+# venvs with the wheel or containers: a unit test that reaches one of them is refused at collection.
+UNIT = "unit"
+ROOT_FIXTURES = frozenset(
+    {
+        "workdir",
+        "wheel",
+        "hook_venv",
+        "plain_venv",
+        "fresh_hook_venv",
+        "holder",
+        "netns",
+        "lab",
+        "lab_container",
+        "make_container",
+        "rootless_container",
+    }
+)
+NEED_ROOT = pytest.StashKey[int]()
 
-def pytest_configure(config: pytest.Config) -> None:
-    if os.geteuid() != 0:
-        raise pytest.UsageError("the pyns_boot tests create namespaces and must run as root")
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker(UNIT) is not None:
+            needs = sorted(ROOT_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+            if needs:
+                raise pytest.UsageError(
+                    "{} is marked unit but uses the fixture(s) {}, which need root".format(
+                        item.nodeid, ", ".join(needs)
+                    )
+                )
+    if os.geteuid() == 0:
+        return
+    # Not root: the unit tests only; the others create namespaces.  Said once, in the header and the summary.
+    kept = [item for item in items if item.get_closest_marker(UNIT) is not None]
+    deselected = [item for item in items if item.get_closest_marker(UNIT) is None]
+    config.stash[NEED_ROOT] = len(deselected)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if os.geteuid() == 0:
+        return None
+    return f"pyns_boot: not root (uid {os.geteuid()}): only the unit tests run (-m unit); the others need root"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    need_root = config.stash.get(NEED_ROOT, 0)
+    if need_root:
+        terminalreporter.write_line(
+            (
+                f"pyns_boot: {need_root} tests were deselected because they need root (they create namespaces): "
+                "run scripts/test.sh as root for the whole suite"
+            ),
+            yellow=True,
+        )
 
 
 @pytest.fixture(scope="session")

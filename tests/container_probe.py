@@ -34,7 +34,7 @@ def _mapped() -> dict[str, str]:
             if len(fields) == 6:
                 name = os.path.basename(fields[5].strip())
                 if name in LIBRARIES:
-                    found[name] = "%s %s" % (fields[3], fields[4])
+                    found[name] = f"{fields[3]} {fields[4]}"
     return found
 
 
@@ -72,7 +72,7 @@ def facts() -> dict[str, Any]:
         with open("/proc/1/cmdline", "rb") as f:
             out["init"] = f.read().split(b"\0")[0].decode()
     except OSError as error:
-        out["init"] = "error: %s" % error
+        out["init"] = f"error: {error}"
     out["hostname"] = socket.gethostname()
     with open("/etc/os-release") as f:
         out["os_release"] = f.read()
@@ -81,10 +81,10 @@ def facts() -> dict[str, Any]:
     try:
         out["imports"] = _imports()
     except Exception as error:  # reported, not raised: the test shows what failed
-        out["imports"] = "%s: %s" % (type(error).__name__, error)
+        out["imports"] = f"{type(error).__name__}: {error}"
     out["libraries"] = _mapped()
     cat = subprocess.run(["cat", "/etc/os-release"], capture_output=True, text=True, check=False)
-    out["cat"] = cat.stdout if cat.returncode == 0 else "exit %d: %s" % (cat.returncode, cat.stderr)
+    out["cat"] = cat.stdout if cat.returncode == 0 else f"exit {cat.returncode}: {cat.stderr}"
     return out
 
 

@@ -39,9 +39,9 @@ def lab_missing() -> str | None:
     if shutil.which("podman") is None:
         return "podman is not installed: run scripts/lab.sh setup (as root) for the container tests"
     if not os.path.exists(OCI_RUNTIME):
-        return "the OCI runtime %s is missing: run scripts/lab.sh setup (as root)" % OCI_RUNTIME
+        return f"the OCI runtime {OCI_RUNTIME} is missing: run scripts/lab.sh setup (as root)"
     if subprocess.run(["podman", "image", "exists", IMAGE], capture_output=True, timeout=TIMEOUT).returncode != 0:
-        return "the lab image %s does not exist: run scripts/lab.sh setup (as root, about a minute)" % IMAGE
+        return f"the lab image {IMAGE} does not exist: run scripts/lab.sh setup (as root, about a minute)"
     return None
 
 
@@ -54,7 +54,7 @@ class LabContainer:
 
     def __init__(self, label: str, command: Sequence[str] = ("sleep", "infinity"), start: bool = True) -> None:
         tag = uuid.uuid4().hex[:8]
-        self.name = "%s%s-%s" % (NAME_PREFIX, label, tag)
+        self.name = f"{NAME_PREFIX}{label}-{tag}"
         self.hostname = "pyns-ctr-" + tag
         args = ["--name", self.name, "--hostname", self.hostname, "--label", "pyns-test=1", IMAGE, *command]
         if start:
@@ -62,7 +62,7 @@ class LabContainer:
             self.pid = self.inspect("{{.State.Pid}}")
             if tuple(command) == ("sleep", "infinity") and (not self.pid.isdigit() or self.pid == "0"):
                 self.remove()
-                raise RuntimeError("container %s did not start: pid %r" % (self.name, self.pid))
+                raise RuntimeError(f"container {self.name} did not start: pid {self.pid!r}")
         else:
             self.id = podman("create", *args).stdout.strip()
             self.pid = "0"
@@ -75,7 +75,7 @@ class LabContainer:
         return podman("container", "inspect", "--format", template, self.name).stdout.strip()
 
     def ref(self, ns_type: str) -> str:
-        return "/proc/%d/ns/%s" % (self.host_pid, ns_type)
+        return f"/proc/{self.host_pid}/ns/{ns_type}"
 
     def env(self, types: Sequence[str] = ("ipc", "mnt", "net", "pid", "uts")) -> dict[str, str]:
         """gons_* variables for the given types, by hand."""
@@ -93,7 +93,7 @@ class LabContainer:
         return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line)
 
     def os_release(self) -> str:
-        with open("/proc/%d/root/etc/os-release" % self.host_pid) as f:
+        with open(f"/proc/{self.host_pid}/root/etc/os-release") as f:
             return f.read()
 
     def stop(self) -> None:
@@ -145,7 +145,7 @@ class RootlessContainer:
 
     def __init__(self, workdir: str) -> None:
         tag = uuid.uuid4().hex[:8]
-        self.name = "%srootless-%s" % (NAME_PREFIX, tag)
+        self.name = f"{NAME_PREFIX}rootless-{tag}"
         self.hostname = "pyns-rl-" + tag
         self.home = os.path.join(workdir, "rootless-home-" + tag)
         os.mkdir(self.home, 0o700)
@@ -160,7 +160,7 @@ class RootlessContainer:
         self.pid = self.podman("container", "inspect", "--format", "{{.State.Pid}}", self.name).stdout.strip()
         if not self.pid.isdigit() or self.pid == "0":
             self.remove()
-            raise RuntimeError("rootless container %s did not start: pid %r" % (self.name, self.pid))
+            raise RuntimeError(f"rootless container {self.name} did not start: pid {self.pid!r}")
 
     @property
     def host_pid(self) -> int:
@@ -168,7 +168,7 @@ class RootlessContainer:
 
     def podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {"PATH": "/usr/bin:/bin", "HOME": self.home, "XDG_RUNTIME_DIR": os.path.join(self.home, "run")}
-        as_nobody = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
+        as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
         os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
         os.chown(env["XDG_RUNTIME_DIR"], NOBODY, NOBODY)
         result = subprocess.run(
@@ -182,11 +182,11 @@ class RootlessContainer:
             check=False,
         )
         if check and result.returncode != 0:
-            raise RuntimeError("rootless podman %s failed: %s" % (" ".join(args), result.stderr.strip()))
+            raise RuntimeError("rootless podman {} failed: {}".format(" ".join(args), result.stderr.strip()))
         return result
 
     def ref(self, ns_type: str) -> str:
-        return "/proc/%d/ns/%s" % (self.host_pid, ns_type)
+        return f"/proc/{self.host_pid}/ns/{ns_type}"
 
     def env(self, types: Sequence[str] = ("user", "ipc", "mnt", "net", "pid", "uts")) -> dict[str, str]:
         return {"gons_" + t: self.ref(t) for t in types}

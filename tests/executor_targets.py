@@ -30,7 +30,7 @@ def add(a: int, b: int = 0, *, scale: int = 1) -> int:
 
 
 def fail(code: int) -> None:
-    raise Custom(code, "failed with %d" % code)
+    raise Custom(code, f"failed with {code}")
 
 
 def sleep_in(pid_file: str, seconds: float) -> int:

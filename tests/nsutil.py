@@ -33,7 +33,7 @@ UNSHARE_FLAGS = {
     "uts": ["--uts"],
 }
 # What a child compares to tell which namespace it is in (see spec, point 7).
-SELF_LINKS = {t: (t,) for t in TYPES}
+SELF_LINKS: dict[str, tuple[str, ...]] = {t: (t,) for t in TYPES}
 SELF_LINKS["pid"] = ("pid_for_children",)
 SELF_LINKS["time"] = ("time", "time_for_children")
 
@@ -134,11 +134,14 @@ def fresh_cwd() -> str:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without anything that steers the hook."""
+    """The test process's environment without anything that steers the hook.
+
+    PYNS_BOOT_WERROR stays: the builds the tests make (sdist routes, editable installs) keep
+    warnings as errors when the run does (setup.py)."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("gons_", "PYNS_BOOT_", "PYTHON")) and k not in ("VIRTUAL_ENV",)
+        if (not k.startswith(("gons_", "PYNS_BOOT_", "PYTHON")) or k == "PYNS_BOOT_WERROR") and k != "VIRTUAL_ENV"
     }
     env.update(extra)
     return env
@@ -226,7 +229,7 @@ def parse_probe(stdout: str) -> dict[str, Any]:
         if line.startswith("PROBE "):
             report: dict[str, Any] = json.loads(line[len("PROBE ") :])
             return report
-    raise AssertionError("the probe printed no report: %r" % stdout)
+    raise AssertionError(f"the probe printed no report: {stdout!r}")
 
 
 def own_links() -> dict[str, str]:
@@ -274,7 +277,7 @@ def as_user(uid: int = NOBODY) -> list[str]:
     hidden, keep = _untraversable_ancestor(base) or ("", "")
     return [
         "env",
-        "PYNS_TEST_UID=%d" % uid,
+        f"PYNS_TEST_UID={uid}",
         "PYNS_TEST_HIDDEN=" + hidden,
         "PYNS_TEST_KEEP=" + keep,
         "unshare",
@@ -314,7 +317,7 @@ class Holder:
         if line.strip() != "ready":
             self.process.kill()
             _, err = self.process.communicate(timeout=10)
-            raise RuntimeError("holder %s did not start: %s" % (self.types, err))
+            raise RuntimeError(f"holder {self.types} did not start: {err}")
         self.pid = self._inner_pid()
 
     def _inner_pid(self) -> int:
@@ -323,7 +326,7 @@ class Holder:
         pid = self.process.pid
         deadline = time.monotonic() + 10
         while True:
-            children = Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
             if children:
                 pid = int(children[0])
                 continue
@@ -334,7 +337,7 @@ class Holder:
             time.sleep(0.01)
 
     def ref(self, ns_type: str) -> str:
-        return "/proc/%d/ns/%s" % (self.pid, ns_type)
+        return f"/proc/{self.pid}/ns/{ns_type}"
 
     def link(self, ns_type: str) -> str:
         return os.readlink(self.ref(ns_type))

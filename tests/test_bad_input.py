@@ -72,11 +72,11 @@ def invalid(variable: str, path: bytes, reason: str) -> bytes:
 
 
 def not_a_namespace(variable: str, path: bytes, what: str) -> bytes:
-    return invalid(variable, path, "not a namespace reference (it is %s)" % what)
+    return invalid(variable, path, f"not a namespace reference (it is {what})")
 
 
 def wrong_type(variable: str, path: bytes, actual: str) -> bytes:
-    return invalid(variable, path, "it is a namespace of type %s, not %s" % (actual, variable[len("gons_") :]))
+    return invalid(variable, path, "it is a namespace of type {}, not {}".format(actual, variable[len("gons_") :]))
 
 
 def unknown(name: bytes) -> bytes:
@@ -419,13 +419,13 @@ class Scene:
     def _wait_for_init_to_exit(pid: int) -> None:
         """Until the holder is sleep and its child (the namespace's init) has exited."""
         for _ in range(500):
-            children = Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()
-            comm = Path("/proc/%d/comm" % pid).read_text().strip()
-            states = [Path("/proc/%s/stat" % c).read_text().rsplit(")", 1)[1].split()[0] for c in children]
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            states = [Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] for c in children]
             if comm == "sleep" and all(state == "Z" for state in states):
                 return
             time.sleep(0.01)
-        raise RuntimeError("the init of the pid namespace held by %d did not exit" % pid)
+        raise RuntimeError(f"the init of the pid namespace held by {pid} did not exit")
 
     def fill(self, value: bytes) -> bytes:
         for name, replacement in (
@@ -531,6 +531,7 @@ def on_stderr(message: bytes) -> bytes:
     return message
 
 
+@pytest.mark.unit
 def test_catalogue_is_complete() -> None:
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids)) and len(ids) >= 40

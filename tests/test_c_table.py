@@ -104,7 +104,7 @@ def test_check_reference_is_the_hooks_check(hook_venv: Venv, tmp_path: Path) -> 
         hook = run_python(hook_venv.python, "print('user code ran')", {"gons_" + ns_type: path}, timeout=HANG_TIMEOUT)
         assert hook.returncode == EXIT_STATUS and hook.stdout == "", hook
         message = hook.stderr.splitlines()[0]
-        assert message.startswith('pyns_boot: invalid gons_%s reference "%s": ' % (ns_type, path)), message
+        assert message.startswith(f'pyns_boot: invalid gons_{ns_type} reference "{path}": '), message
         with pytest.raises(OSError) as from_c:
             _pyns_boot.check_reference(ns_type, path)
         assert from_c.value.strerror == message and from_c.value.errno != 0

@@ -142,7 +142,7 @@ def test_status_shows_the_switch_of_this_process(hook_venv: Venv, holder: Callab
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "state:   succeeded"
-    assert "  net     joined          %s (opened early)" % h.ref("net") in lines
+    assert "  net     joined          {} (opened early)".format(h.ref("net")) in lines
     assert "  uts     already joined  /proc/self/ns/uts (opened early)" in lines
     data = json.loads(pyns_boot(hook_venv, "status", "--json", env=env).stdout)
     assert data["state"] == "succeeded" and data["namespaces"]["net"]["outcome"] == "joined"
@@ -176,7 +176,7 @@ def test_status_under_dash_S_is_not_run(hook_venv: Venv) -> None:
 def test_env_eval_in_sh_moves_the_next_python(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
     h = holder(("net", "uts"))
     command = str(hook_venv.path / "bin" / "pyns-boot")
-    script = 'eval "$(%s env -t %d --net --uts)" && exec %s -c "$PROBE"' % (command, h.pid, hook_venv.python)
+    script = f'eval "$({command} env -t {h.pid} --net --uts)" && exec {hook_venv.python} -c "$PROBE"'
     # Left over in the shell: with gons_order=ipc the new gons_net would be refused (not listed); the output
     # unsets them.  (pyns-boot itself starts with them: it is a Python of this environment too.)
     env = clean_env(PROBE=PROBE, gons_order="ipc", gons_ipc="/proc/self/ns/ipc")
@@ -197,9 +197,9 @@ def test_env_shell_output_is_quoted(hook_venv: Venv, holder: Callable[..., Holde
     awkward.symlink_to(h.ref("net"))
     result = pyns_boot(hook_venv, "env", "--net", str(awkward))
     assert result.returncode == 0, result.stderr
-    assert "export gons_net=%s" % shlex.quote(str(awkward)) in result.stdout
+    assert f"export gons_net={shlex.quote(str(awkward))}" in result.stdout
     shell = subprocess.run(
-        ["sh", "-c", 'eval "$1" && exec %s -c "$PROBE"' % hook_venv.python, "sh", result.stdout],
+        ["sh", "-c", f'eval "$1" && exec {hook_venv.python} -c "$PROBE"', "sh", result.stdout],
         env=clean_env(PROBE=PROBE),
         capture_output=True,
         text=True,
@@ -222,7 +222,7 @@ def test_env_formats_and_named_netns(hook_venv: Venv, netns: NamedNetns) -> None
     # KEY=VALUE lines, as env(1) or docker --env-file take them
     pairs = dict(line.split("=", 1) for line in lines.stdout.splitlines())
     child = subprocess.run(
-        ["env", *("%s=%s" % kv for kv in pairs.items()), hook_venv.python, "-c", PROBE],
+        ["env", *("{}={}".format(*kv) for kv in pairs.items()), hook_venv.python, "-c", PROBE],
         env=clean_env(),
         capture_output=True,
         text=True,
@@ -237,7 +237,7 @@ def test_env_all_is_every_namespace_that_differs(hook_venv: Venv, holder: Callab
     h = holder(("net", "uts", "pid"))
     result = pyns_boot(hook_venv, "env", "-t", str(h.pid), "--all", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"gons_%s" % t: h.ref(t) for t in ("net", "pid", "uts")}
+    assert json.loads(result.stdout) == {f"gons_{t}": h.ref(t) for t in ("net", "pid", "uts")}
     # an explicit path overrides the target's
     mixed = pyns_boot(hook_venv, "env", "-t", str(h.pid), "-a", "--uts", "/proc/self/ns/uts", "--json")
     assert json.loads(mixed.stdout)["gons_uts"] == "/proc/self/ns/uts"
@@ -256,15 +256,15 @@ def test_env_unknown_pid(hook_venv: Venv) -> None:
     for args in (("env", "-t", str(pid), "--net"), ("env", "-t", str(pid), "--all")):
         result = pyns_boot(hook_venv, *args)
         assert result.returncode == 1 and result.stdout == ""
-        assert result.stderr == "pyns-boot: no process with pid %d\n" % pid
+        assert result.stderr == f"pyns-boot: no process with pid {pid}\n"
 
 
 def test_env_and_run_zombie_target(hook_venv: Venv) -> None:
     zombie = subprocess.Popen(["true"])  # exits; not reaped until wait()
     try:
-        while Path("/proc/%d/stat" % zombie.pid).read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
             time.sleep(0.01)
-        message = "pyns-boot: process %d has exited (a zombie: it has no namespaces left)\n" % zombie.pid
+        message = f"pyns-boot: process {zombie.pid} has exited (a zombie: it has no namespaces left)\n"
         for args in (("env", "-t", str(zombie.pid), "--net"), ("env", "-t", str(zombie.pid), "--all")):
             result = pyns_boot(hook_venv, *args)
             assert result.returncode == 1 and result.stdout == "" and result.stderr == message
@@ -290,7 +290,7 @@ def test_env_path_that_is_not_a_network_namespace(
     path = make(tmp_path)
     result = pyns_boot(hook_venv, "env", "--net", path)
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == 'pyns-boot: invalid gons_net reference "%s": %s\n' % (path, message)
+    assert result.stderr == f'pyns-boot: invalid gons_net reference "{path}": {message}\n'
 
 
 def test_env_fifo_does_not_hang(hook_venv: Venv, tmp_path: Path) -> None:
@@ -299,7 +299,7 @@ def test_env_fifo_does_not_hang(hook_venv: Venv, tmp_path: Path) -> None:
     result = pyns_boot(hook_venv, "env", "--uts", str(fifo), timeout=HANG_TIMEOUT)
     assert result.returncode == 1
     assert (
-        result.stderr == 'pyns-boot: invalid gons_uts reference "%s": not a namespace reference (it is a FIFO)\n' % fifo
+        result.stderr == f'pyns-boot: invalid gons_uts reference "{fifo}": not a namespace reference (it is a FIFO)\n'
     )
 
 
@@ -321,11 +321,13 @@ def test_env_permission_denied(hook_venv: Venv, holder: Callable[..., Holder]) -
     h = holder(("net",))
     result = pyns_boot(hook_venv, "env", "-t", str(h.pid), "--net", wrapper=as_user())
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr.startswith('pyns-boot: invalid gons_net reference "%s": Permission denied' % h.ref("net"))
-    assert "needs ptrace access to process %d" % h.pid in result.stderr
+    assert result.stderr.startswith(
+        'pyns-boot: invalid gons_net reference "{}": Permission denied'.format(h.ref("net"))
+    )
+    assert f"needs ptrace access to process {h.pid}" in result.stderr
     result = pyns_boot(hook_venv, "env", "-t", str(h.pid), "--all", wrapper=as_user())
     assert result.returncode == 1 and result.stdout == ""
-    assert "Permission denied" in result.stderr and "needs ptrace access to process %d" % h.pid in result.stderr
+    assert "Permission denied" in result.stderr and f"needs ptrace access to process {h.pid}" in result.stderr
 
 
 # ---------------------------------------------------------------- run
@@ -394,7 +396,7 @@ def test_run_unknown_pid_and_bad_reference(hook_venv: Venv) -> None:
     pid = dead_pid()
     result = pyns_boot(hook_venv, "run", "-t", str(pid), "--net", "-c", "print('user code ran')")
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == "pyns-boot: no process with pid %d\n" % pid
+    assert result.stderr == f"pyns-boot: no process with pid {pid}\n"
     result = pyns_boot(hook_venv, "run", "--net", "/proc/self/ns/ipc", "-c", "print('user code ran')")
     assert result.returncode == 1 and result.stdout == ""
     assert "it is a namespace of type ipc, not net" in result.stderr
@@ -408,7 +410,7 @@ def test_run_permission_denied(hook_venv: Venv, holder: Callable[..., Holder], n
     # a bind-mounted reference opens for anyone; joining it is refused by the kernel, in the hook
     result = pyns_boot(hook_venv, "run", "--netns", netns.name, "-c", code, wrapper=as_user())
     assert result.returncode == EXIT_STATUS and result.stdout == ""
-    assert 'cannot join gons_net using reference "%s": Operation not permitted' % netns.path in result.stderr
+    assert f'cannot join gons_net using reference "{netns.path}": Operation not permitted' in result.stderr
 
 
 PAUSE_PTH = "import os; 'gons_net' in os.environ and os.read(os.open(os.environ['PAUSE_FIFO'], os.O_RDONLY), 1)\n"
@@ -440,7 +442,7 @@ def test_run_target_exits_before_the_hook_joins(fresh_hook_venv: Venv, holder: C
                 time.sleep(0.01)
         ref = h.ref("net")
         h.stop()
-        while os.path.exists("/proc/%d" % h.pid):
+        while os.path.exists(f"/proc/{h.pid}"):
             time.sleep(0.01)
         os.write(writer, b"x")
         os.close(writer)
@@ -453,7 +455,8 @@ def test_run_target_exits_before_the_hook_joins(fresh_hook_venv: Venv, holder: C
         fifo.parent.rmdir()
     assert process.returncode == EXIT_STATUS and out == ""
     assert err == (
-        'pyns_boot: invalid gons_net reference "%s": No such file or directory\n'
-        "pyns_boot: hint: process %d has exited (a stale variable?): unset gons_net, or set PYNS_BOOT_ON_ERROR=warn "
-        "to start anyway\n" % (ref, h.pid)
+        f'pyns_boot: invalid gons_net reference "{ref}": No such file or directory\n'
+        f"pyns_boot: hint: process {h.pid} has exited (a stale variable?): unset gons_net, or set "
+        "PYNS_BOOT_ON_ERROR=warn "
+        "to start anyway\n"
     )

@@ -48,6 +48,7 @@ SLOW = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("argv", FAST, ids=" ".join)
 def test_fast_path_reads_what_the_parser_reads(argv: list[str]) -> None:
     fast = _fast_run_args(argv)
@@ -55,11 +56,13 @@ def test_fast_path_reads_what_the_parser_reads(argv: list[str]) -> None:
     assert vars(fast) == vars(build_parser().parse_args(["run", *argv]))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("argv", SLOW, ids=" ".join)
 def test_other_command_lines_go_to_the_parser(argv: list[str]) -> None:
     assert _fast_run_args(argv) is None
 
 
+@pytest.mark.unit
 def test_program_split_first() -> None:
     options, program = split_run_argv(["-t", "1", "--net", "-c", "pass", "--all"])
     assert (options, program) == (["-t", "1", "--net"], ["-c", "pass", "--all"])

@@ -37,7 +37,7 @@ def parse(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
         if line.startswith("PROBE "):
             facts: dict[str, Any] = json.loads(line[len("PROBE ") :])
             return facts
-    raise AssertionError("no probe report: %r %r" % (result.stdout, result.stderr))
+    raise AssertionError(f"no probe report: {result.stdout!r} {result.stderr!r}")
 
 
 @pytest.fixture(scope="module")
@@ -80,17 +80,19 @@ def assert_inside(facts: dict[str, Any], container: LabContainer, host: dict[str
 # ---------------------------------------------------------------- into the container
 
 
-def test_hook_with_gons_variables_by_hand(hook_venv: Venv, lab_container: LabContainer, host_facts: dict) -> None:
+def test_hook_with_gons_variables_by_hand(
+    hook_venv: Venv, lab_container: LabContainer, host_facts: dict[str, Any]
+) -> None:
     facts = parse(run_python(hook_venv.python, PROBE_CODE, env=lab_container.env()))
     assert_inside(facts, lab_container, host_facts)
 
 
-def test_cli_run_target_all(hook_venv: Venv, lab_container: LabContainer, host_facts: dict) -> None:
+def test_cli_run_target_all(hook_venv: Venv, lab_container: LabContainer, host_facts: dict[str, Any]) -> None:
     facts = parse(pyns_boot(hook_venv, "run", "-t", lab_container.pid, "--all", "-c", PROBE_CODE))
     assert_inside(facts, lab_container, host_facts)
 
 
-def test_cli_run_container_by_name(hook_venv: Venv, lab_container: LabContainer, host_facts: dict) -> None:
+def test_cli_run_container_by_name(hook_venv: Venv, lab_container: LabContainer, host_facts: dict[str, Any]) -> None:
     facts = parse(pyns_boot(hook_venv, "run", "--container", lab_container.name, "-c", PROBE_CODE))
     assert_inside(facts, lab_container, host_facts)
 
@@ -158,7 +160,7 @@ def test_unknown_container(hook_venv: Venv, lab: None, command: str) -> None:
     name = NAME_PREFIX + "no-such-container"
     args = ["--container", name, *(["-c", "pass"] if command == "run" else [])]
     message = assert_one_line_error(pyns_boot(hook_venv, command, *args))
-    assert "no container %r" % name in message
+    assert f"no container {name!r}" in message
     assert "podman: " in message and "no such container" in message
 
 
@@ -192,8 +194,8 @@ def test_container_not_running(
         container = make_container("exited", command=("true",))
         podman("wait", container.name)
     message = assert_one_line_error(pyns_boot(hook_venv, "run", "--container", container.name, "-c", "pass"))
-    assert "is not running (status: %s)" % how in message
-    assert "podman start %s" % container.name in message
+    assert f"is not running (status: {how})" in message
+    assert f"podman start {container.name}" in message
     with pytest.raises(ContainerError, match="not running") as caught:
         Namespaces.of_container(container.name)
     assert caught.value.reason == "not-running"
@@ -203,13 +205,13 @@ def test_ambiguous_id_prefix(hook_venv: Venv, make_container: Callable[..., LabC
     # Created (not started) containers until two of ours share the first hex digit of their IDs.
     seen: dict[str, LabContainer] = {}
     for i in range(17):
-        container = make_container("ambiguous%d" % i, start=False)
+        container = make_container(f"ambiguous{i}", start=False)
         if container.id[0] in seen:
             break
         seen[container.id[0]] = container
     prefix = container.id[0]
     message = assert_one_line_error(pyns_boot(hook_venv, "env", "--container", prefix))
-    assert "container name %r is ambiguous" % prefix in message
+    assert f"container name {prefix!r} is ambiguous" in message
     assert "podman: " in message
     with pytest.raises(ContainerError, match="ambiguous"):
         Namespaces.of_container(prefix)
@@ -246,13 +248,13 @@ def killing_podman_path(tmp_path: Path, container: LabContainer) -> str:
     tool.parent.mkdir()
     tool.write_text(KILLING_PODMAN.replace("{runtime}", OCI_RUNTIME).replace("{name}", container.name))
     tool.chmod(0o755)
-    return "%s:%s" % (tool.parent, os.environ.get("PATH", "/usr/bin:/bin"))
+    return "{}:{}".format(tool.parent, os.environ.get("PATH", "/usr/bin:/bin"))
 
 
 def wait_gone(pid: int) -> None:
     deadline = time.monotonic() + 30
-    while os.path.exists("/proc/%d" % pid):
-        assert time.monotonic() < deadline, "pid %d still there" % pid
+    while os.path.exists(f"/proc/{pid}"):
+        assert time.monotonic() < deadline, f"pid {pid} still there"
         time.sleep(0.05)
 
 
@@ -263,7 +265,7 @@ def test_container_exits_between_lookup_and_join_cli(
     path = killing_podman_path(tmp_path, container)
     result = pyns_boot(hook_venv, "run", "--container", container.name, "-c", "pass", env={"PATH": path})
     message = assert_one_line_error(result)
-    assert "container %s exited after it was looked up (pid %s)" % (container.name, container.pid) in message
+    assert f"container {container.name} exited after it was looked up (pid {container.pid})" in message
 
 
 def test_container_exits_between_lookup_and_join_python(
@@ -284,7 +286,7 @@ def test_container_exits_before_the_hook_joins(hook_venv: Venv, make_container: 
     wait_gone(container.host_pid)
     result = run_python(hook_venv.python, "print('user code ran')", env=variables)
     message = assert_one_line_error(result, EXIT_STATUS)
-    assert "/proc/%s/ns/" % container.pid in message
+    assert f"/proc/{container.pid}/ns/" in message
     assert "gons_" in message
 
 
@@ -343,7 +345,7 @@ def test_rootless_container_whose_user_namespace_cannot_read_the_old_tree(
         result = run_python(venv.python, "print('user code ran')", env=rootless_container.env())
         message = assert_one_line_error(result, EXIT_STATUS)
         assert "gons_mnt" in message
-        assert ": %s/venv/" % private in message and "is not readable" in message and "permission denied" in message
+        assert f": {private}/venv/" in message and "is not readable" in message and "permission denied" in message
         assert "PYNS_BOOT_KEEP_IMPORTS=0" in message  # a way out
     finally:
         rmtree(private)

@@ -90,7 +90,7 @@ def test_start_file_of_an_older_install(fresh_hook_venv: Venv) -> None:
     start.write_text("pyns_boot.hook:run\n")
     status, report = doctor(fresh_hook_venv)
     found = finding(report, "start")
-    assert str(start) in found["message"] and found["fix"] == "rm %s" % start
+    assert str(start) in found["message"] and found["fix"] == f"rm {start}"
     assert "names pyns_boot.hook:run, which pyns_boot" in found["message"]
     if python_minor(fresh_hook_venv) >= 15:
         assert (
@@ -105,7 +105,7 @@ def test_start_file_of_the_318_wheel(fresh_hook_venv: Venv) -> None:
     start.write_text("pyns_boot.hook:start\n")
     status, report = doctor(fresh_hook_venv)
     found = finding(report, "start")
-    assert status == 0 and found["fix"].startswith("rm %s" % start)
+    assert status == 0 and found["fix"].startswith(f"rm {start}")
     minor = python_minor(fresh_hook_venv)
     assert found["level"] == ("warning" if minor >= 15 else "info"), found
     if minor >= 15:
@@ -114,11 +114,11 @@ def test_start_file_of_the_318_wheel(fresh_hook_venv: Venv) -> None:
 
 def test_stale_helper_beside_the_good_one(fresh_hook_venv: Venv) -> None:
     site = fresh_hook_venv.site_packages
-    stale = site / ("_pyns_boot.abi3-%s-linux-gnu.so" % platform.machine())
+    stale = site / (f"_pyns_boot.abi3-{platform.machine()}-linux-gnu.so")
     stale.write_bytes((site / "_pyns_boot.abi3.so").read_bytes())
     status, report = doctor(fresh_hook_venv)
     ext = finding(report, "extension")
-    assert str(stale) in ext["message"] and ext["fix"] == "rm %s" % stale
+    assert str(stale) in ext["message"] and ext["fix"] == f"rm {stale}"
     if python_minor(fresh_hook_venv) >= 15:  # 3.15 loads it first
         assert status == 1 and ext["level"] == "error" and "no namespace was joined" in ext["message"]
     else:

@@ -56,6 +56,6 @@ def test_late_reference_is_resolved_after_the_mnt_join(hook_venv: Venv, outside_
     )
     assert result.returncode == EXIT_STATUS and result.stdout == ""
     assert result.stderr == (
-        'pyns_boot: invalid gons_net reference "%s": not a namespace reference (it is a regular file)\n' % path
+        f'pyns_boot: invalid gons_net reference "{path}": not a namespace reference (it is a regular file)\n'
     )
     assert Path(path).exists()

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -21,6 +22,8 @@ from pyns_boot import _elfdeps
 
 HOST_LIBRARIES = ("libssl.so.3", "libsqlite3.so.0", "libreadline.so.8", "libz.so.1", "libc.so.6")
 MACHINE = {"little": 62, "big": 43}  # x86-64; SPARC v9 (big endian)
+
+pytestmark = pytest.mark.unit  # parsing files: no privilege needed
 
 
 def readelf_dynamic(path: Path | str) -> tuple[list[str], list[str], list[str] | None]:
@@ -52,7 +55,7 @@ def readelf() -> None:
 def test_host_libraries_as_readelf_reads_them(readelf: None, name: str) -> None:
     path = os.path.realpath("/usr/lib/x86_64-linux-gnu/" + name)
     if not os.path.exists(path):
-        pytest.skip("the host has no %s" % name)
+        pytest.skip(f"the host has no {name}")
     assert parsed(path) == readelf_dynamic(path)
 
 
@@ -62,7 +65,7 @@ def test_32_bit_objects_linked_by_ld(readelf: None, tmp_path: Path) -> None:
     link = ["ld", "-m", "elf_i386", "-shared", str(tmp_path / "empty.o")]
     subprocess.run([*link, "-soname", "libdep32.so.1", "-o", str(tmp_path / "libdep32.so.1")], check=True)
     for dtags, origin in (("--enable-new-dtags", "$ORIGIN/../lib:/opt/x"), ("--disable-new-dtags", "/opt/$LIB")):
-        output = tmp_path / ("libtop32%s.so" % dtags)
+        output = tmp_path / (f"libtop32{dtags}.so")
         subprocess.run(
             [*link, "-o", str(output), "--no-as-needed", str(tmp_path / "libdep32.so.1"), dtags, "-rpath", origin],
             check=True,
@@ -76,7 +79,7 @@ def test_32_bit_objects_linked_by_ld(readelf: None, tmp_path: Path) -> None:
 
 def write_elf(path: Path, wide: bool, order: str, needed: list[str], runpath: str | None, rpath: str | None) -> None:
     """A minimal shared object: ELF header, PT_LOAD over the whole file, PT_DYNAMIC, .dynstr, .dynamic."""
-    byteorder = "little" if order == "little" else "big"
+    byteorder: Literal["little", "big"] = "little" if order == "little" else "big"
     word = 8 if wide else 4
 
     def n(value: int, size: int) -> bytes:
@@ -195,7 +198,7 @@ def test_dynamic_string_tokens_as_the_loader_expands_them(tmp_path: Path) -> Non
     ]
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        loader = _elfdeps.HostLoader("/proc/self/fd/%d" % root, None, sys.executable)
+        loader = _elfdeps.HostLoader(f"/proc/self/fd/{root}", None, sys.executable)
         elf = _elfdeps.read_elf(str(program))
         assert elf is not None and elf.runpath == runpath.split(":")
         expanded = loader._expand(elf.runpath, _elfdeps.Library(str(program), str(program), elf))

@@ -219,7 +219,7 @@ def docker_create(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
         before = len(server.created)
         result = subprocess.run(
             [docker, "create", "--env-file", str(env_file), "pyns-boot-test-image"],
-            env=clean_env(DOCKER_HOST="unix://%s" % socket_path, DOCKER_CONFIG=str(socket_path.parent)),
+            env=clean_env(DOCKER_HOST=f"unix://{socket_path}", DOCKER_CONFIG=str(socket_path.parent)),
             capture_output=True,
             text=True,
             timeout=CHILD_TIMEOUT,
@@ -333,7 +333,51 @@ def test_unrepresentable_values_are_refused(
     assert result.returncode == 1 and result.stdout == b""
     message = result.stderr.decode("utf-8")
     assert message.startswith("pyns-boot: gons_net=") and message.count("\n") == 1, message
-    assert "cannot be written in --format %s" % fmt in message and reason in message
+    assert f"cannot be written in --format {fmt}" in message and reason in message
     assert message.endswith("; use --format shell (eval) instead\n")
     # the path is shown, escaped, so that the user can tell which one
     assert repr(paths[name])[2:-1] in message or repr(paths[name].decode("utf-8"))[1:-1] in message
+
+
+# ---------------------------------------------------------------- the formatter alone (unit layer)
+# The same awkward values, given to pyns_boot.cli.format_env as the command line gives them (bytes
+# that are not UTF-8 as surrogate escapes): no namespace, no venv, any user.  The tests above feed
+# real references through the installed command.
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", list(AWKWARD))
+def test_format_env_shell_evals_to_the_value(name: str) -> None:
+    from pyns_boot.cli import format_env
+
+    value = b"/run/netns/" + AWKWARD[name]
+    text = format_env({"gons_net": os.fsdecode(value)}, "shell")
+    read_back = subprocess.run(
+        ["sh", "-c", 'eval "$1" && printf %s "$gons_net"', "sh", text], capture_output=True, timeout=CHILD_TIMEOUT
+    )
+    assert read_back.returncode == 0, read_back.stderr
+    assert read_back.stdout == value
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("fmt, refuses", [("env", ENV_REFUSES), ("json", JSON_REFUSES)])
+@pytest.mark.parametrize("name", list(AWKWARD))
+def test_format_env_env_and_json_carry_the_value_or_refuse(fmt: str, refuses: dict[str, str], name: str) -> None:
+    from pyns_boot._errors import CommandError
+    from pyns_boot.cli import format_env
+
+    value = b"/run/netns/" + AWKWARD[name]
+    variables = {"gons_net": os.fsdecode(value), "gons_uts": "/proc/1/ns/uts"}
+    if name in refuses:
+        with pytest.raises(CommandError) as caught:
+            format_env(variables, fmt)
+        message = str(caught.value)
+        assert message.startswith("gons_net=") and refuses[name] in message, message
+        assert f"cannot be written in --format {fmt}" in message
+        assert message.endswith("use --format shell (eval) instead")
+        return
+    data = format_env(variables, fmt)
+    if fmt == "env":
+        assert read_env_file(data) == {b"gons_net": value, b"gons_uts": b"/proc/1/ns/uts"}
+    else:
+        assert json.loads(data) == {"gons_net": value.decode("utf-8"), "gons_uts": "/proc/1/ns/uts"}

@@ -6,7 +6,7 @@ import errno
 import os
 import socket
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from nsutil import EXIT_STATUS, HANG_TIMEOUT, SELF_LINKS, TYPES, Holder, NamedNetns, Venv, own_links, probe, run_python
@@ -22,7 +22,7 @@ def fail_exit(venv: Venv, env: dict[str, str]) -> str:
     return result.stderr
 
 
-def fail_warn(venv: Venv, env: dict[str, str]) -> dict:
+def fail_warn(venv: Venv, env: dict[str, str]) -> dict[str, Any]:
     """warn policy: message on stderr, program runs; returns the probe (status, fds)."""
     result = run_python(venv.python, env={**env, "PYNS_BOOT_ON_ERROR": "warn"}, timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stderr
@@ -30,13 +30,14 @@ def fail_warn(venv: Venv, env: dict[str, str]) -> dict:
 
     report = parse_probe(result.stdout)
     hint = report["status"]["hint"]
-    assert result.stderr == report["status"]["error"] + "\n" + ("pyns_boot: hint: %s\n" % hint if hint else "")
+    assert result.stderr == report["status"]["error"] + "\n" + (f"pyns_boot: hint: {hint}\n" if hint else "")
     return report
 
 
 @pytest.fixture(scope="module")
 def baseline_fds(hook_venv: Venv) -> list[int]:
-    return probe(hook_venv.python)["fds"]
+    fds: list[int] = probe(hook_venv.python)["fds"]
+    return fds
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def unix_socket(tmp_path: Path) -> Iterator[str]:
 
 
 def invalid(ns_type: str, path: str, reason: str) -> str:
-    return 'pyns_boot: invalid gons_%s reference "%s": %s\n' % (ns_type, path, reason)
+    return f'pyns_boot: invalid gons_{ns_type} reference "{path}": {reason}\n'
 
 
 BAD_REFERENCES = [
@@ -154,7 +155,7 @@ def test_order_errors(hook_venv: Venv, baseline_fds: list[int], order: str, mess
 
 def test_unlisted_variable_is_an_error(hook_venv: Venv, netns: NamedNetns) -> None:
     env = {"gons_order": "uts", "gons_net": netns.path}
-    expected = 'pyns_boot: gons_net is set to "%s", but net is not listed in gons_order "uts"\n' % netns.path
+    expected = f'pyns_boot: gons_net is set to "{netns.path}", but net is not listed in gons_order "uts"\n'
     assert fail_exit(hook_venv, env) == expected
     report = fail_warn(hook_venv, env)
     assert report["status"]["errno"] == errno.EINVAL and report["status"]["failed"] == "net"
@@ -167,10 +168,9 @@ def test_cannot_join_message(hook_venv: Venv, holder: Callable[..., Holder], net
     one, so setns fails with EPERM, reported in the gons shape."""
     h = holder(("user",))
     env = {"gons_user": h.ref("user"), "gons_net": netns.path}
-    expected = 'pyns_boot: cannot join gons_net using reference "%s": Operation not permitted\n' % netns.path
-    hint = (
-        "pyns_boot: hint: that net namespace belongs to a user namespace above this process's user:%s"
-        % (h.link("user")[len("user:") :])
+    expected = f'pyns_boot: cannot join gons_net using reference "{netns.path}": Operation not permitted\n'
+    hint = "pyns_boot: hint: that net namespace belongs to a user namespace above this process's user:{}".format(
+        h.link("user")[len("user:") :]
     )
     stderr = fail_exit(hook_venv, env)
     assert stderr.startswith(expected + hint) and stderr.count("\n") == 2, stderr
@@ -189,15 +189,17 @@ def thread_message(ns_type: str, path: str, site: Path) -> str:
     """The refusal when a .pth file before ours started a thread: the count,
     the reason, every .pth file that ran before pyns_boot.pth, the way out."""
     if ns_type in SINGLE_THREADED:
-        reason = "a %s namespace can only be joined by a single-threaded process" % ns_type
+        reason = f"a {ns_type} namespace can only be joined by a single-threaded process"
     else:
-        reason = "setns moves only the calling thread (the others would stay in the old %s namespace)" % ns_type
+        reason = f"setns moves only the calling thread (the others would stay in the old {ns_type} namespace)"
     before = sorted(p.name for p in site.glob("*.pth") if p.name < "pyns_boot.pth")
     return (
-        'pyns_boot: cannot join gons_%s using reference "%s": the process has 2 threads, and %s; '
-        ".pth files that ran before pyns_boot.pth (one of them started the threads): %s; remove that package or "
-        "make its .pth file sort after pyns_boot.pth, or set PYNS_BOOT_ON_ERROR=warn to carry on without this join"
-        % (ns_type, path, reason, ", ".join(str(site / name) for name in before))
+        'pyns_boot: cannot join gons_{} using reference "{}": the process has 2 threads, and {}; '
+        ".pth files that ran before pyns_boot.pth (one of them started the threads): {}; remove that package or "
+        "make its .pth file sort after pyns_boot.pth, "
+        "or set PYNS_BOOT_ON_ERROR=warn to carry on without this join".format(
+            ns_type, path, reason, ", ".join(str(site / name) for name in before)
+        )
     )
 
 
@@ -292,8 +294,8 @@ def test_secure_execution_mode_refuses(workdir: Path, wheel: Path, netns: NamedN
         result = run_python(venv.python, USER_CODE, env, wrapper=as_user())
         assert result.returncode == EXIT_STATUS, result.stderr
         assert result.stderr == (
-            'pyns_boot: refusing gons_net="%s": the interpreter runs in secure-execution mode '
-            "(set-user-ID, set-group-ID or file capabilities)\n" % netns.path
+            f'pyns_boot: refusing gons_net="{netns.path}": the interpreter runs in secure-execution mode '
+            "(set-user-ID, set-group-ID or file capabilities)\n"
         )
         assert result.stdout == ""
         warned = run_python(venv.python, env={**env, "PYNS_BOOT_ON_ERROR": "warn"}, wrapper=as_user())

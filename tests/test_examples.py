@@ -44,8 +44,8 @@ def test_executor_with_pids_reports_what_it_cannot_reach(hook_venv: Venv, holder
     result = run_example(hook_venv, "1", str(h.pid), str(gone.pid))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    assert "Namespaces(net='/proc/%d/ns/net')" % h.pid in result.stdout and h.link("net") in result.stdout
-    assert "skipped %d: " % gone.pid in result.stderr
+    assert f"Namespaces(net='/proc/{h.pid}/ns/net')" in result.stdout and h.link("net") in result.stdout
+    assert f"skipped {gone.pid}: " in result.stderr
     # PID 1: its namespace, or (where even root may not look, as in some sandboxes) one line saying why
     (line,) = [x for x in result.stdout.splitlines() if x.startswith("Namespaces(net='/proc/1/ns/net')")]
     assert "net:[" in line or "cannot look in: pyns_boot: " in line

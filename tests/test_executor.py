@@ -45,7 +45,7 @@ def wait_gone(pid: int) -> bool:
     """True once /proc/PID is gone (the process exited and was reaped)."""
     deadline = time.monotonic() + GONE_WAIT
     while time.monotonic() < deadline:
-        if not os.path.exists("/proc/%d" % pid):
+        if not os.path.exists(f"/proc/{pid}"):
             return True
         time.sleep(0.02)
     return False
@@ -54,13 +54,13 @@ def wait_gone(pid: int) -> bool:
 def wait_file(path: Path) -> str:
     deadline = time.monotonic() + CHILD_TIMEOUT
     while not path.exists():
-        assert time.monotonic() < deadline, "%s never appeared" % path
+        assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.01)
     return path.read_text()
 
 
 def children_of(pid: int) -> list[int]:
-    text = Path("/proc/%d/task/%d/children" % (pid, pid)).read_text()
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     return [int(p) for p in text.split()]
 
 
@@ -89,7 +89,7 @@ def test_exception_crosses_over_with_remote_traceback(netns: NamedNetns, shared_
     assert info.value.code == 7 and info.value.args == (7, "failed with 7")
     cause = info.value.__cause__
     assert isinstance(cause, RemoteTraceback)
-    assert "in fail" in cause.text and 'raise Custom(code, "failed with %d" % code)' in cause.text
+    assert "in fail" in cause.text and 'raise Custom(code, f"failed with {code}")' in cause.text
 
 
 def test_exception_that_cannot_be_pickled_becomes_remote_error(netns: NamedNetns, shared_server: None) -> None:
@@ -158,7 +158,7 @@ def test_multithreaded_parent_joins_mnt_user_and_time(holder: Callable[..., Hold
     try:
         h = holder(
             ("user", "mnt", "time"),
-            setup="mount -t tmpfs pyns-exec %s && echo only-in-holder > %s/marker" % (mount_point, mount_point),
+            setup=f"mount -t tmpfs pyns-exec {mount_point} && echo only-in-holder > {mount_point}/marker",
         )
         stop = threading.Event()
         threads = [threading.Thread(target=stop.wait) for _ in range(3)]
@@ -188,7 +188,7 @@ def test_mnt_join_keeps_importing_from_the_callers_tree(
     holder: Callable[..., Holder], monkeypatch: pytest.MonkeyPatch, shared_server: None
 ) -> None:
     tests_dir = str(Path(targets.__file__).parent)
-    h = holder(("mnt",), setup="mount -t tmpfs pyns-exec %s" % tests_dir)  # hides this directory in the target
+    h = holder(("mnt",), setup=f"mount -t tmpfs pyns-exec {tests_dir}")  # hides this directory in the target
     spec = Namespaces(mnt=h.ref("mnt"))
     # The worker imports executor_targets after the join, from the caller's filesystem (as the hook does).
     result = call_in(spec, targets.listdir, tests_dir)
@@ -229,8 +229,8 @@ def test_path_that_vanished_before_the_call(shared_server: None) -> None:
         call_in(spec, targets.links, "net")
     assert info.value.errno == errno.ENOENT and info.value.failed == "net"
     message, hint = str(info.value).splitlines()
-    assert message == 'pyns_boot: invalid gons_net reference "%s": No such file or directory' % ns.path
-    assert hint.startswith("pyns_boot: hint: no network namespace named '%s'; existing: " % ns.name)
+    assert message == f'pyns_boot: invalid gons_net reference "{ns.path}": No such file or directory'
+    assert hint.startswith(f"pyns_boot: hint: no network namespace named '{ns.name}'; existing: ")
     assert info.value.status is not None and info.value.status.hint == hint[len("pyns_boot: hint: ") :]
     with NamespaceExecutor(spec, max_workers=1) as executor:
         error = executor.submit(targets.links, "net").exception(timeout=CHILD_TIMEOUT)
@@ -242,7 +242,7 @@ def test_process_that_vanished_before_the_call(shared_server: None) -> None:
     spec = Namespaces.of_pid(h.pid, "net")
     h.stop()
     assert wait_gone(h.pid)
-    with pytest.raises(NamespaceError, match="/proc/%d/ns/net" % h.pid) as info:
+    with pytest.raises(NamespaceError, match=f"/proc/{h.pid}/ns/net") as info:
         call_in(spec, targets.links, "net")
     assert info.value.errno == errno.ENOENT and info.value.failed == "net"
 
@@ -258,8 +258,8 @@ def test_worker_killed_mid_call_then_the_executor_recovers(netns: NamedNetns, tm
         os.kill(worker, signal.SIGKILL)
         error = future.exception(timeout=CHILD_TIMEOUT)
         assert isinstance(error, WorkerDied)
-        assert "worker process %d" % worker in str(error) and "killed by signal 9 (SIGKILL)" in str(error)
-        assert "netns=%r" % netns.name in str(error)
+        assert f"worker process {worker}" in str(error) and "killed by signal 9 (SIGKILL)" in str(error)
+        assert f"netns={netns.name!r}" in str(error)
         again = executor.submit(targets.links, "net").result(timeout=CHILD_TIMEOUT)
         assert again["net"] == netns.link() and again["pid"] != worker
 
@@ -274,7 +274,7 @@ def test_fork_server_killed_then_the_executor_recovers(netns: NamedNetns) -> Non
         assert executor.submit(targets.links, "net").result(timeout=CHILD_TIMEOUT)["pid"] == first["pid"]
         os.kill(first["pid"], signal.SIGKILL)
         error = executor.submit(targets.links, "net").exception(timeout=CHILD_TIMEOUT)
-        assert isinstance(error, WorkerDied) and "worker process %d" % first["pid"] in str(error)
+        assert isinstance(error, WorkerDied) and "worker process {}".format(first["pid"]) in str(error)
         # A new server and a new worker.
         third = executor.submit(targets.links, "net").result(timeout=CHILD_TIMEOUT)
         assert third["net"] == netns.link() and third["pid"] != first["pid"]
@@ -363,9 +363,9 @@ def test_workers_hold_only_their_connection(netns: NamedNetns, shared_server: No
 def test_workers_die_with_the_parent(netns: NamedNetns, tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     script = textwrap.dedent(
-        """
+        f"""
         import os, sys
-        sys.path.insert(0, %r)
+        sys.path.insert(0, {str(Path(targets.__file__).parent)!r})
         import executor_targets
         from pyns_boot import Namespaces, NamespaceExecutor
         executor = NamespaceExecutor(Namespaces.netns(sys.argv[1]), max_workers=1)
@@ -376,7 +376,6 @@ def test_workers_die_with_the_parent(netns: NamedNetns, tmp_path: Path) -> None:
         print(executor._server.process.pid, flush=True)
         time.sleep(600)
         """
-        % str(Path(targets.__file__).parent)
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", script, netns.name, str(pid_file)],
@@ -456,4 +455,4 @@ def test_the_hook_and_import_do_not_load_the_executor(hook_venv: Venv, netns: Na
     loaded = out.stdout.strip()
     assert "'_pyns_boot'" in loaded  # the hook ran (the C helper, imported by the .pth line)
     for module in ("_call_in", "_executor", "_worker_client", "_worker_protocol", "_worker_server"):
-        assert "pyns_boot.%s'" % module not in loaded, (module, loaded)
+        assert f"pyns_boot.{module}'" not in loaded, (module, loaded)

@@ -68,7 +68,7 @@ def result_of(stdout: str) -> dict[str, Any]:
         if line.startswith("RESULT "):
             report: dict[str, Any] = json.loads(line[len("RESULT ") :])
             return report
-    raise AssertionError("no RESULT line in %r" % stdout)
+    raise AssertionError(f"no RESULT line in {stdout!r}")
 
 
 class Container(LabContainer):
@@ -89,7 +89,7 @@ class Container(LabContainer):
         return out.stdout.decode()
 
     def install(self, source: Path, target: str) -> None:
-        self.shell("cat > %s && chmod 755 %s" % (target, target), source.read_bytes())
+        self.shell(f"cat > {target} && chmod 755 {target}", source.read_bytes())
 
     def run_joined(
         self, python: str, code: str, env: dict[str, str] | None = None, entry: str = "nsenter"
@@ -200,15 +200,15 @@ def build_library(directory: Path, name: str, label: str, needs: str | None = No
         "#include <stdio.h>\n"
         + LIBRARY
         % {
-            "declare": "const char *%s(void);" % needs if needs else "",
+            "declare": f"const char *{needs}(void);" if needs else "",
             "function": name,
             "label": label,
             "then": " > %s" if needs else "%s",
-            "next": "%s()" % needs if needs else '""',
+            "next": f"{needs}()" if needs else '""',
         }
     )
-    output = directory / ("lib%s.so.1" % name)
-    gcc(["-shared", "-fPIC", "-Wl,-soname,lib%s.so.1" % name, "-o", str(output), str(source), *link])
+    output = directory / (f"lib{name}.so.1")
+    gcc(["-shared", "-fPIC", f"-Wl,-soname,lib{name}.so.1", "-o", str(output), str(source), *link])
     return output
 
 
@@ -220,7 +220,7 @@ def build_extension(directory: Path, name: str, call: str, link: tuple[str, ...]
         text=True,
     ).stdout.strip()
     if not os.path.exists(os.path.join(include, "Python.h")):
-        pytest.skip("no Python.h for %s (its -dev package is not installed)" % interpreter_under_test())
+        pytest.skip(f"no Python.h for {interpreter_under_test()} (its -dev package is not installed)")
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / (name + ".c")
     source.write_text(EXTENSION % {"name": name, "call": call})
@@ -249,7 +249,7 @@ def built(workdir: Path, container: Container) -> Iterator[Path]:
     shutil.rmtree(base / "gone")  # the host has it no more
     for name, label in (("libs_c", "C@container"), ("libs_b", "B@container")):
         impostor = build_library(base / "impostors", name, label)
-        container.install(impostor, "%s/lib%s.so.1" % (CONTAINER_LIB, name))
+        container.install(impostor, f"{CONTAINER_LIB}/lib{name}.so.1")
     yield base
     rmtree(base)
 
@@ -290,7 +290,7 @@ def test_a_library_the_host_lacks_is_the_hosts_import_error(built: Path, contain
         "ImportError: liblibs_gone.so.1: cannot open shared object file: No such file or directory"
     )
     # the container has that library; the module still fails as on the host
-    assert container.shell("test -e %s/liblibs_gone.so.1 && echo there" % CONTAINER_LIB).strip() == "there"
+    assert container.shell(f"test -e {CONTAINER_LIB}/liblibs_gone.so.1 && echo there").strip() == "there"
     inside = container.run_joined(libs_venv.python, CHAIN, env)
     assert inside.returncode == 0, inside.stderr
     assert result_of(inside.stdout)["missing"] == on_host["missing"]

@@ -72,10 +72,10 @@ def hiding_setup(workdir: Path, base_prefix: str, proc: str = "keep") -> str:
     """Shell code for the holder: hide the installation and the venvs, add a target-only file."""
     lines = [
         "set -e",
-        "mount -t tmpfs pyns-hide %s" % shlex.quote(base_prefix),
-        "mount -t tmpfs pyns-hide %s" % shlex.quote(str(workdir)),
-        "mkdir %s" % shlex.quote(str(workdir / "target")),
-        "echo %s > %s" % (shlex.quote(TARGET_TEXT), shlex.quote(str(workdir / "target" / "file"))),
+        f"mount -t tmpfs pyns-hide {shlex.quote(base_prefix)}",
+        f"mount -t tmpfs pyns-hide {shlex.quote(str(workdir))}",
+        "mkdir {}".format(shlex.quote(str(workdir / "target"))),
+        "echo {} > {}".format(shlex.quote(TARGET_TEXT), shlex.quote(str(workdir / "target" / "file"))),
     ]
     if proc == "remove":
         lines.append("umount -l /proc")
@@ -140,7 +140,7 @@ def result_of(stdout: str, marker: str = "RESULT ") -> dict[str, Any]:
         if line.startswith(marker):
             report: dict[str, Any] = json.loads(line[len(marker) :])
             return report
-    raise AssertionError("no %r line in %r" % (marker, stdout))
+    raise AssertionError(f"no {marker!r} line in {stdout!r}")
 
 
 def run_argv(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -171,7 +171,7 @@ def test_c_program_imports_from_its_own_installation(target: Holder, mnt_venv: V
     assert (out["subject"], out["sqlite"], out["decimal"], out["double"]) == ("hi", 42, "0.125", 84)
     # __file__, tracebacks and inspect keep working
     assert out["source"] == "def loads(s, *, cls=None, object_hook=None, parse_float=None,"
-    assert 'File "%s/' % root in out["trace"] and "return _default_decoder.decode(s)" in out["trace"]
+    assert f'File "{root}/' in out["trace"] and "return _default_decoder.decode(s)" in out["trace"]
     # while the program's own file operations see the target
     assert out["target_file"] == TARGET_TEXT
     assert out["venv_visible"] is False and out["cwd"] == "/"
@@ -276,7 +276,7 @@ def test_sys_executable_children_fail_with_a_reason(target: Holder, mnt_venv: Ve
     out = result_of(result.stdout)
     for kind in ("subprocess", "spawn"):
         message = out[kind]
-        assert "pyns_boot: cannot start" in message and 'gons_mnt "%s"' % target.ref("mnt") in message, message
+        assert "pyns_boot: cannot start" in message and 'gons_mnt "{}"'.format(target.ref("mnt")) in message, message
         assert mnt_venv.python in message and "does not hold the interpreter" in message
     assert out["fork_child_imported"].startswith("/proc/self/fd/")
     assert out["ls"] == "file", "other tools run from the target's filesystem"
@@ -285,7 +285,7 @@ def test_sys_executable_children_fail_with_a_reason(target: Holder, mnt_venv: Ve
 def test_opt_out_imports_from_the_target(holder: Callable[..., Holder], mnt_venv: Venv, workdir: Path) -> None:
     # A target that holds the same tree (no tmpfs over it): with the opt-out,
     # the program imports the target's files at their own paths.
-    h = holder(("mnt",), "mount -t tmpfs pyns-target /mnt && echo %s > /mnt/file" % shlex.quote(TARGET_TEXT))
+    h = holder(("mnt",), f"mount -t tmpfs pyns-target /mnt && echo {shlex.quote(TARGET_TEXT)} > /mnt/file")
     code = (
         "import json, sys, pyns_boot; s = pyns_boot.status()\n"
         "print('RESULT ' + json.dumps({'file': json.__file__, 'keeps': s.keeps_imports, 'root': s.imports_root,\n"
@@ -317,7 +317,7 @@ def test_target_without_proc_is_a_clear_error(
     h = holder(("mnt",), hiding_setup(workdir, base_prefix, proc="remove"))
     result = run_python(mnt_venv.python, "print('ran')", {"gons_mnt": h.ref("mnt")})
     assert result.returncode == EXIT_STATUS and "ran" not in result.stdout
-    assert result.stderr.startswith('pyns_boot: joined gons_mnt "%s"' % h.ref("mnt")), result.stderr
+    assert result.stderr.startswith('pyns_boot: joined gons_mnt "{}"'.format(h.ref("mnt"))), result.stderr
     assert "is not reachable there (/proc is not mounted in the target mount namespace)" in result.stderr
     assert "PYNS_BOOT_KEEP_IMPORTS=0" in result.stderr
 
@@ -330,15 +330,15 @@ def test_target_proc_of_another_pid_namespace(
     result = run_python(mnt_venv.python, "print('ran')", env)
     assert result.returncode == EXIT_STATUS and "ran" not in result.stdout
     assert "belongs to a pid namespace this process is not a member of" in result.stderr, result.stderr
-    assert "; add gons_pid=%s (the target's pid namespace) to run the program inside it, or " % h.ref("pid") in (
+    assert "; add gons_pid={} (the target's pid namespace) to run the program inside it, or ".format(h.ref("pid")) in (
         result.stderr
     )
     assert result.stderr.count("\n") == 1
     # The way out the message gives: gons_pid, and the program itself runs inside that pid namespace.
     code = (
         "import json, os, pyns_boot; s = pyns_boot.status()\n"
-        "print('RESULT ' + json.dumps({'pid': os.getpid(), 'json': json.__file__, 'mode': s.pid_mode,\n"
-        "    'target': open(%r).read()}))" % str(workdir / "target" / "file")
+        "print('RESULT ' + json.dumps({{'pid': os.getpid(), 'json': json.__file__, 'mode': s.pid_mode,\n"
+        "    'target': open({!r}).read()}}))".format(str(workdir / "target" / "file"))
     )
     inside = run_python(mnt_venv.python, code, {**env, "gons_pid": h.ref("pid")})
     assert inside.returncode == 0, inside.stderr

@@ -72,6 +72,6 @@ def test_root_running_a_setgid_interpreter_is_secure_mode(root_setgid_venv: Venv
     env = {"gons_net": netns.path}
     refused = run_python(root_setgid_venv.python, "print('user code ran')", env)
     assert (refused.returncode, refused.stdout) == (EXIT_STATUS, "")
-    assert refused.stderr.startswith('pyns_boot: refusing gons_net="%s": ' % netns.path)
+    assert refused.stderr.startswith(f'pyns_boot: refusing gons_net="{netns.path}": ')
     warned = run_python(root_setgid_venv.python, code, {**env, "PYNS_BOOT_ON_ERROR": "warn"})
     assert os.getuid() == 0 and json.loads(warned.stdout) == [1, 65534, errno.EPERM]

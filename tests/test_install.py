@@ -103,11 +103,11 @@ def wheel_members(wheel: Path) -> dict[str, bytes]:
 
 
 def dist_info() -> str:
-    return "pyns_boot-%s.dist-info/" % version()
+    return f"pyns_boot-{version()}.dist-info/"
 
 
 def test_wheel_holds_exactly_the_package_startup_files_and_metadata(wheel: Path) -> None:
-    assert wheel.name in {"pyns_boot-%s-%s.whl" % (version(), tag) for tag in WHEEL_TAGS}, wheel.name
+    assert wheel.name in {f"pyns_boot-{version()}-{tag}.whl" for tag in WHEEL_TAGS}, wheel.name
     members = wheel_members(wheel)
     info = dist_info()
     metadata_files = {n[len(info) :] for n in members if n.startswith(info)}
@@ -129,7 +129,7 @@ def test_wheel_metadata(wheel: Path) -> None:
     # One Tag line per platform tag of the file name (manylinux_2_17_x86_64.manylinux2014_x86_64: two).
     python_abi, platforms = wheel_tag(wheel).rsplit("-", 1)
     tags = sorted(line for line in wheel_file.splitlines() if line.startswith("Tag: "))
-    assert tags == sorted("Tag: %s-%s" % (python_abi, p) for p in platforms.split(".")), tags
+    assert tags == sorted(f"Tag: {python_abi}-{p}" for p in platforms.split(".")), tags
     metadata = HeaderParser().parsestr(members[info + "METADATA"].decode())
     assert metadata["Name"] == "pyns_boot"
     assert metadata["Version"] == version()
@@ -140,11 +140,12 @@ def test_wheel_metadata(wheel: Path) -> None:
     assert metadata.get_all("Project-URL"), "no project URLs"
     classifiers = metadata.get_all("Classifier") or []
     for minor in range(8, 16):  # 3.14 and 3.15: the suite runs on Debian sid's (noxfile, tests-3.14/3.15)
-        assert "Programming Language :: Python :: 3.%d" % minor in classifiers
+        assert f"Programming Language :: Python :: 3.{minor}" in classifiers
     assert "Programming Language :: Python :: Implementation :: CPython" in classifiers
     assert not [c for c in classifiers if "OS Independent" in c or "PyPy" in c]
     assert metadata["Description-Content-Type"] == "text/markdown"
-    assert metadata.get_payload().strip() == (REPO / "README.md").read_text().strip()
+    description = metadata.get_payload()
+    assert isinstance(description, str) and description.strip() == (REPO / "README.md").read_text().strip()
     assert metadata["Keywords"]
     assert "Typing :: Typed" in classifiers
     assert "Operating System :: POSIX :: Linux" in classifiers
@@ -166,8 +167,8 @@ def test_wheel_record_covers_every_file(wheel: Path) -> None:
 
 
 def test_sdist_holds_the_sources_and_nothing_built(sdist: Path) -> None:
-    assert sdist.name == "pyns_boot-%s.tar.gz" % version()
-    prefix = "pyns_boot-%s/" % version()
+    assert sdist.name == f"pyns_boot-{version()}.tar.gz"
+    prefix = f"pyns_boot-{version()}/"
     with tarfile.open(sdist) as archive:
         names = {m.name[len(prefix) :] for m in archive.getmembers() if m.isfile()}
     required = {
@@ -175,6 +176,7 @@ def test_sdist_holds_the_sources_and_nothing_built(sdist: Path) -> None:
         "pyproject.toml",
         "setup.py",
         "MANIFEST.in",
+        "requirements-test.txt",
         "README.md",
         "LICENSE",
         "CHANGELOG.md",
@@ -243,8 +245,8 @@ def pip_cmd(venv: Venv, *args: str) -> list[str]:
     return [venv.python, "-m", "pip", "--disable-pip-version-check", "-q", *args]
 
 
-ROUTES = {
-    # name: (install command, uninstall command, editable, from source)
+ROUTES: dict[str, tuple[Callable[[Venv, Path, Path], list[str]], str, bool]] = {
+    # name: (install command from (venv, wheel, source tree), the tool that uninstalls, editable)
     "pip-wheel": (lambda v, w, s: pip_cmd(v, "install", "--no-deps", str(w)), "pip", False),
     "pip-source": (lambda v, w, s: pip_cmd(v, "install", str(s)), "pip", False),
     "pip-editable": (lambda v, w, s: pip_cmd(v, "install", "-e", str(s)), "pip", True),
@@ -361,3 +363,35 @@ def test_pip_reinstall_over_an_editable_install_keeps_one_startup_file(
     assert pth == ["pyns_boot.pth"]  # the editable finder's .pth went with the editable install
     run(pip_cmd(route_venv, "uninstall", "-y", "pyns_boot"))
     assert not [p for p in os.listdir(site) if "pyns" in p]
+
+
+# ---------------------------------------------------------------- compiler warnings
+
+
+@pytest.mark.parametrize("werror", ["1", "0", ""], ids=["PYNS_BOOT_WERROR=1", "PYNS_BOOT_WERROR=0", "unset"])
+def test_compiler_warnings_fail_the_build_only_when_asked(unpacked_sdist: Path, tmp_path: Path, werror: str) -> None:
+    """A user's compiler that warns about the C code (here a #warning forced into every file) must not break
+    a build from the sdist; PYNS_BOOT_WERROR=1 (.ci/run, noxfile.py, scripts/test.sh, the release build)
+    makes the same warning an error."""
+    header = tmp_path / "warn.h"
+    header.write_text('#warning "pyns_boot test: a compiler warning"\n')
+    env = clean_env(PYNS_BOOT_EXTRA_CFLAGS=f"-include {header}")
+    env.pop("PYNS_BOOT_WERROR", None)
+    if werror:
+        env["PYNS_BOOT_WERROR"] = werror
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path / "out"), str(unpacked_sdist)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=BUILD_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    output = result.stdout + result.stderr
+    built = list((tmp_path / "out").glob("pyns_boot-*.whl"))
+    if werror == "1":
+        assert result.returncode != 0 and built == [], output[-3000:]
+        assert "error: #warning" in output and "-Werror" in output, output[-3000:]
+    else:
+        assert result.returncode == 0 and len(built) == 1, output[-3000:]
+        assert "warning: #warning" in output and "-Werror" not in output, output[-3000:]

@@ -34,8 +34,8 @@ class EtcNetns:
         )
         self.etc = Path("/etc/netns") / self.name
         self.etc.mkdir(parents=True)
-        (self.etc / "resolv.conf").write_text("nameserver 192.0.2.53\nsearch %s.example\n" % self.name)
-        (self.etc / "hosts").write_text("192.0.2.1 only-in-%s\n" % self.name)
+        (self.etc / "resolv.conf").write_text(f"nameserver 192.0.2.53\nsearch {self.name}.example\n")
+        (self.etc / "hosts").write_text(f"192.0.2.1 only-in-{self.name}\n")
 
     def ip_netns_exec(self, *command: str) -> str:
         return subprocess.run(
@@ -106,7 +106,7 @@ def test_call_in_namespaces_netns(hook_venv: Venv, etc_netns: EtcNetns, tmp_path
         "            'net': sorted(os.listdir('/sys/class/net')), 'mnt': os.readlink('/proc/self/ns/mnt'),\n"
         "            'netns': os.readlink('/proc/self/ns/net')}\n"
         "if __name__ == '__main__':\n"
-        "    print(json.dumps(pyns_boot.call_in(pyns_boot.Namespaces.netns(%r), view, timeout=30)))\n" % etc_netns.name
+        f"    print(json.dumps(pyns_boot.call_in(pyns_boot.Namespaces.netns({etc_netns.name!r}), view, timeout=30)))\n"
     )
     script = tmp_path / "view.py"  # a worker loads callables of __main__ from its file
     script.write_text(code)
@@ -194,11 +194,11 @@ def test_setuid_setgid_after_the_joins(hook_venv: Venv, holder: Callable[..., Ho
         wrapper=as_user(0),
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "%d %d %d []\n" % (NOBODY, NOBODY, NOBODY)
+    assert result.stdout == f"{NOBODY} {NOBODY} {NOBODY} []\n"
     env = pyns_boot(hook_venv, "env", "-t", str(h.pid), "-u", "-S", "0", "-G", "0", "-w", "--json")
     assert json.loads(env.stdout) == {
         "gons_uts": h.ref("uts"),
-        "PYNS_BOOT_WD": "!/proc/%d/cwd" % h.pid,
+        "PYNS_BOOT_WD": f"!/proc/{h.pid}/cwd",
         "PYNS_BOOT_SETGID": "0",
         "PYNS_BOOT_SETUID": "0",
     }
@@ -238,6 +238,7 @@ def test_cli_refuses_netns_with_a_mount_namespace(hook_venv: Venv, command: str,
     assert "use --net /run/netns/blue" in result.stderr
 
 
+@pytest.mark.unit
 def test_namespaces_refuses_netns_with_mnt() -> None:
     from pyns_boot import Namespaces
 

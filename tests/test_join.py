@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 from nsutil import SELF_LINKS, TYPES, Holder, NamedNetns, Venv, own_links, parse_probe, probe, run_python
 
 
-def assert_in(report: dict, holder: Holder, ns_type: str) -> None:
+def assert_in(report: dict[str, Any], holder: Holder, ns_type: str) -> None:
     target = holder.link(ns_type)
     for link in SELF_LINKS[ns_type]:
         assert report["links"][link] == target, (ns_type, link)
@@ -86,7 +87,7 @@ def test_pid_already_member_compares_namespace_for_children(hook_venv: Venv, hol
 
 def test_mixed_joined_and_already_member(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
     h = holder(("net",))
-    report = probe(hook_venv.python, {"gons_net": h.ref("net"), "gons_uts": "/proc/%d/ns/uts" % os.getpid()})
+    report = probe(hook_venv.python, {"gons_net": h.ref("net"), "gons_uts": f"/proc/{os.getpid()}/ns/uts"})
     outcomes = {t: ns["outcome"] for t, ns in report["status"]["namespaces"].items()}
     assert outcomes["net"] == "joined" and outcomes["uts"] == "already_joined"
 
@@ -105,7 +106,7 @@ def test_python_child_of_switched_process_inherits_without_reapplying(
 
     h = holder(("mnt", "net", "uts"))
     env = {"gons_mnt": h.ref("mnt"), "gons_net": h.ref("net"), "gons_uts": h.ref("uts")}
-    result = run_python(hook_venv.python, "PROBE = %r\n%s" % (PROBE, CHILD), env)
+    result = run_python(hook_venv.python, f"PROBE = {PROBE!r}\n{CHILD}", env)
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stdout.splitlines() if x.startswith("CHILD "))
     child = json.loads(line[len("CHILD ") :])
@@ -117,7 +118,7 @@ def test_python_child_of_switched_process_inherits_without_reapplying(
     assert report["status"]["state"] == "inactive"  # nothing re-applied in the child
 
 
-def test_bang_opens_in_original_mount_namespace(hook_venv: Venv, holder: Callable[..., Holder], tmp_path) -> None:
+def test_bang_opens_in_original_mount_namespace(hook_venv: Venv, holder: Callable[..., Holder], tmp_path: Path) -> None:
     """A reference that exists only inside the target mount namespace."""
     inner = tmp_path / "inner"
     inner.mkdir()
@@ -136,15 +137,15 @@ def test_bang_opens_in_original_mount_namespace(hook_venv: Venv, holder: Callabl
         hook_venv.python, env={"gons_order": "!mnt,!uts", "gons_mnt": h.ref("mnt"), "gons_uts": inner_ref}
     )
     assert result.returncode == 125
-    assert result.stderr == 'pyns_boot: invalid gons_uts reference "%s": No such file or directory\n' % inner_ref
+    assert result.stderr == f'pyns_boot: invalid gons_uts reference "{inner_ref}": No such file or directory\n'
     assert "PROBE" not in result.stdout
 
 
 def test_relative_path_after_mount_switch_resolves_from_new_root(
-    hook_venv: Venv, holder: Callable[..., Holder], tmp_path
+    hook_venv: Venv, holder: Callable[..., Holder], tmp_path: Path
 ) -> None:
     h = holder(("mnt", "uts"))
-    relative = "proc/%d/ns/uts" % h.pid  # relative to / after the mnt switch
+    relative = f"proc/{h.pid}/ns/uts"  # relative to / after the mnt switch
     report = probe(
         hook_venv.python,
         {"gons_order": "mnt,uts", "gons_mnt": h.ref("mnt"), "gons_uts": relative},

@@ -52,7 +52,7 @@ def imported_modules(path: Path, modules: set[str], lazy: dict[str, str]) -> set
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("pyns_boot."):
             found.add(str(node.module))
         elif isinstance(node, ast.ImportFrom) and node.level > 0:
-            raise AssertionError("%s: relative import (the package imports itself by name)" % path)
+            raise AssertionError(f"{path}: relative import (the package imports itself by name)")
     found.discard(module_name(path))
     return found
 
@@ -64,7 +64,7 @@ def import_graph() -> dict[str, set[str]]:
     assert set(lazy.values()) <= modules, lazy
     graph = {module_name(p): imported_modules(p, modules, lazy) for p in paths}
     for source, targets in graph.items():
-        assert targets <= modules, "%s imports %s, which is not a module of the package" % (source, targets - modules)
+        assert targets <= modules, f"{source} imports {targets - modules}, which is not a module of the package"
     return graph
 
 

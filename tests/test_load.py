@@ -24,7 +24,7 @@ CHILDREN = 500
 WORKERS = 4 * (os.cpu_count() or 1)
 CHILD_TIMEOUT = 60
 LINKS = ("net", "uts", "ipc")
-CODE = "import os; print(' '.join(os.readlink('/proc/self/ns/' + t) for t in %r))" % (LINKS,)
+CODE = f"import os; print(' '.join(os.readlink('/proc/self/ns/' + t) for t in {LINKS!r}))"
 BROKEN_EVERY = 7  # in the second run, every 7th child gets a broken reference
 
 
@@ -93,7 +93,7 @@ def check_all(
         outcome = (result.returncode, result.stdout, result.stderr)
         if outcome != expected(index):
             wrong.append((index, outcome, expected(index)))
-    assert wrong == [], "%d of %d children went wrong, first: %r" % (len(wrong), len(results), wrong[:3])
+    assert wrong == [], f"{len(wrong)} of {len(results)} children went wrong, first: {wrong[:3]!r}"
 
 
 def test_every_child_ends_where_it_was_told(hook_venv: Venv, targets: list[Target]) -> None:
@@ -114,7 +114,7 @@ def test_broken_references_fail_alone(hook_venv: Venv, targets: list[Target]) ->
         env = dict(targets[index % len(targets)].env)
         if broken(index):
             # alternately a missing path and a reference of the wrong type
-            env["gons_ipc"] = "/nonexistent/%d" % index if index % 2 else "/proc/self/ns/net"
+            env["gons_ipc"] = f"/nonexistent/{index}" if index % 2 else "/proc/self/ns/net"
             if "gons_order" in env:
                 env["gons_order"] += ",ipc" if "ipc" not in env["gons_order"] else ""
         return env
@@ -127,7 +127,7 @@ def test_broken_references_fail_alone(hook_venv: Venv, targets: list[Target]) ->
             return (0, " ".join(targets[index % len(targets)].links) + "\n", "")
         path = envs[index]["gons_ipc"]
         reason = "No such file or directory" if index % 2 else "it is a namespace of type net, not ipc"
-        return (EXIT_STATUS, "", 'pyns_boot: invalid gons_ipc reference "%s": %s\n' % (path, reason))
+        return (EXIT_STATUS, "", f'pyns_boot: invalid gons_ipc reference "{path}": {reason}\n')
 
     check_all(results, expected)
     assert sum(r.returncode == EXIT_STATUS for r in results) == len([i for i in range(CHILDREN) if broken(i)])

@@ -30,7 +30,7 @@ print(json.dumps({"path": package_path, "file": _namespaces.__file__, "imports_r
 
 def test_package_path_is_rewritten_to_the_original_root(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
     site = str(hook_venv.site_packages)
-    h = holder(("mnt",), setup="mount -t tmpfs pyns-boot-suite-hide %s" % shlex.quote(str(hook_venv.path)))
+    h = holder(("mnt",), setup=f"mount -t tmpfs pyns-boot-suite-hide {shlex.quote(str(hook_venv.path))}")
     result = run_python(hook_venv.python, CODE, {"gons_mnt": h.ref("mnt")}, args=[site])
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)

@@ -14,6 +14,7 @@ from nsutil import TYPES, Holder, NamedNetns, Venv, probe
 from pyns_boot import Namespaces
 
 
+@pytest.mark.unit
 def test_keyword_paths_render_as_gons_variables() -> None:
     spec = Namespaces(net="/run/netns/blue", uts="/proc/42/ns/uts", order="!uts,net")
     assert spec.to_env() == {"gons_net": "/run/netns/blue", "gons_uts": "/proc/42/ns/uts", "gons_order": "!uts,net"}
@@ -21,16 +22,18 @@ def test_keyword_paths_render_as_gons_variables() -> None:
     assert Namespaces.from_env(spec.to_env()) == spec
 
 
+@pytest.mark.unit
 def test_immutable_hashable_picklable() -> None:
     a = Namespaces(net="/run/netns/a")
     assert a == Namespaces(net="/run/netns/a") and hash(a) == hash(Namespaces(net="/run/netns/a"))
     assert len({a, Namespaces(net="/run/netns/a"), Namespaces(net="/run/netns/b")}) == 2
     with pytest.raises(AttributeError):
-        a.net = "x"  # type: ignore[attr-defined]
+        a.net = "x"
     assert pickle.loads(pickle.dumps(a)) == a
     assert a.replace(uts="/proc/1/ns/uts", net=None) == Namespaces(uts="/proc/1/ns/uts")
 
 
+@pytest.mark.unit
 def test_types_match_the_c_table() -> None:
     assert tuple(Namespaces.of_pid(os.getpid()).paths) == _pyns_boot.TYPES == TYPES
 
@@ -38,12 +41,13 @@ def test_types_match_the_c_table() -> None:
 def test_of_pid_all_and_chosen(holder: Callable[..., Holder]) -> None:
     h = holder(("net",))
     spec = Namespaces.of_pid(h.pid)
-    assert spec.paths == {t: "/proc/%d/ns/%s" % (h.pid, t) for t in TYPES}
+    assert spec.paths == {t: f"/proc/{h.pid}/ns/{t}" for t in TYPES}
     assert Namespaces.of_pid(h.pid, "net", "uts").types == ("net", "uts")
     with pytest.raises(ValueError, match="unknown namespace type 'NET'"):
         Namespaces.of_pid(h.pid, "NET")
 
 
+@pytest.mark.unit
 def test_of_pid_missing_process() -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -51,6 +55,7 @@ def test_of_pid_missing_process() -> None:
         Namespaces.of_pid(dead.pid)
 
 
+@pytest.mark.unit
 def test_netns_name() -> None:
     blue = Namespaces.netns("blue")
     # joined as ip netns exec does (gons_netns); the path is what the join opens
@@ -66,6 +71,7 @@ def test_netns_name() -> None:
             Namespaces.netns(bad)
 
 
+@pytest.mark.unit
 def test_order_is_validated_like_the_hook() -> None:
     with pytest.raises(ValueError, match='unknown namespace type "NET" in gons_order'):
         Namespaces(net="/x", order="NET")
@@ -77,6 +83,7 @@ def test_order_is_validated_like_the_hook() -> None:
     assert Namespaces(net="/x", order=["!net", "uts"]).order == "!net,uts"
 
 
+@pytest.mark.unit
 def test_from_env_empty_values_are_unset() -> None:
     assert not Namespaces.from_env({"gons_net": "", "gons_order": "", "PATH": "/bin"})
 

@@ -54,7 +54,7 @@ def how(stdout: str) -> dict[str, object]:
         if line.startswith("HOW "):
             result: dict[str, object] = json.loads(line[4:])
             return result
-    raise AssertionError("no HOW line: %r" % stdout)
+    raise AssertionError(f"no HOW line: {stdout!r}")
 
 
 def as_318(venv: Venv, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -106,6 +106,7 @@ def venv_318(fresh_hook_venv: Venv) -> Venv:
     return fresh_hook_venv
 
 
+@pytest.mark.unit
 def test_start_file_names_the_start_entry() -> None:
     lines = (REPO / "pyns_boot.start").read_text(encoding="utf-8-sig").splitlines()
     entries = [x.strip() for x in lines if x.strip() and not x.strip().startswith("#")]

@@ -70,14 +70,14 @@ def start(python: str, code: str, env: dict[str, str], own_group: bool = False) 
 
 def children_of(pid: int) -> list[int]:
     try:
-        return [int(c) for c in Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()]
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except FileNotFoundError:
         return []
 
 
 def state_of(pid: int) -> str:
     try:
-        text = Path("/proc/%d/stat" % pid).read_text()
+        text = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
         return "gone"
     return text[text.rindex(")") + 2]
@@ -87,11 +87,11 @@ def signal_state(pid: int) -> str:
     """State and signal masks from /proc/PID/status: tells a lost signal (S, nothing pending) from a process
     that was not yet scheduled (R, or the signal still pending)."""
     try:
-        lines = Path("/proc/%d/status" % pid).read_text().splitlines()
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except FileNotFoundError:
-        return "%d gone" % pid
+        return f"{pid} gone"
     keep = ("State", "SigQ", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
-    return "%d: %s" % (pid, ", ".join(line.replace("\t", " ") for line in lines if line.split(":")[0] in keep))
+    return "{}: {}".format(pid, ", ".join(line.replace("\t", " ") for line in lines if line.split(":")[0] in keep))
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 10.0, pids: tuple[int, ...] = ()) -> None:
@@ -100,7 +100,7 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 10.0, pi
     while not predicate():
         if time.monotonic() > deadline:
             states = "".join("\n  " + signal_state(pid) for pid in pids)
-            raise AssertionError("timed out waiting for %s (%g s)%s" % (what, timeout, states))
+            raise AssertionError(f"timed out waiting for {what} ({timeout:g} s){states}")
         time.sleep(0.01)
 
 
@@ -162,7 +162,7 @@ def test_death_by_signal_propagates_without_a_core(
     hook_venv: Venv, pid_holder: Holder, sig: signal.Signals, tmp_path: Path
 ) -> None:
     # The program forbids its own core dump: a core, if any, would be the supervisor's.
-    code = "import os, resource; resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); os.kill(os.getpid(), %d)" % sig
+    code = f"import os, resource; resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); os.kill(os.getpid(), {sig})"
     process = subprocess.Popen(
         [hook_venv.python, "-c", code],
         env=clean_env(gons_pid=pid_holder.ref("pid")),
@@ -232,7 +232,7 @@ def test_stop_and_continue_follow_the_program(hook_venv: Venv, pid_holder: Holde
 def test_supervisor_holds_only_the_standard_descriptors(hook_venv: Venv, pid_holder: Holder) -> None:
     process = start(hook_venv.python, COUNTING, {"gons_pid": pid_holder.ref("pid")})
     ready_child(process)
-    fds = sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % process.pid))
+    fds = sorted(int(fd) for fd in os.listdir(f"/proc/{process.pid}/fd"))
     os.kill(process.pid, signal.SIGTERM)
     process.communicate(timeout=CHILD_TIMEOUT)
     # 0-2, and the pipe end whose closing tells the program its supervisor is gone
@@ -267,7 +267,7 @@ def dead_init_pid_ns() -> Iterator[str]:
     subprocess.run(["mount", "--make-private", str(directory)], check=True)
     path = directory / ("pidns-" + uuid.uuid4().hex[:8])
     path.touch()
-    subprocess.run(["unshare", "--pid=%s" % path, "--fork", "true"], check=True)
+    subprocess.run(["unshare", f"--pid={path}", "--fork", "true"], check=True)
     yield str(path)
     subprocess.run(["umount", str(path)], check=False)
     subprocess.run(["umount", str(directory)], check=False)
@@ -284,9 +284,10 @@ def test_pid_namespace_with_dead_init(hook_venv: Venv, dead_init_pid_ns: str, po
     result = run_python(hook_venv.python, code, env)
     # Refused at the join (Linux 6.11+ tells a dead pid namespace), before any fork.
     message = (
-        'pyns_boot: cannot join gons_pid using reference "%s": the pid namespace is dead: its process 1 (init) has '
+        f'pyns_boot: cannot join gons_pid using reference "{dead_init_pid_ns}": the pid namespace is dead: its '
+        "process 1 (init) has "
         "exited, and the kernel refuses to create any process in it (every fork would fail with ENOMEM); name a pid "
-        "namespace whose init is running\n" % dead_init_pid_ns
+        "namespace whose init is running\n"
     )
     assert result.stderr == message
     if policy is None:
@@ -297,7 +298,7 @@ def test_pid_namespace_with_dead_init(hook_venv: Venv, dead_init_pid_ns: str, po
 
 def test_fallback_hook_enters_too(hook_venv: Venv, pid_holder: Holder) -> None:
     """The Python start-up path (pyns_boot.hook.run, as for a mnt join) enters through the same C code."""
-    code = "import sys; sys.path.append(%r); import pyns_boot.hook as h; h.run()\n" % str(hook_venv.site_packages)
+    code = f"import sys; sys.path.append({str(hook_venv.site_packages)!r}); import pyns_boot.hook as h; h.run()\n"
     code += "import os; print('PID %d' % os.getpid())"
     result = run_python(hook_venv.python, code, {"gons_pid": pid_holder.ref("pid")}, python_args=["-S"])
     assert result.returncode == 0, result.stderr
@@ -332,11 +333,11 @@ def read_until(master: int, pattern: bytes, timeout: float = 30.0) -> bytes:
     while not re.search(pattern, data):
         ready, _, _ = select.select([master], [], [], max(deadline - time.monotonic(), 0))
         if not ready:
-            raise AssertionError("no %r in %r" % (pattern, data))
+            raise AssertionError(f"no {pattern!r} in {data!r}")
         try:
             chunk = os.read(master, 4096)
         except OSError:  # EIO: the other side closed
-            raise AssertionError("no %r in %r" % (pattern, data)) from None
+            raise AssertionError(f"no {pattern!r} in {data!r}") from None
         data += chunk
     return data
 

@@ -67,8 +67,10 @@ def test_mnt_without_pid_says_to_add_it(container: Holder, shared_server: None) 
     with pytest.raises(NamespaceError) as info:
         call_in(Namespaces(mnt=container.ref("mnt")), targets.add, 1)
     message = str(info.value)
-    assert message.startswith('pyns_boot: the worker joined mnt "%s"' % container.ref("mnt")), message
-    assert "add pid=%s to the Namespaces" % container.ref("pid") in message and "exited with status" not in message
+    assert message.startswith('pyns_boot: the worker joined mnt "{}"'.format(container.ref("mnt"))), message
+    assert (
+        "add pid={} to the Namespaces".format(container.ref("pid")) in message and "exited with status" not in message
+    )
     assert info.value.failed == "mnt"
 
 
@@ -81,11 +83,11 @@ def test_mnt_with_the_pid_of_another_namespace_says_to_name_the_right_one(
     with pytest.raises(NamespaceError) as info:
         call_in(Namespaces(mnt=container.ref("mnt"), pid=other.ref("pid")), targets.add, 1)
     expected = (
-        'pyns_boot: the worker joined mnt "%s", but cannot keep importing from the caller\'s installation: '
+        'pyns_boot: the worker joined mnt "{}", but cannot keep importing from the caller\'s installation: '
         r"/proc/self/fd/\d+ is not reachable there \(the target's /proc belongs to a pid namespace this process is "
         r"not a member of\); make pid name the pid namespace that /proc belongs to, or set "
         r"PYNS_BOOT_KEEP_IMPORTS=0 in the caller to import from the target's filesystem instead"
-    ) % re.escape(container.ref("mnt"))
+    ).format(re.escape(container.ref("mnt")))
     assert re.fullmatch(expected, str(info.value)), str(info.value)
     assert info.value.failed == "mnt" and info.value.errno == errno.ENOENT
 
@@ -95,7 +97,7 @@ def test_worker_in_pid_namespace_with_dead_init(dead_pid_ns: str, shared_server:
         call_in(Namespaces(pid=dead_pid_ns), targets.add, 1)
     # Refused at the join (Linux 6.11+ tells a dead pid namespace), before the worker forks into it.
     assert str(info.value).startswith(
-        'pyns_boot: cannot join gons_pid using reference "%s": the pid namespace is dead' % dead_pid_ns
+        f'pyns_boot: cannot join gons_pid using reference "{dead_pid_ns}": the pid namespace is dead'
     )
     assert info.value.failed == "pid" and info.value.errno == errno.ESRCH
 
@@ -107,7 +109,7 @@ def dead_pid_ns(tmp_path: Path) -> Iterator[str]:
     subprocess.run(["mount", "--make-private", str(tmp_path)], check=True)
     path = tmp_path / "pidns"
     path.touch()
-    subprocess.run(["unshare", "--pid=%s" % path, "--fork", "true"], check=True)
+    subprocess.run(["unshare", f"--pid={path}", "--fork", "true"], check=True)
     yield str(path)
     subprocess.run(["umount", str(path)], check=False)
     subprocess.run(["umount", str(tmp_path)], check=False)
@@ -132,5 +134,5 @@ def test_call_in_from_a_program_started_with_gons_mnt(container: Holder, mnt_ven
     assert out["hostname"] == out["again"] == HOSTNAME
     assert out["mode"] == "entered" and out["keeps"] is True and 1 < out["pid"] < 1000
     assert result.stderr == ""
-    leftover = Path("/proc/%d/task/%d/children" % (container.pid, container.pid)).read_text().split()
+    leftover = Path(f"/proc/{container.pid}/task/{container.pid}/children").read_text().split()
     assert leftover == [], "no fork server, worker or supervisor left in the target"

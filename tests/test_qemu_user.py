@@ -39,7 +39,9 @@ def test_wrong_type_is_named_under_qemu_user(hook_venv: Venv, holder: Callable[.
     target = holder(["net"])
     result = run_python(hook_venv.python, "pass", {"gons_uts": target.ref("net")}, wrapper=[str(QEMU)])
     assert result.returncode != 0
-    expected = 'pyns_boot: invalid gons_uts reference "%s": it is a namespace of type net, not uts' % target.ref("net")
+    expected = 'pyns_boot: invalid gons_uts reference "{}": it is a namespace of type net, not uts'.format(
+        target.ref("net")
+    )
     assert expected in result.stderr, result.stderr
 
 
@@ -48,9 +50,9 @@ def test_command_line_checks_references_under_qemu_user(hook_venv: Venv, holder:
     target = holder(["net", "uts"])
     command = [str(QEMU), hook_venv.python, "-m", "pyns_boot", "env", "--uts", target.ref("uts")]
     good = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT)
-    assert good.returncode == 0 and good.stdout.endswith("\nexport gons_uts=%s\n" % target.ref("uts")), good
+    assert good.returncode == 0 and good.stdout.endswith("\nexport gons_uts={}\n".format(target.ref("uts"))), good
     command[-1] = target.ref("net")
     wrong = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT)
     assert wrong.returncode == 1
     reason = "it is a namespace of type net, not uts"
-    assert wrong.stderr == 'pyns-boot: invalid gons_uts reference "%s": %s\n' % (target.ref("net"), reason)
+    assert wrong.stderr == 'pyns-boot: invalid gons_uts reference "{}": {}\n'.format(target.ref("net"), reason)

@@ -9,6 +9,7 @@ git work trees.  The build itself (zig cc, auditwheel, twine) runs in
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,13 +28,13 @@ def load_release() -> ModuleType:
 
 
 release = load_release()
-INSTALL = "pip install ziglang==%s" % release.ZIG_VERSION
+INSTALL = f"pip install ziglang=={release.ZIG_VERSION}"
 
 
 def fake_zig(directory: Path, version: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     zig = directory / "zig"
-    zig.write_text('#!/bin/sh\n[ "$1" = version ] && echo %s\n' % version)
+    zig.write_text(f'#!/bin/sh\n[ "$1" = version ] && echo {version}\n')
     zig.chmod(0o755)
     return zig
 
@@ -52,18 +53,19 @@ def test_no_zig_at_all_names_what_to_install(plain_venv: Venv, tmp_path: Path) -
 def test_zig_of_another_version_names_the_one_needed(plain_venv: Venv, tmp_path: Path) -> None:
     zig = fake_zig(tmp_path / "bin", "0.11.0")
     with pytest.raises(release.ReleaseError) as caught:
-        release.find_zig(plain_venv.python, "%s:/usr/bin:/bin" % zig.parent)
+        release.find_zig(plain_venv.python, f"{zig.parent}:/usr/bin:/bin")
     message = str(caught.value)
-    assert "need zig %s" % release.ZIG_VERSION in message
-    assert "%s: 0.11.0" % zig in message
+    assert f"need zig {release.ZIG_VERSION}" in message
+    assert f"{zig}: 0.11.0" in message
     assert INSTALL in message
 
 
 def test_zig_of_the_pinned_version_on_path_is_taken(plain_venv: Venv, tmp_path: Path) -> None:
     zig = fake_zig(tmp_path / "bin", release.ZIG_VERSION)
-    assert release.find_zig(plain_venv.python, "%s:/usr/bin:/bin" % zig.parent) == [str(zig)]
+    assert release.find_zig(plain_venv.python, f"{zig.parent}:/usr/bin:/bin") == [str(zig)]
 
 
+@pytest.mark.unit
 def test_pinned_zig_agrees_with_requirements_dev() -> None:
     pins = [
         line.split("==")[1].strip()
@@ -71,6 +73,17 @@ def test_pinned_zig_agrees_with_requirements_dev() -> None:
         if line.startswith("ziglang==")
     ]
     assert pins == [release.ZIG_VERSION]
+
+
+@pytest.mark.unit
+def test_pre_commit_pins_agree_with_requirements_dev() -> None:
+    """.pre-commit-config.yaml judges a commit with the ruff and mypy that CI runs."""
+    dev = (REPO / "requirements-dev.txt").read_text()
+    hooks = (REPO / ".pre-commit-config.yaml").read_text()
+    for tool in ("ruff", "mypy"):
+        (pinned,) = re.findall(rf"^{tool}==(\S+)$", dev, re.MULTILINE)
+        used = re.findall(rf'"{tool}==([^"]+)"', hooks)
+        assert used and set(used) == {pinned}, (tool, pinned, used)
 
 
 needs_git = pytest.mark.skipif(
@@ -98,11 +111,13 @@ def tree(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.unit
 @needs_git
 def test_clean_tree_passes(tree: Path) -> None:
     assert release.check_clean_tree(tree, {}) is None
 
 
+@pytest.mark.unit
 @needs_git
 @pytest.mark.parametrize("change", ["modified", "untracked"])
 def test_dirty_tree_is_refused_naming_the_files_and_the_override(tree: Path, change: str) -> None:
@@ -118,19 +133,21 @@ def test_dirty_tree_is_refused_naming_the_files_and_the_override(tree: Path, cha
     message = str(caught.value)
     assert "is not clean" in message and str(tree) in message
     assert shown in message.splitlines()[1]
-    assert "commit or stash" in message and "%s=1" % release.ALLOW_DIRTY in message
+    assert "commit or stash" in message and f"{release.ALLOW_DIRTY}=1" in message
 
     warning = release.check_clean_tree(tree, {release.ALLOW_DIRTY: "1"})
     assert warning is not None and shown in warning and "do not upload" in warning
 
 
+@pytest.mark.unit
 def test_not_a_git_tree_is_refused(tmp_path: Path) -> None:
     with pytest.raises(release.ReleaseError) as caught:
         release.check_clean_tree(tmp_path, {})
-    assert "cannot check the work tree %s" % tmp_path in str(caught.value)
+    assert f"cannot check the work tree {tmp_path}" in str(caught.value)
     assert release.ALLOW_DIRTY in str(caught.value)
 
 
+@pytest.mark.unit
 def test_tags_name_the_manylinux2014_platforms() -> None:
     assert release.wheel_tag("x86_64") == "cp38-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64"
     assert release.wheel_tag("aarch64") == "cp38-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64"

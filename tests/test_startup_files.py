@@ -41,7 +41,7 @@ OLD_PTH = (
     "except ImportError:\\n import pyns_boot.hook as m\\nm.run()')\n"
 )
 OLD_START = "pyns_boot.hook:run\n"
-STALE_HELPER = "_pyns_boot.abi3-%s-linux-gnu.so" % platform.machine()
+STALE_HELPER = f"_pyns_boot.abi3-{platform.machine()}-linux-gnu.so"
 
 
 def minor(python: str) -> int:
@@ -91,7 +91,7 @@ def test_start_file_not_installed_by_this_version(
     if not PEP829:
         joined(result, target)  # nobody reads .start files before 3.15
         return
-    refused(result, str(start), "calls pyns_boot.hook:run", "rm %s" % start, "PYNS_BOOT_ON_ERROR=warn")
+    refused(result, str(start), "calls pyns_boot.hook:run", f"rm {start}", "PYNS_BOOT_ON_ERROR=warn")
     joined(run_python(fresh_hook_venv.python, PROBE, {**env, "PYNS_BOOT_ON_ERROR": "warn"}), target, 1)
     idle_is_silent(fresh_hook_venv)
 
@@ -110,7 +110,7 @@ def test_start_file_naming_something_else_is_reported_by_doctor(fresh_hook_venv:
     )
     assert str(start) in out.stdout, out.stdout
     if PEP829:
-        assert out.returncode == 1 and "rm %s" % start in out.stdout, out.stdout
+        assert out.returncode == 1 and f"rm {start}" in out.stdout, out.stdout
     else:
         assert out.returncode == 0, out.stdout
     # What the process itself does: on 3.15 the .pth line is suppressed and site.py reports the entry
@@ -183,7 +183,7 @@ def test_stale_platform_tagged_helper_beside_the_good_one(fresh_hook_venv: Venv,
     if not PEP829:
         joined(result, target)  # before 3.15 that suffix is not one of the interpreter's
         return
-    refused(result, "the C helper loaded is %s" % stale, "rm %s" % stale, "no namespace was joined")
+    refused(result, f"the C helper loaded is {stale}", f"rm {stale}", "no namespace was joined")
     warned = run_python(fresh_hook_venv.python, PROBE, {**env, "PYNS_BOOT_ON_ERROR": "warn"})
     assert warned.returncode == 0 and warned.stderr.count("pyns_boot:") == 1 and "Traceback" not in warned.stderr
     report = parse_probe(warned.stdout)
@@ -199,6 +199,7 @@ def test_stale_platform_tagged_helper_beside_the_good_one(fresh_hook_venv: Venv,
 PTH_NAMES = re.compile(rb"isdisjoint\(b'([a-z_ ]+)'\.split\(\)\)")
 
 
+@pytest.mark.unit
 def test_the_copies_without_the_c_helper_are_the_c_table() -> None:
     """The one check of the table's copies that must work without the C helper: the .pth line's literal
     names and the hook's NAMESPACE_VARIABLES/TRIGGER_VARIABLES (and the doctor's TYPES made from them)."""
@@ -213,10 +214,10 @@ def test_the_copies_without_the_c_helper_are_the_c_table() -> None:
     assert _doctor.TYPES == _pyns_boot.TYPES == tuple(kind.name for kind in _pyns_boot.kinds())
 
 
-@pytest.mark.parametrize("name", ["gons_%s" % t for t in TYPES] + ["gons_order", "gons_netns"])
+@pytest.mark.parametrize("name", [f"gons_{t}" for t in TYPES] + ["gons_order", "gons_netns"])
 def test_each_variable_alone_passes_the_pre_filter(hook_venv: Venv, name: str) -> None:
     """With a 60,000-variable environment, each of the ten names alone reaches the hook (bad value: exit 125)."""
-    env = {"V%05d" % i: "1" for i in range(60000)}
+    env = {f"V{i:05d}": "1" for i in range(60000)}
     env[name] = "bogus" if name == "gons_order" else "/nonexistent"
     result = run_python(hook_venv.python, "print('user code ran')", env)
     assert result.returncode == EXIT_STATUS and result.stdout == "", result.stderr

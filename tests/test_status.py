@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
-from typing import Callable
+from typing import Any, Callable
 
 from nsutil import Holder, NamedNetns, Venv, run_python
 
@@ -29,10 +29,11 @@ print(json.dumps({"dict": s.as_dict(), "ok": s.ok, "raised": raised, "checked": 
 """
 
 
-def run_status(venv: Venv, env: dict[str, str], python_args: tuple[str, ...] = ()) -> dict:
+def run_status(venv: Venv, env: dict[str, str], python_args: tuple[str, ...] = ()) -> dict[str, Any]:
     result = run_python(venv.python, STATUS_CODE, env, python_args=python_args)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
 
 
 def test_nothing_asked(hook_venv: Venv) -> None:
@@ -65,7 +66,7 @@ def test_failed_check_raises_oserror(hook_venv: Venv) -> None:
 
 
 def test_variables_set_but_hook_never_ran_with_dash_S(hook_venv: Venv, netns: NamedNetns) -> None:
-    code = "import sys; sys.path.append(%r); " % str(hook_venv.site_packages) + STATUS_CODE.strip()
+    code = f"import sys; sys.path.append({str(hook_venv.site_packages)!r}); " + STATUS_CODE.strip()
     result = run_python(hook_venv.python, code, {"gons_net": netns.path}, python_args=("-S",))
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
@@ -82,7 +83,7 @@ def test_variables_set_but_pth_not_installed(fresh_hook_venv: Venv, netns: Named
     (fresh_hook_venv.site_packages / "pyns_boot.pth").unlink()
     out = run_status(fresh_hook_venv, {"gons_net": netns.path})
     assert out["dict"]["state"] == "not_run" and not out["ok"]
-    assert "pyns_boot.pth is not installed in the site-packages of %s" % fresh_hook_venv.path in out["dict"]["error"]
+    assert f"pyns_boot.pth is not installed in the site-packages of {fresh_hook_venv.path}" in out["dict"]["error"]
 
 
 def test_as_dict_is_json_for_logs(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
@@ -112,7 +113,7 @@ def test_variable_set_by_the_program_is_not_a_missed_request(hook_venv: Venv, ne
     starts with that environment does join."""
     code = (
         "import os, subprocess, sys\n"
-        "os.environ['gons_net'] = %r\n" % netns.path + STATUS_CODE.strip() + "\n"
+        f"os.environ['gons_net'] = {netns.path!r}\n" + STATUS_CODE.strip() + "\n"
         "child = subprocess.run([sys.executable, '-c', \"import os; print(os.readlink('/proc/self/ns/net'))\"],"
         " capture_output=True, text=True)\n"
         "print(child.stdout.strip())\n"
@@ -136,7 +137,7 @@ def test_variable_set_by_sitecustomize_is_not_a_missed_request(fresh_hook_venv: 
 def test_variable_removed_by_the_program_still_counts(hook_venv: Venv, netns: NamedNetns) -> None:
     """The reverse: started with gons_net under -S, the program deletes it:
     the hook still did not run what was asked."""
-    code = "import os, sys; sys.path.append(%r); del os.environ['gons_net']; " % str(hook_venv.site_packages)
+    code = f"import os, sys; sys.path.append({str(hook_venv.site_packages)!r}); del os.environ['gons_net']; "
     result = run_python(hook_venv.python, code + STATUS_CODE.strip(), {"gons_net": netns.path}, python_args=("-S",))
     out = json.loads(result.stdout)
     assert out["dict"]["state"] == "not_run" and out["dict"]["namespaces"]["net"]["path"] == netns.path
@@ -151,7 +152,8 @@ def test_hook_that_did_not_act_is_told_apart(fresh_hook_venv: Venv, netns: Named
     out = run_status(fresh_hook_venv, {"gons_net": netns.path})
     assert out["dict"]["state"] == "not_run" and not out["ok"]
     assert out["dict"]["error"] == (
-        "pyns_boot: gons_net is set, but the pyns_boot start-up hook did not run in this process (pyns_boot.pth in %s "
+        "pyns_boot: gons_net is set, but the pyns_boot start-up hook did not run in this process (pyns_boot.pth in "
+        f"{site} "
         "did not act: the variables were gone from os.environ when site.py reached it (an earlier .pth file removed "
-        "them), or its line failed (see the start-up's stderr))" % site
+        "them), or its line failed (see the start-up's stderr))"
     )

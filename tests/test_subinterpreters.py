@@ -112,9 +112,9 @@ def test_subinterpreter_after_a_join_keeps_the_namespaces(hook_venv: Venv, holde
     assert main["uts"] == first.link("uts")
     assert main["status"]["state"] == "succeeded"
     for config, sub in subs.items():
-        assert sub["site"], "site.py did not run in the %s subinterpreter" % config
+        assert sub["site"], f"site.py did not run in the {config} subinterpreter"
         assert sub["gons_uts"] == second.ref("uts")
-        assert sub["hook_loaded"], "the .pth line did not run in the %s subinterpreter" % config
+        assert sub["hook_loaded"], f"the .pth line did not run in the {config} subinterpreter"
         assert sub["uts"] == first.link("uts"), config  # not moved into second
         check_import(config, sub)
         if "import_error" not in sub:

@@ -31,9 +31,11 @@ def test_without_the_user_namespace_first_it_is_refused(hook_venv: Venv, holder:
     result = run_python(hook_venv.python, "print('user code ran')", env, wrapper=as_user())
     assert result.returncode == 125 and result.stdout == ""
     message, hint = result.stderr.splitlines()
-    assert message == 'pyns_boot: cannot join gons_net using reference "%s": Operation not permitted' % h.ref("net")
+    assert message == 'pyns_boot: cannot join gons_net using reference "{}": Operation not permitted'.format(
+        h.ref("net")
+    )
     owner = h.link("user")[len("user:") :]
-    assert hint.startswith("pyns_boot: hint: that net namespace belongs to user namespace user:%s; " % owner), hint
+    assert hint.startswith(f"pyns_boot: hint: that net namespace belongs to user namespace user:{owner}; "), hint
     assert hint.endswith("has no CAP_SYS_ADMIN there: join the user namespace that owns it first (gons_user=...)")
 
 
@@ -42,9 +44,9 @@ def test_bind_mounted_reference_of_root_opens_then_eperm(hook_venv: Venv, netns:
     result = run_python(hook_venv.python, env=env, wrapper=as_user())
     assert result.returncode == 0, result.stderr
     assert result.stderr == (
-        'pyns_boot: cannot join gons_net using reference "%s": Operation not permitted\n'
+        f'pyns_boot: cannot join gons_net using reference "{netns.path}": Operation not permitted\n'
         "pyns_boot: hint: joining a net namespace needs CAP_SYS_ADMIN in this process's user namespace and in the "
-        "one owning it; this process runs as uid %d without CAP_SYS_ADMIN: run it as root\n" % (netns.path, NOBODY)
+        f"one owning it; this process runs as uid {NOBODY} without CAP_SYS_ADMIN: run it as root\n"
     )
     status = parse_probe(result.stdout)["status"]
     assert status["errno"] == errno.EPERM and status["failed"] == "net"
@@ -55,7 +57,9 @@ def test_proc_reference_of_root_process_is_eacces(hook_venv: Venv, holder: Calla
     result = run_python(hook_venv.python, "print('user code ran')", {"gons_net": h.ref("net")}, wrapper=as_user())
     assert result.returncode == 125
     assert result.stderr == (
-        'pyns_boot: invalid gons_net reference "%s": Permission denied\n'
-        "pyns_boot: hint: reading another user's namespaces needs ptrace access to process %d: run as its owner or "
-        "root\n" % (h.ref("net"), h.pid)
+        (
+            'pyns_boot: invalid gons_net reference "{}": Permission denied\n'
+            "pyns_boot: hint: reading another user's namespaces needs ptrace access to process {}: run as its owner or "
+            "root\n"
+        ).format(h.ref("net"), h.pid)
     )

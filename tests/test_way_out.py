@@ -28,7 +28,7 @@ def stale(holder: Callable[..., Holder]) -> dict[str, str]:
     env = {"gons_net": h.ref("net")}
     h.stop()
     deadline = time.monotonic() + CHILD_TIMEOUT
-    while os.path.exists("/proc/%d" % h.pid):  # reaped by init a moment after its parent
+    while os.path.exists(f"/proc/{h.pid}"):  # reaped by init a moment after its parent
         assert time.monotonic() < deadline
         time.sleep(0.01)
     return env
@@ -37,9 +37,12 @@ def stale(holder: Callable[..., Holder]) -> dict[str, str]:
 def stale_lines(env: dict[str, str]) -> tuple[str, str]:
     pid = int(env["gons_net"].split("/")[2])
     return (
-        'pyns_boot: invalid gons_net reference "%s": No such file or directory' % env["gons_net"],
-        HINT + "process %d has exited (a stale variable?): unset gons_net, or set PYNS_BOOT_ON_ERROR=warn to start "
-        "anyway" % pid,
+        'pyns_boot: invalid gons_net reference "{}": No such file or directory'.format(env["gons_net"]),
+        HINT
+        + (
+            f"process {pid} has exited (a stale variable?): unset gons_net, or set PYNS_BOOT_ON_ERROR=warn to start "
+            "anyway"
+        ),
     )
 
 
@@ -98,17 +101,19 @@ def test_misspelled_netns_lists_the_existing_ones(hook_venv: Venv, netns: NamedN
     result = run_python(hook_venv.python, "print('ran')", {"gons_net": wrong})
     assert result.returncode == EXIT_STATUS
     message, hint = result.stderr.splitlines()
-    assert message == 'pyns_boot: invalid gons_net reference "%s": No such file or directory' % wrong
-    assert hint.startswith(HINT + "no network namespace named '%sx'; existing: " % netns.name)
-    assert netns.name in hint[len(HINT + "no network namespace named '%sx'" % netns.name) :]
+    assert message == f'pyns_boot: invalid gons_net reference "{wrong}": No such file or directory'
+    assert hint.startswith(HINT + f"no network namespace named '{netns.name}x'; existing: ")
+    assert netns.name in hint[len(HINT + f"no network namespace named '{netns.name}x'") :]
 
 
 def test_bare_netns_name_points_to_the_path(hook_venv: Venv, netns: NamedNetns) -> None:
     result = run_python(hook_venv.python, "print('ran')", {"gons_net": netns.name})
     assert result.returncode == EXIT_STATUS
     assert result.stderr.splitlines()[1] == HINT + (
-        "a reference is a path: the network namespace '%s' is /run/netns/%s: gons_net=/run/netns/%s "
-        "(or gons_netns=%s)" % ((netns.name,) * 4)
+        (
+            "a reference is a path: the network namespace '{}' is /run/netns/{}: gons_net=/run/netns/{} "
+            "(or gons_netns={})"
+        ).format(*(netns.name,) * 4)
     )
 
 
@@ -116,8 +121,8 @@ def test_cli_netns_typo_lists_the_existing_ones(hook_venv: Venv, netns: NamedNet
     result = pyns_boot(hook_venv, "env", "--netns", netns.name + "x")
     assert result.returncode == 1
     message, hint = result.stderr.splitlines()
-    assert message == 'pyns-boot: invalid gons_net reference "/run/netns/%sx": No such file or directory' % netns.name
-    assert hint.startswith("pyns-boot: hint: no network namespace named '%sx'; existing: " % netns.name)
+    assert message == f'pyns-boot: invalid gons_net reference "/run/netns/{netns.name}x": No such file or directory'
+    assert hint.startswith(f"pyns-boot: hint: no network namespace named '{netns.name}x'; existing: ")
     assert netns.name in hint
 
 
@@ -125,15 +130,15 @@ def test_call_in_names_the_existing_netns(hook_venv: Venv, netns: NamedNetns) ->
     code = (
         "import os, pyns_boot\n"
         "try:\n"
-        "    pyns_boot.call_in(pyns_boot.Namespaces.netns(%r), os.getpid)\n"
+        "    pyns_boot.call_in(pyns_boot.Namespaces.netns({!r}), os.getpid)\n"
         "except pyns_boot.NamespaceError as error:\n"
         "    print(error.status.hint)\n"
-        "    print(str(error).splitlines()[1])\n" % (netns.name + "x")
-    )
+        "    print(str(error).splitlines()[1])\n"
+    ).format(netns.name + "x")
     result = run_python(hook_venv.python, code)
     assert result.returncode == 0, result.stderr
     hint, line = result.stdout.splitlines()
-    assert hint.startswith("no network namespace named '%sx'; existing: " % netns.name) and netns.name in hint
+    assert hint.startswith(f"no network namespace named '{netns.name}x'; existing: ") and netns.name in hint
     assert line == HINT + hint
 
 

@@ -24,13 +24,21 @@ from nsutil import REPO, Holder, make_venv, probe, rmtree, run_python, world_rea
 LAB_IMAGE = os.environ.get("PYNS_BOOT_LAB_IMAGE", "localhost/pyns-lab:sid")
 PODMAN = ["podman", "--runtime", "/usr/sbin/runc"]
 EXTENSION = "_pyns_boot.abi3.so"
-SOURCES = ("pyns_boot", "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "CHANGELOG.md")
+SOURCES: tuple[str, ...] = (
+    "pyns_boot",
+    "setup.py",
+    "pyproject.toml",
+    "MANIFEST.in",
+    "README.md",
+    "LICENSE",
+    "CHANGELOG.md",
+)
 SOURCES += ("pyns_boot.pth", "pyns_boot.start")
 BUILD_IN_LAB = (
-    "set -e; mkdir /tmp/src; for f in %s; do cp -r /src/$f /tmp/src/; done; "
+    "set -e; mkdir /tmp/src; for f in {}; do cp -r /src/$f /tmp/src/; done; "
     "python3.15 -m venv /tmp/venv; /tmp/venv/bin/python -m pip -q --disable-pip-version-check "
     "wheel --no-deps -w /out /tmp/src; python3.15 -c 'import importlib.machinery as m; print(m.EXTENSION_SUFFIXES)'"
-) % " ".join(SOURCES)
+).format(" ".join(SOURCES))
 
 
 def interpreter_minor(python: str) -> int:
@@ -42,7 +50,7 @@ def lab_image_missing() -> str | None:
     if shutil.which("podman") is None:
         return "podman is not installed (run scripts/lab.sh setup; inside the lab container there is no older Python)"
     if subprocess.run(["podman", "image", "exists", LAB_IMAGE], capture_output=True).returncode != 0:
-        return "the lab image %s does not exist: run scripts/lab.sh setup" % LAB_IMAGE
+        return f"the lab image {LAB_IMAGE} does not exist: run scripts/lab.sh setup"
     return None
 
 
@@ -57,7 +65,7 @@ def wheel_from_315() -> Iterator[Path]:
     result = subprocess.run(
         [
             *PODMAN,
-            *("run", "--rm", "--network", "host", "-v", "%s:/src:ro" % REPO, "-v", "%s:/out" % out),
+            *("run", "--rm", "--network", "host", "-v", f"{REPO}:/src:ro", "-v", f"{out}:/out"),
             *(LAB_IMAGE, "sh", "-c", BUILD_IN_LAB),
         ],
         capture_output=True,
