@@ -3,8 +3,7 @@
 Both sides import it: the program's side (pyns_boot._worker_client) and the
 fork server and its workers (pyns_boot._worker_server), which load it into a
 fresh ``python -I -S`` interpreter.  So it imports only built-in modules
-(tests/test_startup_imports.py)
-(marshal, _socket, os, sys); _pickle loads only for a message that is not
+(marshal, _socket, os, sys; tests/test_startup_imports.py); _pickle loads only for a message that is not
 plain data.
 
 Frames, on AF_UNIX stream sockets: an 8-byte big-endian length followed by
