@@ -9,6 +9,7 @@ in a wheel for 3.18+), and the helper's one file name.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import sysconfig
 
@@ -100,6 +101,10 @@ class build_py_with_startup_files(build_py):
         return str(self.build_lib)
 
     def run(self) -> None:
+        # build_lib outlives the source tree's history: a module removed or renamed since the last build
+        # would still be packed into the wheel (setuptools copies, never prunes).  Start from an empty package.
+        if not getattr(self, "editable_mode", False):
+            shutil.rmtree(os.path.join(str(self.build_lib), "pyns_boot"), ignore_errors=True)
         super().run()
         target = self._startup_dir()
         for name in STARTUP_FILES:

@@ -18,7 +18,7 @@ import time
 from typing import Callable, Iterator
 
 import pytest
-from nsutil import CHILD_TIMEOUT, EXIT_STATUS, Holder, Venv, clean_env
+from nsutil import CHILD_TIMEOUT, EXIT_STATUS, Holder, Venv, clean_env, fresh_cwd
 
 # ---------------------------------------------------------------- closed stdio
 
@@ -237,6 +237,8 @@ def test_full_stderr_pipe_with_a_late_reader_gets_the_message(
 
 def test_python_and_c_writers_share_the_bound(hook_venv: Venv) -> None:
     code = "import _pyns_boot, pyns_boot._policy as p; print(_pyns_boot.STDERR_TIMEOUT_MS, p.STDERR_TIMEOUT)"
-    out = subprocess.run([hook_venv.python, "-c", code], capture_output=True, text=True, check=True, env=clean_env())
+    out = subprocess.run(
+        [hook_venv.python, "-c", code], cwd=fresh_cwd(), capture_output=True, text=True, check=True, env=clean_env()
+    )
     milliseconds, seconds = out.stdout.split()
     assert int(milliseconds) == round(float(seconds) * 1000)

@@ -10,11 +10,16 @@ name of the package, the module pyns_boot.__getattr__ loads it from.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
+import pytest
 from nsutil import REPO
 
+pytestmark = pytest.mark.unit
+
 PACKAGE = REPO / "pyns_boot"
+DEVELOPMENT_DOCS = REPO / "docs" / "development.md"
 
 
 def module_name(path: Path) -> str:
@@ -111,3 +116,35 @@ def test_the_graph_is_read() -> None:
 def test_no_import_circle() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+
+
+def documented_layout() -> dict[str, set[str]]:
+    """docs/development.md's layout table: module -> the package modules its "imported by" cell names."""
+    rows: dict[str, set[str]] = {}
+    for line in DEVELOPMENT_DOCS.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        found = re.fullmatch(r"`pyns_boot/(\w+)\.py`", cells[0]) if len(cells) == 3 else None
+        if found is None:
+            continue
+        module = module_name(Path(found.group(1) + ".py"))
+        assert module not in rows, f"{module} has two rows in {DEVELOPMENT_DOCS}"
+        names = re.findall(r"`(_{0,2}[a-z][a-z_]*)`", cells[2])
+        rows[module] = {"pyns_boot" if name == "pyns_boot" else "pyns_boot." + name for name in names}
+    return rows
+
+
+def test_the_development_docs_draw_the_layout() -> None:
+    """Every module has one row in docs/development.md, and its "imported by" cell is the truth: the
+    modules whose source imports it, and the package itself for the modules of its lazy public names."""
+    graph = import_graph()
+    lazy = set(lazy_names().values())
+    importers = {module: {s for s, targets in graph.items() if module in targets} for module in graph}
+    for module in lazy:
+        importers[module].add("pyns_boot")
+    documented = documented_layout()
+    assert set(documented) == set(graph), (
+        f"rows for modules that do not exist: {sorted(set(documented) - set(graph))}; "
+        f"modules without a row: {sorted(set(graph) - set(documented))}"
+    )
+    wrong = {m: (sorted(documented[m]), sorted(importers[m])) for m in graph if documented[m] != importers[m]}
+    assert not wrong, f"{DEVELOPMENT_DOCS}: imported by (documented, real): {wrong}"

@@ -71,14 +71,14 @@ def start(python: str, code: str, env: dict[str, str], own_group: bool = False) 
 def children_of(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or between open and read
         return []
 
 
 def state_of(pid: int) -> str:
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or between open and read
         return "gone"
     return text[text.rindex(")") + 2]
 
@@ -88,7 +88,7 @@ def signal_state(pid: int) -> str:
     that was not yet scheduled (R, or the signal still pending)."""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or between open and read
         return f"{pid} gone"
     keep = ("State", "SigQ", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
     return "{}: {}".format(pid, ", ".join(line.replace("\t", " ") for line in lines if line.split(":")[0] in keep))

@@ -15,7 +15,7 @@ import subprocess
 from typing import Callable
 
 import pytest
-from nsutil import CHILD_TIMEOUT, Holder, Venv, clean_env, probe, run_python
+from nsutil import CHILD_TIMEOUT, Holder, Venv, clean_env, fresh_cwd, probe, run_python
 
 QEMU = shutil.which("qemu-x86_64-static")
 pytestmark = pytest.mark.skipif(
@@ -49,10 +49,14 @@ def test_command_line_checks_references_under_qemu_user(hook_venv: Venv, holder:
     # pyns-boot env checks with the hook's C check, so it takes the same fallback (it used NS_GET_NSTYPE alone).
     target = holder(["net", "uts"])
     command = [str(QEMU), hook_venv.python, "-m", "pyns_boot", "env", "--uts", target.ref("uts")]
-    good = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+    good = subprocess.run(
+        command, env=clean_env(), cwd=fresh_cwd(), capture_output=True, text=True, timeout=CHILD_TIMEOUT
+    )
     assert good.returncode == 0 and good.stdout.endswith("\nexport gons_uts={}\n".format(target.ref("uts"))), good
     command[-1] = target.ref("net")
-    wrong = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+    wrong = subprocess.run(
+        command, env=clean_env(), cwd=fresh_cwd(), capture_output=True, text=True, timeout=CHILD_TIMEOUT
+    )
     assert wrong.returncode == 1
     reason = "it is a namespace of type net, not uts"
     assert wrong.stderr == 'pyns-boot: invalid gons_uts reference "{}": {}\n'.format(target.ref("net"), reason)
