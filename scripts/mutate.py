@@ -48,8 +48,8 @@ class Mutation:
     tests: list[str] = field(default_factory=list)  # pytest arguments: files, -k expressions
 
 
-CORE = "pyns_boot/_setns_core.c"
-HELPER = "pyns_boot/_pyns_boot.c"
+CORE = "src/pyns_boot/_setns_core.c"
+HELPER = "src/pyns_boot/_pyns_boot.c"
 ERRORS = ["tests/test_errors.py", "tests/test_bad_input.py"]
 
 MUTATIONS = [
@@ -107,7 +107,7 @@ MUTATIONS = [
         "the gons_* variables are not removed (Python start-up path: mnt joins)",
         [
             (
-                "pyns_boot/hook.py",
+                "src/pyns_boot/hook.py",
                 "    for name in TRIGGER_VARIABLES + FINISH_VARIABLES:\n        os.environ.pop(name, None)\n",
                 "",
             )
@@ -135,7 +135,7 @@ MUTATIONS = [
     Mutation(
         "warn-as-ignore-py",
         "PYNS_BOOT_ON_ERROR=warn writes nothing, like ignore (Python)",
-        [("pyns_boot/_policy.py", '    if policy == "ignore":\n', '    if policy in ("ignore", "warn"):\n')],
+        [("src/pyns_boot/_policy.py", '    if policy == "ignore":\n', '    if policy in ("ignore", "warn"):\n')],
         ["tests/test_policy.py", "tests/test_errors.py", "tests/test_foreign_mnt.py", "tests/test_load.py"],
     ),
     Mutation(
@@ -147,7 +147,7 @@ MUTATIONS = [
     Mutation(
         "status-ok-wrong",
         "Status.ok is true for a failed hook",
-        [("pyns_boot/_status.py", "return self.state in (INACTIVE, SUCCEEDED)", "return self.state != NOT_RUN")],
+        [("src/pyns_boot/_status.py", "return self.state in (INACTIVE, SUCCEEDED)", "return self.state != NOT_RUN")],
         ["tests/test_status.py", "tests/test_errors.py"],
     ),
     Mutation(
@@ -155,7 +155,7 @@ MUTATIONS = [
         "pyns_boot.__path__ is not rewritten to the original root after a mnt join (start-up hook)",
         [
             (
-                "pyns_boot/hook.py",
+                "src/pyns_boot/hook.py",
                 '    package.__path__[:] = [root + p if p.startswith("/") else p for p in package.__path__]\n',
                 "",
             )
@@ -165,7 +165,7 @@ MUTATIONS = [
     Mutation(
         "no-remote-traceback",
         "call_in re-raises a worker's exception without the remote traceback as __cause__",
-        [("pyns_boot/_worker_client.py", '        error.__cause__ = RemoteTraceback(reply["traceback"])\n', "")],
+        [("src/pyns_boot/_worker_client.py", '        error.__cause__ = RemoteTraceback(reply["traceback"])\n', "")],
         ["tests/test_executor.py", "tests/test_remote_cause.py"],
     ),
     Mutation(
@@ -173,7 +173,7 @@ MUTATIONS = [
         "pyns-boot env --format env writes shlex.quote(value)",
         [
             (
-                "pyns_boot/cli.py",
+                "src/pyns_boot/cli.py",
                 'os.fsencode("%s=%s\\n" % (name, value))',
                 'os.fsencode("%s=%s\\n" % (name, shlex.quote(value)))',
             )

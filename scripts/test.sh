@@ -25,5 +25,5 @@ if [ -z "${PYNS_BOOT_WHEEL:-}" ]; then
     export PYNS_BOOT_WHEEL
 fi
 "${pip[@]}" install --force-reinstall --no-deps "$PYNS_BOOT_WHEEL"
-# pytest (not "python -m pytest"): the source tree must not shadow the install.
+# The package lives in src/, so the clone's root shadows nothing; pytest runs the installed wheel.
 "$venv/bin/pytest" "$@"

@@ -1,4 +1,4 @@
-"""Typed surface of the C helper _pyns_boot (pyns_boot/_pyns_boot.c), a top-level module beside pyns_boot.pth."""
+"""Typed surface of the C helper _pyns_boot (src/pyns_boot/_pyns_boot.c), a top-level module beside pyns_boot.pth."""
 
 from typing import Sequence, TypedDict
 

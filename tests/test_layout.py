@@ -18,7 +18,7 @@ from nsutil import REPO
 
 pytestmark = pytest.mark.unit
 
-PACKAGE = REPO / "pyns_boot"
+PACKAGE = REPO / "src" / "pyns_boot"
 DEVELOPMENT_DOCS = REPO / "docs" / "development.md"
 
 
@@ -33,7 +33,7 @@ def lazy_names() -> dict[str, str]:
             names = ast.literal_eval(node.value)
             assert isinstance(names, dict)
             return names
-    raise AssertionError("pyns_boot/__init__.py has no _LAZY_MODULES")
+    raise AssertionError("src/pyns_boot/__init__.py has no _LAZY_MODULES")
 
 
 def imported_modules(path: Path, modules: set[str], lazy: dict[str, str]) -> set[str]:
@@ -123,7 +123,7 @@ def documented_layout() -> dict[str, set[str]]:
     rows: dict[str, set[str]] = {}
     for line in DEVELOPMENT_DOCS.read_text().splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        found = re.fullmatch(r"`pyns_boot/(\w+)\.py`", cells[0]) if len(cells) == 3 else None
+        found = re.fullmatch(r"`src/pyns_boot/(\w+)\.py`", cells[0]) if len(cells) == 3 else None
         if found is None:
             continue
         module = module_name(Path(found.group(1) + ".py"))

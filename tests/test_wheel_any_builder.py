@@ -25,7 +25,9 @@ LAB_IMAGE = os.environ.get("PYNS_BOOT_LAB_IMAGE", "localhost/pyns-lab:sid")
 PODMAN = ["podman", "--runtime", "/usr/sbin/runc"]
 EXTENSION = "_pyns_boot.abi3.so"
 SOURCES: tuple[str, ...] = (
-    "pyns_boot",
+    "src",
+    "stubs",
+    "requirements-test.txt",
     "setup.py",
     "pyproject.toml",
     "MANIFEST.in",

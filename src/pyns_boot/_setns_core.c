@@ -562,7 +562,7 @@ int ns_plan(const char *order, const char *const paths[NS_KIND_COUNT],
 /* ---- phases 3 and 4: open early, join --------------------------------- */
 
 /* Before the first switch: a handle on the current root, through which the
- * interpreter keeps importing after the mnt join (pyns_boot/_oldroot.py),
+ * interpreter keeps importing after the mnt join (src/pyns_boot/_oldroot.py),
  * and one on the current mount namespace.  The second keeps that namespace
  * alive: when its last process leaves, the kernel would detach every mount
  * in it, and the old root would lose the mounts below it. */
