@@ -176,7 +176,7 @@ MUTATIONS = [
                 "src/pyns_boot/cli.py",
                 'os.fsencode(f"{name}={value}\\n")',
                 # __import__: shlex is a local name of that function, imported only after this line
-                'os.fsencode(f"{name}={__import__(\'shlex\').quote(value)}\\n")',
+                "os.fsencode(f\"{name}={__import__('shlex').quote(value)}\\n\")",
             )
         ],
         ["tests/test_env_formats.py", "tests/test_cli.py"],
