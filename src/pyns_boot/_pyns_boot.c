@@ -248,9 +248,8 @@ static int boot_from_environment(int keep_old_root)
     return enter_pid_namespace(request);
 }
 
-static PyObject *setns_boot(PyObject *module, PyObject *args)
+static PyObject *setns_boot(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    (void)module;
     int keep_old_root = 0;
     if (!PyArg_ParseTuple(args, "|p:boot", &keep_old_root))
         return NULL;
@@ -261,10 +260,9 @@ static PyObject *setns_boot(PyObject *module, PyObject *args)
     return report_to_python(&boot_report);
 }
 
-static PyObject *setns_report(PyObject *module, PyObject *unused)
+static PyObject *setns_report(PyObject *Py_UNUSED(module),
+                              PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     if (!boot_done)
         Py_RETURN_NONE;
     return report_to_python(&boot_report);
@@ -273,10 +271,9 @@ static PyObject *setns_report(PyObject *module, PyObject *unused)
 /* take_old_root() -> (root fd, mount namespace fd) or None: what boot(True)
  * kept of the original root; the caller owns both from then on (later
  * calls: None). */
-static PyObject *setns_take_old_root(PyObject *module, PyObject *unused)
+static PyObject *setns_take_old_root(PyObject *Py_UNUSED(module),
+                                     PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     if (!boot_done || boot_report.old_root_fd < 0)
         Py_RETURN_NONE;
     PyObject *fds = Py_BuildValue("(ii)", boot_report.old_root_fd,
@@ -349,9 +346,8 @@ static int request_from_args(PyObject *args, const char *format,
 }
 
 /* apply(order, paths): the sequence on explicit values (request_from_args). */
-static PyObject *setns_apply(PyObject *module, PyObject *args)
+static PyObject *setns_apply(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    (void)module;
     struct request request;
     PyObject *result = NULL;
     if (request_from_args(args, "OO:apply", &request) < 0)
@@ -390,9 +386,8 @@ static PyObject *raise_message(PyObject *type, char *message)
  * hook's run takes before it opens anything (the effective order, every set
  * path listed in it), on explicit values (request_from_args); ValueError
  * with the hook's message.  No system call. */
-static PyObject *setns_plan(PyObject *module, PyObject *args)
+static PyObject *setns_plan(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    (void)module;
     struct request request;
     struct ns_plan plan;
     PyObject *result = NULL;
@@ -423,9 +418,9 @@ done:
 /* check_reference(type, path) -> None: path opens as a namespace of type,
  * checked exactly as a join checks it; else OSError(errno, the hook's
  * message).  The descriptor is closed on every path. */
-static PyObject *setns_check_reference(PyObject *module, PyObject *args)
+static PyObject *setns_check_reference(PyObject *Py_UNUSED(module),
+                                       PyObject *args)
 {
-    (void)module;
     const char *type;
     PyObject *path_bytes;
     if (!PyArg_ParseTuple(args, "sO&:check_reference", &type,
@@ -490,10 +485,9 @@ static int main_interpreter_state(void)
     return main_getter() == current_getter();
 }
 
-static PyObject *setns_in_main_interpreter(PyObject *module, PyObject *unused)
+static PyObject *setns_in_main_interpreter(PyObject *Py_UNUSED(module),
+                                           PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     int state = main_interpreter_state();
     if (state < 0)
         Py_RETURN_NONE;
@@ -708,10 +702,9 @@ static void note_policy(void)
 /* run(): what pyns_boot.hook.run() does, for every case but a mnt join
  * (keep-imports and its setting) and a Python whose interpreters C cannot
  * tell apart: those go to pyns_boot.hook.run(). */
-static PyObject *setns_run(PyObject *module, PyObject *unused)
+static PyObject *setns_run(PyObject *Py_UNUSED(module),
+                           PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     if (boot_done || (!any_variable_set() && getenv("gons_netns") == NULL))
         Py_RETURN_NONE;
     int is_main = main_interpreter_state();
@@ -733,9 +726,8 @@ static PyObject *setns_run(PyObject *module, PyObject *unused)
 
 /* write_stderr(data) -> True when all of data reached fd 2 (bounded: see
  * write_bounded); what pyns_boot._policy writes the start-up messages with. */
-static PyObject *setns_write_stderr(PyObject *module, PyObject *data)
+static PyObject *setns_write_stderr(PyObject *Py_UNUSED(module), PyObject *data)
 {
-    (void)module;
     char *text;
     Py_ssize_t length;
     if (PyBytes_AsStringAndSize(data, &text, &length) < 0)
@@ -748,19 +740,17 @@ static PyObject *setns_write_stderr(PyObject *module, PyObject *data)
 }
 
 /* pid_mode() -> what became of the program and gons_pid, or None. */
-static PyObject *setns_pid_mode(PyObject *module, PyObject *unused)
+static PyObject *setns_pid_mode(PyObject *Py_UNUSED(module),
+                                PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     return optional_fs_string(boot_pid_mode);
 }
 
 /* enter_pid(path): fork once; the caller continues as the child, in the
  * pid namespace for children, and the parent supervises it (never
  * returns).  OSError(errno, message naming path) when fork failed. */
-static PyObject *setns_enter_pid(PyObject *module, PyObject *args)
+static PyObject *setns_enter_pid(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    (void)module;
     PyObject *path_bytes;
     if (!PyArg_ParseTuple(args, "O&:enter_pid", PyUnicode_FSConverter,
                           &path_bytes))
@@ -789,10 +779,9 @@ static PyObject *setns_enter_pid(PyObject *module, PyObject *args)
 }
 
 /* policy() -> the failure policy run() applied, or None. */
-static PyObject *setns_policy(PyObject *module, PyObject *unused)
+static PyObject *setns_policy(PyObject *Py_UNUSED(module),
+                              PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     return optional_fs_string(boot_policy);
 }
 
@@ -801,9 +790,8 @@ static PyObject *setns_policy(PyObject *module, PyObject *unused)
  * an extension module loaded next binds to it by its soname.  The handle is
  * kept on purpose: the library stays for the life of the process, as the
  * extension module that needs it does. */
-static PyObject *setns_preload(PyObject *module, PyObject *args)
+static PyObject *setns_preload(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    (void)module;
     PyObject *path = NULL;
     int flags;
     if (!PyArg_ParseTuple(args, "O&i:preload", PyUnicode_FSConverter, &path,
@@ -824,9 +812,9 @@ static PyObject *setns_preload(PyObject *module, PyObject *args)
                                                      : "dlopen failed");
 }
 
-static int add_loaded_name(struct dl_phdr_info *info, size_t size, void *data)
+static int add_loaded_name(struct dl_phdr_info *info, size_t Py_UNUSED(size),
+                           void *data)
 {
-    (void)size;
     if (info->dlpi_name == NULL || info->dlpi_name[0] == '\0')
         return 0; /* the executable (and a vDSO without a name) */
     PyObject *name = PyUnicode_DecodeFSDefault(info->dlpi_name);
@@ -838,10 +826,9 @@ static int add_loaded_name(struct dl_phdr_info *info, size_t size, void *data)
 }
 
 /* loaded() -> [path, ...]: the shared objects of the process (dl_iterate_phdr). */
-static PyObject *setns_loaded(PyObject *module, PyObject *unused)
+static PyObject *setns_loaded(PyObject *Py_UNUSED(module),
+                              PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     PyObject *names = PyList_New(0);
     if (names == NULL)
         return NULL;
@@ -920,9 +907,8 @@ static PyObject *netns_bind_etc(const char *name)
 
 /* netns_view(name) -> [failed bind, ...]; OSError when the private mount
  * namespace or the /sys of the network namespace cannot be made. */
-static PyObject *setns_netns_view(PyObject *module, PyObject *args)
+static PyObject *setns_netns_view(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    (void)module;
     PyObject *name_bytes;
     if (!PyArg_ParseTuple(args, "O&:netns_view", PyUnicode_FSConverter,
                           &name_bytes))
@@ -1030,10 +1016,9 @@ static PyObject *kinds_to_python(void)
 /* kinds() -> (Kind, ...): built on each call, so that the module holds
  * nothing for it (its import is start-up time of every hooked process);
  * callers keep the result. */
-static PyObject *setns_kinds(PyObject *module, PyObject *unused)
+static PyObject *setns_kinds(PyObject *Py_UNUSED(module),
+                             PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     return kinds_to_python();
 }
 
