@@ -123,11 +123,6 @@ static PyObject *report_to_python(const struct ns_report *report)
     return result;
 }
 
-static PyObject *raise_no_memory(void)
-{
-    return PyErr_NoMemory();
-}
-
 /* A join refused for other threads: add to the message which .pth files
  * ran before pyns_boot.pth (pyns_boot._sitedirs.threads_note; no switch
  * happened, so the package imports as usual).  If that fails, the message
@@ -205,7 +200,7 @@ static int enter_pid_namespace(enum pid_request request)
     boot_pid_mode = "failed";
     boot_report.message = pid_entry_fork_message(pid->path, error_errno);
     if (boot_report.message == NULL) {
-        raise_no_memory();
+        PyErr_NoMemory();
         return -1;
     }
     boot_report.error_errno = error_errno;
@@ -240,7 +235,7 @@ static int boot_from_environment(int keep_old_root)
         Py_END_ALLOW_THREADS
     }
     if (rc < 0) {
-        raise_no_memory();
+        PyErr_NoMemory();
         return -1;
     }
     if (boot_report.threads_refused > 0 && boot_report.message != NULL)
@@ -359,7 +354,7 @@ static PyObject *setns_apply(PyObject *Py_UNUSED(module), PyObject *args)
     rc = ns_run(request.order, request.paths, 0, &report);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
-        raise_no_memory();
+        PyErr_NoMemory();
         goto done;
     }
     result = report_to_python(&report);
@@ -394,7 +389,7 @@ static PyObject *setns_plan(PyObject *Py_UNUSED(module), PyObject *args)
     if (request_from_args(args, "OO:plan", &request) < 0)
         goto done;
     if (ns_plan(request.order, request.paths, 0, &plan) < 0) {
-        raise_no_memory();
+        PyErr_NoMemory();
         goto done;
     }
     if (plan.message != NULL) {
@@ -438,7 +433,7 @@ static PyObject *setns_check_reference(PyObject *Py_UNUSED(module),
         rc = ns_check_reference(kind, path, &error_errno, &message);
         Py_END_ALLOW_THREADS
         if (rc < 0) {
-            raise_no_memory();
+            PyErr_NoMemory();
         } else if (message == NULL) {
             result = (Py_INCREF(Py_None), Py_None);
         } else {
@@ -602,11 +597,6 @@ static int write_bounded(int fd, const char *text, size_t length)
     return 1;
 }
 
-static void write_all(int fd, const char *text, size_t length)
-{
-    (void)write_bounded(fd, text, length);
-}
-
 /* Whatever sys.stderr buffered goes out before the raw message. */
 static void flush_python_stderr(void)
 {
@@ -649,10 +639,11 @@ static PyObject *last_resort(const char *message)
     if (line != NULL) {
         memcpy(line, message, length);
         line[length] = '\n';
-        write_all(2, line, length + 1);
+        (void)write_bounded(2, line, length + 1);
         free(line);
     } else {
-        write_all(2, message, length); /* out of memory: without its newline */
+        /* out of memory: without its newline */
+        (void)write_bounded(2, message, length);
     }
     if (boot_policy[0] == 'e')
         _exit(EXIT_STATUS);
@@ -763,7 +754,7 @@ static PyObject *setns_enter_pid(PyObject *Py_UNUSED(module), PyObject *args)
         int error_errno = errno;
         char *message = pid_entry_fork_message(path, error_errno);
         if (message == NULL) {
-            raise_no_memory();
+            PyErr_NoMemory();
         } else {
             PyObject *error = Py_BuildValue("(iN)", error_errno,
                                             PyUnicode_DecodeFSDefault(message));
