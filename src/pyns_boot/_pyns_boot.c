@@ -377,6 +377,22 @@ static PyObject *raise_message(PyObject *type, char *message)
     return NULL;
 }
 
+/* Raise OSError(error_errno, message), taking message over (malloc'd; NULL:
+ * memory ran out). */
+static PyObject *raise_os_error(int error_errno, char *message)
+{
+    if (message == NULL)
+        return PyErr_NoMemory();
+    PyObject *error = Py_BuildValue("(iN)", error_errno,
+                                    PyUnicode_DecodeFSDefault(message));
+    free(message);
+    if (error != NULL) {
+        PyErr_SetObject(PyExc_OSError, error);
+        Py_DECREF(error);
+    }
+    return NULL;
+}
+
 /* plan(order, paths) -> ((type, early), ...): ns_plan, the decision the
  * hook's run takes before it opens anything (the effective order, every set
  * path listed in it), on explicit values (request_from_args); ValueError
@@ -432,19 +448,12 @@ static PyObject *setns_check_reference(PyObject *Py_UNUSED(module),
         Py_BEGIN_ALLOW_THREADS
         rc = ns_check_reference(kind, path, &error_errno, &message);
         Py_END_ALLOW_THREADS
-        if (rc < 0) {
+        if (rc < 0)
             PyErr_NoMemory();
-        } else if (message == NULL) {
+        else if (message == NULL)
             result = (Py_INCREF(Py_None), Py_None);
-        } else {
-            PyObject *error = Py_BuildValue(
-                "(iN)", error_errno, PyUnicode_DecodeFSDefault(message));
-            free(message);
-            if (error != NULL) {
-                PyErr_SetObject(PyExc_OSError, error);
-                Py_DECREF(error);
-            }
-        }
+        else
+            raise_os_error(error_errno, message);
     }
     Py_DECREF(path_bytes);
     return result;
@@ -752,18 +761,7 @@ static PyObject *setns_enter_pid(PyObject *Py_UNUSED(module), PyObject *args)
         result = (Py_INCREF(Py_None), Py_None);
     } else if (path != NULL) {
         int error_errno = errno;
-        char *message = pid_entry_fork_message(path, error_errno);
-        if (message == NULL) {
-            PyErr_NoMemory();
-        } else {
-            PyObject *error = Py_BuildValue("(iN)", error_errno,
-                                            PyUnicode_DecodeFSDefault(message));
-            free(message);
-            if (error != NULL) {
-                PyErr_SetObject(PyExc_OSError, error);
-                Py_DECREF(error);
-            }
-        }
+        raise_os_error(error_errno, pid_entry_fork_message(path, error_errno));
     }
     Py_DECREF(path_bytes);
     return result;
