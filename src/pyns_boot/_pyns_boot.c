@@ -60,67 +60,34 @@ static PyObject *optional_fs_string(const char *text)
     return PyUnicode_DecodeFSDefault(text);
 }
 
-/* Set key to value in dict, taking the reference to value (NULL: an error
- * set already).  0, or -1 with the error set. */
-static int set_new_item(PyObject *dict, const char *key, PyObject *value)
-{
-    if (value == NULL)
-        return -1;
-    int result = PyDict_SetItemString(dict, key, value);
-    Py_DECREF(value);
-    return result;
-}
-
-/* One namespace of a report: {"path", "outcome", "early"}. */
-static PyObject *entry_to_python(const struct ns_entry *entry)
-{
-    PyObject *item = PyDict_New();
-    if (item == NULL)
-        return NULL;
-    if (set_new_item(item, "path", optional_fs_string(entry->path)) < 0 ||
-        set_new_item(item, "outcome",
-                     PyUnicode_FromString(ns_outcome_names[entry->outcome])) < 0 ||
-        set_new_item(item, "early", PyBool_FromLong(entry->early)) < 0) {
-        Py_DECREF(item);
-        return NULL;
-    }
-    return item;
-}
-
 /* The report as Python sees it (stubs/_pyns_boot.pyi, Report): a dict
- * {"ok", "message", "errno", "failed", "order", "namespaces"}, where
- * "namespaces" maps each type, in TYPES order, to its entry. */
+ * {"namespaces", "ok", "message", "errno", "failed", "order"}, where
+ * "namespaces" maps each type, in TYPES order, to its entry {"path",
+ * "outcome", "early"}.  Py_BuildValue's "N" takes the reference over, also
+ * when it fails. */
 static PyObject *report_to_python(const struct ns_report *report)
 {
     PyObject *namespaces = PyDict_New();
+    for (int kind = 0; namespaces != NULL && kind < NS_KIND_COUNT; kind++) {
+        const struct ns_entry *entry = &report->entries[kind];
+        PyObject *item = Py_BuildValue(
+            "{s:N,s:s,s:O}", "path", optional_fs_string(entry->path),
+            "outcome", ns_outcome_names[entry->outcome], "early",
+            entry->early ? Py_True : Py_False);
+        if (item == NULL ||
+            PyDict_SetItemString(namespaces, ns_kinds[kind].name, item) < 0)
+            Py_CLEAR(namespaces);
+        Py_XDECREF(item);
+    }
     if (namespaces == NULL)
         return NULL;
-    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
-        if (set_new_item(namespaces, ns_kinds[kind].name,
-                         entry_to_python(&report->entries[kind])) < 0) {
-            Py_DECREF(namespaces);
-            return NULL;
-        }
-    }
-    PyObject *result = PyDict_New();
-    if (result == NULL) {
-        Py_DECREF(namespaces);
-        return NULL;
-    }
-    /* namespaces first: set_new_item takes its reference whatever happens */
-    if (set_new_item(result, "namespaces", namespaces) < 0 ||
-        set_new_item(result, "ok", PyBool_FromLong(report->error_errno == 0)) < 0 ||
-        set_new_item(result, "message", optional_fs_string(report->message)) < 0 ||
-        set_new_item(result, "errno", PyLong_FromLong(report->error_errno)) < 0 ||
-        set_new_item(result, "failed",
-                     report->failed_kind >= 0
-                         ? PyUnicode_FromString(ns_kinds[report->failed_kind].name)
-                         : optional_fs_string(NULL)) < 0 ||
-        set_new_item(result, "order", optional_fs_string(report->order)) < 0) {
-        Py_DECREF(result);
-        return NULL;
-    }
-    return result;
+    int failed = report->failed_kind;
+    return Py_BuildValue(
+        "{s:N,s:O,s:N,s:i,s:z,s:N}", "namespaces", namespaces, "ok",
+        report->error_errno == 0 ? Py_True : Py_False, "message",
+        optional_fs_string(report->message), "errno", report->error_errno,
+        "failed", failed >= 0 ? ns_kinds[failed].name : NULL, "order",
+        optional_fs_string(report->order));
 }
 
 /* A join refused for other threads: add to the message which .pth files
