@@ -210,14 +210,16 @@ static const char *file_kind(mode_t mode)
     }
 }
 
+/* The head of every message about a reference that is not a namespace of
+ * its kind; its arguments: the kind's variable, the path. */
+#define INVALID_REFERENCE MESSAGE_PREFIX "invalid %s reference \"%s\": "
+
 static int fail_invalid(struct run_state *state, int kind, int error_errno,
                         const char *reason)
 {
     return fail(state, error_errno, kind,
-                format_message(MESSAGE_PREFIX
-                               "invalid %s reference \"%s\": %s",
-                               ns_kinds[kind].variable, state->paths[kind],
-                               reason));
+                format_message(INVALID_REFERENCE "%s", ns_kinds[kind].variable,
+                               state->paths[kind], reason));
 }
 
 /* The clone flag of the namespace fd refers to, or -1 with errno set.
@@ -262,28 +264,24 @@ static int verify_reference(struct run_state *state, int kind, int fd)
         struct stat st;
         const char *what = fstat(fd, &st) == 0 ? file_kind(st.st_mode)
                                                : "not a namespace";
-        char *reason = format_message("not a namespace reference (it is %s)",
-                                      what);
-        if (reason == NULL)
-            return -1;
-        int rc = fail_invalid(state, kind, EINVAL, reason);
-        free(reason);
-        return rc;
+        return fail(state, EINVAL, kind,
+                    format_message(INVALID_REFERENCE
+                                   "not a namespace reference (it is %s)",
+                                   ns_kinds[kind].variable, state->paths[kind],
+                                   what));
     }
     int flag = namespace_type(fd);
     if (flag < 0)
         return fail_invalid(state, kind, errno, strerror(errno));
     if (flag != ns_kinds[kind].clone_flag) {
         int actual = kind_by_clone_flag(flag);
-        char *reason = format_message(
-            "it is a namespace of type %s, not %s",
-            actual >= 0 ? ns_kinds[actual].name : "unknown",
-            ns_kinds[kind].name);
-        if (reason == NULL)
-            return -1;
-        int rc = fail_invalid(state, kind, EINVAL, reason);
-        free(reason);
-        return rc;
+        return fail(state, EINVAL, kind,
+                    format_message(INVALID_REFERENCE
+                                   "it is a namespace of type %s, not %s",
+                                   ns_kinds[kind].variable, state->paths[kind],
+                                   actual >= 0 ? ns_kinds[actual].name
+                                               : "unknown",
+                                   ns_kinds[kind].name));
     }
     return 1;
 }
