@@ -186,6 +186,27 @@ static int fail(struct run_state *state, int error_errno, int kind,
     return 0;
 }
 
+/* An empty report: nothing requested, no failure, no descriptor kept. */
+static void report_init(struct ns_report *report)
+{
+    memset(report, 0, sizeof *report);
+    report->failed_kind = -1;
+    report->old_root_fd = -1;
+    report->old_mnt_fd = -1;
+}
+
+/* A run over paths (indexed by kind) into report, nothing opened yet. */
+static void state_init(struct run_state *state, const char *const *paths,
+                       struct ns_report *report)
+{
+    memset(state, 0, sizeof *state);
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        state->fds[kind] = -1;
+    state->paths = paths;
+    state->report = report;
+    state->threads = -1;
+}
+
 static void close_all(struct run_state *state)
 {
     for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
@@ -305,17 +326,9 @@ int ns_check_reference(int kind, const char *path, int *error_errno,
     struct ns_report report;
     struct run_state state;
 
-    memset(&report, 0, sizeof report);
-    report.failed_kind = -1;
-    report.old_root_fd = -1;
-    report.old_mnt_fd = -1;
-    memset(&state, 0, sizeof state);
-    for (int other = 0; other < NS_KIND_COUNT; other++)
-        state.fds[other] = -1;
     paths[kind] = path;
-    state.paths = paths;
-    state.report = &report;
-    state.threads = -1;
+    report_init(&report);
+    state_init(&state, paths, &report);
     int rc = open_reference(&state, kind);
     close_all(&state);
     if (rc < 0) {
@@ -777,10 +790,7 @@ void ns_report_free(struct ns_report *report)
     for (int kind = 0; kind < NS_KIND_COUNT; kind++)
         free(report->entries[kind].path);
     close_old_root(report);
-    memset(report, 0, sizeof *report);
-    report->failed_kind = -1;
-    report->old_root_fd = -1;
-    report->old_mnt_fd = -1;
+    report_init(report);
 }
 
 static int run_sequence(const char *order,
@@ -804,10 +814,7 @@ static int report_requests(const char *order,
 {
     int explicit_order = order != NULL && order[0] != '\0';
 
-    memset(report, 0, sizeof *report);
-    report->failed_kind = -1;
-    report->old_root_fd = -1;
-    report->old_mnt_fd = -1;
+    report_init(report);
     report->order = strdup(explicit_order ? order : NS_DEFAULT_ORDER);
     if (report->order == NULL)
         return -1;
@@ -830,15 +837,14 @@ int ns_refuse(const char *order, const char *const paths[NS_KIND_COUNT],
               int error_errno, int kind, char *message,
               struct ns_report *report)
 {
-    const char *requested[NS_KIND_COUNT];
+    const char *requested[NS_KIND_COUNT] = {NULL};
     if (report_requests(order, paths, requested, report) < 0 || message == NULL) {
         free(message);
         ns_report_free(report);
         return -1;
     }
     struct run_state state;
-    memset(&state, 0, sizeof state);
-    state.report = report;
+    state_init(&state, requested, report);
     return fail(&state, error_errno, kind, message);
 }
 
@@ -855,16 +861,11 @@ static int run_sequence(const char *order,
                         struct ns_report *report)
 {
     struct run_state state;
-    const char *requested[NS_KIND_COUNT];
+    const char *requested[NS_KIND_COUNT] = {NULL};
 
-    memset(&state, 0, sizeof state);
+    state_init(&state, requested, report);
     state.start_up = start_up;
     state.keep_old_root = keep_old_root;
-    state.paths = requested;
-    state.report = report;
-    state.threads = -1;
-    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
-        state.fds[kind] = -1;
 
     if (report_requests(order, paths, requested, report) < 0)
         goto out_of_memory;
