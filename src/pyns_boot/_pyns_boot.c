@@ -263,24 +263,33 @@ static void request_release(struct request *request)
         Py_XDECREF(request->path_bytes[kind]);
 }
 
-/* args: (order, paths), format "OO:name"; order None or a path-like
+/* An O& converter: None stays NULL, anything else becomes bytes as
+ * os.fsencode makes them (PyUnicode_FSConverter). */
+static int optional_path(PyObject *object, void *bytes)
+{
+    return object == Py_None || PyUnicode_FSConverter(object, bytes);
+}
+
+/* Bytes a converter made, as a string for the core (NULL for None).  The
+ * converter made a bytes object, so PyBytes_AsString cannot fail. */
+static const char *bytes_text(PyObject *bytes)
+{
+    return bytes != NULL ? PyBytes_AsString(bytes) : NULL;
+}
+
+/* args: (order, paths), format "O&O:name"; order None or a path-like
  * string, paths a sequence of NS_KIND_COUNT items, each a path (str or
  * bytes, os.fsencode-able) or None.  0, or -1 with an error set; release
  * the request either way. */
 static int request_from_args(PyObject *args, const char *format,
                              struct request *request)
 {
-    PyObject *order_object, *path_sequence;
+    PyObject *path_sequence;
     memset(request, 0, sizeof *request);
-    if (!PyArg_ParseTuple(args, format, &order_object, &path_sequence))
+    if (!PyArg_ParseTuple(args, format, optional_path, &request->order_bytes,
+                          &path_sequence))
         return -1;
-    if (order_object != Py_None) {
-        if (!PyUnicode_FSConverter(order_object, &request->order_bytes))
-            return -1;
-        request->order = PyBytes_AsString(request->order_bytes);
-        if (request->order == NULL)
-            return -1;
-    }
+    request->order = bytes_text(request->order_bytes);
     if (!PySequence_Check(path_sequence) ||
         PySequence_Size(path_sequence) != NS_KIND_COUNT) {
         PyErr_Format(PyExc_TypeError,
@@ -290,19 +299,12 @@ static int request_from_args(PyObject *args, const char *format,
     }
     for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
         PyObject *item = PySequence_GetItem(path_sequence, kind);
-        if (item == NULL)
-            return -1;
-        if (item == Py_None) {
-            Py_DECREF(item);
-            continue;
-        }
-        int converted = PyUnicode_FSConverter(item, &request->path_bytes[kind]);
-        Py_DECREF(item);
+        int converted =
+            item != NULL && optional_path(item, &request->path_bytes[kind]);
+        Py_XDECREF(item);
         if (!converted)
             return -1;
-        request->paths[kind] = PyBytes_AsString(request->path_bytes[kind]);
-        if (request->paths[kind] == NULL)
-            return -1;
+        request->paths[kind] = bytes_text(request->path_bytes[kind]);
     }
     return 0;
 }
@@ -312,7 +314,7 @@ static PyObject *setns_apply(PyObject *Py_UNUSED(module), PyObject *args)
 {
     struct request request;
     PyObject *result = NULL;
-    if (request_from_args(args, "OO:apply", &request) < 0)
+    if (request_from_args(args, "O&O:apply", &request) < 0)
         goto done;
 
     struct ns_report report;
@@ -369,7 +371,7 @@ static PyObject *setns_plan(PyObject *Py_UNUSED(module), PyObject *args)
     struct request request;
     struct ns_plan plan;
     PyObject *result = NULL;
-    if (request_from_args(args, "OO:plan", &request) < 0)
+    if (request_from_args(args, "O&O:plan", &request) < 0)
         goto done;
     if (ns_plan(request.order, request.paths, 0, &plan) < 0) {
         PyErr_NoMemory();
