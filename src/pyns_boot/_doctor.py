@@ -39,7 +39,6 @@ OK = "ok"
 INFO = "info"
 WARNING = "warning"
 ERROR = "error"
-LEVELS = (OK, INFO, WARNING, ERROR)
 
 
 class Finding:

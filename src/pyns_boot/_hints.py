@@ -45,12 +45,6 @@ def hint(
     return text
 
 
-def line(ns_type: str | None, path: str | None, error: int | None, joining: bool, context: str = ENVIRONMENT) -> str:
-    """The hint as a line of its own ("pyns_boot: hint: ..."), or "" when there is none."""
-    text = hint(ns_type, path, error, joining, context)
-    return HINT_PREFIX + text if text else ""
-
-
 def for_report(report: Report, context: str = ENVIRONMENT) -> str | None:
     """The hint for a failed report of the C helper (boot(), apply()), or None."""
     failed, message = report["failed"], report["message"]

@@ -27,12 +27,11 @@ SUCCEEDED: "Final" = "succeeded"  # every requested namespace joined or already 
 FAILED: "Final" = "failed"  # the hook ran and stopped at an error
 NOT_RUN: "Final" = "not_run"  # gons_* variables are set, but the hook never ran
 
-#: Values of NamespaceState.outcome (the C helper's words).
+#: The values of NamespaceState.outcome this module tells apart (the C helper's words; the other one is "failed").
 NOT_REQUESTED = "not_requested"
 NOT_REACHED = "not_reached"
 JOINED = "joined"
 ALREADY_JOINED = "already_joined"
-OUTCOME_FAILED = "failed"
 
 
 class _Frozen:
