@@ -49,23 +49,21 @@ char *pid_entry_invalid_message(const char *value)
 
 char *pid_entry_fork_message(const char *path, int error_errno)
 {
+    /* ENOMEM: what the kernel says about a namespace whose init is gone */
+    const char *way_out =
+        error_errno == ENOMEM
+            ? " (the init process of that pid namespace has exited, so it "
+              "takes no new process); name a pid namespace whose init is "
+              "running"
+            : "; set " PID_MODE_VARIABLE "=children to run it outside (only "
+              "its children then enter the namespace)";
     char *message;
-    int rc;
-    if (error_errno == ENOMEM)
-        rc = asprintf(&message,
-                      "pyns_boot: joined gons_pid \"%s\", but cannot run the "
-                      "program inside it: fork failed: %s (the init process of "
-                      "that pid namespace has exited, so it takes no new "
-                      "process); name a pid namespace whose init is running",
-                      path, strerror(error_errno));
-    else
-        rc = asprintf(&message,
-                      "pyns_boot: joined gons_pid \"%s\", but cannot run the "
-                      "program inside it: fork failed: %s; set "
-                      PID_MODE_VARIABLE "=children to run it outside (only "
-                      "its children then enter the namespace)",
-                      path, strerror(error_errno));
-    return rc < 0 ? NULL : message;
+    if (asprintf(&message,
+                 "pyns_boot: joined gons_pid \"%s\", but cannot run the "
+                 "program inside it: fork failed: %s%s",
+                 path, strerror(error_errno), way_out) < 0)
+        return NULL;
+    return message;
 }
 
 int pid_entry_prepare(struct pid_entry *entry)
