@@ -73,9 +73,7 @@ int pid_entry_prepare(struct pid_entry *entry)
         return -1;
     sigset_t all;
     sigfillset(&all);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&dfl.sa_mask);
     /* An inherited SIG_IGN for SIGCHLD would reap the child by itself
      * (nsenter resets it too); blocked, SIGCHLD waits for sigwaitinfo. */
@@ -182,9 +180,7 @@ __attribute__((noreturn)) static void end_like(int status)
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
     prctl(PR_SET_DUMPABLE, 0); /* no core even through a core_pattern pipe */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&dfl.sa_mask);
     sigaction(sig, &dfl, NULL);
     kill(getpid(), sig);
