@@ -927,18 +927,13 @@ static PyObject *kind_to_python(PyTypeObject *type, const struct ns_kind *kind)
     PyObject *record = PyStructSequence_New(type);
     if (record == NULL)
         return NULL;
-    int links = kind->self_links[1] != NULL ? 2 : 1;
-    PyObject *self_links = PyTuple_New(links);
-    for (int i = 0; self_links != NULL && i < links; i++) {
-        PyObject *link = PyUnicode_FromString(kind->self_links[i]);
-        if (link == NULL || PyTuple_SetItem(self_links, i, link) < 0)
-            Py_CLEAR(self_links);
-    }
+    const char *const *links = kind->self_links;
     PyObject *values[5] = {
         PyUnicode_FromString(kind->name),
         PyUnicode_FromString(kind->variable),
         PyLong_FromLong(kind->clone_flag),
-        self_links,
+        links[1] != NULL ? Py_BuildValue("(ss)", links[0], links[1])
+                         : Py_BuildValue("(s)", links[0]),
         PyBool_FromLong(kind->single_threaded),
     };
     int failed = 0;
@@ -955,8 +950,11 @@ static PyObject *kind_to_python(PyTypeObject *type, const struct ns_kind *kind)
     return record;
 }
 
-/* (Kind, ...) in TYPES order. */
-static PyObject *kinds_to_python(void)
+/* kinds() -> (Kind, ...) in TYPES order: built on each call, so that the
+ * module holds nothing for it (its import is start-up time of every hooked
+ * process); callers keep the result. */
+static PyObject *setns_kinds(PyObject *Py_UNUSED(module),
+                             PyObject *Py_UNUSED(unused))
 {
     PyTypeObject *type = PyStructSequence_NewType(&kind_desc);
     if (type == NULL)
@@ -969,15 +967,6 @@ static PyObject *kinds_to_python(void)
     }
     Py_DECREF((PyObject *)type);
     return kinds;
-}
-
-/* kinds() -> (Kind, ...): built on each call, so that the module holds
- * nothing for it (its import is start-up time of every hooked process);
- * callers keep the result. */
-static PyObject *setns_kinds(PyObject *Py_UNUSED(module),
-                             PyObject *Py_UNUSED(unused))
-{
-    return kinds_to_python();
 }
 
 static PyMethodDef setns_methods[] = {
