@@ -440,6 +440,30 @@ def _read(path: str) -> str | None:
         return None
 
 
+#: The sysctls that turn unprivileged user namespaces off: (file, value that does it, message, fix), the first
+#: that applies is said.
+USERNS_SWITCHES = (
+    (
+        "/proc/sys/user/max_user_namespaces",
+        "0",
+        "user namespaces are disabled (user.max_user_namespaces = 0)",
+        "sysctl -w user.max_user_namespaces=15000",
+    ),
+    (
+        "/proc/sys/kernel/unprivileged_userns_clone",
+        "0",
+        "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)",
+        "sysctl -w kernel.unprivileged_userns_clone=1",
+    ),
+    (
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+        "1",
+        "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)",
+        "allow this interpreter in an AppArmor profile, or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
+    ),
+)
+
+
 def check_privileges() -> list[Finding]:
     capeff = 0
     for line in (_read("/proc/self/status") or "").splitlines():
@@ -462,40 +486,10 @@ def check_privileges() -> list[Finding]:
                 "join that user namespace first (set gons_user; the default order joins user first), or run as root",
             )
         ]
-    max_userns = _read("/proc/sys/user/max_user_namespaces")
-    clone = _read("/proc/sys/kernel/unprivileged_userns_clone")
-    apparmor = _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-    if max_userns == "0":
-        findings.append(
-            Finding(
-                "userns",
-                WARNING,
-                "user namespaces are disabled (user.max_user_namespaces = 0)",
-                "sysctl -w user.max_user_namespaces=15000",
-            )
-        )
-    elif clone == "0":
-        findings.append(
-            Finding(
-                "userns",
-                WARNING,
-                "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)",
-                "sysctl -w kernel.unprivileged_userns_clone=1",
-            )
-        )
-    elif apparmor == "1":
-        findings.append(
-            Finding(
-                "userns",
-                WARNING,
-                "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)",
-                "allow this interpreter in an AppArmor profile, "
-                "or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
-            )
-        )
-    else:
-        findings.append(Finding("userns", OK, "unprivileged user namespaces are available"))
-    return findings
+    for path, value, message, fix in USERNS_SWITCHES:
+        if _read(path) == value:
+            return [*findings, Finding("userns", WARNING, message, fix)]
+    return [*findings, Finding("userns", OK, "unprivileged user namespaces are available")]
 
 
 def check_secure_mode() -> Finding:
