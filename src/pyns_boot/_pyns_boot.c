@@ -807,20 +807,16 @@ static PyObject *setns_loaded(PyObject *Py_UNUSED(module),
 
 #define NETNS_ETC_DIR "/etc/netns"
 
-static PyObject *netns_view_error(PyObject *name, const char *step)
+static PyObject *netns_view_error(const char *name, const char *step)
 {
     int error_errno = errno;
-    PyObject *text = PyUnicode_FromFormat(
-        "pyns_boot: cannot give gons_netns \"%U\" the view of ip netns exec: "
-        "%s: %s", name, step, strerror(error_errno));
-    if (text != NULL) {
-        PyObject *args = Py_BuildValue("(iN)", error_errno, text);
-        if (args != NULL) {
-            PyErr_SetObject(PyExc_OSError, args);
-            Py_DECREF(args);
-        }
-    }
-    return NULL;
+    char *message;
+    if (asprintf(&message,
+                 "pyns_boot: cannot give gons_netns \"%s\" the view of ip "
+                 "netns exec: %s: %s",
+                 name, step, strerror(error_errno)) < 0)
+        message = NULL;
+    return raise_os_error(error_errno, message);
 }
 
 /* Bind /etc/netns/NAME/ENTRY over /etc/ENTRY for each entry; a failed bind
@@ -872,16 +868,15 @@ static PyObject *setns_netns_view(PyObject *Py_UNUSED(module), PyObject *args)
                           &name_bytes))
         return NULL;
     const char *name = PyBytes_AsString(name_bytes);
-    PyObject *name_text = name == NULL ? NULL : PyUnicode_DecodeFSDefault(name);
     PyObject *result = NULL;
-    if (name_text == NULL)
+    if (name == NULL)
         goto done;
     if (unshare(CLONE_NEWNS) < 0) {
-        netns_view_error(name_text, "unshare(CLONE_NEWNS)");
+        netns_view_error(name, "unshare(CLONE_NEWNS)");
         goto done;
     }
     if (mount("", "/", "none", MS_SLAVE | MS_REC, NULL) < 0) {
-        netns_view_error(name_text, "mount --make-rslave /");
+        netns_view_error(name, "mount --make-rslave /");
         goto done;
     }
     unsigned long flags = 0;
@@ -892,12 +887,11 @@ static PyObject *setns_netns_view(PyObject *Py_UNUSED(module), PyObject *args)
         (fs.f_flag & ST_RDONLY))
         flags = MS_RDONLY;
     if (mount(name, "/sys", "sysfs", flags, NULL) < 0) {
-        netns_view_error(name_text, "mount sysfs on /sys");
+        netns_view_error(name, "mount sysfs on /sys");
         goto done;
     }
     result = netns_bind_etc(name);
 done:
-    Py_XDECREF(name_text);
     Py_DECREF(name_bytes);
     return result;
 }
