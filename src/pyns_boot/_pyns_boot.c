@@ -334,30 +334,20 @@ done:
     return result;
 }
 
-/* Raise type(message), taking message over (malloc'd). */
-static PyObject *raise_message(PyObject *type, char *message)
-{
-    PyObject *text = PyUnicode_DecodeFSDefault(message);
-    free(message);
-    if (text != NULL) {
-        PyErr_SetObject(type, text);
-        Py_DECREF(text);
-    }
-    return NULL;
-}
-
-/* Raise OSError(error_errno, message), taking message over (malloc'd; NULL:
- * memory ran out). */
-static PyObject *raise_os_error(int error_errno, char *message)
+/* Raise type(message), or OSError(error_errno, message) when type is
+ * OSError, taking message over (malloc'd; NULL: memory ran out). */
+static PyObject *raise_message(PyObject *type, int error_errno, char *message)
 {
     if (message == NULL)
         return PyErr_NoMemory();
-    PyObject *error = Py_BuildValue("(iN)", error_errno,
-                                    PyUnicode_DecodeFSDefault(message));
+    PyObject *text = PyUnicode_DecodeFSDefault(message);
     free(message);
-    if (error != NULL) {
-        PyErr_SetObject(PyExc_OSError, error);
-        Py_DECREF(error);
+    PyObject *args = type == PyExc_OSError
+                         ? Py_BuildValue("(iN)", error_errno, text)
+                         : text;
+    if (args != NULL) {
+        PyErr_SetObject(type, args);
+        Py_DECREF(args);
     }
     return NULL;
 }
@@ -378,7 +368,7 @@ static PyObject *setns_plan(PyObject *Py_UNUSED(module), PyObject *args)
         goto done;
     }
     if (plan.message != NULL) {
-        raise_message(PyExc_ValueError, plan.message);
+        raise_message(PyExc_ValueError, 0, plan.message);
         plan.message = NULL;
         goto done;
     }
@@ -422,7 +412,7 @@ static PyObject *setns_check_reference(PyObject *Py_UNUSED(module),
         else if (message == NULL)
             result = (Py_INCREF(Py_None), Py_None);
         else
-            raise_os_error(error_errno, message);
+            raise_message(PyExc_OSError, error_errno, message);
     }
     Py_DECREF(path_bytes);
     return result;
@@ -730,7 +720,8 @@ static PyObject *setns_enter_pid(PyObject *Py_UNUSED(module), PyObject *args)
         result = (Py_INCREF(Py_None), Py_None);
     } else if (path != NULL) {
         int error_errno = errno;
-        raise_os_error(error_errno, pid_entry_fork_message(path, error_errno));
+        raise_message(PyExc_OSError, error_errno,
+                      pid_entry_fork_message(path, error_errno));
     }
     Py_DECREF(path_bytes);
     return result;
@@ -816,7 +807,7 @@ static PyObject *netns_view_error(const char *name, const char *step)
                  "netns exec: %s: %s",
                  name, step, strerror(error_errno)) < 0)
         message = NULL;
-    return raise_os_error(error_errno, message);
+    return raise_message(PyExc_OSError, error_errno, message);
 }
 
 /* Bind /etc/netns/NAME/ENTRY over /etc/ENTRY for each entry; a failed bind
