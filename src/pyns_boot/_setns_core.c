@@ -793,17 +793,6 @@ void ns_report_free(struct ns_report *report)
     report_init(report);
 }
 
-static int run_sequence(const char *order,
-                        const char *const paths[NS_KIND_COUNT],
-                        int secure_mode, int keep_old_root, int start_up,
-                        struct ns_report *report);
-
-int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
-           int secure_mode, struct ns_report *report)
-{
-    return run_sequence(order, paths, secure_mode, 0, 0, report);
-}
-
 /* The part of a report known before anything runs: the effective order
  * and, per type, the requested path (copied into the report, and into
  * requested[] as NULL or the path).  0, or -1 when memory ran out. */
@@ -848,13 +837,6 @@ int ns_refuse(const char *order, const char *const paths[NS_KIND_COUNT],
     return fail(&state, error_errno, kind, message);
 }
 
-int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
-                     int secure_mode, int keep_old_root,
-                     struct ns_report *report)
-{
-    return run_sequence(order, paths, secure_mode, keep_old_root, 1, report);
-}
-
 static int run_sequence(const char *order,
                         const char *const paths[NS_KIND_COUNT],
                         int secure_mode, int keep_old_root, int start_up,
@@ -894,4 +876,17 @@ out_of_memory:
     close_all(&state);
     ns_report_free(report);
     return -1;
+}
+
+int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
+           int secure_mode, struct ns_report *report)
+{
+    return run_sequence(order, paths, secure_mode, 0, 0, report);
+}
+
+int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
+                     int secure_mode, int keep_old_root,
+                     struct ns_report *report)
+{
+    return run_sequence(order, paths, secure_mode, keep_old_root, 1, report);
 }
