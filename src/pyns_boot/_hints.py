@@ -37,12 +37,11 @@ def hint(
     """
     if ns_type is None or not path or not error:
         return None
-    text = None
     if error in (errno.ENOENT, errno.ESRCH, errno.ENOTDIR):
-        text = _missing(ns_type, path, context)
-    elif error in (errno.EPERM, errno.EACCES):
-        text = _access(ns_type, path, joining, context)
-    return text
+        return _missing(ns_type, path, context)
+    if error in (errno.EPERM, errno.EACCES):
+        return _access(ns_type, path, joining, context)
+    return None
 
 
 def for_report(report: Report, context: str = ENVIRONMENT) -> str | None:
