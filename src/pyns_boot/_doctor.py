@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 from pyns_boot import _policy
+from pyns_boot._hints import CAP_SYS_ADMIN, capabilities
 from pyns_boot._sitedirs import PTH, hook_dir, site_dirs
 from pyns_boot.hook import NAMESPACE_VARIABLES
 
@@ -26,7 +27,6 @@ START = "pyns_boot.start"
 START_LINE = "pyns_boot.hook:start"  # the entry of the wheels for 3.18+
 OLD_START_LINE = "pyns_boot.hook:run"  # the entry of 0.1.0's .start file
 TYPES = tuple(variable[len("gons_") :] for variable in NAMESPACE_VARIABLES)  # the C table, without loading it
-CAP_SYS_ADMIN = 21
 MEASURE_TIMEOUT = 30
 SLOW_MS = 50.0
 MANY_MODULES = 50
@@ -465,11 +465,7 @@ USERNS_SWITCHES = (
 
 
 def check_privileges() -> list[Finding]:
-    capeff = 0
-    for line in (_read("/proc/self/status") or "").splitlines():
-        if line.startswith("CapEff:"):
-            capeff = int(line.split()[1], 16)
-    if capeff & (1 << CAP_SYS_ADMIN):
+    if max(capabilities(), 0) >> CAP_SYS_ADMIN & 1:  # unknown (-1): as without
         findings = [
             Finding("privileges", OK, "CAP_SYS_ADMIN: this user can join namespaces of any process it can open")
         ]

@@ -146,7 +146,8 @@ def _owner(path: str) -> tuple[int, int] | None:
     return inode, int(inode == own)
 
 
-def _capabilities() -> int:
+def capabilities() -> int:
+    """This process's effective capabilities (CapEff), -1 when they cannot be read."""
     try:
         with open("/proc/self/status") as file:
             for text in file:
@@ -196,11 +197,11 @@ def _access(ns_type: str, path: str, joining: bool, context: str) -> str | None:
                 "that %s namespace belongs to user namespace user:[%d]; this process is in user:[%d] and has no "
                 "CAP_SYS_ADMIN there: join the user namespace that owns it first (%s)" % (ns_type, owner[0], own, user)
             )
-    capabilities = _capabilities()
+    effective = capabilities()
     missing = [
         name
         for bit, name in ((CAP_SYS_ADMIN, "CAP_SYS_ADMIN"), (CAP_SYS_CHROOT, "CAP_SYS_CHROOT"))
-        if capabilities >= 0 and not capabilities >> bit & 1 and (name == "CAP_SYS_ADMIN" or ns_type == "mnt")
+        if effective >= 0 and not effective >> bit & 1 and (name == "CAP_SYS_ADMIN" or ns_type == "mnt")
     ]
     if missing or os.geteuid() != 0:
         return "joining a %s namespace needs %s; this process runs as uid %d%s: run it as root" % (
