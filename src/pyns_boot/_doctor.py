@@ -194,9 +194,6 @@ def _listdir(directory: str) -> list[str]:
 
 def check_start(dirs: list[str]) -> list[Finding]:
     """Every pyns_boot.start of the site directories, judged for this interpreter (docs/python-versions.md)."""
-    from pyns_boot import __version__
-    from pyns_boot._startup_order import start_entries
-
     version = sys.version_info[:2]
     python = "Python {}.{}".format(*version)
     paths = [os.path.join(d, START) for d in dirs if os.path.isfile(os.path.join(d, START))]
@@ -211,61 +208,56 @@ def check_start(dirs: list[str]) -> list[Finding]:
                 )
             ]
         return [Finding("start", OK, f"no {START}: this Python runs the import line of {PTH}")]
-    findings = []
-    for path in paths:
-        entries = start_entries(path)
-        remove = f"rm {path}"
-        if entries == [START_LINE]:
-            if version >= (3, 18):
-                findings.append(Finding("start", OK, f"{path} names {START_LINE}"))
-            elif version >= (3, 15):
-                findings.append(
-                    Finding(
-                        "start",
-                        WARNING,
-                        f"{path} makes {python} skip the import line of {PTH} and call {START_LINE} instead: the "
-                        "hook works, but "
-                        "every process imports pkgutil for it (1.75x the instructions of an idle start on 3.15.2)",
-                        remove + f" (pyns_boot {__version__} installs no .start file for Python 3.8-3.17)",
-                    )
-                )
-            else:
-                findings.append(Finding("start", INFO, f"{path} is not read by {python}", remove))
-            continue
-        what = (
-            "names {}".format(", ".join(entries))
-            if entries
-            else "names no entry"
-            if entries is not None
-            else "is unreadable"
+    return [_judge_start(path, version, python) for path in paths]
+
+
+def _judge_start(path: str, version: tuple[int, int], python: str) -> Finding:
+    from pyns_boot import __version__
+    from pyns_boot._startup_order import start_entries
+
+    entries = start_entries(path)
+    remove = f"rm {path}"
+    if entries == [START_LINE]:
+        if version >= (3, 18):
+            return Finding("start", OK, f"{path} names {START_LINE}")
+        if version < (3, 15):
+            return Finding("start", INFO, f"{path} is not read by {python}", remove)
+        return Finding(
+            "start",
+            WARNING,
+            f"{path} makes {python} skip the import line of {PTH} and call {START_LINE} instead: the "
+            "hook works, but "
+            "every process imports pkgutil for it (1.75x the instructions of an idle start on 3.15.2)",
+            remove + f" (pyns_boot {__version__} installs no .start file for Python 3.8-3.17)",
         )
-        if entries == [OLD_START_LINE]:
-            effect = "with gons_* variables set, the hook refuses to start the program (exit 125)"
-        else:
-            effect = "with gons_* variables set, no namespace is joined and no error is raised by pyns_boot"
-        if version >= (3, 15):
-            findings.append(
-                Finding(
-                    "start",
-                    ERROR,
-                    f"{path} {what}, which pyns_boot {__version__} does not install (left behind by an older "
-                    "install, or written by "
-                    f"hand): {python} skips the import line of {PTH} for it; {effect}",
-                    remove,
-                )
-            )
-        else:
-            findings.append(
-                Finding(
-                    "start",
-                    WARNING,
-                    f"{path} {what}, which pyns_boot {__version__} does not install: {python} ignores it, but on "
-                    "3.15 and later "
-                    "it stops the hook",
-                    remove,
-                )
-            )
-    return findings
+    what = (
+        "names {}".format(", ".join(entries))
+        if entries
+        else "names no entry"
+        if entries is not None
+        else "is unreadable"
+    )
+    if entries == [OLD_START_LINE]:
+        effect = "with gons_* variables set, the hook refuses to start the program (exit 125)"
+    else:
+        effect = "with gons_* variables set, no namespace is joined and no error is raised by pyns_boot"
+    if version < (3, 15):
+        return Finding(
+            "start",
+            WARNING,
+            f"{path} {what}, which pyns_boot {__version__} does not install: {python} ignores it, but on "
+            "3.15 and later "
+            "it stops the hook",
+            remove,
+        )
+    return Finding(
+        "start",
+        ERROR,
+        f"{path} {what}, which pyns_boot {__version__} does not install (left behind by an older "
+        "install, or written by "
+        f"hand): {python} skips the import line of {PTH} for it; {effect}",
+        remove,
+    )
 
 
 def _static_imports(text: str) -> list[str]:
