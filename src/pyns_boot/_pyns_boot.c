@@ -431,18 +431,13 @@ typedef PyInterpreterState *(*interpreter_getter)(void);
  * the running interpreter; a Python embedded with RTLD_LOCAL hides them. */
 static int main_interpreter_state(void)
 {
-    static interpreter_getter main_getter, current_getter;
-    static int looked_up;
-    if (!looked_up) {
-        main_getter = (interpreter_getter)dlsym(RTLD_DEFAULT,
-                                                "PyInterpreterState_Main");
+    interpreter_getter main_getter = (interpreter_getter)dlsym(
+        RTLD_DEFAULT, "PyInterpreterState_Main");
+    interpreter_getter current_getter = (interpreter_getter)dlsym(
+        RTLD_DEFAULT, "PyInterpreterState_Get");
+    if (current_getter == NULL)
         current_getter = (interpreter_getter)dlsym(RTLD_DEFAULT,
-                                                   "PyInterpreterState_Get");
-        if (current_getter == NULL)
-            current_getter = (interpreter_getter)dlsym(
-                RTLD_DEFAULT, "_PyInterpreterState_Get");
-        looked_up = 1;
-    }
+                                                   "_PyInterpreterState_Get");
     if (main_getter == NULL || current_getter == NULL)
         return -1;
     return main_getter() == current_getter();
