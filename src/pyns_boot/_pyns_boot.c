@@ -102,15 +102,10 @@ static void add_thread_note(struct ns_report *report)
                          : NULL;
     PyObject *bytes = note != NULL ? PyUnicode_EncodeFSDefault(note) : NULL;
     const char *text = bytes != NULL ? PyBytes_AsString(bytes) : NULL;
-    if (text != NULL) {
-        size_t head = strlen(report->message), tail = strlen(text);
-        char *message = malloc(head + tail + 1);
-        if (message != NULL) {
-            memcpy(message, report->message, head);
-            memcpy(message + head, text, tail + 1);
-            free(report->message);
-            report->message = message;
-        }
+    char *message;
+    if (text != NULL && asprintf(&message, "%s%s", report->message, text) >= 0) {
+        free(report->message);
+        report->message = message;
     }
     Py_XDECREF(bytes);
     Py_XDECREF(note);
