@@ -81,38 +81,29 @@ def check_no_site() -> Finding:
     return Finding("site", OK, "site.py runs at start-up (no -S)")
 
 
-def check_pth(dirs: list[str]) -> tuple[Finding, str | None]:
-    directory = hook_dir(dirs)
+def check_pth(dirs: list[str], directory: str | None) -> Finding:
+    """directory: the site directory whose pyns_boot.pth acts (hook_dir), or None."""
     if directory is None:
         where = ", ".join(dirs) or "(none)"
-        return (
-            Finding(
-                "pth",
-                ERROR,
-                f"{PTH} is in none of the site directories this interpreter reads: {where}",
-                _reinstall(),
-            ),
-            None,
+        return Finding(
+            "pth", ERROR, f"{PTH} is in none of the site directories this interpreter reads: {where}", _reinstall()
         )
     path = os.path.join(directory, PTH)
     try:
         with open(path, encoding="utf-8") as file:
             text = file.read()
     except (OSError, UnicodeDecodeError) as error:
-        return Finding("pth", ERROR, f"{path} cannot be read: {error}", _reinstall()), directory
+        return Finding("pth", ERROR, f"{path} cannot be read: {error}", _reinstall())
     if not any(line.startswith(("import ", "import\t")) and "pyns_boot.hook" in line for line in text.splitlines()):
-        return (
-            Finding(
-                "pth",
-                ERROR,
-                f"{path} has no import line that runs the hook (the C helper's _pyns_boot.run(), or "
-                "pyns_boot.hook.run() "
-                "when the helper cannot load)",
-                _reinstall(),
-            ),
-            directory,
+        return Finding(
+            "pth",
+            ERROR,
+            f"{path} has no import line that runs the hook (the C helper's _pyns_boot.run(), or "
+            "pyns_boot.hook.run() "
+            "when the helper cannot load)",
+            _reinstall(),
         )
-    return Finding("pth", OK, f"{path} is at the root of a site directory of this interpreter"), directory
+    return Finding("pth", OK, f"{path} is at the root of a site directory of this interpreter")
 
 
 def check_package(directory: str | None) -> Finding:
@@ -526,8 +517,9 @@ def check_policy_and_status() -> list[Finding]:
 
 def run_checks() -> list[Finding]:
     dirs = site_dirs()
-    pth, directory = check_pth(dirs)
-    findings = [check_no_site(), pth, check_package(directory), check_extension(), *check_start(dirs)]
+    directory = hook_dir(dirs)
+    findings = [check_no_site(), check_pth(dirs, directory), check_package(directory), check_extension()]
+    findings += check_start(dirs)
     findings += check_earlier_pth(dirs, directory)
     findings += [check_kernel(), *check_privileges(), check_secure_mode()]
     findings += check_policy_and_status()
