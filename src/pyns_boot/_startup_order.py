@@ -54,22 +54,13 @@ def running_order(dirs: list[str], version: Version | None = None) -> list[tuple
     return order
 
 
-def hook_position(order: list[tuple[str, str]]) -> int | None:
-    """Index in running_order of the file whose line or entry runs the hook, or None."""
-    for index, (_directory, name) in enumerate(order):
-        if name in (PTH, START):
-            return index
-    return None
-
-
 def before_hook(dirs: list[str], version: Version | None = None) -> tuple[str | None, list[tuple[str, str]]]:
-    """(path of the file that runs the hook or None, the files site.py runs before it)."""
+    """(path of the file whose line or entry runs the hook or None, the files site.py runs before it)."""
     order = running_order(dirs, version)
-    position = hook_position(order)
-    if position is None:
-        return None, []
-    directory, name = order[position]
-    return os.path.join(directory, name), order[:position]
+    for position, (directory, name) in enumerate(order):
+        if name in (PTH, START):
+            return os.path.join(directory, name), order[:position]
+    return None, []
 
 
 def start_entries(path: str) -> list[str] | None:
