@@ -348,19 +348,17 @@ static void record_own_identities(struct run_state *state)
         for (int i = 0; i < 2; i++) {
             const char *link = ns_kinds[kind].self_links[i];
             char path[64];
-            if (link == NULL)
-                continue;
             /* the calling thread's: setns moves that thread alone, and
              * apply() may run in a thread whose namespaces differ from the
              * main thread's (/proc/self); /proc/self where the kernel has
              * no thread-self (before Linux 3.17) */
-            snprintf(path, sizeof path, "/proc/thread-self/ns/%s", link);
-            state->own_id_known[kind][i] =
-                stat(path, &state->own_ids[kind][i]) == 0;
-            if (!state->own_id_known[kind][i]) {
-                snprintf(path, sizeof path, "/proc/self/ns/%s", link);
-                state->own_id_known[kind][i] =
-                    stat(path, &state->own_ids[kind][i]) == 0;
+            for (int self = 0; link != NULL && self < 2; self++) {
+                snprintf(path, sizeof path, "/proc/%s/ns/%s",
+                         self == 0 ? "thread-self" : "self", link);
+                if (stat(path, &state->own_ids[kind][i]) == 0) {
+                    state->own_id_known[kind][i] = 1;
+                    break;
+                }
             }
         }
     }
