@@ -121,15 +121,9 @@ int ns_parse_order(const char *order, struct ns_step steps[NS_KIND_COUNT],
             size_t length = (size_t)(end - name);
             int kind = ns_kind_by_name(name, length);
             if (kind < 0) {
-                char *unknown = strndup(name, length);
-                *error_message =
-                    unknown == NULL
-                        ? NULL
-                        : format_message(MESSAGE_PREFIX
-                                         "unknown namespace type \"%s\" in "
-                                         NS_ORDER_VARIABLE,
-                                         unknown);
-                free(unknown);
+                *error_message = format_message(
+                    MESSAGE_PREFIX "unknown namespace type \"%.*s\" in "
+                    NS_ORDER_VARIABLE, (int)length, name);
                 *out_of_memory = *error_message == NULL;
                 return -1;
             }
