@@ -465,18 +465,10 @@ static int plan_error(struct ns_plan *plan, int error_errno, int kind,
 static int refuse_secure_mode(struct ns_plan *plan, const char *order,
                               const char *const paths[NS_KIND_COUNT])
 {
-    size_t size = 1;
-    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
-        if (plan->requested[kind])
-            size += strlen(ns_kinds[kind].variable) + strlen(paths[kind]) + 6;
-    }
-    if (order != NULL)
-        size += strlen(NS_ORDER_VARIABLE) + strlen(order) + 6;
-    char *list = malloc(size);
-    if (list == NULL)
-        return -1;
-    list[0] = '\0';
-    for (int kind = 0; kind <= NS_KIND_COUNT; kind++) {
+    /* "gons_net=\"/x\", gons_order=\"net\"": each set variable, grown by one
+     * format_message per item (NULL from there on when memory ran out) */
+    char *list = strdup("");
+    for (int kind = 0; list != NULL && kind <= NS_KIND_COUNT; kind++) {
         const char *name = kind < NS_KIND_COUNT ? ns_kinds[kind].variable
                                                 : NS_ORDER_VARIABLE;
         const char *value = kind < NS_KIND_COUNT
@@ -484,13 +476,13 @@ static int refuse_secure_mode(struct ns_plan *plan, const char *order,
                                 : order;
         if (value == NULL)
             continue;
-        if (list[0] != '\0')
-            strcat(list, ", ");
-        strcat(list, name);
-        strcat(list, "=\"");
-        strcat(list, value);
-        strcat(list, "\"");
+        char *longer = format_message("%s%s%s=\"%s\"", list,
+                                      list[0] != '\0' ? ", " : "", name, value);
+        free(list);
+        list = longer;
     }
+    if (list == NULL)
+        return -1;
     int rc = plan_error(plan, EPERM, -1,
                         format_message(MESSAGE_PREFIX
                                        "refusing %s: the interpreter runs in "
