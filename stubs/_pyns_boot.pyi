@@ -4,7 +4,7 @@ from typing import Sequence, TypedDict
 
 class Entry(TypedDict):
     path: str | None  # the reference, or None when not requested
-    outcome: str  # "not_requested", "joined", "already_joined", "failed", "skipped"
+    outcome: str  # "not_requested", "not_reached", "joined", "already_joined", "failed"
     early: bool  # opened before the first switch ("!" in gons_order)
 
 class Report(TypedDict):

@@ -72,12 +72,10 @@ def build(
         raise UsageError(
             "name at least one namespace: -t PID with --net, --uts ... or --all, --TYPE PATH, --netns NAME"
         )
+    if netns is not None:
+        del refs["net"]  # Namespaces makes it of netns
     try:
-        if netns is not None:
-            del refs["net"]
-            spec = Namespaces(order=order, netns=netns, **refs)
-        else:
-            spec = Namespaces(order=order, **refs)
+        spec = Namespaces(order=order, netns=netns, **refs)
     except ValueError as error:
         raise UsageError(str(error).replace("pyns_boot: ", "")) from None
     if check:

@@ -216,8 +216,3 @@ def _brief(text: str, limit: int = 120) -> str:
                     line = line[len(prefix) :]
             return line if len(line) <= limit else line[: limit - 3] + "..."
     return ""
-
-
-def pid_of(name: str, runtimes: Sequence[str] | None = None) -> int:
-    """The host PID of the running container NAME; raises ContainerError."""
-    return resolve(name, runtimes).pid

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 from pyns_boot import _policy
+from pyns_boot._hints import CAP_SYS_ADMIN, capabilities
 from pyns_boot._sitedirs import PTH, hook_dir, site_dirs
 from pyns_boot.hook import NAMESPACE_VARIABLES
 
@@ -26,7 +27,6 @@ START = "pyns_boot.start"
 START_LINE = "pyns_boot.hook:start"  # the entry of the wheels for 3.18+
 OLD_START_LINE = "pyns_boot.hook:run"  # the entry of 0.1.0's .start file
 TYPES = tuple(variable[len("gons_") :] for variable in NAMESPACE_VARIABLES)  # the C table, without loading it
-CAP_SYS_ADMIN = 21
 MEASURE_TIMEOUT = 30
 SLOW_MS = 50.0
 MANY_MODULES = 50
@@ -39,7 +39,6 @@ OK = "ok"
 INFO = "info"
 WARNING = "warning"
 ERROR = "error"
-LEVELS = (OK, INFO, WARNING, ERROR)
 
 
 class Finding:
@@ -82,38 +81,29 @@ def check_no_site() -> Finding:
     return Finding("site", OK, "site.py runs at start-up (no -S)")
 
 
-def check_pth(dirs: list[str]) -> tuple[Finding, str | None]:
-    directory = hook_dir(dirs)
+def check_pth(dirs: list[str], directory: str | None) -> Finding:
+    """directory: the site directory whose pyns_boot.pth acts (hook_dir), or None."""
     if directory is None:
         where = ", ".join(dirs) or "(none)"
-        return (
-            Finding(
-                "pth",
-                ERROR,
-                f"{PTH} is in none of the site directories this interpreter reads: {where}",
-                _reinstall(),
-            ),
-            None,
+        return Finding(
+            "pth", ERROR, f"{PTH} is in none of the site directories this interpreter reads: {where}", _reinstall()
         )
     path = os.path.join(directory, PTH)
     try:
         with open(path, encoding="utf-8") as file:
             text = file.read()
     except (OSError, UnicodeDecodeError) as error:
-        return Finding("pth", ERROR, f"{path} cannot be read: {error}", _reinstall()), directory
+        return Finding("pth", ERROR, f"{path} cannot be read: {error}", _reinstall())
     if not any(line.startswith(("import ", "import\t")) and "pyns_boot.hook" in line for line in text.splitlines()):
-        return (
-            Finding(
-                "pth",
-                ERROR,
-                f"{path} has no import line that runs the hook (the C helper's _pyns_boot.run(), or "
-                "pyns_boot.hook.run() "
-                "when the helper cannot load)",
-                _reinstall(),
-            ),
-            directory,
+        return Finding(
+            "pth",
+            ERROR,
+            f"{path} has no import line that runs the hook (the C helper's _pyns_boot.run(), or "
+            "pyns_boot.hook.run() "
+            "when the helper cannot load)",
+            _reinstall(),
         )
-    return Finding("pth", OK, f"{path} is at the root of a site directory of this interpreter"), directory
+    return Finding("pth", OK, f"{path} is at the root of a site directory of this interpreter")
 
 
 def check_package(directory: str | None) -> Finding:
@@ -195,9 +185,6 @@ def _listdir(directory: str) -> list[str]:
 
 def check_start(dirs: list[str]) -> list[Finding]:
     """Every pyns_boot.start of the site directories, judged for this interpreter (docs/python-versions.md)."""
-    from pyns_boot import __version__
-    from pyns_boot._startup_order import start_entries
-
     version = sys.version_info[:2]
     python = "Python {}.{}".format(*version)
     paths = [os.path.join(d, START) for d in dirs if os.path.isfile(os.path.join(d, START))]
@@ -212,61 +199,56 @@ def check_start(dirs: list[str]) -> list[Finding]:
                 )
             ]
         return [Finding("start", OK, f"no {START}: this Python runs the import line of {PTH}")]
-    findings = []
-    for path in paths:
-        entries = start_entries(path)
-        remove = f"rm {path}"
-        if entries == [START_LINE]:
-            if version >= (3, 18):
-                findings.append(Finding("start", OK, f"{path} names {START_LINE}"))
-            elif version >= (3, 15):
-                findings.append(
-                    Finding(
-                        "start",
-                        WARNING,
-                        f"{path} makes {python} skip the import line of {PTH} and call {START_LINE} instead: the "
-                        "hook works, but "
-                        "every process imports pkgutil for it (1.75x the instructions of an idle start on 3.15.2)",
-                        remove + f" (pyns_boot {__version__} installs no .start file for Python 3.8-3.17)",
-                    )
-                )
-            else:
-                findings.append(Finding("start", INFO, f"{path} is not read by {python}", remove))
-            continue
-        what = (
-            "names {}".format(", ".join(entries))
-            if entries
-            else "names no entry"
-            if entries is not None
-            else "is unreadable"
+    return [_judge_start(path, version, python) for path in paths]
+
+
+def _judge_start(path: str, version: tuple[int, int], python: str) -> Finding:
+    from pyns_boot import __version__
+    from pyns_boot._startup_order import start_entries
+
+    entries = start_entries(path)
+    remove = f"rm {path}"
+    if entries == [START_LINE]:
+        if version >= (3, 18):
+            return Finding("start", OK, f"{path} names {START_LINE}")
+        if version < (3, 15):
+            return Finding("start", INFO, f"{path} is not read by {python}", remove)
+        return Finding(
+            "start",
+            WARNING,
+            f"{path} makes {python} skip the import line of {PTH} and call {START_LINE} instead: the "
+            "hook works, but "
+            "every process imports pkgutil for it (1.75x the instructions of an idle start on 3.15.2)",
+            remove + f" (pyns_boot {__version__} installs no .start file for Python 3.8-3.17)",
         )
-        if entries == [OLD_START_LINE]:
-            effect = "with gons_* variables set, the hook refuses to start the program (exit 125)"
-        else:
-            effect = "with gons_* variables set, no namespace is joined and no error is raised by pyns_boot"
-        if version >= (3, 15):
-            findings.append(
-                Finding(
-                    "start",
-                    ERROR,
-                    f"{path} {what}, which pyns_boot {__version__} does not install (left behind by an older "
-                    "install, or written by "
-                    f"hand): {python} skips the import line of {PTH} for it; {effect}",
-                    remove,
-                )
-            )
-        else:
-            findings.append(
-                Finding(
-                    "start",
-                    WARNING,
-                    f"{path} {what}, which pyns_boot {__version__} does not install: {python} ignores it, but on "
-                    "3.15 and later "
-                    "it stops the hook",
-                    remove,
-                )
-            )
-    return findings
+    what = (
+        "names {}".format(", ".join(entries))
+        if entries
+        else "names no entry"
+        if entries is not None
+        else "is unreadable"
+    )
+    if entries == [OLD_START_LINE]:
+        effect = "with gons_* variables set, the hook refuses to start the program (exit 125)"
+    else:
+        effect = "with gons_* variables set, no namespace is joined and no error is raised by pyns_boot"
+    if version < (3, 15):
+        return Finding(
+            "start",
+            WARNING,
+            f"{path} {what}, which pyns_boot {__version__} does not install: {python} ignores it, but on "
+            "3.15 and later "
+            "it stops the hook",
+            remove,
+        )
+    return Finding(
+        "start",
+        ERROR,
+        f"{path} {what}, which pyns_boot {__version__} does not install (left behind by an older "
+        "install, or written by "
+        f"hand): {python} skips the import line of {PTH} for it; {effect}",
+        remove,
+    )
 
 
 def _static_imports(text: str) -> list[str]:
@@ -441,12 +423,32 @@ def _read(path: str) -> str | None:
         return None
 
 
+#: The sysctls that turn unprivileged user namespaces off: (file, value that does it, message, fix), the first
+#: that applies is said.
+USERNS_SWITCHES = (
+    (
+        "/proc/sys/user/max_user_namespaces",
+        "0",
+        "user namespaces are disabled (user.max_user_namespaces = 0)",
+        "sysctl -w user.max_user_namespaces=15000",
+    ),
+    (
+        "/proc/sys/kernel/unprivileged_userns_clone",
+        "0",
+        "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)",
+        "sysctl -w kernel.unprivileged_userns_clone=1",
+    ),
+    (
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+        "1",
+        "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)",
+        "allow this interpreter in an AppArmor profile, or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
+    ),
+)
+
+
 def check_privileges() -> list[Finding]:
-    capeff = 0
-    for line in (_read("/proc/self/status") or "").splitlines():
-        if line.startswith("CapEff:"):
-            capeff = int(line.split()[1], 16)
-    if capeff & (1 << CAP_SYS_ADMIN):
+    if max(capabilities(), 0) >> CAP_SYS_ADMIN & 1:  # unknown (-1): as without
         findings = [
             Finding("privileges", OK, "CAP_SYS_ADMIN: this user can join namespaces of any process it can open")
         ]
@@ -463,40 +465,10 @@ def check_privileges() -> list[Finding]:
                 "join that user namespace first (set gons_user; the default order joins user first), or run as root",
             )
         ]
-    max_userns = _read("/proc/sys/user/max_user_namespaces")
-    clone = _read("/proc/sys/kernel/unprivileged_userns_clone")
-    apparmor = _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-    if max_userns == "0":
-        findings.append(
-            Finding(
-                "userns",
-                WARNING,
-                "user namespaces are disabled (user.max_user_namespaces = 0)",
-                "sysctl -w user.max_user_namespaces=15000",
-            )
-        )
-    elif clone == "0":
-        findings.append(
-            Finding(
-                "userns",
-                WARNING,
-                "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)",
-                "sysctl -w kernel.unprivileged_userns_clone=1",
-            )
-        )
-    elif apparmor == "1":
-        findings.append(
-            Finding(
-                "userns",
-                WARNING,
-                "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)",
-                "allow this interpreter in an AppArmor profile, "
-                "or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
-            )
-        )
-    else:
-        findings.append(Finding("userns", OK, "unprivileged user namespaces are available"))
-    return findings
+    for path, value, message, fix in USERNS_SWITCHES:
+        if _read(path) == value:
+            return [*findings, Finding("userns", WARNING, message, fix)]
+    return [*findings, Finding("userns", OK, "unprivileged user namespaces are available")]
 
 
 def check_secure_mode() -> Finding:
@@ -545,8 +517,9 @@ def check_policy_and_status() -> list[Finding]:
 
 def run_checks() -> list[Finding]:
     dirs = site_dirs()
-    pth, directory = check_pth(dirs)
-    findings = [check_no_site(), pth, check_package(directory), check_extension(), *check_start(dirs)]
+    directory = hook_dir(dirs)
+    findings = [check_no_site(), check_pth(dirs, directory), check_package(directory), check_extension()]
+    findings += check_start(dirs)
     findings += check_earlier_pth(dirs, directory)
     findings += [check_kernel(), *check_privileges(), check_secure_mode()]
     findings += check_policy_and_status()

@@ -27,7 +27,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, List, Literal, Optional, Tuple
+    from typing import Dict, Iterator, List, Literal, Optional, Tuple
 
 # elf.h
 _PT_LOAD = 1
@@ -36,7 +36,6 @@ _PT_INTERP = 3
 _DT_NEEDED = 1
 _DT_STRTAB = 5
 _DT_STRSZ = 10
-_DT_SONAME = 14
 _DT_RPATH = 15
 _DT_RUNPATH = 29
 _DT_FLAGS_1 = 0x6FFFFFFB
@@ -262,22 +261,20 @@ class HostLoader:
 
     def find(self, name: str, loader: Library, chain: "List[Library]") -> "Optional[Library]":
         """ld.so(8) order for a name without a slash, needed by loader (chain: the loaders above it)."""
-        ident = loader.elf.ident
-        for directory in self._search_directories(loader, chain):
-            found = self.library_at(directory.rstrip("/") + "/" + name, ident)
-            if found is not None:
-                return found
-        if loader.elf.nodeflib:
-            return None
-        for path in self.cache().paths(name):
-            found = self.library_at(path, ident)
-            if found is not None:
-                return found
-        for directory in self.default_dirs:
-            found = self.library_at(directory + "/" + name, ident)
+        for path in self._candidates(name, loader, chain):
+            found = self.library_at(path, loader.elf.ident)
             if found is not None:
                 return found
         return None
+
+    def _candidates(self, name: str, loader: Library, chain: "List[Library]") -> "Iterator[str]":
+        """The paths find() tries, in order, made only as far as it gets (the ld.so.cache is read on demand)."""
+        for directory in self._search_directories(loader, chain):
+            yield directory.rstrip("/") + "/" + name
+        if not loader.elf.nodeflib:
+            yield from self.cache().paths(name)
+            for directory in self.default_dirs:
+                yield directory + "/" + name
 
     def _search_directories(self, loader: Library, chain: "List[Library]") -> "List[str]":
         directories: "List[str]" = []

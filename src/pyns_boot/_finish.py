@@ -36,10 +36,6 @@ class Plan:
         self.uid: int | None = None
 
 
-def requested(environ: "os._Environ[str]") -> bool:
-    return any(environ.get(name) for name in VARIABLES)
-
-
 def prepare(plan: Plan) -> str | None:
     """Read and check the variables; turn gons_netns into gons_net; open an early working directory."""
     env = os.environ

@@ -37,18 +37,11 @@ def hint(
     """
     if ns_type is None or not path or not error:
         return None
-    text = None
     if error in (errno.ENOENT, errno.ESRCH, errno.ENOTDIR):
-        text = _missing(ns_type, path, context)
-    elif error in (errno.EPERM, errno.EACCES):
-        text = _access(ns_type, path, joining, context)
-    return text
-
-
-def line(ns_type: str | None, path: str | None, error: int | None, joining: bool, context: str = ENVIRONMENT) -> str:
-    """The hint as a line of its own ("pyns_boot: hint: ..."), or "" when there is none."""
-    text = hint(ns_type, path, error, joining, context)
-    return HINT_PREFIX + text if text else ""
+        return _missing(ns_type, path, context)
+    if error in (errno.EPERM, errno.EACCES):
+        return _access(ns_type, path, joining, context)
+    return None
 
 
 def for_report(report: Report, context: str = ENVIRONMENT) -> str | None:
@@ -153,7 +146,8 @@ def _owner(path: str) -> tuple[int, int] | None:
     return inode, int(inode == own)
 
 
-def _capabilities() -> int:
+def capabilities() -> int:
+    """This process's effective capabilities (CapEff), -1 when they cannot be read."""
     try:
         with open("/proc/self/status") as file:
             for text in file:
@@ -203,11 +197,11 @@ def _access(ns_type: str, path: str, joining: bool, context: str) -> str | None:
                 "that %s namespace belongs to user namespace user:[%d]; this process is in user:[%d] and has no "
                 "CAP_SYS_ADMIN there: join the user namespace that owns it first (%s)" % (ns_type, owner[0], own, user)
             )
-    capabilities = _capabilities()
+    effective = capabilities()
     missing = [
         name
         for bit, name in ((CAP_SYS_ADMIN, "CAP_SYS_ADMIN"), (CAP_SYS_CHROOT, "CAP_SYS_CHROOT"))
-        if capabilities >= 0 and not capabilities >> bit & 1 and (name == "CAP_SYS_ADMIN" or ns_type == "mnt")
+        if effective >= 0 and not effective >> bit & 1 and (name == "CAP_SYS_ADMIN" or ns_type == "mnt")
     ]
     if missing or os.geteuid() != 0:
         return "joining a %s namespace needs %s; this process runs as uid %d%s: run it as root" % (

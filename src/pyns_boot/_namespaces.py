@@ -165,10 +165,8 @@ class Namespaces:
         """From gons_* variables (os.environ by default); empty values count as unset."""
         env = os.environ if environ is None else environ
         paths = {t: env.get(VARIABLE_PREFIX + t) or None for t in TYPES}
-        netns = env.get(NETNS_VARIABLE) or None
-        if netns is not None and paths["net"] is None:
-            return cls(order=env.get(ORDER_VARIABLE) or None, netns=netns, **paths)
-        return cls(order=env.get(ORDER_VARIABLE) or None, **paths)
+        netns = env.get(NETNS_VARIABLE) if paths["net"] is None else None  # only without gons_net
+        return cls(order=env.get(ORDER_VARIABLE) or None, netns=netns or None, **paths)
 
     # -- views -------------------------------------------------------------
 

@@ -49,23 +49,21 @@ char *pid_entry_invalid_message(const char *value)
 
 char *pid_entry_fork_message(const char *path, int error_errno)
 {
+    /* ENOMEM: what the kernel says about a namespace whose init is gone */
+    const char *way_out =
+        error_errno == ENOMEM
+            ? " (the init process of that pid namespace has exited, so it "
+              "takes no new process); name a pid namespace whose init is "
+              "running"
+            : "; set " PID_MODE_VARIABLE "=children to run it outside (only "
+              "its children then enter the namespace)";
     char *message;
-    int rc;
-    if (error_errno == ENOMEM)
-        rc = asprintf(&message,
-                      "pyns_boot: joined gons_pid \"%s\", but cannot run the "
-                      "program inside it: fork failed: %s (the init process of "
-                      "that pid namespace has exited, so it takes no new "
-                      "process); name a pid namespace whose init is running",
-                      path, strerror(error_errno));
-    else
-        rc = asprintf(&message,
-                      "pyns_boot: joined gons_pid \"%s\", but cannot run the "
-                      "program inside it: fork failed: %s; set "
-                      PID_MODE_VARIABLE "=children to run it outside (only "
-                      "its children then enter the namespace)",
-                      path, strerror(error_errno));
-    return rc < 0 ? NULL : message;
+    if (asprintf(&message,
+                 "pyns_boot: joined gons_pid \"%s\", but cannot run the "
+                 "program inside it: fork failed: %s%s",
+                 path, strerror(error_errno), way_out) < 0)
+        return NULL;
+    return message;
 }
 
 int pid_entry_prepare(struct pid_entry *entry)
@@ -75,9 +73,7 @@ int pid_entry_prepare(struct pid_entry *entry)
         return -1;
     sigset_t all;
     sigfillset(&all);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&dfl.sa_mask);
     /* An inherited SIG_IGN for SIGCHLD would reap the child by itself
      * (nsenter resets it too); blocked, SIGCHLD waits for sigwaitinfo. */
@@ -184,9 +180,7 @@ __attribute__((noreturn)) static void end_like(int status)
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
     prctl(PR_SET_DUMPABLE, 0); /* no core even through a core_pattern pipe */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&dfl.sa_mask);
     sigaction(sig, &dfl, NULL);
     kill(getpid(), sig);

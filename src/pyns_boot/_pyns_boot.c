@@ -60,72 +60,34 @@ static PyObject *optional_fs_string(const char *text)
     return PyUnicode_DecodeFSDefault(text);
 }
 
-/* Set key to value in dict, taking the reference to value (NULL: an error
- * set already).  0, or -1 with the error set. */
-static int set_new_item(PyObject *dict, const char *key, PyObject *value)
-{
-    if (value == NULL)
-        return -1;
-    int result = PyDict_SetItemString(dict, key, value);
-    Py_DECREF(value);
-    return result;
-}
-
-/* One namespace of a report: {"path", "outcome", "early"}. */
-static PyObject *entry_to_python(const struct ns_entry *entry)
-{
-    PyObject *item = PyDict_New();
-    if (item == NULL)
-        return NULL;
-    if (set_new_item(item, "path", optional_fs_string(entry->path)) < 0 ||
-        set_new_item(item, "outcome",
-                     PyUnicode_FromString(ns_outcome_names[entry->outcome])) < 0 ||
-        set_new_item(item, "early", PyBool_FromLong(entry->early)) < 0) {
-        Py_DECREF(item);
-        return NULL;
-    }
-    return item;
-}
-
 /* The report as Python sees it (stubs/_pyns_boot.pyi, Report): a dict
- * {"ok", "message", "errno", "failed", "order", "namespaces"}, where
- * "namespaces" maps each type, in TYPES order, to its entry. */
+ * {"namespaces", "ok", "message", "errno", "failed", "order"}, where
+ * "namespaces" maps each type, in TYPES order, to its entry {"path",
+ * "outcome", "early"}.  Py_BuildValue's "N" takes the reference over, also
+ * when it fails. */
 static PyObject *report_to_python(const struct ns_report *report)
 {
     PyObject *namespaces = PyDict_New();
+    for (int kind = 0; namespaces != NULL && kind < NS_KIND_COUNT; kind++) {
+        const struct ns_entry *entry = &report->entries[kind];
+        PyObject *item = Py_BuildValue(
+            "{s:N,s:s,s:O}", "path", optional_fs_string(entry->path),
+            "outcome", ns_outcome_names[entry->outcome], "early",
+            entry->early ? Py_True : Py_False);
+        if (item == NULL ||
+            PyDict_SetItemString(namespaces, ns_kinds[kind].name, item) < 0)
+            Py_CLEAR(namespaces);
+        Py_XDECREF(item);
+    }
     if (namespaces == NULL)
         return NULL;
-    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
-        if (set_new_item(namespaces, ns_kinds[kind].name,
-                         entry_to_python(&report->entries[kind])) < 0) {
-            Py_DECREF(namespaces);
-            return NULL;
-        }
-    }
-    PyObject *result = PyDict_New();
-    if (result == NULL) {
-        Py_DECREF(namespaces);
-        return NULL;
-    }
-    /* namespaces first: set_new_item takes its reference whatever happens */
-    if (set_new_item(result, "namespaces", namespaces) < 0 ||
-        set_new_item(result, "ok", PyBool_FromLong(report->error_errno == 0)) < 0 ||
-        set_new_item(result, "message", optional_fs_string(report->message)) < 0 ||
-        set_new_item(result, "errno", PyLong_FromLong(report->error_errno)) < 0 ||
-        set_new_item(result, "failed",
-                     report->failed_kind >= 0
-                         ? PyUnicode_FromString(ns_kinds[report->failed_kind].name)
-                         : optional_fs_string(NULL)) < 0 ||
-        set_new_item(result, "order", optional_fs_string(report->order)) < 0) {
-        Py_DECREF(result);
-        return NULL;
-    }
-    return result;
-}
-
-static PyObject *raise_no_memory(void)
-{
-    return PyErr_NoMemory();
+    int failed = report->failed_kind;
+    return Py_BuildValue(
+        "{s:N,s:O,s:N,s:i,s:z,s:N}", "namespaces", namespaces, "ok",
+        report->error_errno == 0 ? Py_True : Py_False, "message",
+        optional_fs_string(report->message), "errno", report->error_errno,
+        "failed", failed >= 0 ? ns_kinds[failed].name : NULL, "order",
+        optional_fs_string(report->order));
 }
 
 /* A join refused for other threads: add to the message which .pth files
@@ -140,15 +102,10 @@ static void add_thread_note(struct ns_report *report)
                          : NULL;
     PyObject *bytes = note != NULL ? PyUnicode_EncodeFSDefault(note) : NULL;
     const char *text = bytes != NULL ? PyBytes_AsString(bytes) : NULL;
-    if (text != NULL) {
-        size_t head = strlen(report->message), tail = strlen(text);
-        char *message = malloc(head + tail + 1);
-        if (message != NULL) {
-            memcpy(message, report->message, head);
-            memcpy(message + head, text, tail + 1);
-            free(report->message);
-            report->message = message;
-        }
+    char *message;
+    if (text != NULL && asprintf(&message, "%s%s", report->message, text) >= 0) {
+        free(report->message);
+        report->message = message;
     }
     Py_XDECREF(bytes);
     Py_XDECREF(note);
@@ -205,7 +162,7 @@ static int enter_pid_namespace(enum pid_request request)
     boot_pid_mode = "failed";
     boot_report.message = pid_entry_fork_message(pid->path, error_errno);
     if (boot_report.message == NULL) {
-        raise_no_memory();
+        PyErr_NoMemory();
         return -1;
     }
     boot_report.error_errno = error_errno;
@@ -240,7 +197,7 @@ static int boot_from_environment(int keep_old_root)
         Py_END_ALLOW_THREADS
     }
     if (rc < 0) {
-        raise_no_memory();
+        PyErr_NoMemory();
         return -1;
     }
     if (boot_report.threads_refused > 0 && boot_report.message != NULL)
@@ -248,9 +205,8 @@ static int boot_from_environment(int keep_old_root)
     return enter_pid_namespace(request);
 }
 
-static PyObject *setns_boot(PyObject *module, PyObject *args)
+static PyObject *setns_boot(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    (void)module;
     int keep_old_root = 0;
     if (!PyArg_ParseTuple(args, "|p:boot", &keep_old_root))
         return NULL;
@@ -261,10 +217,9 @@ static PyObject *setns_boot(PyObject *module, PyObject *args)
     return report_to_python(&boot_report);
 }
 
-static PyObject *setns_report(PyObject *module, PyObject *unused)
+static PyObject *setns_report(PyObject *Py_UNUSED(module),
+                              PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     if (!boot_done)
         Py_RETURN_NONE;
     return report_to_python(&boot_report);
@@ -273,10 +228,9 @@ static PyObject *setns_report(PyObject *module, PyObject *unused)
 /* take_old_root() -> (root fd, mount namespace fd) or None: what boot(True)
  * kept of the original root; the caller owns both from then on (later
  * calls: None). */
-static PyObject *setns_take_old_root(PyObject *module, PyObject *unused)
+static PyObject *setns_take_old_root(PyObject *Py_UNUSED(module),
+                                     PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     if (!boot_done || boot_report.old_root_fd < 0)
         Py_RETURN_NONE;
     PyObject *fds = Py_BuildValue("(ii)", boot_report.old_root_fd,
@@ -304,24 +258,33 @@ static void request_release(struct request *request)
         Py_XDECREF(request->path_bytes[kind]);
 }
 
-/* args: (order, paths), format "OO:name"; order None or a path-like
+/* An O& converter: None stays NULL, anything else becomes bytes as
+ * os.fsencode makes them (PyUnicode_FSConverter). */
+static int optional_path(PyObject *object, void *bytes)
+{
+    return object == Py_None || PyUnicode_FSConverter(object, bytes);
+}
+
+/* Bytes a converter made, as a string for the core (NULL for None).  The
+ * converter made a bytes object, so PyBytes_AsString cannot fail. */
+static const char *bytes_text(PyObject *bytes)
+{
+    return bytes != NULL ? PyBytes_AsString(bytes) : NULL;
+}
+
+/* args: (order, paths), format "O&O:name"; order None or a path-like
  * string, paths a sequence of NS_KIND_COUNT items, each a path (str or
  * bytes, os.fsencode-able) or None.  0, or -1 with an error set; release
  * the request either way. */
 static int request_from_args(PyObject *args, const char *format,
                              struct request *request)
 {
-    PyObject *order_object, *path_sequence;
+    PyObject *path_sequence;
     memset(request, 0, sizeof *request);
-    if (!PyArg_ParseTuple(args, format, &order_object, &path_sequence))
+    if (!PyArg_ParseTuple(args, format, optional_path, &request->order_bytes,
+                          &path_sequence))
         return -1;
-    if (order_object != Py_None) {
-        if (!PyUnicode_FSConverter(order_object, &request->order_bytes))
-            return -1;
-        request->order = PyBytes_AsString(request->order_bytes);
-        if (request->order == NULL)
-            return -1;
-    }
+    request->order = bytes_text(request->order_bytes);
     if (!PySequence_Check(path_sequence) ||
         PySequence_Size(path_sequence) != NS_KIND_COUNT) {
         PyErr_Format(PyExc_TypeError,
@@ -331,30 +294,22 @@ static int request_from_args(PyObject *args, const char *format,
     }
     for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
         PyObject *item = PySequence_GetItem(path_sequence, kind);
-        if (item == NULL)
-            return -1;
-        if (item == Py_None) {
-            Py_DECREF(item);
-            continue;
-        }
-        int converted = PyUnicode_FSConverter(item, &request->path_bytes[kind]);
-        Py_DECREF(item);
+        int converted =
+            item != NULL && optional_path(item, &request->path_bytes[kind]);
+        Py_XDECREF(item);
         if (!converted)
             return -1;
-        request->paths[kind] = PyBytes_AsString(request->path_bytes[kind]);
-        if (request->paths[kind] == NULL)
-            return -1;
+        request->paths[kind] = bytes_text(request->path_bytes[kind]);
     }
     return 0;
 }
 
 /* apply(order, paths): the sequence on explicit values (request_from_args). */
-static PyObject *setns_apply(PyObject *module, PyObject *args)
+static PyObject *setns_apply(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    (void)module;
     struct request request;
     PyObject *result = NULL;
-    if (request_from_args(args, "OO:apply", &request) < 0)
+    if (request_from_args(args, "O&O:apply", &request) < 0)
         goto done;
 
     struct ns_report report;
@@ -363,7 +318,7 @@ static PyObject *setns_apply(PyObject *module, PyObject *args)
     rc = ns_run(request.order, request.paths, 0, &report);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
-        raise_no_memory();
+        PyErr_NoMemory();
         goto done;
     }
     result = report_to_python(&report);
@@ -374,14 +329,20 @@ done:
     return result;
 }
 
-/* Raise type(message), taking message over (malloc'd). */
-static PyObject *raise_message(PyObject *type, char *message)
+/* Raise type(message), or OSError(error_errno, message) when type is
+ * OSError, taking message over (malloc'd; NULL: memory ran out). */
+static PyObject *raise_message(PyObject *type, int error_errno, char *message)
 {
+    if (message == NULL)
+        return PyErr_NoMemory();
     PyObject *text = PyUnicode_DecodeFSDefault(message);
     free(message);
-    if (text != NULL) {
-        PyErr_SetObject(type, text);
-        Py_DECREF(text);
+    PyObject *args = type == PyExc_OSError
+                         ? Py_BuildValue("(iN)", error_errno, text)
+                         : text;
+    if (args != NULL) {
+        PyErr_SetObject(type, args);
+        Py_DECREF(args);
     }
     return NULL;
 }
@@ -390,20 +351,19 @@ static PyObject *raise_message(PyObject *type, char *message)
  * hook's run takes before it opens anything (the effective order, every set
  * path listed in it), on explicit values (request_from_args); ValueError
  * with the hook's message.  No system call. */
-static PyObject *setns_plan(PyObject *module, PyObject *args)
+static PyObject *setns_plan(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    (void)module;
     struct request request;
     struct ns_plan plan;
     PyObject *result = NULL;
-    if (request_from_args(args, "OO:plan", &request) < 0)
+    if (request_from_args(args, "O&O:plan", &request) < 0)
         goto done;
     if (ns_plan(request.order, request.paths, 0, &plan) < 0) {
-        raise_no_memory();
+        PyErr_NoMemory();
         goto done;
     }
     if (plan.message != NULL) {
-        raise_message(PyExc_ValueError, plan.message);
+        raise_message(PyExc_ValueError, 0, plan.message);
         plan.message = NULL;
         goto done;
     }
@@ -423,9 +383,9 @@ done:
 /* check_reference(type, path) -> None: path opens as a namespace of type,
  * checked exactly as a join checks it; else OSError(errno, the hook's
  * message).  The descriptor is closed on every path. */
-static PyObject *setns_check_reference(PyObject *module, PyObject *args)
+static PyObject *setns_check_reference(PyObject *Py_UNUSED(module),
+                                       PyObject *args)
 {
-    (void)module;
     const char *type;
     PyObject *path_bytes;
     if (!PyArg_ParseTuple(args, "sO&:check_reference", &type,
@@ -442,19 +402,12 @@ static PyObject *setns_check_reference(PyObject *module, PyObject *args)
         Py_BEGIN_ALLOW_THREADS
         rc = ns_check_reference(kind, path, &error_errno, &message);
         Py_END_ALLOW_THREADS
-        if (rc < 0) {
-            raise_no_memory();
-        } else if (message == NULL) {
+        if (rc < 0)
+            PyErr_NoMemory();
+        else if (message == NULL)
             result = (Py_INCREF(Py_None), Py_None);
-        } else {
-            PyObject *error = Py_BuildValue(
-                "(iN)", error_errno, PyUnicode_DecodeFSDefault(message));
-            free(message);
-            if (error != NULL) {
-                PyErr_SetObject(PyExc_OSError, error);
-                Py_DECREF(error);
-            }
-        }
+        else
+            raise_message(PyExc_OSError, error_errno, message);
     }
     Py_DECREF(path_bytes);
     return result;
@@ -473,27 +426,21 @@ typedef PyInterpreterState *(*interpreter_getter)(void);
  * the running interpreter; a Python embedded with RTLD_LOCAL hides them. */
 static int main_interpreter_state(void)
 {
-    static interpreter_getter main_getter, current_getter;
-    static int looked_up;
-    if (!looked_up) {
-        main_getter = (interpreter_getter)dlsym(RTLD_DEFAULT,
-                                                "PyInterpreterState_Main");
+    interpreter_getter main_getter = (interpreter_getter)dlsym(
+        RTLD_DEFAULT, "PyInterpreterState_Main");
+    interpreter_getter current_getter = (interpreter_getter)dlsym(
+        RTLD_DEFAULT, "PyInterpreterState_Get");
+    if (current_getter == NULL)
         current_getter = (interpreter_getter)dlsym(RTLD_DEFAULT,
-                                                   "PyInterpreterState_Get");
-        if (current_getter == NULL)
-            current_getter = (interpreter_getter)dlsym(
-                RTLD_DEFAULT, "_PyInterpreterState_Get");
-        looked_up = 1;
-    }
+                                                   "_PyInterpreterState_Get");
     if (main_getter == NULL || current_getter == NULL)
         return -1;
     return main_getter() == current_getter();
 }
 
-static PyObject *setns_in_main_interpreter(PyObject *module, PyObject *unused)
+static PyObject *setns_in_main_interpreter(PyObject *Py_UNUSED(module),
+                                           PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     int state = main_interpreter_state();
     if (state < 0)
         Py_RETURN_NONE;
@@ -608,11 +555,6 @@ static int write_bounded(int fd, const char *text, size_t length)
     return 1;
 }
 
-static void write_all(int fd, const char *text, size_t length)
-{
-    (void)write_bounded(fd, text, length);
-}
-
 /* Whatever sys.stderr buffered goes out before the raw message. */
 static void flush_python_stderr(void)
 {
@@ -655,10 +597,11 @@ static PyObject *last_resort(const char *message)
     if (line != NULL) {
         memcpy(line, message, length);
         line[length] = '\n';
-        write_all(2, line, length + 1);
+        (void)write_bounded(2, line, length + 1);
         free(line);
     } else {
-        write_all(2, message, length); /* out of memory: without its newline */
+        /* out of memory: without its newline */
+        (void)write_bounded(2, message, length);
     }
     if (boot_policy[0] == 'e')
         _exit(EXIT_STATUS);
@@ -708,10 +651,9 @@ static void note_policy(void)
 /* run(): what pyns_boot.hook.run() does, for every case but a mnt join
  * (keep-imports and its setting) and a Python whose interpreters C cannot
  * tell apart: those go to pyns_boot.hook.run(). */
-static PyObject *setns_run(PyObject *module, PyObject *unused)
+static PyObject *setns_run(PyObject *Py_UNUSED(module),
+                           PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     if (boot_done || (!any_variable_set() && getenv("gons_netns") == NULL))
         Py_RETURN_NONE;
     int is_main = main_interpreter_state();
@@ -733,9 +675,8 @@ static PyObject *setns_run(PyObject *module, PyObject *unused)
 
 /* write_stderr(data) -> True when all of data reached fd 2 (bounded: see
  * write_bounded); what pyns_boot._policy writes the start-up messages with. */
-static PyObject *setns_write_stderr(PyObject *module, PyObject *data)
+static PyObject *setns_write_stderr(PyObject *Py_UNUSED(module), PyObject *data)
 {
-    (void)module;
     char *text;
     Py_ssize_t length;
     if (PyBytes_AsStringAndSize(data, &text, &length) < 0)
@@ -748,19 +689,17 @@ static PyObject *setns_write_stderr(PyObject *module, PyObject *data)
 }
 
 /* pid_mode() -> what became of the program and gons_pid, or None. */
-static PyObject *setns_pid_mode(PyObject *module, PyObject *unused)
+static PyObject *setns_pid_mode(PyObject *Py_UNUSED(module),
+                                PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     return optional_fs_string(boot_pid_mode);
 }
 
 /* enter_pid(path): fork once; the caller continues as the child, in the
  * pid namespace for children, and the parent supervises it (never
  * returns).  OSError(errno, message naming path) when fork failed. */
-static PyObject *setns_enter_pid(PyObject *module, PyObject *args)
+static PyObject *setns_enter_pid(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    (void)module;
     PyObject *path_bytes;
     if (!PyArg_ParseTuple(args, "O&:enter_pid", PyUnicode_FSConverter,
                           &path_bytes))
@@ -771,28 +710,17 @@ static PyObject *setns_enter_pid(PyObject *module, PyObject *args)
         result = (Py_INCREF(Py_None), Py_None);
     } else if (path != NULL) {
         int error_errno = errno;
-        char *message = pid_entry_fork_message(path, error_errno);
-        if (message == NULL) {
-            raise_no_memory();
-        } else {
-            PyObject *error = Py_BuildValue("(iN)", error_errno,
-                                            PyUnicode_DecodeFSDefault(message));
-            free(message);
-            if (error != NULL) {
-                PyErr_SetObject(PyExc_OSError, error);
-                Py_DECREF(error);
-            }
-        }
+        raise_message(PyExc_OSError, error_errno,
+                      pid_entry_fork_message(path, error_errno));
     }
     Py_DECREF(path_bytes);
     return result;
 }
 
 /* policy() -> the failure policy run() applied, or None. */
-static PyObject *setns_policy(PyObject *module, PyObject *unused)
+static PyObject *setns_policy(PyObject *Py_UNUSED(module),
+                              PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     return optional_fs_string(boot_policy);
 }
 
@@ -801,9 +729,8 @@ static PyObject *setns_policy(PyObject *module, PyObject *unused)
  * an extension module loaded next binds to it by its soname.  The handle is
  * kept on purpose: the library stays for the life of the process, as the
  * extension module that needs it does. */
-static PyObject *setns_preload(PyObject *module, PyObject *args)
+static PyObject *setns_preload(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    (void)module;
     PyObject *path = NULL;
     int flags;
     if (!PyArg_ParseTuple(args, "O&i:preload", PyUnicode_FSConverter, &path,
@@ -824,9 +751,9 @@ static PyObject *setns_preload(PyObject *module, PyObject *args)
                                                      : "dlopen failed");
 }
 
-static int add_loaded_name(struct dl_phdr_info *info, size_t size, void *data)
+static int add_loaded_name(struct dl_phdr_info *info, size_t Py_UNUSED(size),
+                           void *data)
 {
-    (void)size;
     if (info->dlpi_name == NULL || info->dlpi_name[0] == '\0')
         return 0; /* the executable (and a vDSO without a name) */
     PyObject *name = PyUnicode_DecodeFSDefault(info->dlpi_name);
@@ -838,10 +765,9 @@ static int add_loaded_name(struct dl_phdr_info *info, size_t size, void *data)
 }
 
 /* loaded() -> [path, ...]: the shared objects of the process (dl_iterate_phdr). */
-static PyObject *setns_loaded(PyObject *module, PyObject *unused)
+static PyObject *setns_loaded(PyObject *Py_UNUSED(module),
+                              PyObject *Py_UNUSED(unused))
 {
-    (void)module;
-    (void)unused;
     PyObject *names = PyList_New(0);
     if (names == NULL)
         return NULL;
@@ -862,20 +788,16 @@ static PyObject *setns_loaded(PyObject *module, PyObject *unused)
 
 #define NETNS_ETC_DIR "/etc/netns"
 
-static PyObject *netns_view_error(PyObject *name, const char *step)
+static PyObject *netns_view_error(const char *name, const char *step)
 {
     int error_errno = errno;
-    PyObject *text = PyUnicode_FromFormat(
-        "pyns_boot: cannot give gons_netns \"%U\" the view of ip netns exec: "
-        "%s: %s", name, step, strerror(error_errno));
-    if (text != NULL) {
-        PyObject *args = Py_BuildValue("(iN)", error_errno, text);
-        if (args != NULL) {
-            PyErr_SetObject(PyExc_OSError, args);
-            Py_DECREF(args);
-        }
-    }
-    return NULL;
+    char *message;
+    if (asprintf(&message,
+                 "pyns_boot: cannot give gons_netns \"%s\" the view of ip "
+                 "netns exec: %s: %s",
+                 name, step, strerror(error_errno)) < 0)
+        message = NULL;
+    return raise_message(PyExc_OSError, error_errno, message);
 }
 
 /* Bind /etc/netns/NAME/ENTRY over /etc/ENTRY for each entry; a failed bind
@@ -920,24 +842,22 @@ static PyObject *netns_bind_etc(const char *name)
 
 /* netns_view(name) -> [failed bind, ...]; OSError when the private mount
  * namespace or the /sys of the network namespace cannot be made. */
-static PyObject *setns_netns_view(PyObject *module, PyObject *args)
+static PyObject *setns_netns_view(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    (void)module;
     PyObject *name_bytes;
     if (!PyArg_ParseTuple(args, "O&:netns_view", PyUnicode_FSConverter,
                           &name_bytes))
         return NULL;
     const char *name = PyBytes_AsString(name_bytes);
-    PyObject *name_text = name == NULL ? NULL : PyUnicode_DecodeFSDefault(name);
     PyObject *result = NULL;
-    if (name_text == NULL)
+    if (name == NULL)
         goto done;
     if (unshare(CLONE_NEWNS) < 0) {
-        netns_view_error(name_text, "unshare(CLONE_NEWNS)");
+        netns_view_error(name, "unshare(CLONE_NEWNS)");
         goto done;
     }
     if (mount("", "/", "none", MS_SLAVE | MS_REC, NULL) < 0) {
-        netns_view_error(name_text, "mount --make-rslave /");
+        netns_view_error(name, "mount --make-rslave /");
         goto done;
     }
     unsigned long flags = 0;
@@ -948,12 +868,11 @@ static PyObject *setns_netns_view(PyObject *module, PyObject *args)
         (fs.f_flag & ST_RDONLY))
         flags = MS_RDONLY;
     if (mount(name, "/sys", "sysfs", flags, NULL) < 0) {
-        netns_view_error(name_text, "mount sysfs on /sys");
+        netns_view_error(name, "mount sysfs on /sys");
         goto done;
     }
     result = netns_bind_etc(name);
 done:
-    Py_XDECREF(name_text);
     Py_DECREF(name_bytes);
     return result;
 }
@@ -983,18 +902,13 @@ static PyObject *kind_to_python(PyTypeObject *type, const struct ns_kind *kind)
     PyObject *record = PyStructSequence_New(type);
     if (record == NULL)
         return NULL;
-    int links = kind->self_links[1] != NULL ? 2 : 1;
-    PyObject *self_links = PyTuple_New(links);
-    for (int i = 0; self_links != NULL && i < links; i++) {
-        PyObject *link = PyUnicode_FromString(kind->self_links[i]);
-        if (link == NULL || PyTuple_SetItem(self_links, i, link) < 0)
-            Py_CLEAR(self_links);
-    }
+    const char *const *links = kind->self_links;
     PyObject *values[5] = {
         PyUnicode_FromString(kind->name),
         PyUnicode_FromString(kind->variable),
         PyLong_FromLong(kind->clone_flag),
-        self_links,
+        links[1] != NULL ? Py_BuildValue("(ss)", links[0], links[1])
+                         : Py_BuildValue("(s)", links[0]),
         PyBool_FromLong(kind->single_threaded),
     };
     int failed = 0;
@@ -1011,8 +925,11 @@ static PyObject *kind_to_python(PyTypeObject *type, const struct ns_kind *kind)
     return record;
 }
 
-/* (Kind, ...) in TYPES order. */
-static PyObject *kinds_to_python(void)
+/* kinds() -> (Kind, ...) in TYPES order: built on each call, so that the
+ * module holds nothing for it (its import is start-up time of every hooked
+ * process); callers keep the result. */
+static PyObject *setns_kinds(PyObject *Py_UNUSED(module),
+                             PyObject *Py_UNUSED(unused))
 {
     PyTypeObject *type = PyStructSequence_NewType(&kind_desc);
     if (type == NULL)
@@ -1025,16 +942,6 @@ static PyObject *kinds_to_python(void)
     }
     Py_DECREF((PyObject *)type);
     return kinds;
-}
-
-/* kinds() -> (Kind, ...): built on each call, so that the module holds
- * nothing for it (its import is start-up time of every hooked process);
- * callers keep the result. */
-static PyObject *setns_kinds(PyObject *module, PyObject *unused)
-{
-    (void)module;
-    (void)unused;
-    return kinds_to_python();
 }
 
 static PyMethodDef setns_methods[] = {

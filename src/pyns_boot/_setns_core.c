@@ -121,15 +121,9 @@ int ns_parse_order(const char *order, struct ns_step steps[NS_KIND_COUNT],
             size_t length = (size_t)(end - name);
             int kind = ns_kind_by_name(name, length);
             if (kind < 0) {
-                char *unknown = strndup(name, length);
-                *error_message =
-                    unknown == NULL
-                        ? NULL
-                        : format_message(MESSAGE_PREFIX
-                                         "unknown namespace type \"%s\" in "
-                                         NS_ORDER_VARIABLE,
-                                         unknown);
-                free(unknown);
+                *error_message = format_message(
+                    MESSAGE_PREFIX "unknown namespace type \"%.*s\" in "
+                    NS_ORDER_VARIABLE, (int)length, name);
                 *out_of_memory = *error_message == NULL;
                 return -1;
             }
@@ -186,6 +180,27 @@ static int fail(struct run_state *state, int error_errno, int kind,
     return 0;
 }
 
+/* An empty report: nothing requested, no failure, no descriptor kept. */
+static void report_init(struct ns_report *report)
+{
+    memset(report, 0, sizeof *report);
+    report->failed_kind = -1;
+    report->old_root_fd = -1;
+    report->old_mnt_fd = -1;
+}
+
+/* A run over paths (indexed by kind) into report, nothing opened yet. */
+static void state_init(struct run_state *state, const char *const *paths,
+                       struct ns_report *report)
+{
+    memset(state, 0, sizeof *state);
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        state->fds[kind] = -1;
+    state->paths = paths;
+    state->report = report;
+    state->threads = -1;
+}
+
 static void close_all(struct run_state *state)
 {
     for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
@@ -210,14 +225,16 @@ static const char *file_kind(mode_t mode)
     }
 }
 
+/* The head of every message about a reference that is not a namespace of
+ * its kind; its arguments: the kind's variable, the path. */
+#define INVALID_REFERENCE MESSAGE_PREFIX "invalid %s reference \"%s\": "
+
 static int fail_invalid(struct run_state *state, int kind, int error_errno,
                         const char *reason)
 {
     return fail(state, error_errno, kind,
-                format_message(MESSAGE_PREFIX
-                               "invalid %s reference \"%s\": %s",
-                               ns_kinds[kind].variable, state->paths[kind],
-                               reason));
+                format_message(INVALID_REFERENCE "%s", ns_kinds[kind].variable,
+                               state->paths[kind], reason));
 }
 
 /* The clone flag of the namespace fd refers to, or -1 with errno set.
@@ -262,28 +279,24 @@ static int verify_reference(struct run_state *state, int kind, int fd)
         struct stat st;
         const char *what = fstat(fd, &st) == 0 ? file_kind(st.st_mode)
                                                : "not a namespace";
-        char *reason = format_message("not a namespace reference (it is %s)",
-                                      what);
-        if (reason == NULL)
-            return -1;
-        int rc = fail_invalid(state, kind, EINVAL, reason);
-        free(reason);
-        return rc;
+        return fail(state, EINVAL, kind,
+                    format_message(INVALID_REFERENCE
+                                   "not a namespace reference (it is %s)",
+                                   ns_kinds[kind].variable, state->paths[kind],
+                                   what));
     }
     int flag = namespace_type(fd);
     if (flag < 0)
         return fail_invalid(state, kind, errno, strerror(errno));
     if (flag != ns_kinds[kind].clone_flag) {
         int actual = kind_by_clone_flag(flag);
-        char *reason = format_message(
-            "it is a namespace of type %s, not %s",
-            actual >= 0 ? ns_kinds[actual].name : "unknown",
-            ns_kinds[kind].name);
-        if (reason == NULL)
-            return -1;
-        int rc = fail_invalid(state, kind, EINVAL, reason);
-        free(reason);
-        return rc;
+        return fail(state, EINVAL, kind,
+                    format_message(INVALID_REFERENCE
+                                   "it is a namespace of type %s, not %s",
+                                   ns_kinds[kind].variable, state->paths[kind],
+                                   actual >= 0 ? ns_kinds[actual].name
+                                               : "unknown",
+                                   ns_kinds[kind].name));
     }
     return 1;
 }
@@ -307,17 +320,9 @@ int ns_check_reference(int kind, const char *path, int *error_errno,
     struct ns_report report;
     struct run_state state;
 
-    memset(&report, 0, sizeof report);
-    report.failed_kind = -1;
-    report.old_root_fd = -1;
-    report.old_mnt_fd = -1;
-    memset(&state, 0, sizeof state);
-    for (int other = 0; other < NS_KIND_COUNT; other++)
-        state.fds[other] = -1;
     paths[kind] = path;
-    state.paths = paths;
-    state.report = &report;
-    state.threads = -1;
+    report_init(&report);
+    state_init(&state, paths, &report);
     int rc = open_reference(&state, kind);
     close_all(&state);
     if (rc < 0) {
@@ -337,19 +342,17 @@ static void record_own_identities(struct run_state *state)
         for (int i = 0; i < 2; i++) {
             const char *link = ns_kinds[kind].self_links[i];
             char path[64];
-            if (link == NULL)
-                continue;
             /* the calling thread's: setns moves that thread alone, and
              * apply() may run in a thread whose namespaces differ from the
              * main thread's (/proc/self); /proc/self where the kernel has
              * no thread-self (before Linux 3.17) */
-            snprintf(path, sizeof path, "/proc/thread-self/ns/%s", link);
-            state->own_id_known[kind][i] =
-                stat(path, &state->own_ids[kind][i]) == 0;
-            if (!state->own_id_known[kind][i]) {
-                snprintf(path, sizeof path, "/proc/self/ns/%s", link);
-                state->own_id_known[kind][i] =
-                    stat(path, &state->own_ids[kind][i]) == 0;
+            for (int self = 0; link != NULL && self < 2; self++) {
+                snprintf(path, sizeof path, "/proc/%s/ns/%s",
+                         self == 0 ? "thread-self" : "self", link);
+                if (stat(path, &state->own_ids[kind][i]) == 0) {
+                    state->own_id_known[kind][i] = 1;
+                    break;
+                }
             }
         }
     }
@@ -462,18 +465,10 @@ static int plan_error(struct ns_plan *plan, int error_errno, int kind,
 static int refuse_secure_mode(struct ns_plan *plan, const char *order,
                               const char *const paths[NS_KIND_COUNT])
 {
-    size_t size = 1;
-    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
-        if (plan->requested[kind])
-            size += strlen(ns_kinds[kind].variable) + strlen(paths[kind]) + 6;
-    }
-    if (order != NULL)
-        size += strlen(NS_ORDER_VARIABLE) + strlen(order) + 6;
-    char *list = malloc(size);
-    if (list == NULL)
-        return -1;
-    list[0] = '\0';
-    for (int kind = 0; kind <= NS_KIND_COUNT; kind++) {
+    /* "gons_net=\"/x\", gons_order=\"net\"": each set variable, grown by one
+     * format_message per item (NULL from there on when memory ran out) */
+    char *list = strdup("");
+    for (int kind = 0; list != NULL && kind <= NS_KIND_COUNT; kind++) {
         const char *name = kind < NS_KIND_COUNT ? ns_kinds[kind].variable
                                                 : NS_ORDER_VARIABLE;
         const char *value = kind < NS_KIND_COUNT
@@ -481,13 +476,13 @@ static int refuse_secure_mode(struct ns_plan *plan, const char *order,
                                 : order;
         if (value == NULL)
             continue;
-        if (list[0] != '\0')
-            strcat(list, ", ");
-        strcat(list, name);
-        strcat(list, "=\"");
-        strcat(list, value);
-        strcat(list, "\"");
+        char *longer = format_message("%s%s%s=\"%s\"", list,
+                                      list[0] != '\0' ? ", " : "", name, value);
+        free(list);
+        list = longer;
     }
+    if (list == NULL)
+        return -1;
     int rc = plan_error(plan, EPERM, -1,
                         format_message(MESSAGE_PREFIX
                                        "refusing %s: the interpreter runs in "
@@ -779,21 +774,7 @@ void ns_report_free(struct ns_report *report)
     for (int kind = 0; kind < NS_KIND_COUNT; kind++)
         free(report->entries[kind].path);
     close_old_root(report);
-    memset(report, 0, sizeof *report);
-    report->failed_kind = -1;
-    report->old_root_fd = -1;
-    report->old_mnt_fd = -1;
-}
-
-static int run_sequence(const char *order,
-                        const char *const paths[NS_KIND_COUNT],
-                        int secure_mode, int keep_old_root, int start_up,
-                        struct ns_report *report);
-
-int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
-           int secure_mode, struct ns_report *report)
-{
-    return run_sequence(order, paths, secure_mode, 0, 0, report);
+    report_init(report);
 }
 
 /* The part of a report known before anything runs: the effective order
@@ -806,10 +787,7 @@ static int report_requests(const char *order,
 {
     int explicit_order = order != NULL && order[0] != '\0';
 
-    memset(report, 0, sizeof *report);
-    report->failed_kind = -1;
-    report->old_root_fd = -1;
-    report->old_mnt_fd = -1;
+    report_init(report);
     report->order = strdup(explicit_order ? order : NS_DEFAULT_ORDER);
     if (report->order == NULL)
         return -1;
@@ -832,23 +810,15 @@ int ns_refuse(const char *order, const char *const paths[NS_KIND_COUNT],
               int error_errno, int kind, char *message,
               struct ns_report *report)
 {
-    const char *requested[NS_KIND_COUNT];
+    const char *requested[NS_KIND_COUNT] = {NULL};
     if (report_requests(order, paths, requested, report) < 0 || message == NULL) {
         free(message);
         ns_report_free(report);
         return -1;
     }
     struct run_state state;
-    memset(&state, 0, sizeof state);
-    state.report = report;
+    state_init(&state, requested, report);
     return fail(&state, error_errno, kind, message);
-}
-
-int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
-                     int secure_mode, int keep_old_root,
-                     struct ns_report *report)
-{
-    return run_sequence(order, paths, secure_mode, keep_old_root, 1, report);
 }
 
 static int run_sequence(const char *order,
@@ -857,16 +827,11 @@ static int run_sequence(const char *order,
                         struct ns_report *report)
 {
     struct run_state state;
-    const char *requested[NS_KIND_COUNT];
+    const char *requested[NS_KIND_COUNT] = {NULL};
 
-    memset(&state, 0, sizeof state);
+    state_init(&state, requested, report);
     state.start_up = start_up;
     state.keep_old_root = keep_old_root;
-    state.paths = requested;
-    state.report = report;
-    state.threads = -1;
-    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
-        state.fds[kind] = -1;
 
     if (report_requests(order, paths, requested, report) < 0)
         goto out_of_memory;
@@ -895,4 +860,17 @@ out_of_memory:
     close_all(&state);
     ns_report_free(report);
     return -1;
+}
+
+int ns_run(const char *order, const char *const paths[NS_KIND_COUNT],
+           int secure_mode, struct ns_report *report)
+{
+    return run_sequence(order, paths, secure_mode, 0, 0, report);
+}
+
+int ns_run_keep_root(const char *order, const char *const paths[NS_KIND_COUNT],
+                     int secure_mode, int keep_old_root,
+                     struct ns_report *report)
+{
+    return run_sequence(order, paths, secure_mode, keep_old_root, 1, report);
 }

@@ -36,14 +36,15 @@ def site_dirs() -> list[str]:
     return result
 
 
-def pth_names(directory: str) -> list[str]:
-    """The .pth files of a directory in site.py's order (3.13+ skips hidden ones)."""
+def pth_names(directory: str, suffix: str = ".pth", version: tuple[int, int] | None = None) -> list[str]:
+    """The .pth files (or the .start files: suffix) of a directory in site.py's order; version (default: this
+    Python's) 3.13 and later skips hidden ones."""
     try:
         names = os.listdir(directory)
     except OSError:
         return []
-    hidden_skipped = sys.version_info >= (3, 13)
-    return sorted(n for n in names if n.endswith(".pth") and not (hidden_skipped and n.startswith(".")))
+    hidden_skipped = (version or sys.version_info[:2]) >= (3, 13)
+    return sorted(n for n in names if n.endswith(suffix) and not (hidden_skipped and n.startswith(".")))
 
 
 def hook_dir(dirs: list[str]) -> str | None:

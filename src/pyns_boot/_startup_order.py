@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import sys
 
-PTH = "pyns_boot.pth"
+from pyns_boot._sitedirs import PTH, pth_names
+
 START = "pyns_boot.start"
 
 TYPE_CHECKING = False
@@ -27,16 +28,6 @@ if TYPE_CHECKING:
     from typing import Tuple
 
     Version = Tuple[int, int]
-
-
-def startup_names(directory: str, suffix: str, version: Version) -> list[str]:
-    """The .pth or .start files of a directory in site.py's order (3.13+ skips hidden ones)."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    hidden_skipped = version >= (3, 13)
-    return sorted(n for n in names if n.endswith(suffix) and not (hidden_skipped and n.startswith(".")))
 
 
 def has_import_line(path: str) -> bool:
@@ -51,34 +42,25 @@ def running_order(dirs: list[str], version: Version | None = None) -> list[tuple
     """(directory, file name) of every .pth with code and every .start, in the order site.py runs them."""
     version = version or (sys.version_info[0], sys.version_info[1])
     if version < (3, 15):
-        return [(d, n) for d in dirs for n in startup_names(d, ".pth", version)]
+        return [(d, n) for d in dirs for n in pth_names(d, ".pth", version)]
     order: list[tuple[str, str]] = []
     if version < (3, 18):
         for d in dirs:
-            starts = set(startup_names(d, ".start", version))
-            for name in startup_names(d, ".pth", version):
+            starts = set(pth_names(d, ".start", version))
+            for name in pth_names(d, ".pth", version):
                 if name[: -len(".pth")] + ".start" not in starts and has_import_line(os.path.join(d, name)):
                     order.append((d, name))
-    order += [(d, n) for d in dirs for n in startup_names(d, ".start", version)]
+    order += [(d, n) for d in dirs for n in pth_names(d, ".start", version)]
     return order
 
 
-def hook_position(order: list[tuple[str, str]]) -> int | None:
-    """Index in running_order of the file whose line or entry runs the hook, or None."""
-    for index, (_directory, name) in enumerate(order):
-        if name in (PTH, START):
-            return index
-    return None
-
-
 def before_hook(dirs: list[str], version: Version | None = None) -> tuple[str | None, list[tuple[str, str]]]:
-    """(path of the file that runs the hook or None, the files site.py runs before it)."""
+    """(path of the file whose line or entry runs the hook or None, the files site.py runs before it)."""
     order = running_order(dirs, version)
-    position = hook_position(order)
-    if position is None:
-        return None, []
-    directory, name = order[position]
-    return os.path.join(directory, name), order[:position]
+    for position, (directory, name) in enumerate(order):
+        if name in (PTH, START):
+            return os.path.join(directory, name), order[:position]
+    return None, []
 
 
 def start_entries(path: str) -> list[str] | None:

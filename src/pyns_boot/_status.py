@@ -27,12 +27,11 @@ SUCCEEDED: "Final" = "succeeded"  # every requested namespace joined or already 
 FAILED: "Final" = "failed"  # the hook ran and stopped at an error
 NOT_RUN: "Final" = "not_run"  # gons_* variables are set, but the hook never ran
 
-#: Values of NamespaceState.outcome (the C helper's words).
+#: The values of NamespaceState.outcome this module tells apart (the C helper's words; the other one is "failed").
 NOT_REQUESTED = "not_requested"
 NOT_REACHED = "not_reached"
 JOINED = "joined"
 ALREADY_JOINED = "already_joined"
-OUTCOME_FAILED = "failed"
 
 
 class _Frozen:
@@ -235,13 +234,6 @@ class Status(_Frozen):
         return text + ")"
 
 
-def _c_helper() -> "ModuleType":
-    """The C helper _pyns_boot (the one the start-up line loaded, when it did)."""
-    import _pyns_boot
-
-    return _pyns_boot
-
-
 # The variable's name only: what its values mean is pyns_boot._policy's, loaded when a value may not be understood.
 POLICY_VARIABLE = "PYNS_BOOT_ON_ERROR"
 
@@ -264,7 +256,7 @@ def _gather(record: "ModuleType | None") -> "Status":
     policy = getattr(record, "policy", None)
     load_error = getattr(record, "load_error", None)
     try:
-        _pyns_boot = _c_helper()
+        import _pyns_boot
     except ImportError as error:
         message = load_error or f"pyns_boot: cannot load the C helper _pyns_boot: {error}"
         return Status(FAILED, load_error is not None, {}, error=message, policy=policy)
@@ -291,10 +283,9 @@ def _gather(record: "ModuleType | None") -> "Status":
     # Judged from the environment the process started with: a variable the
     # program (or sitecustomize) set later was never the hook's business.
     started = started_with((*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE))
-    if load_error is not None:
-        return Status(FAILED, True, _unrun_namespaces(_pyns_boot.TYPES, started), error=load_error, policy=policy)
-
     namespaces = _unrun_namespaces(_pyns_boot.TYPES, started)
+    if load_error is not None:
+        return Status(FAILED, True, namespaces, error=load_error, policy=policy)
     pending = [ns.variable for ns in namespaces.values() if ns.requested]
     if started.get(_pyns_boot.ORDER_VARIABLE):
         pending.append(_pyns_boot.ORDER_VARIABLE)

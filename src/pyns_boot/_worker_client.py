@@ -32,7 +32,7 @@ from pyns_boot._worker_protocol import MARSHAL, PICKLE, decode, recv_frame, send
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Union
+    from typing import Any, Callable, TypeVar, Union
 
     from _pyns_boot import Report
 
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     )
 
     ControlRequest = Union[ForkRequest, StatusRequest, KillRequest]
+    T = TypeVar("T")
 
 # The fork server's start command: python -I -S -c BOOT CONTROL_FD PACKAGE_PARENT
 BOOT = "import sys;sys.path.insert(0,sys.argv[2]);from pyns_boot._worker_server import serve;serve(int(sys.argv[1]))"
@@ -202,6 +203,19 @@ def _fork_server(control_fd: int) -> int:
         os._exit(0)
 
 
+def _hand_over_socket(hand_over: Callable[[int], T]) -> tuple[_socket.socket, T]:
+    """A connected pair of sockets: hand_over(fd) passes one end to another process (it is closed here whatever
+    happens); returns the other end and what hand_over returned."""
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        return ours, hand_over(theirs.fileno())
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+
+
 class _ForkServer:
     """One fork server process and the control socket to it (thread-safe)."""
 
@@ -209,15 +223,7 @@ class _ForkServer:
         if not sys.executable:
             raise RuntimeError("cannot start a fork server: sys.executable is not set")
         self._lock = _thread.allocate_lock()
-        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        try:
-            self.process = _Process(theirs.fileno())
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        self._control = ours
+        self._control, self.process = _hand_over_socket(_Process)
         self._control.settimeout(CONTROL_TIMEOUT)
         self._closed = False
 
@@ -265,14 +271,7 @@ class _ForkServer:
             "sys_path": [p for p in sys.path if isinstance(p, str)],
             "keep_imports": os.environ.get(KEEP_IMPORTS_VARIABLE) != "0",
         }
-        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        try:
-            reply = self.request(request, fd=theirs.fileno())
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
+        ours, reply = _hand_over_socket(lambda fd: self.request(request, fd))
         return _Worker(self, reply["pid"], ours, namespaces)
 
     def status(self, pid: int) -> int | None:

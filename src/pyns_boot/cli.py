@@ -568,7 +568,6 @@ def _refuse_after_partial_join(command: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """The pyns-boot command; returns the exit status (run does not return on success)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = None
     program: list[str] = []
     args = None
     if arguments and arguments[0] == "run":
@@ -576,8 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments = ["run", *options]
         args = _fast_run_args(options)
     if args is None:
-        parser = build_parser()
-        args = parser.parse_args(arguments)
+        args = build_parser().parse_args(arguments)
     try:
         _refuse_after_partial_join(args.command)
         if args.command == "status":
