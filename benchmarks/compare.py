@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pyns-boot-compare.") as tmp:
         workdir = Path(tmp)
-        # Not the clone: a "-c" program imports from its cwd first, and pyns_boot/ there would shadow the install.
+        # A directory of our own: a "-c" program imports from its cwd first (the caller's may hold a pyns_boot/).
         os.chdir(workdir)
         sources = {"base": export(args.base, workdir / "base-src")}
         sources["head"] = export(args.head, workdir / "head-src") if args.head else REPO
