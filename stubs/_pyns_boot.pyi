@@ -31,6 +31,7 @@ class Kind:
 
 TYPES: tuple[str, ...]
 VARIABLES: tuple[str, ...]
+FINISH_VARIABLES: tuple[str, ...]
 ORDER_VARIABLE: str
 DEFAULT_ORDER: str
 STDERR_TIMEOUT_MS: int

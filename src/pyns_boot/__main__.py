@@ -2,6 +2,6 @@
 
 import sys
 
-from pyns_boot.cli import main
+from pyns_boot._run_fast import main
 
 sys.exit(main())
