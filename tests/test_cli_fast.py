@@ -29,6 +29,7 @@ FAST = [
     ["--container", "web", "--engine", "podman", "--net"],
     ["--no-check", "-t", "7", "--net"],
     ["-t", "42", "--all", "--no-check", "--uts"],
+    ["--netns", "blue"],
     [],
 ]
 SLOW = [
@@ -38,7 +39,6 @@ SLOW = [
     ["-t42", "--all"],
     ["-nu", "-t", "42"],  # combined short options
     ["--tar", "42", "--all"],  # an abbreviation
-    ["--netns", "blue"],
     ["--order", "!mnt,net", "-t", "1", "--net"],
     ["-h"],
     ["--help"],

@@ -1,8 +1,8 @@
-"""The pyns-boot command's entry, and ``run``'s common command lines with few imports.
+"""``run``'s common command lines, read without argparse and started with few imports.
 
 ``pyns-boot run`` runs its program in this process (pyns_boot._run_program),
 so everything imported before the program starts is start-up time of that
-program.  The command's script calls :func:`main`: for the common command
+program.  The command's entry (pyns_boot.__main__) calls :func:`run`: for the common command
 lines (``run -t PID`` with type options or ``--all``, and ``-c CODE``,
 ``-- script.py`` or ``-- -m MODULE``) it builds the gons_* variables here,
 importing only pyns_boot._run_program and the C helper, and starts the
@@ -44,7 +44,13 @@ TYPE_OPTIONS = (
 
 #: run's options that the fast path reads: name -> attribute (and whether it takes a value).
 _FAST_FLAGS = {"-a": "all", "--all": "all", "--no-check": "check"}
-_FAST_VALUES = {"-t": "target", "--target": "target", "--container": "container", "--engine": "engine"}
+_FAST_VALUES = {
+    "-t": "target",
+    "--target": "target",
+    "--container": "container",
+    "--engine": "engine",
+    "--netns": "netns",
+}
 
 
 class RunArgs:
@@ -54,19 +60,12 @@ class RunArgs:
         self.__dict__.update(values)
 
 
-def main() -> int:
-    """The pyns-boot command (its script, and python -m pyns_boot)."""
-    arguments = sys.argv[1:]
-    if arguments[:1] == ["run"]:
-        options, program = split_run_argv(arguments[1:])
-        args = fast_run_args(options)
-        if args is not None:
-            status = run_common(args, program)
-            if status is not None:
-                return status
-    from pyns_boot.cli import main as full_command_line
-
-    return full_command_line(arguments)
+def run(arguments: "Sequence[str]") -> "int | None":
+    """``pyns-boot run ARGUMENTS`` when it is a common command line (its program's status); None: for
+    pyns_boot.cli."""
+    options, program = split_run_argv(arguments)
+    args = fast_run_args(options)
+    return None if args is None else run_common(args, program)
 
 
 def split_run_argv(argv: "Sequence[str]") -> "tuple[list[str], list[str]]":
@@ -87,8 +86,8 @@ def split_run_argv(argv: "Sequence[str]") -> "tuple[list[str], list[str]]":
 def fast_run_args(options: "Sequence[str]") -> "argparse.Namespace | None":
     """run's options parsed without argparse, for the common command lines only; None: ask argparse.
 
-    Takes -t/--target PID, -a/--all, --container NAME, --engine TOOL, --no-check and the type options
-    without a PATH (--net, -n, ...): the same attributes that the parser makes of them.  Anything else
+    Takes -t/--target PID, -a/--all, --container NAME, --engine TOOL, --netns NAME, --no-check and the
+    type options without a PATH (--net, -n, ...): the same attributes that the parser makes of them.  Anything else
     (a PATH, --order, --netns, -h, an unknown or abbreviated option, a usage error) goes to argparse,
     which stays the one authority on the command line; this only skips importing it.
     """
@@ -122,10 +121,9 @@ def fast_run_args(options: "Sequence[str]") -> "argparse.Namespace | None":
 
 
 def run_common(args: "argparse.Namespace", program: "list[str]") -> "int | None":
-    """Run the program of a common command line (-t PID with types or --all); None: not common, or in
-    doubt, for pyns_boot.cli to do (and to report what is wrong)."""
-    target = args.target
-    if target is None or target <= 0 or args.container is not None or not args.check:
+    """Run the program of a common command line (-t PID with types or --all, or --netns NAME alone); None: not
+    common, or in doubt, for pyns_boot.cli to do (and to report what is wrong)."""
+    if args.container is not None or not args.check:
         return None
     import _pyns_boot
 
@@ -140,29 +138,52 @@ def run_common(args: "argparse.Namespace", program: "list[str]") -> "int | None"
     if parsed is None:
         return None
     try:
-        start = process_start(target)
-        if args.all:
-            types = differing_types(target)
+        if args.netns is not None:
+            variables, start = _netns_variables(args), None
         else:
-            types = [t for t, _, _ in TYPE_OPTIONS if getattr(args, t) == FROM_TARGET]
-        variables = {}
-        for ns_type in types:
-            path = f"/proc/{target}/ns/{ns_type}"
-            _pyns_boot.check_reference(ns_type, path)
-            variables["gons_" + ns_type] = path
+            start = process_start(args.target) if args.target is not None and args.target > 0 else None
+            variables = _target_variables(args)
     except (OSError, ValueError, IndexError):
         return None
     if not variables:
         return None
     try:
         _run_program.prepare(parsed, mnt_joined="gons_mnt" in variables)
-        if process_start(target) != start:
+        if start is not None and process_start(args.target) != start:
             return None  # gone since its namespaces were read: cli.py says so
     except _run_program.ProgramError as error:
         _run_program.exit_with(error)
     except OSError:
         return None
     return _run_program.start_here(parsed, variables)
+
+
+def _target_variables(args: "argparse.Namespace") -> "dict[str, str]":
+    """gons_* of -t PID with type options or --all, each checked as the hook will use it; {}: not this case."""
+    import _pyns_boot
+
+    target = args.target
+    if target is None or target <= 0:
+        return {}
+    types = differing_types(target) if args.all else [t for t, _, _ in TYPE_OPTIONS if getattr(args, t) == FROM_TARGET]
+    variables = {}
+    for ns_type in types:
+        path = f"/proc/{target}/ns/{ns_type}"
+        _pyns_boot.check_reference(ns_type, path)  # OSError: cli.py says why
+        variables["gons_" + ns_type] = path
+    return variables
+
+
+def _netns_variables(args: "argparse.Namespace") -> "dict[str, str]":
+    """gons_netns of --netns NAME alone, checked; {}: not this case (pyns_boot._cli_namespaces has the rules)."""
+    import _pyns_boot
+
+    name = args.netns
+    alone = args.target is None and not args.all and all(getattr(args, t) is None for t, _, _ in TYPE_OPTIONS)
+    if not alone or not name or "/" in name or name in (".", ".."):
+        return {}
+    _pyns_boot.check_reference("net", "/run/netns/" + name)  # OSError: cli.py says why
+    return {"gons_netns": name}
 
 
 def process_start(pid: int) -> str:
