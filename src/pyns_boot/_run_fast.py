@@ -14,7 +14,6 @@ annotations (tests/test_startup_imports.py).
 """
 
 import os
-import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -127,9 +126,12 @@ def run_common(args: "argparse.Namespace", program: "list[str]") -> "int | None"
         return None
     import _pyns_boot
 
-    if _pyns_boot.report() is not None or "pyns_boot._hook_record" in sys.modules:
-        return None  # the hook acted in this process already: cli.py execs a fresh interpreter
     from pyns_boot import _run_program
+
+    if not _run_program.can_join_here():
+        return None  # cli.py execs a fresh interpreter
+    if not os.path.exists(os.path.join(os.path.dirname(_pyns_boot.__file__ or ""), "pyns_boot.pth")):
+        return None  # not installed as the hook needs (pyns_boot._sitedirs.hook_blocker): cli.py says why
 
     try:
         parsed = _run_program.parse(program) if program else None

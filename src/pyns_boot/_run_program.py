@@ -242,6 +242,21 @@ def _command_directories() -> "list[str]":
 # ---- the joins, here ----
 
 
+def can_join_here() -> bool:
+    """The start-up hook can act for the program in this process: it has not acted here yet (it acts once per
+    process; a pyns-boot started with gons_* set used that once), and no other thread runs (one that a .pth
+    file started: a fresh interpreter's hook runs before the .pth files that sort after pyns_boot.pth, and
+    mnt, user and time joins need a single thread).  Else run starts a fresh interpreter."""
+    import _pyns_boot
+
+    if _pyns_boot.report() is not None or getattr(sys.modules.get("pyns_boot._hook_record"), "ran", False):
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
 def start_here(program: "Program", variables: "dict[str, str]") -> int:
     """Join in this process, through the start-up hook's own code and failure policy, then run the program.
 
@@ -297,14 +312,15 @@ def run_prepared(program: "Program") -> None:
         runpy._run_module_as_main("__main__", alter_argv=False)  # type: ignore[attr-defined]
         return
     if program.kind == "code":
-        code = compile(program.value, "<string>", "exec", dont_inherit=True)
-    else:
-        main.__file__ = program.filename
-        main.__cached__ = None
-        loader_class = sys.modules["_frozen_importlib_external"].SourceFileLoader
-        main.__loader__ = loader_class("__main__", _reachable(program.filename))
-        code = _compile_script(program)
-    _run_code(code, main.__dict__)
+        # exec of a string compiles it as python -c does ("<string>", no future flags: this module has none),
+        # without builtin compile()'s first-use cost (_pyns_boot.compile_program says which)
+        exec(program.value, main.__dict__)
+        return
+    main.__file__ = program.filename
+    main.__cached__ = None
+    loader_class = sys.modules["_frozen_importlib_external"].SourceFileLoader
+    main.__loader__ = loader_class("__main__", _reachable(program.filename))
+    exec(_compile_script(program), main.__dict__)
 
 
 def _read_after_the_joins(program: "Program") -> None:
@@ -333,12 +349,14 @@ def _reachable(path: str) -> str:
 
 
 def _compile_script(program: "Program") -> "CodeType":
+    """The script compiled as python compiles the script it runs (not with builtin compile(): see
+    _pyns_boot.compile_program); a NUL in it is python's SyntaxError."""
+    import _pyns_boot
+
     assert program.source is not None
-    return compile(program.source, program.filename, "exec", dont_inherit=True)
-
-
-def _run_code(code: "CodeType", namespace: "dict[str, object]") -> None:
-    exec(code, namespace)
+    if b"\0" in program.source:
+        raise SyntaxError("source code cannot contain null bytes", (program.filename, 0, 0, ""))
+    return _pyns_boot.compile_program(program.source, program.filename)
 
 
 def _fresh_main(command_main: "dict[str, object]") -> "Any":

@@ -417,19 +417,19 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
     executable = sys.executable
     if not executable:
         return _error("this interpreter does not know its executable (sys.executable is empty)")
+    # The program joins in this process through the hook's code, but a child interpreter it starts (and a
+    # fresh interpreter for interpreter options) joins through the hook: refuse an environment without it.
+    from pyns_boot._sitedirs import hook_blocker
+
+    missing = hook_blocker()
+    if missing:
+        return _error(f"run: {missing}; the program would not join the namespaces (see: pyns-boot doctor)")
     from pyns_boot import _cli_namespaces, _run_program
 
     try:
-        here = _run_program.parse(program) if _hook_can_act_here() else None
+        here = _run_program.parse(program) if _run_program.can_join_here() else None
     except _run_program.ProgramError as error:
         raise UsageError(str(error)) from None
-    if here is None:
-        # A fresh interpreter whose start-up hook joins: it must be able to.
-        from pyns_boot._sitedirs import hook_blocker
-
-        missing = hook_blocker()
-        if missing:
-            return _error(f"run: {missing}; the program would not join the namespaces (see: pyns-boot doctor)")
     start = None if args.target is None else _cli_namespaces.process_start(args.target)
     spec = _namespaces(args)
     variables = spec.to_env()
@@ -455,14 +455,6 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
     except OSError as error:
         return _error(f"run: cannot execute {executable}: {error.strerror}")
     return 1  # not reached
-
-
-def _hook_can_act_here() -> bool:
-    """True when the start-up hook has not acted in this process yet, so run can join here (no second
-    interpreter): it acts once per process, and a pyns-boot started with gons_* set has used that once."""
-    import _pyns_boot
-
-    return _pyns_boot.report() is None and not getattr(sys.modules.get("pyns_boot._hook_record"), "ran", False)
 
 
 def _enter_pid_namespace_first(spec: Namespaces, env: dict[str, str]) -> None:
