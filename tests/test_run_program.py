@@ -430,3 +430,41 @@ def test_recipes_of_the_container_docs(hook_venv: Venv, lab_container: LabContai
         )
         assert result.returncode == 0, (recipe, result.stderr)
         assert result.stdout.strip() == f"TOOL {lab_container.hostname}", recipe
+
+
+# ---------------------------------------------------------------- the command line, read as python reads it
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("program", "kind", "value", "argv"),
+    [
+        (["-c", "pass", "a"], "code", "pass", ["-c", "a"]),
+        (["-cpass"], "code", "pass", ["-c"]),
+        (["-m", "http.server", "8000"], "module", "http.server", ["-m", "8000"]),
+        (["app.py", "-v"], "path", "app.py", ["app.py", "-v"]),
+        (["python", "app.py"], "path", "app.py", ["app.py"]),
+        ([f"python{sys.version_info[0]}.{sys.version_info[1]}", "-m", "x"], "module", "x", ["-m"]),
+        ([sys.executable, "-c", "1"], "code", "1", ["-c"]),
+    ],
+)
+def test_program_forms(program: list[str], kind: str, value: str, argv: list[str]) -> None:
+    from pyns_boot import _run_program
+
+    parsed = _run_program.parse(program)
+    assert parsed is not None
+    assert (parsed.kind, parsed.value, parsed.args) == (kind, value, argv)
+    without_python = (
+        program[1:] if program[0] in ("python", sys.executable) or program[0].startswith("python3") else program
+    )
+    assert parsed.orig_argv == [sys.executable, *without_python]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "program", [["-X", "dev", "app.py"], ["-u", "-c", "1"], ["-"], ["-I", "app.py"], ["-c"], ["-m"]]
+)
+def test_programs_for_a_fresh_interpreter(program: list[str]) -> None:
+    from pyns_boot import _run_program
+
+    assert _run_program.parse(program) is None

@@ -69,7 +69,9 @@ def parse(program: "Sequence[str]") -> "Program | None":
     ``__main__.py``, and ``NAME`` (a console script of this environment) run
     here; so does each of them after ``python`` (this environment's
     interpreter, by name or path).  Interpreter options and stdin go to a
-    fresh interpreter (None).  Raises UsageError for another interpreter.
+    fresh interpreter (None), and so does an incomplete -c or -m (for the
+    command line's usage error).  Raises ProgramError for another
+    interpreter.
     """
     program = list(program)
     if program and _names_an_interpreter(program[0]):
@@ -84,6 +86,8 @@ def parse(program: "Sequence[str]") -> "Program | None":
         if not program:
             raise ProgramError("no program after the interpreter: give -- script.py [ARGS], -- -m MODULE or -c CODE")
     first = program[0]
+    if first in ("-c", "-m") and len(program) < 2:
+        return None
     if first == "-c" or (first.startswith("-c") and not first.startswith("--")):
         code, args = (first[2:], program[1:]) if len(first) > 2 else (program[1], program[2:])
         found = Program("code", code, ["-c", *args])
@@ -126,7 +130,8 @@ def prepare(program: "Program", mnt_joined: bool) -> None:
     here is left to be opened after the joins when they switch the mount
     namespace (mnt_joined), as python started there would open it; else it
     raises ProgramError, as python would fail.  Nothing is imported here that
-    the program would not load itself (runpy for -m, as python -m does).
+    the program would not load itself (runpy for -m, as python -m does), but
+    sysconfig to find a console script by name.
     """
     safe_path = bool(sys.flags.isolated or getattr(sys.flags, "safe_path", False))
     if program.kind == "code":
