@@ -134,6 +134,8 @@ setup(
             extra_link_args=LINK_FLAGS,
         )
     ],
+    # pyns-boot: a script of its own (src/bin/pyns-boot says why it is not an entry point)
+    scripts=["src/bin/pyns-boot"],
     cmdclass={"build_ext": build_ext_one_name, "build_py": build_py_with_startup_files},
     options={"bdist_wheel": {"py_limited_api": ABI3_FLOOR}} if LIMITED_API else {},
 )

@@ -1,24 +1,26 @@
 #!/usr/bin/env python3
-"""Starting a host Python inside a real container: pyns-boot run against the nsenter workaround.
+"""pyns-boot run against the hook route, nsenter and ip netns exec, into a real container.
 
     python3 benchmarks/container_start.py [--rounds N] [--python PATH ...] [--container-lookup]
 
 Run as root from the source tree, with the lab (scripts/lab.sh setup): it
 starts a podman container of localhost/pyns-lab:sid (own pid, mnt, net, uts,
-ipc namespaces) and, in interleaved rounds (harness: benchmarks/_harness.py),
-starts ``python -c pass`` of a venv that has the wheel:
+ipc namespaces) and a named network namespace, and, in interleaved rounds
+(harness: benchmarks/_harness.py), starts ``python -c pass`` of a venv that
+has the wheel, each way side by side with what it is judged against:
 
-- ``pyns-boot run -t PID --all -c pass``                        (the CLI)
-- ``nsenter -t PID --pid -- env gons_ipc=.. gons_mnt=.. gons_net=.. gons_uts=.. python -c pass``
-                                                                (the old workaround)
-- ``gons_{ipc,mnt,net,pid,uts}=... python -c pass``: the variables alone, as after
-  ``eval "$(pyns-boot env -t PID --all)"`` (the hook forks into gons_pid);
-- the CLI's own share: ``pyns-boot run -t PID --net --uts --ipc -c pass``
-  against ``env gons_net=.. gons_uts=.. gons_ipc=.. python -c pass``;
+- ``pyns-boot run -t PID --all -c pass`` against the hook route with the same
+  joins, ``gons_{ipc,mnt,net,pid,uts}=... python -c pass`` (goal: at most
+  1.05x), and against the nsenter workaround ``nsenter -t PID --pid -- env
+  gons_{ipc,mnt,net,uts}=... python -c pass`` (within 10%);
+- ``pyns-boot run -t PID -n -u -c pass`` against ``nsenter -t PID -n -u
+  python -c pass`` (goal: at most 1.0x);
+- ``pyns-boot run --netns NAME -c pass`` against ``ip netns exec NAME python
+  -c pass`` (goal: at most 1.0x);
 - ``python -c pass`` on the host, for scale.
 
-The goal (issue 11): the CLI no slower than the workaround (ratio <= 1).
-With --container-lookup also ``pyns-boot run --container NAME`` (which runs
+Goals of issue 21 (pyns-boot run runs the program in its own process).  With
+--container-lookup also ``pyns-boot run --container NAME`` (which runs
 ``podman container inspect`` first).
 """
 
@@ -35,10 +37,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fixtures import REPO, Venvs, build_wheel, clean_env, default_pythons
-from _harness import Case, measure, paired_delta_ms, ratio
+from _harness import Case, cpu_ratio, measure, paired_delta_ms, ratio
 from containers import LabContainer, lab_missing
 
 JOINED = ("ipc", "mnt", "net", "uts")  # the container's; pid: nsenter --pid, or the hook (gons_pid)
+#: (case, reference, goal): the ratios judged, by wall-time median.
+GOALS = (("cli-all", "env-all", 1.05), ("cli-all", "nsenter", 1.10), ("cli-nu", "nsenter-nu", 1.0))
+NETNS_GOAL = ("cli-netns", "ip-netns", 1.0)
 
 
 def spawn_ok(argv: list[str], env: dict[str, str]) -> str | None:
@@ -50,17 +55,23 @@ def spawn_ok(argv: list[str], env: dict[str, str]) -> str | None:
     return "exit {}: {}".format(result.returncode, lines[-1] if lines else "")
 
 
-def cases_for(venvs: Venvs, container: LabContainer, lookup: bool) -> tuple[list[Case], list[str]]:
+def cases_for(venvs: Venvs, container: LabContainer, netns: str, lookup: bool) -> tuple[list[Case], list[str]]:
     python = venvs.python("hook")
     cli = str(Path(python).parent / "pyns-boot")
     pid = container.pid
     refs = {"gons_" + t: container.ref(t) for t in JOINED}
-    small = {k: v for k, v in refs.items() if k != "gons_mnt"}
     env = clean_env()
     nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
     envtool = shutil.which("env") or "/usr/bin/env"
+    ip = shutil.which("ip") or "/usr/sbin/ip"
     candidates = [
-        Case("cli", "pyns-boot run -t PID --all -c pass", [cli, "run", "-t", pid, "--all", "-c", "pass"], env),
+        Case("cli-all", "pyns-boot run -t PID --all -c pass", [cli, "run", "-t", pid, "--all", "-c", "pass"], env),
+        Case(
+            "env-all",
+            "gons_{ipc,mnt,net,pid,uts}=... python -c pass (the hook route, same joins)",
+            [python, "-c", "pass"],
+            {**env, **refs, "gons_pid": container.ref("pid")},
+        ),
         Case(
             "nsenter",
             "nsenter -t PID --pid -- env gons_{ipc,mnt,net,uts}=... python -c pass",
@@ -78,19 +89,15 @@ def cases_for(venvs: Venvs, container: LabContainer, lookup: bool) -> tuple[list
             ],
             env,
         ),
+        Case("cli-nu", "pyns-boot run -t PID -n -u -c pass", [cli, "run", "-t", pid, "-n", "-u", "-c", "pass"], env),
         Case(
-            "env-all",
-            "gons_{ipc,mnt,net,pid,uts}=... python -c pass (after eval $(pyns-boot env ...))",
-            [python, "-c", "pass"],
-            {**env, **refs, "gons_pid": container.ref("pid")},
-        ),
-        Case(
-            "cli-small",
-            "pyns-boot run -t PID --net --uts --ipc -c pass",
-            [cli, "run", "-t", pid, "--net", "--uts", "--ipc", "-c", "pass"],
+            "nsenter-nu",
+            "nsenter -t PID -n -u python -c pass",
+            [nsenter, "-t", pid, "-n", "-u", python, "-c", "pass"],
             env,
         ),
-        Case("env-small", "gons_{net,uts,ipc}=... python -c pass", [python, "-c", "pass"], {**env, **small}),
+        Case("cli-netns", "pyns-boot run --netns NAME -c pass", [cli, "run", "--netns", netns, "-c", "pass"], env),
+        Case("ip-netns", "ip netns exec NAME python -c pass", [ip, "netns", "exec", netns, python, "-c", "pass"], env),
         Case("host", "python -c pass (host, no gons_*)", [python, "-c", "pass"], env),
     ]
     if lookup:
@@ -124,46 +131,38 @@ def main() -> None:
     if missing:
         raise SystemExit(missing)
     container = LabContainer("bench")
+    netns = "pyns-bench-" + os.urandom(4).hex()
+    subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
         with tempfile.TemporaryDirectory(prefix="pyns-bench-ctr-") as tmp:
             wheel = build_wheel(Path(tmp), REPO)
             for python in args.python or default_pythons():
                 venvs = Venvs(python, wheel, Path(tmp))
-                cases, skipped = cases_for(venvs, container, args.container_lookup)
+                cases, skipped = cases_for(venvs, container, netns, args.container_lookup)
                 measure(cases, args.rounds)
-                by_key = {case.key: case for case in cases}
-                print(
-                    f"\n### Python {venvs.version} into a podman container ({args.rounds} interleaved rounds, "
-                    "medians)\n"
-                )
-                print("| case | wall ms | CPU ms |\n|---|---|---|")
-                for case in cases:
-                    print(f"| {case.label} | {case.wall_ms:.2f} | {case.cpu_ms:.2f} |")
-                for line in skipped:
-                    print(f"\nnot measured (it fails here): {line}")
-                if "cli" in by_key and "nsenter" in by_key:
-                    cli, nsenter = by_key["cli"], by_key["nsenter"]
-                    print(
-                        f"\nthe CLI against the nsenter workaround: ratio {ratio(cli, nsenter):.2f} (wall), "
-                        f"{paired_delta_ms(cli, nsenter):+.2f} ms paired median"
-                    )
-                if "env-all" in by_key and "nsenter" in by_key:
-                    print(
-                        "the gons_* variables alone (gons_pid: the hook's fork) against the workaround: ratio {:.2f}, "
-                        "{:+.2f} ms paired median".format(
-                            ratio(by_key["env-all"], by_key["nsenter"]),
-                            paired_delta_ms(by_key["env-all"], by_key["nsenter"]),
-                        )
-                    )
-                if "cli-small" in by_key and "env-small" in by_key:
-                    print(
-                        "the CLI's own start (net, uts, ipc): {:+.2f} ms paired median, ratio {:.2f}".format(
-                            paired_delta_ms(by_key["cli-small"], by_key["env-small"]),
-                            ratio(by_key["cli-small"], by_key["env-small"]),
-                        )
-                    )
+                report(venvs.version, args.rounds, cases, skipped)
     finally:
+        subprocess.run(["ip", "netns", "delete", netns], check=False)
         container.remove()
+
+
+def report(version: str, rounds: int, cases: list[Case], skipped: list[str]) -> None:
+    by_key = {case.key: case for case in cases}
+    print(f"\n### Python {version} into a podman container ({rounds} interleaved rounds, medians)\n")
+    print("| case | wall ms | CPU ms |\n|---|---|---|")
+    for case in cases:
+        print(f"| {case.label} | {case.wall_ms:.2f} | {case.cpu_ms:.2f} |")
+    for line in skipped:
+        print(f"\nnot measured (it fails here): {line}")
+    print("\n| ratio | wall | CPU | goal (wall) | paired median (wall) |\n|---|---|---|---|---|")
+    for key, reference, goal in (*GOALS, NETNS_GOAL):
+        if key in by_key and reference in by_key:
+            case, base = by_key[key], by_key[reference]
+            verdict = "met" if ratio(case, base) <= goal else "missed"
+            print(
+                f"| {case.label} / {base.label} | {ratio(case, base):.3f} | {cpu_ratio(case, base):.3f} | "
+                f"<= {goal} ({verdict}) | {paired_delta_ms(case, base):+.2f} ms |"
+            )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Typed surface of the C helper _pyns_boot (src/pyns_boot/_pyns_boot.c), a top-level module beside pyns_boot.pth."""
 
+from types import CodeType
 from typing import Sequence, TypedDict
 
 class Entry(TypedDict):
@@ -31,6 +32,7 @@ class Kind:
 
 TYPES: tuple[str, ...]
 VARIABLES: tuple[str, ...]
+FINISH_VARIABLES: tuple[str, ...]
 ORDER_VARIABLE: str
 DEFAULT_ORDER: str
 STDERR_TIMEOUT_MS: int
@@ -50,4 +52,5 @@ def in_main_interpreter() -> bool | None: ...
 def write_stderr(data: bytes) -> bool: ...
 def preload(path: str | bytes, flags: int) -> str | None: ...
 def loaded() -> list[str]: ...
+def compile_program(source: bytes, filename: str | bytes) -> CodeType: ...
 def netns_view(name: str | bytes) -> list[str]: ...

@@ -420,13 +420,15 @@ def test_run_target_exits_before_the_hook_joins(fresh_hook_venv: Venv, holder: C
     """The target dies after pyns-boot read its namespaces and exec'd: the hook says so, status 125.
 
     Deterministic: a .pth that sorts before pyns_boot.pth blocks the exec'd
-    interpreter (only it has gons_net) on a FIFO until the target is gone.
+    interpreter (only it has gons_net) on a FIFO until the target is gone.  An
+    interpreter option (-X utf8) takes run's route through a fresh interpreter.
     """
     (fresh_hook_venv.site_packages / "00pause.pth").write_text(PAUSE_PTH)
     fifo = Path(world_readable_dir("pyns-boot-fifo-")) / "pause"
     os.mkfifo(fifo)
     h = holder(("net",))
-    command = [str(fresh_hook_venv.path / "bin" / "pyns-boot"), "run", "-t", str(h.pid), "--net", "-c", "print('ran')"]
+    command = [str(fresh_hook_venv.path / "bin" / "pyns-boot"), "run", "-t", str(h.pid), "--net", "--", "-X", "utf8"]
+    command += ["-c", "print('ran')"]
     process = subprocess.Popen(
         command, env=clean_env(PAUSE_FIFO=str(fifo)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -228,12 +228,14 @@ def test_mounts_of_a_namespace_left_by_its_last_process(target: Holder, mnt_venv
     assert out["file"].endswith(str(mountpoint / "app.py")) and out["greeting"] == "hello from beside the script"
 
 
-def test_script_given_by_path_is_opened_in_the_target(target: Holder, mnt_venv: Venv, workdir: Path) -> None:
-    # CPython opens the script after site.py, so after the switch: the README
-    # documents this limit and the -m/PYTHONPATH way around it.
+def test_script_given_by_path_stops_with_the_way_that_works(target: Holder, mnt_venv: Venv, workdir: Path) -> None:
+    # CPython opens the script after site.py, so after the switch, where it is not: the hook says so in one
+    # line with the way that works (pyns-boot run reads it before the joins: tests/test_run_program.py).
     script = workdir / "foreign-mnt-scripts" / "app.py"
     result = run_argv([mnt_venv.python, str(script)], clean_env(gons_mnt=target.ref("mnt")))
-    assert result.returncode == 2 and "can't open file" in result.stderr, result
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result
+    assert result.stderr.startswith(f"pyns_boot: python opens the script {script} after joining gons_mnt"), result
+    assert f"run it with: pyns-boot run --mnt {target.ref('mnt')} -- {script}" in result.stderr
 
 
 CHILDREN = r"""

@@ -113,9 +113,11 @@ def test_wheel_holds_exactly_the_package_startup_files_and_metadata(wheel: Path)
     metadata_files = {n[len(info) :] for n in members if n.startswith(info)}
     assert metadata_files <= DIST_INFO_FILES, metadata_files - DIST_INFO_FILES
     assert {"METADATA", "WHEEL", "RECORD"} <= metadata_files
-    assert {n for n in members if not n.startswith(info)} == set(STARTUP_FILES) | package_files()
+    script = f"pyns_boot-{version()}.data/scripts/pyns-boot"
+    assert {n for n in members if not n.startswith(info)} == set(STARTUP_FILES) | package_files() | {script}
     for name in STARTUP_FILES:
         assert members[name] == (REPO / name).read_bytes(), name
+    assert members[script] == (REPO / "src" / "bin" / "pyns-boot").read_bytes()  # #!python: pip writes the path
     licenses = [n for n in metadata_files if n.endswith("LICENSE")]
     assert len(licenses) == 1
     assert members[info + licenses[0]] == (REPO / "LICENSE").read_bytes()

@@ -362,14 +362,19 @@ def test_terminal_interrupt_reaches_the_program_once(hook_venv: Venv, pid_holder
     assert b"INTERRUPTS 1" in out and b"EXIT 0" in out, out
 
 
-def test_cli_run_enters_before_it_starts_the_interpreter(hook_venv: Venv, pid_holder: Holder) -> None:
-    """pyns-boot run forks as nsenter --pid does: the interpreter starts inside, its hook has nothing to fork."""
+def test_cli_run_runs_the_program_inside(hook_venv: Venv, pid_holder: Holder) -> None:
+    """pyns-boot run forks as the hook does, in its own process: the program runs inside, the command stays
+    outside as the supervisor; through a fresh interpreter (an interpreter option) it forks before the exec,
+    as nsenter --pid does, and that interpreter's hook has nothing to fork."""
     from cliutil import pyns_boot
 
     code = "import os, pyns_boot; s = pyns_boot.status(); print(os.getpid(), s.pid_mode, s.ok); raise SystemExit(9)"
     result = pyns_boot(hook_venv, "run", "-t", str(pid_holder.pid), "--pid", "--", "-c", code)
     pid, mode, ok = result.stdout.split()
-    assert result.returncode == 9 and 1 < int(pid) < 1000 and (mode, ok) == ("member", "True"), result
+    assert result.returncode == 9 and 1 < int(pid) < 1000 and (mode, ok) == ("entered", "True"), result
+    fresh = pyns_boot(hook_venv, "run", "-t", str(pid_holder.pid), "--pid", "--", "-X", "utf8", "-c", code)
+    pid, mode, ok = fresh.stdout.split()
+    assert fresh.returncode == 9 and 1 < int(pid) < 1000 and (mode, ok) == ("member", "True"), fresh
     children = pyns_boot(
         hook_venv, "run", "-t", str(pid_holder.pid), "--pid", "--", "-c", code, env={"PYNS_BOOT_PID": "children"}
     )

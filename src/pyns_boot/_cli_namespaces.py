@@ -14,7 +14,7 @@ import os
 
 import _pyns_boot
 
-from pyns_boot import _hints
+from pyns_boot import _hints, _run_fast
 from pyns_boot._errors import CommandError, UsageError
 from pyns_boot._namespaces import NETNS_DIR, Namespaces, steps
 
@@ -98,45 +98,27 @@ def checkable(spec: Namespaces) -> list[str]:
 
 
 def process_start(pid: int) -> str:
-    """The start time of a process (field 22 of /proc/PID/stat): tells it from a later one with the same pid."""
+    """The start time of a process (pyns_boot._run_fast.process_start), or CommandError saying why not."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            data = file.read()
+        return _run_fast.process_start(pid)
     except FileNotFoundError:
         raise CommandError(f"no process with pid {pid}") from None
+    except ProcessLookupError:
+        raise CommandError(f"process {pid} has exited (a zombie: it has no namespaces left)") from None
     except OSError as error:
         raise CommandError(f"cannot read /proc/{pid}/stat: {error.strerror}") from None
-    fields = data[data.rfind(b")") + 2 :].split()
-    if fields[:1] in ([b"Z"], [b"X"]):
-        raise CommandError(f"process {pid} has exited (a zombie: it has no namespaces left)")
-    return fields[19].decode("ascii", "replace") if len(fields) > 19 else ""
 
 
 def differing_types(pid: int) -> list[str]:
-    """Every namespace type of the target that a join would change in this process.
-
-    The target's namespace of each type is compared with the links of this
-    process that the hook compares it with (the C table's self_links: our
-    pid_for_children for pid, both time links for time); a type differs when
-    any of them does.
-    """
-    result = []
-    for kind in _pyns_boot.kinds():
-        theirs = f"/proc/{pid}/ns/{kind.name}"
-        ours = [f"/proc/self/ns/{link}" for link in kind.self_links]
-        if not os.path.lexists(theirs) or not all(os.path.lexists(link) for link in ours):
-            continue  # the kernel does not offer this type
-        try:
-            their_stat = os.stat(theirs)
-        except OSError as error:
-            check_reference(kind.name, theirs, pid)  # CommandError with the hook's message
-            raise CommandError(f"cannot read {theirs}: {error.strerror}") from None
-        for link in ours:
-            own_stat = os.stat(link)
-            if (their_stat.st_dev, their_stat.st_ino) != (own_stat.st_dev, own_stat.st_ino):
-                result.append(kind.name)
-                break
-    return result
+    """Every namespace type of the target that a join would change (pyns_boot._run_fast.differing_types), or
+    CommandError with the hook's message for a reference that cannot be read."""
+    try:
+        return _run_fast.differing_types(pid)
+    except OSError as error:
+        path = error.filename if isinstance(error.filename, str) else f"/proc/{pid}/ns"
+        if path.startswith(f"/proc/{pid}/ns/"):
+            check_reference(os.path.basename(path), path, pid)  # CommandError with the hook's message
+        raise CommandError(f"cannot read {path}: {error.strerror}") from None
 
 
 def check_reference(ns_type: str, path: str, target: int | None = None) -> None:

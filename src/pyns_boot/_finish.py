@@ -13,8 +13,6 @@ prepare() runs before the joins, finish() after a successful join; both
 return an error message for the failure policy, or None.
 """
 
-from __future__ import annotations
-
 import os
 
 NETNS_VARIABLE = "gons_netns"
@@ -29,14 +27,14 @@ class Plan:
     """What the variables ask for, read before the joins."""
 
     def __init__(self) -> None:
-        self.netns: str | None = None
-        self.wd: str | None = None
+        self.netns: "str | None" = None
+        self.wd: "str | None" = None
         self.wd_fd = -1
-        self.gid: int | None = None
-        self.uid: int | None = None
+        self.gid: "int | None" = None
+        self.uid: "int | None" = None
 
 
-def prepare(plan: Plan) -> str | None:
+def prepare(plan: Plan) -> "str | None":
     """Read and check the variables; turn gons_netns into gons_net; open an early working directory."""
     env = os.environ
     netns = env.get(NETNS_VARIABLE) or None
@@ -87,7 +85,7 @@ def discard(plan: Plan) -> None:
         plan.wd_fd = -1
 
 
-def finish(plan: Plan, helper: object) -> str | None:
+def finish(plan: Plan, helper: object) -> "str | None":
     """After the joins: the ip netns exec view, then as nsenter: the working directory, the group, the user."""
     try:
         return _finish(plan, helper)
@@ -95,7 +93,7 @@ def finish(plan: Plan, helper: object) -> str | None:
         discard(plan)
 
 
-def _finish(plan: Plan, helper: object) -> str | None:
+def _finish(plan: Plan, helper: object) -> "str | None":
     if plan.netns is not None:
         try:
             failures = helper.netns_view(plan.netns)  # type: ignore[attr-defined]

@@ -71,7 +71,7 @@ def apply(message: str) -> None:
     text = complaint(value)
     if text is not None:
         message += "\n" + text
-    if policy == "exit" and is_pyns_boot_command():
+    if policy == "exit" and is_pyns_boot_command() and not program_started():
         policy = "warn"
         message += "\n" + CARRIES_ON
     _record(policy)
@@ -86,8 +86,23 @@ def _record(policy: str) -> None:
     _hook_record.policy = policy
 
 
+def program_started() -> bool:
+    """pyns-boot run has let the hook act for the program it runs in its own process (a failure is the
+    program's: the policy applies as at a python start)."""
+    return bool(getattr(sys.modules.get("pyns_boot._run_program"), "program_started", False))
+
+
 def is_pyns_boot_command() -> bool:
-    """True in the pyns-boot command: its console script, or python -m pyns_boot.
+    """True in the pyns-boot command: its console script, or python -m pyns_boot."""
+    kind, value = command_line_program()
+    if kind == "-m":
+        return value in (b"pyns_boot", b"pyns_boot.cli")
+    return kind == "script" and os.path.basename(value) == b"pyns-boot"
+
+
+def command_line_program() -> "tuple[str, bytes]":
+    """What this interpreter's command line runs: ("-c", CODE), ("-m", MODULE), ("script", PATH as given),
+    or ("", b"") for stdin, the prompt or an unreadable command line.
 
     sys.argv does not exist yet while site.py runs, so this reads
     /proc/self/cmdline: the interpreter's options, then the script or -m."""
@@ -95,21 +110,21 @@ def is_pyns_boot_command() -> bool:
         with open("/proc/self/cmdline", "rb") as file:
             arguments = file.read().split(b"\0")[1:]
     except OSError:
-        return False
+        return "", b""
     with_value = (b"-W", b"-X", b"--check-hash-based-pycs")
     index = 0
     while index < len(arguments):
         argument = arguments[index]
         if argument in (b"-m", b"-c") or (argument.startswith((b"-m", b"-c")) and argument[:2] != b"--"):
-            module = argument[2:] or (arguments[index + 1] if index + 1 < len(arguments) else b"")
-            return argument[:2] == b"-m" and module in (b"pyns_boot", b"pyns_boot.cli")
+            value = argument[2:] or (arguments[index + 1] if index + 1 < len(arguments) else b"")
+            return argument[:2].decode(), value
         if argument == b"--" or not argument.startswith(b"-") or argument == b"-":
             if argument == b"--":
                 index += 1
             script = arguments[index] if index < len(arguments) else b""
-            return os.path.basename(script) == b"pyns-boot"
+            return ("script", script) if script not in (b"", b"-") else ("", b"")
         index += 2 if argument in with_value else 1
-    return False
+    return "", b""
 
 
 def write_stderr(text: str) -> bool:

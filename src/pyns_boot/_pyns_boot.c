@@ -468,14 +468,19 @@ static int any_variable_set(void)
     return 0;
 }
 
-/* The steps around the joins that pyns_boot._finish takes (hook.py
- * FINISH_VARIABLES): run() leaves them to pyns_boot.hook.run(). */
+/* The variables of the steps around the joins that pyns_boot._finish takes
+ * (exported as FINISH_VARIABLES; hook.py keeps the one import-free copy,
+ * tests/test_startup_files.py checks both): run() leaves them to
+ * pyns_boot.hook.run(). */
+static const char *const finish_variables[] = {
+    "gons_netns", "PYNS_BOOT_WD", "PYNS_BOOT_SETGID", "PYNS_BOOT_SETUID"};
+#define FINISH_VARIABLE_COUNT \
+    ((int)(sizeof finish_variables / sizeof finish_variables[0]))
+
 static int finish_requested(void)
 {
-    static const char *const names[] = {"gons_netns", "PYNS_BOOT_WD",
-                                        "PYNS_BOOT_SETGID", "PYNS_BOOT_SETUID"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        const char *value = getenv(names[i]);
+    for (int i = 0; i < FINISH_VARIABLE_COUNT; i++) {
+        const char *value = getenv(finish_variables[i]);
         if (value != NULL && value[0] != '\0')
             return 1;
     }
@@ -879,6 +884,26 @@ done:
 
 /* ---- kinds(): the namespace table (_setns_core.c ns_kinds) for Python ---- */
 
+/* compile_program(source, filename) -> code: a program's source compiled as
+ * python compiles the script it runs (Py_CompileString).  builtin compile()
+ * first makes the ast module's types, some 11 million instructions on 3.13,
+ * which a python start never pays (pyns-boot run: pyns_boot._run_program). */
+static PyObject *setns_compile_program(PyObject *Py_UNUSED(module),
+                                       PyObject *args)
+{
+    const char *source;
+    PyObject *filename_bytes;
+    if (!PyArg_ParseTuple(args, "yO&:compile_program", &source,
+                          PyUnicode_FSConverter, &filename_bytes))
+        return NULL;
+    const char *filename = PyBytes_AsString(filename_bytes);
+    PyObject *code = filename != NULL
+                         ? Py_CompileString(source, filename, Py_file_input)
+                         : NULL;
+    Py_DECREF(filename_bytes);
+    return code;
+}
+
 static PyStructSequence_Field kind_fields[] = {
     {"name", "the type's name in gons_order: \"net\""},
     {"variable", "the variable that names its reference: \"gons_net\""},
@@ -1005,21 +1030,30 @@ static PyMethodDef setns_methods[] = {
     {"preload", setns_preload, METH_VARARGS,
      "preload(path, flags) -> None, or the dlerror() message: dlopen the\n"
      "shared library at path and keep it loaded for good."},
+    {"compile_program", setns_compile_program, METH_VARARGS,
+     "compile_program(source, filename) -> code: the source (bytes) compiled\n"
+     "as python compiles a script it runs, without builtin compile()'s\n"
+     "first-use cost."},
     {"loaded", setns_loaded, METH_NOARGS,
      "loaded() -> [path, ...]: the shared objects loaded in the process\n"
      "(dl_iterate_phdr; the executable left out)."},
     {NULL, NULL, 0, NULL},
 };
 
+/* module.name = a tuple of count strings: the table's names or variables,
+ * or texts when it is not NULL. */
 static int add_string_tuple(PyObject *module, const char *name,
-                            int use_variable)
+                            int use_variable, const char *const *texts,
+                            int count)
 {
-    PyObject *tuple = PyTuple_New(NS_KIND_COUNT);
+    PyObject *tuple = PyTuple_New(count);
     if (tuple == NULL)
         return -1;
-    for (int kind = 0; kind < NS_KIND_COUNT; kind++) {
+    for (int kind = 0; kind < count; kind++) {
         PyObject *text = PyUnicode_FromString(
-            use_variable ? ns_kinds[kind].variable : ns_kinds[kind].name);
+            texts != NULL  ? texts[kind]
+            : use_variable ? ns_kinds[kind].variable
+                           : ns_kinds[kind].name);
         if (text == NULL || PyTuple_SetItem(tuple, kind, text) < 0) {
             Py_DECREF(tuple);
             return -1;
@@ -1034,8 +1068,10 @@ static int add_string_tuple(PyObject *module, const char *name,
 
 static int setns_exec(PyObject *module)
 {
-    if (add_string_tuple(module, "TYPES", 0) < 0 ||
-        add_string_tuple(module, "VARIABLES", 1) < 0 ||
+    if (add_string_tuple(module, "TYPES", 0, NULL, NS_KIND_COUNT) < 0 ||
+        add_string_tuple(module, "VARIABLES", 1, NULL, NS_KIND_COUNT) < 0 ||
+        add_string_tuple(module, "FINISH_VARIABLES", 0, finish_variables,
+                         FINISH_VARIABLE_COUNT) < 0 ||
         PyModule_AddStringConstant(module, "ORDER_VARIABLE",
                                    NS_ORDER_VARIABLE) < 0 ||
         PyModule_AddStringConstant(module, "DEFAULT_ORDER",

@@ -1,9 +1,11 @@
-"""pyns-boot: the command line (also ``python -m pyns_boot``).
+"""pyns-boot: the command line (also ``python -m pyns_boot``), past run's fast path (pyns_boot._run_fast).
 
 Exit status: 0 ok, 1 the command's subject failed (no such process, not a
 namespace, permission denied, the hook cannot work), 2 usage error.  ``run``
-replaces itself with the program, whose status passes through (125 when the
-start-up hook refuses to start it).  Errors go to stderr, data to stdout.
+runs the program in this process after the joins (pyns_boot._run_program) or,
+for interpreter options, replaces itself with a fresh interpreter; either way
+the program's status passes through (125 when the start-up hook refuses to
+start it).  Errors go to stderr, data to stdout.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import sys
 
 from pyns_boot import __version__
 from pyns_boot._errors import CommandError, ContainerError, UsageError
+from pyns_boot._run_fast import CONTAINER_ENGINES, FROM_TARGET, TYPE_OPTIONS, fast_run_args, split_run_argv
 
-# argparse, json, shlex and textwrap (all of them import re) load on use: `pyns-boot run` starts a second
-# interpreter, so everything this one imports before the exec is start-up time (see _fast_run_args).
+# argparse, json, shlex and textwrap (all of them import re) load on use: `pyns-boot run` runs the program
+# in this process, so everything imported first is start-up time of that program (pyns_boot._run_fast).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
@@ -24,26 +27,6 @@ if TYPE_CHECKING:
     from pyns_boot._namespaces import Namespaces
 
 PROG = "pyns-boot"
-#: The tools --container asks (pyns_boot._containers.RUNTIMES; not imported here to keep start-up cheap).
-CONTAINER_ENGINES = ("podman", "docker", "nerdctl", "crictl")
-#: The value of a type option given without a PATH: the namespace of the -t process.
-FROM_TARGET = "\0target"
-# nsenter's short options, the same in env and run (-m is the mount
-# namespace: run a module with  run ... -- -m MODULE).
-TYPE_OPTIONS: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("cgroup", ("-C", "--cgroup"), "the cgroup namespace"),
-    ("ipc", ("-i", "--ipc"), "the IPC namespace"),
-    ("mnt", ("-m", "--mnt", "--mount"), "the mount namespace"),
-    ("net", ("-n", "--net"), "the network namespace"),
-    (
-        "pid",
-        ("-p", "--pid"),
-        "the PID namespace (the program runs inside it; PYNS_BOOT_PID=children: only its children)",
-    ),
-    ("time", ("-T", "--time"), "the time namespace"),
-    ("user", ("-U", "--user"), "the user namespace"),
-    ("uts", ("-u", "--uts"), "the UTS namespace (hostname)"),
-)
 
 DESCRIPTION = """\
 Start Python programs of this environment inside Linux namespaces, like
@@ -204,12 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a Python program in the namespaces",
         usage="%(prog)s [OPTIONS] (-- script.py | -- -m MODULE | -c CODE) [ARGS ...]",
         description=_wrap(
-            "Replace this process with  {} [ARGS]  (this environment's interpreter) with the gons_* "
-            "variables set: its start-up hook joins the namespaces before the program runs.  The program's exit status "
-            "passes through; 125 means the hook refused (the message says why).  Everything after -- or -c goes to "
-            "the interpreter unchanged.  -m is the mount namespace, as in nsenter: run a module with  -- -m MODULE.  "
-            "With a pid namespace this process joins it and forks first, staying as the supervisor, as nsenter --pid "
-            "does.".format(os.path.basename(sys.executable or "python"))
+            "Run a Python program of this environment in the namespaces, as  {} [ARGS]  would run it there: "
+            "the start-up hook joins them in this process, then the program runs here (no second interpreter).  "
+            "A script is read on this side before the joins, and its directory stays importable, mnt included; "
+            "-- -m MODULE finds MODULE from the current directory as python -m does; -- NAME runs the console "
+            "script NAME of this environment.  Interpreter options (-- -X dev app.py, -u, -W ...) start a fresh "
+            "interpreter instead.  The program's exit status passes through; 125 means the hook refused (the "
+            "message says why).  -m is the mount namespace, as in nsenter: run a module with  -- -m MODULE.  "
+            "With a pid namespace this process stays outside as the supervisor and the program runs in its "
+            "child, as with nsenter --pid.".format(os.path.basename(sys.executable or "python"))
         ),
         epilog="examples:\n  pyns-boot run -t 4242 --net --uts -- app.py --verbose\n"
         "  pyns-boot run --netns blue -- -m http.server 8000\n"
@@ -236,21 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
     return parser
-
-
-def split_run_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Split ``run``'s arguments into its options and what goes to the interpreter.
-
-    The program starts at the first ``--`` (dropped) or ``-c`` (kept, with
-    everything after it, as python would get it).  ``-m`` is the mount
-    namespace, as in nsenter: a module runs with ``-- -m MODULE``.
-    """
-    for i, arg in enumerate(argv):
-        if arg == "--":
-            return list(argv[:i]), list(argv[i + 1 :])
-        if arg == "-c" or (arg[:2] == "-c" and not arg.startswith("--")):
-            return list(argv[:i]), list(argv[i:])
-    return list(argv), []
 
 
 def _error(message: str) -> int:
@@ -446,22 +417,36 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
     executable = sys.executable
     if not executable:
         return _error("this interpreter does not know its executable (sys.executable is empty)")
+    # The program joins in this process through the hook's code, but a child interpreter it starts (and a
+    # fresh interpreter for interpreter options) joins through the hook: refuse an environment without it.
     from pyns_boot._sitedirs import hook_blocker
 
     missing = hook_blocker()
     if missing:
         return _error(f"run: {missing}; the program would not join the namespaces (see: pyns-boot doctor)")
-    from pyns_boot import _cli_namespaces
+    from pyns_boot import _cli_namespaces, _run_program
 
+    try:
+        here = _run_program.parse(program) if _run_program.can_join_here() else None
+    except _run_program.ProgramError as error:
+        raise UsageError(str(error)) from None
     start = None if args.target is None else _cli_namespaces.process_start(args.target)
     spec = _namespaces(args)
-    steering = _steering_variables()
-    env = {k: v for k, v in os.environ.items() if k not in steering}
-    env.update(spec.to_env())
-    env.update(_after_joins(args))
+    variables = spec.to_env()
+    variables.update(_after_joins(args))
+    if here is not None:
+        try:
+            _run_program.prepare(here, mnt_joined=spec.get("mnt") is not None)
+        except _run_program.ProgramError as error:
+            _run_program.exit_with(error)
     if start is not None and _cli_namespaces.process_start(args.target) != start:
         # Gone (or its pid reused) since its namespaces were read: the paths would name another process.
         raise CommandError(f"process {args.target} exited while its namespaces were read")
+    if here is not None:
+        return _run_program.start_here(here, variables)
+    steering = _steering_variables()
+    env = {k: v for k, v in os.environ.items() if k not in steering}
+    env.update(variables)
     sys.stdout.flush()
     sys.stderr.flush()
     _enter_pid_namespace_first(spec, env)
@@ -506,50 +491,6 @@ def _enter_pid_namespace_first(spec: Namespaces, env: dict[str, str]) -> None:
         return
 
 
-#: run's options that the fast path reads: name -> attribute (and whether it takes a value).
-_FAST_FLAGS = {"-a": "all", "--all": "all", "--no-check": "check"}
-_FAST_VALUES = {"-t": "target", "--target": "target", "--container": "container", "--engine": "engine"}
-
-
-def _fast_run_args(options: Sequence[str]) -> argparse.Namespace | None:
-    """run's options parsed without argparse, for the common command lines only; None: ask argparse.
-
-    Takes -t/--target PID, -a/--all, --container NAME, --engine TOOL, --no-check and the type options
-    without a PATH (--net, -n, ...): the same Namespace that the parser makes of them.  Anything else
-    (a PATH, --order, --netns, -h, an unknown or abbreviated option, a usage error) goes to argparse,
-    which stays the one authority on the command line; this only skips importing it.
-    """
-    from types import SimpleNamespace
-
-    values: dict[str, object] = {t: None for t, _, _ in TYPE_OPTIONS}
-    values.update(
-        command="run", target=None, all=False, container=None, engine=None, netns=None, order=None, check=True
-    )
-    values.update(script=None, code=None, wd=None, setuid=None, setgid=None)
-    type_flags = {flag: t for t, flags, _ in TYPE_OPTIONS for flag in flags}
-    i = 0
-    while i < len(options):
-        option = options[i]
-        if option in _FAST_FLAGS:
-            values[_FAST_FLAGS[option]] = option != "--no-check"
-        elif option in type_flags and (i + 1 == len(options) or options[i + 1].startswith("-")):
-            values[type_flags[option]] = FROM_TARGET
-        elif option in _FAST_VALUES and i + 1 < len(options) and not options[i + 1].startswith("-"):
-            value: object = options[i + 1]
-            if option in ("-t", "--target"):
-                if not options[i + 1].isdigit():
-                    return None
-                value = int(options[i + 1])
-            elif option == "--engine" and value not in CONTAINER_ENGINES:
-                return None
-            values[_FAST_VALUES[option]] = value
-            i += 1
-        else:
-            return None
-        i += 1
-    return SimpleNamespace(**values)  # type: ignore[return-value]
-
-
 def _refuse_after_partial_join(command: str) -> None:
     """The hook failed in this very process (it carries on for pyns-boot): run and env must not build on
     namespaces it joined half-way; status and doctor report it."""
@@ -569,11 +510,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The pyns-boot command; returns the exit status (run does not return on success)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     program: list[str] = []
-    args = None
+    args: argparse.Namespace | None = None
     if arguments and arguments[0] == "run":
         options, program = split_run_argv(arguments[1:])
         arguments = ["run", *options]
-        args = _fast_run_args(options)
+        args = fast_run_args(options)
     if args is None:
         args = build_parser().parse_args(arguments)
     try:

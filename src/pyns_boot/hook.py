@@ -93,6 +93,7 @@ def run() -> None:
             _policy.apply(record.load_error)
             return
         keep_imports = setting != "0"
+    script = script_on_this_side() if mnt_path else None
     plan = None
     if any(os.environ.get(name) for name in FINISH_VARIABLES):
         from pyns_boot import _finish
@@ -122,6 +123,41 @@ def run() -> None:
         record.finish_error = _finish.finish(plan, _pyns_boot)
         if record.finish_error is not None:
             _policy.apply(record.finish_error)
+    if script is not None and report["ok"]:
+        refuse_script_out_of_reach(script, report)
+
+
+def script_on_this_side() -> "tuple[str, str] | None":
+    """Before a mnt join: the script python will open after site.py (as given, and the path it opens),
+    when it is a file on this side; None for -c, -m, stdin, or a script not here."""
+    from pyns_boot import _policy
+
+    kind, given = _policy.command_line_program()
+    if kind != "script" or _policy.program_started():
+        return None  # in pyns-boot run's own process its script is open already, and the program read
+    path = os.fsdecode(given)
+    # 3.9+ made the path absolute before site.py ran, from this working directory; 3.8 opens it as given.
+    opened = os.path.abspath(path) if sys.version_info >= (3, 9) else path
+    return (path, opened) if os.path.isfile(path) else None
+
+
+def refuse_script_out_of_reach(script: "tuple[str, str]", report: "Report") -> None:
+    """After the joins: python would now open the script in the joined mount namespace, where it is not.
+    Say so in one line with the way that works, and stop with python's status for a file it cannot open."""
+    given, opened = script
+    if os.path.exists(opened):
+        return
+    options = " ".join(
+        "--%s %s" % (ns_type, entry["path"]) for ns_type, entry in report["namespaces"].items() if entry["path"]
+    )
+    from pyns_boot import _policy
+
+    _policy.write_stderr(
+        'pyns_boot: python opens the script %s after joining gons_mnt "%s", where there is no such file; '
+        "run it with: pyns-boot run %s -- %s (it reads the script on this side before the joins)\n"
+        % (opened, report["namespaces"]["mnt"]["path"], options, given)
+    )
+    os._exit(2)
 
 
 def start() -> None:
