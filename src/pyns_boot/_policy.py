@@ -49,6 +49,11 @@ def complaint(value: str) -> "str | None":
     return 'pyns_boot: %s="%s" is not understood (expected %s); acting as %s' % (VARIABLE, value, CHOICES, DEFAULT)
 
 
+def offers_warn() -> bool:
+    """True when "set PYNS_BOOT_ON_ERROR=warn" is a way out worth naming: the policy in force is exit."""
+    return resolve(os.environ.get(VARIABLE, "")) == DEFAULT
+
+
 def note() -> None:
     """After a successful join: record the policy, and say it when its value is not understood."""
     value = os.environ.get(VARIABLE, "")
@@ -71,9 +76,14 @@ def apply(message: str) -> None:
     text = complaint(value)
     if text is not None:
         message += "\n" + text
-    if policy == "exit" and is_pyns_boot_command():
-        policy = "warn"
-        message += "\n" + CARRIES_ON
+    if policy == "exit":
+        arguments = command_arguments()
+        if arguments is not None:
+            policy = "warn"
+            message += "\n" + CARRIES_ON
+            if is_clearing(arguments):
+                _record(policy)  # the way out itself: its output is all the user asked for
+                return
     _record(policy)
     write_stderr(message + "\n")
     if policy == "exit":
@@ -86,8 +96,13 @@ def _record(policy: str) -> None:
     _hook_record.policy = policy
 
 
-def is_pyns_boot_command() -> bool:
-    """True in the pyns-boot command: its console script, or python -m pyns_boot.
+def is_clearing(arguments: "list[bytes]") -> bool:
+    """True for `pyns-boot env --clear`, the way out of a stale shell (pyns_boot._hints.clear_command)."""
+    return arguments[:1] == [b"env"] and b"--clear" in arguments[1:]
+
+
+def command_arguments() -> "list[bytes] | None":
+    """The pyns-boot command's own arguments (["env", "--clear"]), or None in any other program.
 
     sys.argv does not exist yet while site.py runs, so this reads
     /proc/self/cmdline: the interpreter's options, then the script or -m."""
@@ -95,21 +110,25 @@ def is_pyns_boot_command() -> bool:
         with open("/proc/self/cmdline", "rb") as file:
             arguments = file.read().split(b"\0")[1:]
     except OSError:
-        return False
+        return None
+    if arguments[-1:] == [b""]:
+        del arguments[-1]  # the terminating NUL
     with_value = (b"-W", b"-X", b"--check-hash-based-pycs")
     index = 0
     while index < len(arguments):
         argument = arguments[index]
         if argument in (b"-m", b"-c") or (argument.startswith((b"-m", b"-c")) and argument[:2] != b"--"):
+            rest = index + (1 if argument[2:] else 2)
             module = argument[2:] or (arguments[index + 1] if index + 1 < len(arguments) else b"")
-            return argument[:2] == b"-m" and module in (b"pyns_boot", b"pyns_boot.cli")
+            is_command = argument[:2] == b"-m" and module in (b"pyns_boot", b"pyns_boot.cli")
+            return arguments[rest:] if is_command else None
         if argument == b"--" or not argument.startswith(b"-") or argument == b"-":
             if argument == b"--":
                 index += 1
             script = arguments[index] if index < len(arguments) else b""
-            return os.path.basename(script) == b"pyns-boot"
+            return arguments[index + 1 :] if os.path.basename(script) == b"pyns-boot" else None
         index += 2 if argument in with_value else 1
-    return False
+    return None
 
 
 def write_stderr(text: str) -> bool:

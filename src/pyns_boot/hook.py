@@ -99,6 +99,7 @@ def run() -> None:
 
         plan = _finish.Plan()
         record.load_error = _finish.prepare(plan)
+        record.netns = plan.netns
         if record.load_error is not None:
             _finish.remove_variables()
             _policy.apply(record.load_error)
@@ -295,13 +296,15 @@ def report_failure(report: "Report") -> None:
     """A failed join (a report of the C helper): its message and one hint, under the policy.
 
     Also the C helper's run() calls it on a failure."""
+    from pyns_boot import _hook_record as record
     from pyns_boot import _policy
 
     message = str(report["message"])
     try:
         from pyns_boot import _hints
 
-        hint = _hints.for_report(report)
+        message = str(_hints.message_as_given(report, record.netns))
+        hint = _hints.for_report(report, _hints.ENVIRONMENT, record.netns)
     except Exception:  # a hint must never hide the failure itself
         hint = None
     _policy.apply(message if hint is None else message + "\n" + _hints.HINT_PREFIX + hint)
