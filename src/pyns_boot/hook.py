@@ -154,13 +154,13 @@ def stray_start_file(caller: "object") -> "str | None":
     if getattr(code, "co_name", None) != "_execute_start_entrypoints":
         return None
     where = getattr(caller, "f_locals", {}).get("filename") or START_FILE
-    from pyns_boot import __version__
+    from pyns_boot import __version__, _policy
 
     return (
         "pyns_boot: %s calls pyns_boot.hook:run, but pyns_boot %s installs no such entry (the file was left "
         "behind by an older install, or written by hand); on Python 3.15-3.17 it also stops the pyns_boot.pth "
-        "beside it from running the C helper. Remove it (rm %s), or reinstall pyns_boot; "
-        "PYNS_BOOT_ON_ERROR=warn joins anyway" % (where, __version__, where)
+        "beside it from running the C helper. Remove it (rm %s), or reinstall pyns_boot%s"
+        % (where, __version__, where, "; PYNS_BOOT_ON_ERROR=warn joins anyway" if _policy.offers_warn() else "")
     )
 
 
