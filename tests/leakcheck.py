@@ -6,7 +6,8 @@ naming each thing the session made and left:
 
     file      an entry of /tmp (pytest's own /tmp/pytest-of-USER, rotated by pytest, excepted)
     netns     a named network namespace (/run/netns)
-    mount     a mount point of the suite's mount namespace (one more mount on a path counts too)
+    mount     a mount point of the suite's mount namespace (one more mount on a path counts too), but
+              the two that tools make on first use and keep (FIRST_USE_MOUNTS)
     veth      a veth interface of the suite's network namespace
     container a podman container (root's), when podman is installed
     process   a process that inherited this session's mark (PYNS_TEST_SESSION=<uuid>, set at the start)
@@ -32,6 +33,10 @@ import pytest
 
 SESSION_VARIABLE = "PYNS_TEST_SESSION"
 KINDS = ("file", "netns", "mount", "veth", "container", "process")
+#: Mount points that tools make once, on their first use on a machine, and keep by design: iproute2's
+#: /run/netns (made shared on the first `ip netns add`) and podman's overlay driver home.  The mounts
+#: below them (a netns, a container's root) are checked.
+FIRST_USE_MOUNTS = frozenset({"/run/netns", "/var/lib/containers/storage/overlay"})
 #: How long to wait for processes that are being killed at the end of the session to be gone.
 SETTLE_SECONDS = 10.0
 BEFORE = pytest.StashKey["dict[str, Counter[str]]"]()
@@ -149,7 +154,8 @@ def _netns() -> list[str]:
 
 def _mounts() -> list[str]:
     with open("/proc/self/mountinfo", "rb") as file:
-        return [os.fsdecode(line.split()[4]).replace("\\040", " ") for line in file]
+        points = [os.fsdecode(line.split()[4]).replace("\\040", " ") for line in file]
+    return [point for point in points if point not in FIRST_USE_MOUNTS]
 
 
 def _veths() -> list[str]:
