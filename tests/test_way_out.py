@@ -256,15 +256,16 @@ def test_env_clear_takes_no_other_option(hook_venv: Venv, extra: list[str]) -> N
     )
 
 
-def test_env_clear_works_after_a_partial_join(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+@pytest.mark.parametrize("module", [False, True], ids=["console-script", "python-m"])
+def test_env_clear_works_after_a_partial_join(hook_venv: Venv, holder: Callable[..., Holder], module: bool) -> None:
     """The hook of the pyns-boot process itself joined uts, then failed on a stale net: env --clear
     still prints its line, silently; env for a new target is refused, naming the way out."""
     h, dead = holder(("uts",)), holder(("net",))
     env = {"gons_uts": h.ref("uts"), "gons_net": dead.ref("net"), "gons_order": "uts,net"}
     gone(dead)
-    cleared = pyns_boot(hook_venv, "env", "--clear", env=env)
+    cleared = pyns_boot(hook_venv, "env", "--clear", env=env, module=module)
     assert (cleared.returncode, cleared.stderr) == (0, "") and cleared.stdout.startswith("unset gons_cgroup ")
-    refused = pyns_boot(hook_venv, "env", "-t", str(h.pid), "--uts", env=env)
+    refused = pyns_boot(hook_venv, "env", "-t", str(h.pid), "--uts", env=env, module=module)
     assert refused.returncode == 1
     assert refused.stderr.splitlines()[-1] == (
         "pyns-boot: the start-up hook of this pyns-boot process failed after joining uts: clear the variables "
