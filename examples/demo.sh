@@ -57,6 +57,8 @@ echo "exit status: $?"
 step "... or carry on with a warning: PYNS_BOOT_ON_ERROR=warn"
 gons_net=/etc/hostname PYNS_BOOT_ON_ERROR=warn "$work/with/bin/python" -c 'print("the program ran")'
 set -e
-unset gons_net gons_uts
+step "Back to a plain shell: one command unsets every variable the hook acts on"
+eval "$("$work/with/bin/pyns-boot" env --clear)"
+env | grep -E '^(gons_|PYNS_BOOT_(WD|SET))' || echo "no gons_* variable left"
 
 step "Done: namespaces and venvs are removed on exit"

@@ -29,3 +29,8 @@ def pyns_boot(
         cwd=cwd or fresh_cwd(),
         stdin=subprocess.DEVNULL,
     )
+
+
+def clear_command(venv: Venv) -> str:
+    """The way out of a stale shell that a hint names for a program of venv, whose bin/ is not on PATH."""
+    return 'eval "$({} env --clear)"'.format(venv.path / "bin" / "pyns-boot")

@@ -10,6 +10,10 @@ import pytest
 from containers import LabContainer, RootlessContainer, lab_missing, lab_required
 from nsutil import Holder, NamedNetns, Venv, build_wheel, make_venv, rmtree, world_readable_dir
 
+# tests/leakcheck.py: the session fails when it leaves files in /tmp, netns, mounts, veths, containers or
+# processes behind (--leaks=warn on a machine shared with other jobs); pytester runs its throwaway sessions.
+pytest_plugins = ["leakcheck", "pytester"]
+
 # The unit layer: tests marked @pytest.mark.unit need no kernel privilege and run as any user
 # (scripts/test.sh -m unit; .ci/run runs them as nobody).  These fixtures make namespaces, holders,
 # venvs with the wheel or containers: a unit test that reaches one of them is refused at collection.

@@ -122,15 +122,22 @@ def fresh_cwd() -> str:
 
     Not "/" and not the test process's cwd: "-c" and "-m" put the cwd first on
     sys.path, so any _pyns_boot*.so or pyns_boot/ there would shadow the build
-    under test for every import after start-up.  Removed when the test process exits.
+    under test for every import after start-up.  Removed at the end of the
+    session (remove_cwds), or when the test process exits.
     """
     if not _cwd_parent:
         _cwd_parent.append(tempfile.mkdtemp(prefix="pyns-boot-cwd-", dir="/tmp"))
         os.chmod(_cwd_parent[0], 0o755)
-        atexit.register(shutil.rmtree, _cwd_parent[0], True)
+        atexit.register(remove_cwds)
     path = tempfile.mkdtemp(dir=_cwd_parent[0])
     os.chmod(path, 0o755)
     return path
+
+
+def remove_cwds() -> None:
+    """Remove the directories fresh_cwd() made (a later call makes new ones)."""
+    while _cwd_parent:
+        shutil.rmtree(_cwd_parent.pop(), ignore_errors=True)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -356,6 +363,16 @@ class Holder:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_gone(pid: int, timeout: float = CHILD_TIMEOUT) -> bool:
+    """Wait until /proc/PID is gone (a killed holder is reaped by init a moment after its parent)."""
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}"):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 class NamedNetns:

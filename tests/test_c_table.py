@@ -19,6 +19,7 @@ from nsutil import EXIT_STATUS, HANG_TIMEOUT, SELF_LINKS, TYPES, Venv, run_pytho
 
 from pyns_boot import Namespaces
 from pyns_boot._cli_namespaces import check_reference
+from pyns_boot.cli import option_names
 
 # The kernel's values (linux/sched.h), written out so that the C table is checked against something it did not make.
 CLONE_FLAGS = {
@@ -110,7 +111,9 @@ def test_check_reference_is_the_hooks_check(hook_venv: Venv, tmp_path: Path) -> 
         assert from_c.value.strerror == message and from_c.value.errno != 0
         command = pyns_boot(hook_venv, "env", "--" + ns_type, path)
         assert command.returncode == 1
-        assert command.stderr.splitlines()[0] == "pyns-boot: " + message.replace("pyns_boot: ", "")
+        # the same words, naming the option that was given instead of the variable (-n/--net)
+        said = message.replace("pyns_boot: ", "").replace(f"gons_{ns_type} ", option_names()[ns_type] + " ", 1)
+        assert command.stderr.splitlines()[0] == "pyns-boot: " + said
     for kind in _pyns_boot.kinds():
         link = "/proc/self/ns/" + kind.self_links[0]
         if os.path.exists(link):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from cliutil import pyns_boot
+from cliutil import clear_command, pyns_boot
 from nsutil import (
     CHILD_TIMEOUT,
     EXIT_STATUS,
@@ -290,7 +290,7 @@ def test_env_path_that_is_not_a_network_namespace(
     path = make(tmp_path)
     result = pyns_boot(hook_venv, "env", "--net", path)
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == f'pyns-boot: invalid gons_net reference "{path}": {message}\n'
+    assert result.stderr == f'pyns-boot: invalid -n/--net reference "{path}": {message}\n'
 
 
 def test_env_fifo_does_not_hang(hook_venv: Venv, tmp_path: Path) -> None:
@@ -299,7 +299,7 @@ def test_env_fifo_does_not_hang(hook_venv: Venv, tmp_path: Path) -> None:
     result = pyns_boot(hook_venv, "env", "--uts", str(fifo), timeout=HANG_TIMEOUT)
     assert result.returncode == 1
     assert (
-        result.stderr == f'pyns-boot: invalid gons_uts reference "{fifo}": not a namespace reference (it is a FIFO)\n'
+        result.stderr == f'pyns-boot: invalid -u/--uts reference "{fifo}": not a namespace reference (it is a FIFO)\n'
     )
 
 
@@ -322,7 +322,7 @@ def test_env_permission_denied(hook_venv: Venv, holder: Callable[..., Holder]) -
     result = pyns_boot(hook_venv, "env", "-t", str(h.pid), "--net", wrapper=as_user())
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith(
-        'pyns-boot: invalid gons_net reference "{}": Permission denied'.format(h.ref("net"))
+        'pyns-boot: invalid -n/--net reference "{}": Permission denied'.format(h.ref("net"))
     )
     assert f"needs ptrace access to process {h.pid}" in result.stderr
     result = pyns_boot(hook_venv, "env", "-t", str(h.pid), "--all", wrapper=as_user())
@@ -410,7 +410,8 @@ def test_run_permission_denied(hook_venv: Venv, holder: Callable[..., Holder], n
     # a bind-mounted reference opens for anyone; joining it is refused by the kernel, in the hook
     result = pyns_boot(hook_venv, "run", "--netns", netns.name, "-c", code, wrapper=as_user())
     assert result.returncode == EXIT_STATUS and result.stdout == ""
-    assert f'cannot join gons_net using reference "{netns.path}": Operation not permitted' in result.stderr
+    joined = f'cannot join gons_netns using reference "{netns.name}" ({netns.path}): Operation not permitted'
+    assert joined in result.stderr
 
 
 PAUSE_PTH = "import os; 'gons_net' in os.environ and os.read(os.open(os.environ['PAUSE_FIFO'], os.O_RDONLY), 1)\n"
@@ -458,7 +459,6 @@ def test_run_target_exits_before_the_hook_joins(fresh_hook_venv: Venv, holder: C
     assert process.returncode == EXIT_STATUS and out == ""
     assert err == (
         f'pyns_boot: invalid gons_net reference "{ref}": No such file or directory\n'
-        f"pyns_boot: hint: process {h.pid} has exited (a stale variable?): unset gons_net, or set "
-        "PYNS_BOOT_ON_ERROR=warn "
-        "to start anyway\n"
+        f"pyns_boot: hint: process {h.pid} has exited (a stale gons_net?): {clear_command(fresh_hook_venv)} unsets "
+        "gons_net and every other pyns_boot variable, or set PYNS_BOOT_ON_ERROR=warn to start anyway\n"
     )

@@ -185,9 +185,10 @@ THREAD_PTH = "import threading, time; threading.Thread(target=time.sleep, args=(
 SINGLE_THREADED = ("mnt", "time", "user")
 
 
-def thread_message(ns_type: str, path: str, site: Path) -> str:
+def thread_message(ns_type: str, path: str, site: Path, policy: str = "exit") -> str:
     """The refusal when a .pth file before ours started a thread: the count,
-    the reason, every .pth file that ran before pyns_boot.pth, the way out."""
+    the reason, every .pth file that ran before pyns_boot.pth, the way out
+    (warn only where it is not in force)."""
     if ns_type in SINGLE_THREADED:
         reason = f"a {ns_type} namespace can only be joined by a single-threaded process"
     else:
@@ -196,9 +197,12 @@ def thread_message(ns_type: str, path: str, site: Path) -> str:
     return (
         'pyns_boot: cannot join gons_{} using reference "{}": the process has 2 threads, and {}; '
         ".pth files that ran before pyns_boot.pth (one of them started the threads): {}; remove that package or "
-        "make its .pth file sort after pyns_boot.pth, "
-        "or set PYNS_BOOT_ON_ERROR=warn to carry on without this join".format(
-            ns_type, path, reason, ", ".join(str(site / name) for name in before)
+        "make its .pth file sort after pyns_boot.pth{}".format(
+            ns_type,
+            path,
+            reason,
+            ", ".join(str(site / name) for name in before),
+            ", or set PYNS_BOOT_ON_ERROR=warn to carry on without this join" if policy == "exit" else "",
         )
     )
 
@@ -218,6 +222,7 @@ def test_second_thread_blocks_every_type(fresh_hook_venv: Venv, holder: Callable
     assert fail_exit(fresh_hook_venv, env) == expected + "\n"
     report = fail_warn(fresh_hook_venv, env)  # warn: the explicit way to carry on
     status = report["status"]
+    assert status["error"] == thread_message(ns_type, h.ref(ns_type), site, "warn")  # offers no warn under warn
     assert (status["state"], status["errno"], status["failed"]) == ("failed", errno.EINVAL, ns_type)
     assert status["namespaces"][ns_type]["outcome"] == "failed"
     before = own_links()

@@ -325,10 +325,10 @@ def test_call_in_timeout_kills_the_worker(netns: NamedNetns, tmp_path: Path, sha
 # ---------------------------------------------------------------- lifetimes
 
 
-def test_shutdown_leaves_no_processes_and_no_descriptors(netns: NamedNetns) -> None:
+def test_shutdown_leaves_no_processes_and_no_descriptors(netns: NamedNetns, tmp_path: Path) -> None:
     before = fds()
     executor = NamespaceExecutor(Namespaces.netns(netns.name), max_workers=2)
-    futures = [executor.submit(targets.sleep_in, tempfile.mktemp(prefix="pyns-exec-"), 0.2) for _ in range(4)]
+    futures = [executor.submit(targets.sleep_in, str(tmp_path / f"pid-{i}"), 0.2) for i in range(4)]
     workers = {f.result(timeout=CHILD_TIMEOUT) for f in futures}
     assert executor._server is not None
     server = executor._server.process.pid

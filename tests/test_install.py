@@ -239,8 +239,11 @@ def test_sdist_rebuilds_the_same_wheel(sdist: Path, wheel: Path, workdir: Path) 
 # ---------------------------------------------------------------- install routes
 
 
-def uv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "uv", *args]
+def uv(venv: Venv, *args: str) -> list[str]:
+    """uv ARGS --python VENV, its temporary files (uv-setuptools-*.lock, which it keeps) beside the venv."""
+    tmp = venv.path.with_name(venv.path.name + "-tmp")  # below workdir, which the session removes
+    tmp.mkdir(exist_ok=True)
+    return ["env", f"TMPDIR={tmp}", sys.executable, "-m", "uv", *args, "--python", venv.python]
 
 
 def pip_cmd(venv: Venv, *args: str) -> list[str]:
@@ -252,9 +255,9 @@ ROUTES: dict[str, tuple[Callable[[Venv, Path, Path], list[str]], str, bool]] = {
     "pip-wheel": (lambda v, w, s: pip_cmd(v, "install", "--no-deps", str(w)), "pip", False),
     "pip-source": (lambda v, w, s: pip_cmd(v, "install", str(s)), "pip", False),
     "pip-editable": (lambda v, w, s: pip_cmd(v, "install", "-e", str(s)), "pip", True),
-    "uv-wheel": (lambda v, w, s: uv("pip", "install", "--python", v.python, str(w)), "uv", False),
-    "uv-source": (lambda v, w, s: uv("pip", "install", "--python", v.python, str(s)), "uv", False),
-    "uv-editable": (lambda v, w, s: uv("pip", "install", "--python", v.python, "-e", str(s)), "uv", True),
+    "uv-wheel": (lambda v, w, s: uv(v, "pip", "install", str(w)), "uv", False),
+    "uv-source": (lambda v, w, s: uv(v, "pip", "install", str(s)), "uv", False),
+    "uv-editable": (lambda v, w, s: uv(v, "pip", "install", "-e", str(s)), "uv", True),
 }
 
 
@@ -339,7 +342,7 @@ def test_install_route_activates_the_hook_and_uninstall_removes_everything(
     if tool == "pip":
         run(pip_cmd(route_venv, "uninstall", "-y", "pyns_boot"))
     else:
-        run(uv("pip", "uninstall", "--python", route_venv.python, "pyns_boot"))
+        run(uv(route_venv, "pip", "uninstall", "pyns_boot"))
     after = snapshot(route_venv)
     assert not before - after, sorted(before - after)
     left = sorted(after - before)

@@ -59,4 +59,4 @@ def test_command_line_checks_references_under_qemu_user(hook_venv: Venv, holder:
     )
     assert wrong.returncode == 1
     reason = "it is a namespace of type net, not uts"
-    assert wrong.stderr == 'pyns-boot: invalid gons_uts reference "{}": {}\n'.format(target.ref("net"), reason)
+    assert wrong.stderr == 'pyns-boot: invalid -u/--uts reference "{}": {}\n'.format(target.ref("net"), reason)

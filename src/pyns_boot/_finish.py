@@ -40,7 +40,10 @@ def prepare(plan: Plan) -> "str | None":
     netns = env.get(NETNS_VARIABLE) or None
     if netns is not None:
         if "/" in netns or netns in (".", ".."):
-            return 'pyns_boot: gons_netns="%s" is not a network namespace name (as in: ip netns add NAME)' % netns
+            return 'pyns_boot: gons_netns="%s" is not a network namespace name (as in: ip netns add NAME): %s' % (
+                netns,
+                name_instead(netns, "gons_netns=%s", "gons_net=%s"),
+            )
         if env.get("gons_net"):
             return 'pyns_boot: gons_netns="%s" and gons_net="%s" name the same namespace: set one of them' % (
                 netns,
@@ -71,6 +74,17 @@ def prepare(plan: Plan) -> "str | None":
             return 'pyns_boot: cannot open %s="%s" before the joins: %s' % (WD_VARIABLE, wd, error.strerror)
     plan.wd = wd
     return None
+
+
+def name_instead(value: str, by_name: str, by_path: str) -> str:
+    """What to give instead of a netns "name" that is a path: the name of a /run/netns/NAME path
+    (by_name % NAME), else the path itself where paths go (by_path % value): the hook's and the command's."""
+    head, _, tail = value.rstrip("/").rpartition("/")
+    if os.path.normpath(head or "/") == NETNS_DIR and tail not in ("", ".", ".."):
+        return by_name % tail
+    if value.startswith("/"):
+        return by_path % value
+    return "a name is a file name in %s (ip netns list)" % NETNS_DIR
 
 
 def remove_variables() -> None:

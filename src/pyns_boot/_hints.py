@@ -10,11 +10,14 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import sys
 
-from pyns_boot._policy import VARIABLE as POLICY_VARIABLE
+from pyns_boot import _policy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Mapping
+
     from _pyns_boot import Report
 
 NETNS_DIR = "/run/netns"
@@ -25,36 +28,117 @@ HINT_PREFIX = "pyns_boot: hint: "
 MAX_LISTED = 8
 #: How the caller named the reference: a variable (the hook), an option (the CLI) or Namespaces (call_in).
 ENVIRONMENT, COMMAND, API = "environment", "command", "api"
+#: The variable that names a network namespace by its name (pyns_boot._finish turns it into gons_net).
+NETNS_VARIABLE = "gons_netns"
+#: The characters a word of a shell command may hold unquoted.
+_SHELL_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
 
 
 def hint(
-    ns_type: str | None, path: str | None, error: int | None, joining: bool, context: str = ENVIRONMENT
+    ns_type: str | None,
+    path: str | None,
+    error: int | None,
+    joining: bool,
+    context: str = ENVIRONMENT,
+    names: Mapping[str, str] | None = None,
 ) -> str | None:
     """The hint for a failure on the reference ``path`` of ``ns_type``, or None.
 
     joining: the error came from setns() (else from opening the reference).
     context: ENVIRONMENT adds the way out of a stale variable.
+    names: how the caller spelled what it was given, where that differs from the context's
+    own names (see name()): the command's options ("user": "-U/--user"), or "net":
+    "gons_netns" when gons_netns named the namespace.
     """
     if ns_type is None or not path or not error:
         return None
+    names = names or {}
     if error in (errno.ENOENT, errno.ESRCH, errno.ENOTDIR):
-        return _missing(ns_type, path, context)
+        return _missing(ns_type, path, context, names)
     if error in (errno.EPERM, errno.EACCES):
-        return _access(ns_type, path, joining, context)
+        return _access(ns_type, path, joining, context, names)
     return None
 
 
-def for_report(report: Report, context: str = ENVIRONMENT) -> str | None:
-    """The hint for a failed report of the C helper (boot(), apply()), or None."""
+def for_report(report: Report, context: str = ENVIRONMENT, netns: str | None = None) -> str | None:
+    """The hint for a failed report of the C helper (boot(), apply()), or None.
+
+    netns: the name gons_netns gave (the report then names gons_net, its path)."""
     failed, message = report["failed"], report["message"]
     path = report["namespaces"][failed]["path"] if failed in report["namespaces"] else None
     joining = isinstance(message, str) and message.startswith("pyns_boot: cannot join ")
-    return hint(failed, path, report["errno"], joining, context)
+    names = {"net": NETNS_VARIABLE} if netns is not None and context == ENVIRONMENT else None
+    return hint(failed, path, report["errno"], joining, context, names)
 
 
-def way_out(ns_type: str) -> str:
-    """How to start again when a gons_* variable cannot be honoured."""
-    return "unset gons_%s, or set %s=warn to start anyway" % (ns_type, POLICY_VARIABLE)
+def message_as_given(report: Report, netns: str | None) -> str | None:
+    """The report's message, naming gons_netns and its value when gons_netns named the namespace that failed."""
+    message, path = report["message"], "%s/%s" % (NETNS_DIR, netns)
+    if netns is None or message is None or report["failed"] != "net":
+        return message
+    return renamed(message, "gons_net", path, NETNS_VARIABLE, '"%s" (%s)' % (netns, path))
+
+
+def renamed(message: str, variable: str, path: str, given: str, value: str) -> str:
+    """message with the C helper's 'VARIABLE [using ]reference "PATH"' said as the user gave it:
+    'GIVEN [using ]reference VALUE'."""
+    for words in ("reference", "using reference"):
+        said = '%s %s "%s"' % (variable, words, path)
+        if said in message:
+            return message.replace(said, "%s %s %s" % (given, words, value), 1)
+    return message
+
+
+def name(key: str, context: str, names: Mapping[str, str] | None = None) -> str:
+    """How the caller names key (a namespace type, "order" or "netns"): gons_user, --user, user."""
+    if names and key in names:
+        return names[key]
+    return {ENVIRONMENT: "gons_%s", COMMAND: "--%s", API: "%s"}[context] % key
+
+
+def way_out(variable: str) -> str:
+    """How to start again when a steering variable cannot be honoured: clear them all (a stale shell sets
+    several: pyns-boot env), or, where the policy is exit, start anyway."""
+    text = "%s unsets %s and every other pyns_boot variable" % (clear_command(), variable)
+    if _policy.offers_warn():
+        text += ", or set %s=warn to start anyway" % _policy.VARIABLE
+    return text
+
+
+def clear_command() -> str:
+    """The one command that clears every variable pyns-boot env sets, with this environment's pyns-boot:
+    by its name when PATH finds that one, else by its path, else as python -m pyns_boot."""
+    executable = sys.executable or ""
+    own = os.path.join(os.path.dirname(executable), "pyns-boot")
+    found = _on_path("pyns-boot")
+    if found is not None and (not os.path.exists(own) or _same_file(found, own)):
+        command = "pyns-boot"
+    elif os.path.exists(own):
+        command = _shell_word(own)
+    else:
+        command = "%s -m pyns_boot" % _shell_word(executable or "python3")
+    return 'eval "$(%s env --clear)"' % command
+
+
+def _on_path(program: str) -> str | None:
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(directory or ".", program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _shell_word(word: str) -> str:
+    if word and all(c in _SHELL_SAFE for c in word):
+        return word
+    return "'%s'" % word.replace("'", "'\\''")
 
 
 def exited_process(path: str) -> int | None:
@@ -80,46 +164,47 @@ def netns_names() -> list[str]:
         return []
 
 
-def _option(ns_type: str, context: str) -> str:
-    return {ENVIRONMENT: "gons_%s=" % ns_type, COMMAND: "--%s " % ns_type, API: "%s=" % ns_type}[context]
+def _option(ns_type: str, context: str, names: Mapping[str, str]) -> str:
+    return name(ns_type, context, names) + (" " if context == COMMAND else "=")
 
 
-def _netns_form(name: str, context: str) -> str:
+def _netns_form(netns: str, context: str) -> str:
     return {
-        ENVIRONMENT: "gons_net=%s/%s (or gons_netns=%s)" % (NETNS_DIR, name, name),
-        COMMAND: "--netns %s" % name,
-        API: "Namespaces.netns(%r)" % name,
+        ENVIRONMENT: "gons_net=%s/%s (or %s=%s)" % (NETNS_DIR, netns, NETNS_VARIABLE, netns),
+        COMMAND: "--netns %s" % netns,
+        API: "Namespaces.netns(%r)" % netns,
     }[context]
 
 
-def _missing(ns_type: str, path: str, context: str) -> str | None:
+def _missing(ns_type: str, path: str, context: str, names: Mapping[str, str]) -> str | None:
+    variable = name(ns_type, context, names)
     pid = exited_process(path)
     if pid is not None:
         text = "process %d has exited" % pid
-        return text + (" (a stale variable?): " + way_out(ns_type) if context == ENVIRONMENT else "")
-    name = None
+        return text + (" (a stale %s?): %s" % (variable, way_out(variable)) if context == ENVIRONMENT else "")
+    netns = None
     if "/" not in path:
-        name = path
+        netns = path
     elif os.path.dirname(path) == NETNS_DIR:
-        name = os.path.basename(path)
-    if ns_type == "net" and name:
-        if "/" not in path and os.path.exists(os.path.join(NETNS_DIR, name)):
+        netns = os.path.basename(path)
+    if ns_type == "net" and netns:
+        if "/" not in path and os.path.exists(os.path.join(NETNS_DIR, netns)):
             return "a reference is a path: the network namespace %r is %s/%s: %s" % (
-                name,
+                netns,
                 NETNS_DIR,
-                name,
-                _netns_form(name, context),
+                netns,
+                _netns_form(netns, context),
             )
-        names = netns_names()
-        listed = ", ".join(names[:MAX_LISTED]) if names else "none (make one with: ip netns add %s)" % name
-        if len(names) > MAX_LISTED:
-            listed += " and %d more (ip netns list)" % (len(names) - MAX_LISTED)
-        text = "no network namespace named %r; existing: %s" % (name, listed)
-        return text + ("; " + way_out(ns_type) if context == ENVIRONMENT else "")
+        existing = netns_names()
+        listed = ", ".join(existing[:MAX_LISTED]) if existing else "none (make one with: ip netns add %s)" % netns
+        if len(existing) > MAX_LISTED:
+            listed += " and %d more (ip netns list)" % (len(existing) - MAX_LISTED)
+        text = "no network namespace named %r; existing: %s" % (netns, listed)
+        return text + ("; " + way_out(variable) if context == ENVIRONMENT else "")
     if not path.startswith("/"):
         return "a reference is a path such as /proc/PID/ns/%s or a bind-mounted namespace file: %s/proc/PID/ns/%s" % (
             ns_type,
-            _option(ns_type, context),
+            _option(ns_type, context, names),
             ns_type,
         )
     return None
@@ -168,7 +253,7 @@ def _needed(ns_type: str) -> str:
     return "CAP_SYS_ADMIN in this process's user namespace and in the one owning it"
 
 
-def _access(ns_type: str, path: str, joining: bool, context: str) -> str | None:
+def _access(ns_type: str, path: str, joining: bool, context: str, names: Mapping[str, str]) -> str | None:
     if not joining:
         parts = path.split("/")
         if len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit():
@@ -182,12 +267,12 @@ def _access(ns_type: str, path: str, joining: bool, context: str) -> str | None:
                 % parts[2]
             )
         return None
-    user = _option("user", context) + ("..." if context != COMMAND else "PATH (-U)")
+    user = _option("user", context, names) + ("..." if context != COMMAND else "PATH")
     if ns_type != "user":
         owner = _owner(path)
         own = os.stat("/proc/self/ns/user").st_ino
         if owner is not None and not owner[0]:
-            order = {ENVIRONMENT: "gons_order=", COMMAND: "--order ", API: "order="}[context]
+            order = _option("order", context, names)
             return (
                 "that %s namespace belongs to a user namespace above this process's user:[%d], where it has no "
                 "CAP_SYS_ADMIN: join it before the user namespace (%s%s,user)" % (ns_type, own, order, ns_type)

@@ -1,7 +1,7 @@
 """What the start-up hook did in this process, on the Python side: one record.
 
 Written by pyns_boot.hook (ran, load_error, imports_root, imports_error,
-finish_error) and pyns_boot._policy (policy); read by
+netns, finish_error) and pyns_boot._policy (policy); read by
 pyns_boot._status._gather(), the one function that puts it together with
 the C helper's side (its report(), policy() and pid_mode()).  The common
 start-up never loads this module (the C helper's run() acts alone and
@@ -22,6 +22,9 @@ policy = None  # type: str | None
 #: (pyns_boot._oldroot), or why that could not be done.
 imports_root = None  # type: str | None
 imports_error = None  # type: str | None
+#: The name gons_netns gave (pyns_boot._finish made gons_net of it): the
+#: failure's message and hint name gons_netns, as the user set it.
+netns = None  # type: str | None
 #: A step of pyns_boot._finish that failed after the joins (working
 #: directory, ids, the view of ip netns exec).
 finish_error = None  # type: str | None

@@ -49,6 +49,11 @@ def complaint(value: str) -> "str | None":
     return 'pyns_boot: %s="%s" is not understood (expected %s); acting as %s' % (VARIABLE, value, CHOICES, DEFAULT)
 
 
+def offers_warn() -> bool:
+    """True when "set PYNS_BOOT_ON_ERROR=warn" is a way out worth naming: the policy in force is exit."""
+    return resolve(os.environ.get(VARIABLE, "")) == DEFAULT
+
+
 def note() -> None:
     """After a successful join: record the policy, and say it when its value is not understood."""
     value = os.environ.get(VARIABLE, "")
@@ -71,9 +76,14 @@ def apply(message: str) -> None:
     text = complaint(value)
     if text is not None:
         message += "\n" + text
-    if policy == "exit" and is_pyns_boot_command() and not program_started():
-        policy = "warn"
-        message += "\n" + CARRIES_ON
+    if policy == "exit" and not program_started():
+        arguments = command_arguments()
+        if arguments is not None:
+            policy = "warn"
+            message += "\n" + CARRIES_ON
+            if is_clearing(arguments):
+                _record(policy)  # the way out itself: its output is all the user asked for
+                return
     _record(policy)
     write_stderr(message + "\n")
     if policy == "exit":
@@ -92,17 +102,26 @@ def program_started() -> bool:
     return bool(getattr(sys.modules.get("pyns_boot._run_program"), "program_started", False))
 
 
-def is_pyns_boot_command() -> bool:
-    """True in the pyns-boot command: its console script, or python -m pyns_boot."""
-    kind, value = command_line_program()
-    if kind == "-m":
-        return value in (b"pyns_boot", b"pyns_boot.cli")
-    return kind == "script" and os.path.basename(value) == b"pyns-boot"
+def is_clearing(arguments: "list[bytes]") -> bool:
+    """True for `pyns-boot env --clear`, the way out of a stale shell (pyns_boot._hints.clear_command)."""
+    return arguments[:1] == [b"env"] and b"--clear" in arguments[1:]
 
 
-def command_line_program() -> "tuple[str, bytes]":
-    """What this interpreter's command line runs: ("-c", CODE), ("-m", MODULE), ("script", PATH as given),
-    or ("", b"") for stdin, the prompt or an unreadable command line.
+def command_arguments() -> "list[bytes] | None":
+    """The pyns-boot command's own arguments (["env", "--clear"]), or None in any other program: its
+    script, or python -m pyns_boot."""
+    kind, value, rest = command_line_program()
+    if kind == "-m" and value in (b"pyns_boot", b"pyns_boot.cli"):
+        return rest
+    if kind == "script" and os.path.basename(value) == b"pyns-boot":
+        return rest
+    return None
+
+
+def command_line_program() -> "tuple[str, bytes, list[bytes]]":
+    """What this interpreter's command line runs and its arguments: ("-c", CODE, ARGS), ("-m", MODULE,
+    ARGS), ("script", PATH as given, ARGS), or ("", b"", []) for stdin, the prompt or an unreadable
+    command line.
 
     sys.argv does not exist yet while site.py runs, so this reads
     /proc/self/cmdline: the interpreter's options, then the script or -m."""
@@ -110,21 +129,24 @@ def command_line_program() -> "tuple[str, bytes]":
         with open("/proc/self/cmdline", "rb") as file:
             arguments = file.read().split(b"\0")[1:]
     except OSError:
-        return "", b""
+        return "", b"", []
+    if arguments[-1:] == [b""]:
+        del arguments[-1]  # the terminating NUL
     with_value = (b"-W", b"-X", b"--check-hash-based-pycs")
     index = 0
     while index < len(arguments):
         argument = arguments[index]
         if argument in (b"-m", b"-c") or (argument.startswith((b"-m", b"-c")) and argument[:2] != b"--"):
+            rest = index + (1 if argument[2:] else 2)
             value = argument[2:] or (arguments[index + 1] if index + 1 < len(arguments) else b"")
-            return argument[:2].decode(), value
+            return argument[:2].decode(), value, arguments[rest:]
         if argument == b"--" or not argument.startswith(b"-") or argument == b"-":
             if argument == b"--":
                 index += 1
             script = arguments[index] if index < len(arguments) else b""
-            return ("script", script) if script not in (b"", b"-") else ("", b"")
+            return ("script", script, arguments[index + 1 :]) if script not in (b"", b"-") else ("", b"", [])
         index += 2 if argument in with_value else 1
-    return "", b""
+    return "", b"", []
 
 
 def write_stderr(text: str) -> bool:

@@ -81,16 +81,18 @@ def threads_note() -> str:
     """What the start-up hook adds to a join refused for other threads."""
     if sys.flags.no_site:
         return "; site.py did not run (-S): the threads come from the program that embeds Python or a preloaded library"
+    from pyns_boot import _policy
+
     before = pth_before_hook()
+    warn = "set %s=warn to carry on without this join" % _policy.VARIABLE if _policy.offers_warn() else ""
     if not before:
         return (
             "; no .pth file ran before %s: the threads come from the program that embeds Python or a "
-            "preloaded library; set PYNS_BOOT_ON_ERROR=warn to carry on without this join" % PTH
+            "preloaded library%s" % (PTH, "; " + warn if warn else "")
         )
     return (
         "; .pth files that ran before %s (one of them started the threads): %s; remove that package or make its "
-        ".pth file sort after %s, or set PYNS_BOOT_ON_ERROR=warn to carry on without this join"
-        % (PTH, ", ".join(before), PTH)
+        ".pth file sort after %s%s" % (PTH, ", ".join(before), PTH, ", or " + warn if warn else "")
     )
 
 

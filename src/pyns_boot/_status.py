@@ -275,7 +275,8 @@ def _gather(record: "ModuleType | None") -> "Status":
         if not report["ok"]:
             from pyns_boot import _hints
 
-            result._set(hint=_hints.for_report(report))
+            netns = getattr(record, "netns", None)  # named by gons_netns: say so, as the hook did
+            result._set(error=_hints.message_as_given(report, netns), hint=_hints.for_report(report, netns=netns))
         finish_error = getattr(record, "finish_error", None)
         if finish_error is not None:  # joined, then a step after the joins failed (pyns_boot._finish)
             result._set(state=FAILED, error=finish_error)

@@ -164,11 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the gons_* variables for a target",
         description=_wrap(
             "Print the gons_* variables that make every Python of this environment start in the given "
-            "namespaces.  The shell format first unsets the gons_* variables it does not set."
+            "namespaces.  The shell format first unsets the gons_* variables it does not set.  --clear prints "
+            "only the unset line, for every variable the hook acts on: the way out of a shell whose target is gone."
         ),
         epilog='examples:\n  eval "$(pyns-boot env -t 4242 --net --uts)"\n  pyns-boot env --netns blue --format env '
-        "> netns.env\n  pyns-boot env -t 4242 --mnt --net /run/netns/inner --order '!mnt,net'",
+        "> netns.env\n  pyns-boot env -t 4242 --mnt --net /run/netns/inner --order '!mnt,net'\n"
+        '  eval "$(pyns-boot env --clear)"                  # back to no namespace switch',
         formatter_class=_formatter,
+    )
+    env.add_argument(
+        "--clear",
+        action="store_true",
+        help="print `unset` of every variable the hook acts on (gons_*, gons_order, gons_netns, PYNS_BOOT_WD, "
+        "PYNS_BOOT_SETUID, PYNS_BOOT_SETGID) and nothing else: eval it to leave a stale shell",
     )
     _add_namespace_options(env, for_run=False)
     fmt = env.add_argument_group("output")
@@ -262,7 +270,15 @@ def _namespaces(args: argparse.Namespace) -> Namespaces:
         netns=args.netns,
         order=args.order,
         check=args.check,
+        options=option_names(),
     )
+
+
+def option_names() -> dict[str, str]:
+    """How this command spells what a variable names elsewhere, for its messages: "user": "-U/--user"."""
+    names = {ns_type: "/".join(flags[:2]) for ns_type, flags, _ in TYPE_OPTIONS}
+    names.update(order="--order", netns="--netns")
+    return names
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -293,6 +309,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
+    if args.clear:
+        return _clear(args)
     variables = _namespaces(args).to_env()
     variables.update(_after_joins(args))
     try:
@@ -337,6 +355,20 @@ def format_env(variables: dict[str, str], fmt: str) -> bytes:
     for name, value in variables.items():
         lines.append(f"export {name}={shlex.quote(value)}\n")
     return os.fsencode("".join(lines))
+
+
+def _clear(args: argparse.Namespace) -> int:
+    """env --clear: the unset line of every steering variable, for eval; it takes no other option."""
+    defaults = build_parser().parse_args(["env"])
+    given = [
+        name
+        for name, value in vars(args).items()
+        if name not in ("clear", "format", "command") and value != getattr(defaults, name, None)
+    ]
+    if given or args.format != "shell":
+        raise UsageError("--clear takes no other option: it prints the unset line of every variable, for eval")
+    sys.stdout.write("unset {}\n".format(" ".join(_steering_variables())))
+    return 0
 
 
 def _is_utf8(value: str) -> bool:
@@ -491,18 +523,23 @@ def _enter_pid_namespace_first(spec: Namespaces, env: dict[str, str]) -> None:
         return
 
 
-def _refuse_after_partial_join(command: str) -> None:
+def _refuse_after_partial_join(args: argparse.Namespace) -> None:
     """The hook failed in this very process (it carries on for pyns-boot): run and env must not build on
     namespaces it joined half-way; status and doctor report it."""
+    command = args.command
     if command not in ("run", "env") or ("pyns_boot.hook" not in sys.modules and "_pyns_boot" not in sys.modules):
         return
+    if getattr(args, "clear", False):
+        return  # env --clear: the way out of this very state
     from pyns_boot import status
 
     result = status()
     if result.state == "failed" and result.joined:
+        from pyns_boot._hints import clear_command
+
         raise CommandError(
-            "the start-up hook of this pyns-boot process failed after joining {}: unset the gons_* variables "
-            "(they belong to another program) and try again".format(", ".join(result.joined))
+            "the start-up hook of this pyns-boot process failed after joining {}: clear the variables (they belong "
+            "to another program) with  {}  and try again".format(", ".join(result.joined), clear_command())
         )
 
 
@@ -518,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args is None:
         args = build_parser().parse_args(arguments)
     try:
-        _refuse_after_partial_join(args.command)
+        _refuse_after_partial_join(args)
         if args.command == "status":
             return cmd_status(args)
         if args.command == "env":

@@ -100,6 +100,7 @@ def run() -> None:
 
         plan = _finish.Plan()
         record.load_error = _finish.prepare(plan)
+        record.netns = plan.netns
         if record.load_error is not None:
             _finish.remove_variables()
             _policy.apply(record.load_error)
@@ -132,7 +133,7 @@ def script_on_this_side() -> "tuple[str, str] | None":
     when it is a file on this side; None for -c, -m, stdin, or a script not here."""
     from pyns_boot import _policy
 
-    kind, given = _policy.command_line_program()
+    kind, given, _ = _policy.command_line_program()
     if kind != "script" or _policy.program_started():
         return None  # in pyns-boot run's own process its script is open already, and the program read
     path = os.fsdecode(given)
@@ -189,13 +190,13 @@ def stray_start_file(caller: "object") -> "str | None":
     if getattr(code, "co_name", None) != "_execute_start_entrypoints":
         return None
     where = getattr(caller, "f_locals", {}).get("filename") or START_FILE
-    from pyns_boot import __version__
+    from pyns_boot import __version__, _policy
 
     return (
         "pyns_boot: %s calls pyns_boot.hook:run, but pyns_boot %s installs no such entry (the file was left "
         "behind by an older install, or written by hand); on Python 3.15-3.17 it also stops the pyns_boot.pth "
-        "beside it from running the C helper. Remove it (rm %s), or reinstall pyns_boot; "
-        "PYNS_BOOT_ON_ERROR=warn joins anyway" % (where, __version__, where)
+        "beside it from running the C helper. Remove it (rm %s), or reinstall pyns_boot%s"
+        % (where, __version__, where, "; PYNS_BOOT_ON_ERROR=warn joins anyway" if _policy.offers_warn() else "")
     )
 
 
@@ -331,13 +332,15 @@ def report_failure(report: "Report") -> None:
     """A failed join (a report of the C helper): its message and one hint, under the policy.
 
     Also the C helper's run() calls it on a failure."""
+    from pyns_boot import _hook_record as record
     from pyns_boot import _policy
 
     message = str(report["message"])
     try:
         from pyns_boot import _hints
 
-        hint = _hints.for_report(report)
+        message = str(_hints.message_as_given(report, record.netns))
+        hint = _hints.for_report(report, _hints.ENVIRONMENT, record.netns)
     except Exception:  # a hint must never hide the failure itself
         hint = None
     _policy.apply(message if hint is None else message + "\n" + _hints.HINT_PREFIX + hint)
