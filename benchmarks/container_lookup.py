@@ -34,8 +34,8 @@ from _fixtures import REPO, Venvs, build_wheel, clean_env, default_pythons
 from _harness import Case, measure, paired_delta_ms
 
 sys.path.insert(0, str(REPO / "tests"))
-from containers import LabContainer  # noqa: E402
-from engines import EngineDaemons, tools_missing  # noqa: E402
+from containers import LabContainer
+from engines import EngineDaemons, tools_missing
 
 GOAL_MS = 40.0
 
@@ -63,13 +63,24 @@ def main() -> None:
                 cli = str(Path(venvs.python("hook")).parent / "pyns-boot")
                 env = clean_env(**daemons.env)
                 cases = [
-                    Case("pid", "pyns-boot run -t PID --all -c pass", [cli, "run", "-t", container.pid, "--all",
-                         "-c", "pass"], env),  # fmt: skip
-                    Case("docker", "pyns-boot run --container NAME -c pass (only docker on PATH)",
-                         [cli, "run", "--container", container.name, "-c", "pass"],
-                         {**env, "PATH": str(only_docker)}),  # fmt: skip
-                    Case("all", "pyns-boot run --container NAME -c pass (every engine on PATH)",
-                         [cli, "run", "--container", container.name, "-c", "pass"], env),  # fmt: skip
+                    Case(
+                        "pid",
+                        "pyns-boot run -t PID --all -c pass",
+                        [cli, "run", "-t", container.pid, "--all", "-c", "pass"],
+                        env,
+                    ),
+                    Case(
+                        "docker",
+                        "pyns-boot run --container NAME -c pass (only docker on PATH)",
+                        [cli, "run", "--container", container.name, "-c", "pass"],
+                        {**env, "PATH": str(only_docker)},
+                    ),
+                    Case(
+                        "all",
+                        "pyns-boot run --container NAME -c pass (every engine on PATH)",
+                        [cli, "run", "--container", container.name, "-c", "pass"],
+                        env,
+                    ),
                 ]
                 for case in cases:
                     done = subprocess.run(case.argv, env=case.env, capture_output=True, text=True, check=False)
@@ -84,8 +95,10 @@ def main() -> None:
                 docker = paired_delta_ms(by_key["docker"], by_key["pid"])
                 every = paired_delta_ms(by_key["all"], by_key["pid"])
                 verdict = "met" if docker <= GOAL_MS else "NOT met"
-                print(f"\n--container NAME over -t PID: {docker:+.2f} ms with only docker installed (goal <= "
-                      f"{GOAL_MS:g} ms: {verdict}), {every:+.2f} ms with every engine installed (paired medians)")  # fmt: skip
+                print(
+                    f"\n--container NAME over -t PID: {docker:+.2f} ms with only docker installed "
+                    f"(goal <= {GOAL_MS:g} ms: {verdict}), {every:+.2f} ms with every engine installed (paired medians)"
+                )
     finally:
         container.remove()
         daemons.stop()

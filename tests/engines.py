@@ -355,9 +355,9 @@ def _podman(text: str) -> bool:
 def host_state() -> dict[str, list[str]]:
     """What a daemon could leave on the host: bridges (and what hangs on them), iptables rules, mounts."""
     links = json.loads(_run(["ip", "-j", "-d", "link", "show"]).stdout)
-    bridges = {
-        link["ifname"] for link in links if (link.get("linkinfo") or {}).get("info_kind") == "bridge"
-    } - {link["ifname"] for link in links if _podman(link["ifname"])}
+    bridges = {link["ifname"] for link in links if (link.get("linkinfo") or {}).get("info_kind") == "bridge"} - {
+        link["ifname"] for link in links if _podman(link["ifname"])
+    }
     network = sorted(
         "{} {} master={}".format(link["ifname"], (link.get("linkinfo") or {}).get("info_kind", ""), link.get("master"))
         for link in links

@@ -169,7 +169,9 @@ def test_machinectl_without_machined(hook_venv: Venv) -> None:
     skip_or_fail(tools_missing("machinectl"))
     if os.path.isdir("/run/systemd/system"):
         pytest.skip("systemd runs as PID 1 here: machined can be asked")
-    message = assert_one_line_error(pyns_boot(hook_venv, "run", "--container", "web", "--engine", "machinectl", "-c", "pass"))
+    message = assert_one_line_error(
+        pyns_boot(hook_venv, "run", "--container", "web", "--engine", "machinectl", "-c", "pass")
+    )
     assert "no container 'web': machinectl: systemd-machined is not running (systemd is not PID 1 here)" in message
     assert "give the container's leader: -t PID" in message
     with pytest.raises(ContainerError, match="systemd-machined is not running") as caught:
@@ -329,7 +331,11 @@ def test_recipe(hook_venv: Venv, engine: str, request: pytest.FixtureRequest) ->
         if engine in RECIPE_CLEANUP:
             subprocess.run([*RECIPE_CLEANUP[engine], name], capture_output=True, timeout=120)
         elif engine == "containerd":
-            for args in (["tasks", "kill", "-s", "KILL", name], ["tasks", "delete", "-f", name], ["containers", "rm", name]):
+            for args in (
+                ["tasks", "kill", "-s", "KILL", name],
+                ["tasks", "delete", "-f", name],
+                ["containers", "rm", name],
+            ):
                 subprocess.run(["ctr", "-n", "k8s.io", *args], capture_output=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, (result.stdout, result.stderr)
     # Each recipe prints the hostname seen inside (the container's: its name) from each way in it shows; the

@@ -157,7 +157,7 @@ def resolve(name: str, runtimes: Sequence[str] | None = None, containerd_namespa
     # Two tools may see the same container (nerdctl and crictl share containerd): the same running pid.
     running = list({c.pid: c for c in found if c.running and c.pid > 0}.values())
     if len(running) > 1 or (running and ambiguous):
-        listed = ["{} (pid {}; {})".format(c.describe(), c.pid, c.pick()) for c in running] + ambiguous
+        listed = [f"{c.describe()} (pid {c.pid}; {c.pick()})" for c in running] + ambiguous
         raise ContainerError(
             "ambiguous",
             "container name {!r} is ambiguous: {}; pick one with the option given, or give a longer ID".format(
@@ -208,7 +208,7 @@ def _ask_all(
             results[runtime] = ask()
         except _Unanswered as error:
             results[runtime] = error
-        except Exception as error:  # noqa: BLE001 - reported as that engine's answer, not a crash of the lookup
+        except Exception as error:  # reported as that engine's answer, not a crash of the lookup
             results[runtime] = _Unanswered(f"{type(error).__name__}: {error}")
 
     if len(asks) == 1:
