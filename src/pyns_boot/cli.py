@@ -544,7 +544,16 @@ def _fast_run_args(options: Sequence[str]) -> argparse.Namespace | None:
 
     values: dict[str, object] = {t: None for t, _, _ in TYPE_OPTIONS}
     values.update(
-        command="run", target=None, all=False, container=None, engine=None, netns=None, order=None, check=True
+        command="run",
+        target=None,
+        all=False,
+        container=None,
+        engine=None,
+        containerd_namespace=None,
+        verbose=False,
+        netns=None,
+        order=None,
+        check=True,
     )
     values.update(script=None, code=None, wd=None, setuid=None, setgid=None)
     type_flags = {flag: t for t, flags, _ in TYPE_OPTIONS for flag in flags}
