@@ -21,8 +21,8 @@
 #                                              $ENGINES_DIR), with no bridge, no iptables rule, no ip_forward;
 #                                              it imports the lab image into docker (pyns-lab:sid) and
 #                                              containerd (namespaces k8s.io and default) when missing.
-#                                              "stop" stops only what "start" started (and unmounts what they
-#                                              left); "env" prints DOCKER_HOST=... CONTAINERD_ADDRESS=... for
+#                                              "stop" stops only what "start" started, after the containers
+#                                              named pyns-* (and unmounts what the daemons left); "env" prints DOCKER_HOST=... CONTAINERD_ADDRESS=... for
 #                                              the clients. The tests call start/stop themselves (tests/engines.py).
 #
 # The test suite on real 3.14/3.15, in a privileged container (own mount namespace with / a mount point,
@@ -191,7 +191,7 @@ EOF_TOML
 engines_stop() {
     [ -f "$ENGINES_RUN/started" ] || return 0
     local ctr=(ctr --connect-timeout 5s -a "$CONTAINERD_SOCK") ns id
-    # containerd's shims outlive it: the lab's ctr containers go first (docker stops its own on SIGTERM).
+    # containerd's shims outlive it: the lab's ctr containers go first.
     if alive "$CONTAINERD_SOCK" "${ctr[@]}" version; then
         for ns in k8s.io default; do
             for id in $("${ctr[@]}" -n "$ns" containers ls -q 2>/dev/null | grep '^pyns-' || true); do
@@ -200,6 +200,11 @@ engines_stop() {
                 "${ctr[@]}" -n "$ns" containers delete "$id" >/dev/null 2>&1 || true
             done
         done
+    fi
+    # docker's own stop of a running container waits 10 s for it: the lab's are killed first.
+    local docker=(docker -H "unix://$DOCKER_SOCK")
+    if alive "$DOCKER_SOCK" "${docker[@]}" version; then
+        "${docker[@]}" ps -q --filter name=^pyns- | xargs -r "${docker[@]}" kill >/dev/null 2>&1 || true
     fi
     local what pid
     # dockerd first (it runs on containerd), then containerd: the reverse of the start.
