@@ -22,8 +22,9 @@
 #                                              it imports the lab image into docker (pyns-lab:sid) and
 #                                              containerd (namespaces k8s.io and default) when missing.
 #                                              "stop" stops only what "start" started, after the containers
-#                                              named pyns-* (and unmounts what the daemons left); "env" prints DOCKER_HOST=... CONTAINERD_ADDRESS=... for
-#                                              the clients. The tests call start/stop themselves (tests/engines.py).
+#                                              named pyns-* (and unmounts what the daemons left); "env" prints
+#                                              DOCKER_HOST=... CONTAINERD_ADDRESS=... for the clients. The tests
+#                                              call start/stop themselves (tests/engines.py, tests/conftest.py).
 #
 # The test suite on real 3.14/3.15, in a privileged container (own mount namespace with / a mount point,
 # so unshare, user namespaces and netns work inside; host network for pip):
@@ -252,5 +253,5 @@ case "${1:-}" in
             env) engines_env ;;
             *) echo "usage: $0 engines start|stop|status|env" >&2; exit 2 ;;
         esac ;;
-    *) sed -n '2,36p' "$0"; exit 2 ;;
+    *) sed -n '2,37p' "$0"; exit 2 ;;
 esac
