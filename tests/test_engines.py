@@ -303,6 +303,7 @@ def run_recipe(hook_venv: Venv, engine: str, name: str) -> subprocess.CompletedP
     )  # fmt: skip
 
 
+@pytest.mark.unit
 def test_every_engine_has_a_recipe() -> None:
     assert sorted(recipes()) == ["containerd", "docker", "lxc", "nspawn", "podman"]
 
