@@ -24,7 +24,7 @@ from engines import LAB_DIR, CtrContainer, EngineDaemons, LxcContainer, NspawnCo
 from nsutil import Venv, clean_env, run_python
 from test_containers import PROBE_CODE, assert_inside, assert_one_line_error, env_json, parse
 
-from pyns_boot import ContainerError, Namespaces, call_in
+from pyns_boot import ContainerError, Namespaces, call_in, find_container
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "containers.md"
@@ -85,6 +85,8 @@ def test_containerd_same_id_in_two_namespaces(hook_venv: Venv, make_ctr: Callabl
     assert result.returncode == 0, result.stderr
     assert f"pyns-boot: {cid}: containerd container {cid} in namespace default, pid {plain.pid}" in result.stderr
     assert f"not running: containerd container {cid} in namespace k8s.io (stopped)" in result.stderr
+    found = find_container(cid)
+    assert (found.engine, found.namespace, found.pid) == ("containerd", "default", plain.host_pid)
 
 
 @pytest.mark.parametrize("how", ["no task", "stopped"])
@@ -207,6 +209,15 @@ def test_same_name_the_running_one_wins(hook_venv: Venv, podman_and_docker: Call
     assert f"pyns-boot: {name}: docker container {name} ({running.id[:12]}), pid {running.pid}" in result.stderr
     assert f"also named {name!r}, not running: podman container {name} ({exited.id[:12]}) (exited)" in result.stderr
     assert Namespaces.of_container(name) == Namespaces.of_pid(running.host_pid)
+    found = find_container(name)
+    assert (found.engine, found.id, found.name, found.pid, found.status) == (
+        "docker",
+        running.id,
+        name,
+        running.host_pid,
+        "running",
+    )
+    assert found.note == f"also named {name!r}, not running: podman container {name} ({exited.id[:12]}) (exited)"
     # Both running: ambiguous, each with the --engine that picks it.
     exited.tool("start", name)
     pid = exited.inspect("{{.State.Pid}}")

@@ -193,6 +193,15 @@ def resolve(name: str, runtimes: Sequence[str] | None = None, containerd_namespa
     )
 
 
+def find_container(name: str, engine: str | None = None, containerd_namespace: str | None = None) -> Container:
+    """The running container NAME names, and which engine answered: a Container (``.engine``, ``.id``,
+    ``.name``, ``.pid``, ``.status``, ``.namespace`` of containerd, ``.note``: what else had the name).
+
+    The lookup of ``Namespaces.of_container`` (``engine``: ask only that one); raises pyns_boot.ContainerError.
+    """
+    return resolve(name, [engine] if engine else None, containerd_namespace)
+
+
 def _tool_names(engines: Sequence[str]) -> list[str]:
     return [engine if engine not in TOOLS else f"{engine} ({TOOLS[engine]})" for engine in engines]
 
