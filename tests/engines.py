@@ -55,7 +55,14 @@ def _run(
     argv: Sequence[str], check: bool = True, timeout: float = TIMEOUT, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        list(argv), capture_output=True, text=True, timeout=timeout, check=check, stdin=subprocess.DEVNULL, env=env
+        list(argv),
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+        timeout=timeout,
+        check=check,
+        stdin=subprocess.DEVNULL,
+        env=env,
     )
 
 
@@ -369,6 +376,7 @@ def host_state() -> dict[str, list[str]]:
     for table in ("filter", "nat", "mangle", "raw"):
         out = _run(["iptables", "-t", table, "-S"], check=False).stdout
         rules += [f"{table}: {line}" for line in out.splitlines() if not _podman(line)]
-    with open("/proc/mounts") as f:
+    # other tests mount paths that are not UTF-8 at the same time
+    with open("/proc/mounts", errors="surrogateescape") as f:
         mounts = sorted(line.strip() for line in f if any(path in line for path in ENGINE_PATHS))
     return {"links": network, "iptables": sorted(rules), "mounts": mounts}

@@ -244,6 +244,12 @@ def test_container_and_target_together_is_a_usage_error(hook_venv: Venv) -> None
     result = pyns_boot(hook_venv, "env", "--engine", "podman", "-t", "1", "--net")
     assert result.returncode == 2
     assert "needs --container" in result.stderr
+    result = pyns_boot(hook_venv, "env", "--containerd-namespace", "k8s.io", "-t", "1", "--net")
+    assert result.returncode == 2
+    assert "--containerd-namespace needs --container NAME" in result.stderr
+    result = pyns_boot(hook_venv, "env", "--container", "web", "--engine", "docker", "--containerd-namespace", "k8s.io")
+    assert result.returncode == 2
+    assert "--containerd-namespace is containerd's, not docker's" in result.stderr
 
 
 # ---------------------------------------------------------------- the container exits during start-up
