@@ -364,6 +364,7 @@ def test_engines_leave_nothing_behind(
     engine_daemons: EngineDaemons,
     make_ctr: Callable[..., CtrContainer],
     make_lxc: Callable[..., LxcContainer],
+    tmp_path: Path,
 ) -> None:
     """Started by this session with containers of each engine running, stopped: no bridge, no iptables rule, no
     mount of theirs is left (compared with the host before the session started them)."""
@@ -373,6 +374,8 @@ def test_engines_leave_nothing_behind(
         skip_or_fail("the lab's dockerd and containerd ran before this test session: it cannot see what they add")
     before = engine_daemons.before
     assert before is not None
+    stamp = tmp_path / "stamp"
+    stamp.touch()
     docker = LabContainer("leak", engine="docker")
     make_ctr("leak", "k8s.io")
     lxc = make_lxc("leak")
@@ -390,3 +393,9 @@ def test_engines_leave_nothing_behind(
         engine_daemons.start()
         docker.remove()
     assert after == before
+    # LXC and nspawn ran on overlays: the cached root filesystem is as it was
+    changed = subprocess.run(
+        ["find", LAB_DIR, "-xdev", "(", "-newer", str(stamp), "-o", "-cnewer", str(stamp), ")", "-print", "-quit"],
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout  # fmt: skip
+    assert changed == ""
