@@ -47,7 +47,6 @@ ENGINES_RUN=${LAB_ENGINES_RUN:-/run/pyns-lab}
 DOCKER_SOCK=$ENGINES_RUN/docker.sock
 CONTAINERD_SOCK=$ENGINES_RUN/containerd/containerd.sock
 ENGINE_IMAGE=pyns-lab:sid
-ENGINE_PACKAGES=(docker.io containerd lxc systemd-container)
 
 need_tools() {
     local missing=()
