@@ -8,6 +8,7 @@ from typing import Callable, Iterator
 
 import pytest
 from containers import LabContainer, RootlessContainer, lab_missing, lab_required
+from engines import CtrContainer, EngineDaemons, LxcContainer, host_state, tools_missing
 from nsutil import Holder, NamedNetns, Venv, build_wheel, make_venv, rmtree, world_readable_dir
 
 # tests/leakcheck.py: the session fails when it leaves files in /tmp, netns, mounts, veths, containers or
@@ -31,6 +32,9 @@ ROOT_FIXTURES = frozenset(
         "lab_container",
         "make_container",
         "rootless_container",
+        "engine_daemons",
+        "make_ctr",
+        "make_lxc",
     }
 )
 NEED_ROOT = pytest.StashKey[int]()
@@ -138,28 +142,94 @@ def netns() -> Iterator[NamedNetns]:
 @pytest.fixture(scope="session")
 def lab() -> None:
     """The container lab (podman, runc, the sid image): skip without it, unless PYNS_BOOT_REQUIRE_LAB=1 (CI)."""
-    reason = lab_missing()
+    skip_or_fail(lab_missing())
+
+
+def skip_or_fail(reason: str | None) -> None:
+    """Skip a lab test that cannot run here, with the way out; under PYNS_BOOT_REQUIRE_LAB=1 (CI) fail it."""
     if reason is not None:
         if lab_required():
             pytest.fail("PYNS_BOOT_REQUIRE_LAB=1, but " + reason, pytrace=False)
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def lab_container(lab: None) -> Iterator[LabContainer]:
-    """One running container of the lab image, shared by a module's tests (do not stop it)."""
-    container = LabContainer("shared")
+@pytest.fixture(scope="session")
+def engine_daemons() -> Iterator[EngineDaemons]:
+    """The lab's containerd and dockerd (scripts/lab.sh engines start), DOCKER_HOST and CONTAINERD_ADDRESS set
+    for the session; stopped at its end when this session started them (``.before``: the host before)."""
+    skip_or_fail(tools_missing("dockerd", "containerd", "ctr", "docker"))
+    daemons = EngineDaemons()
+    saved = {k: os.environ.get(k) for k in daemons.env}
+    os.environ.update(daemons.env)
+    if not daemons.answering():
+        daemons.before = host_state()
+    daemons.start()
+    yield daemons
+    daemons.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+#: The engines that run the lab image's OCI containers with the same command line (podman's and docker's).
+OCI_ENGINES = ("podman", "docker")
+
+
+def _engine_ready(request: pytest.FixtureRequest, engine: str) -> None:
+    request.getfixturevalue("lab" if engine == "podman" else "engine_daemons")
+
+
+@pytest.fixture(scope="module", params=OCI_ENGINES)
+def lab_container(request: pytest.FixtureRequest) -> Iterator[LabContainer]:
+    """One running container of the lab image, shared by a module's tests (do not stop it): podman's, docker's."""
+    _engine_ready(request, request.param)
+    container = LabContainer("shared", engine=request.param)
     yield container
     container.remove()
 
 
-@pytest.fixture
-def make_container(lab: None) -> Iterator[Callable[..., LabContainer]]:
-    """Factory: make_container(label, command=..., start=True) -> a container of this test's own (removed after)."""
+@pytest.fixture(params=OCI_ENGINES)
+def make_container(request: pytest.FixtureRequest) -> Iterator[Callable[..., LabContainer]]:
+    """Factory: make_container(label, command=..., start=True) -> a container of this test's own (removed after),
+    of podman and of docker (the test runs once for each)."""
+    _engine_ready(request, request.param)
     made: list[LabContainer] = []
 
     def make(label: str, command: tuple[str, ...] = ("sleep", "infinity"), start: bool = True) -> LabContainer:
-        container = LabContainer(label, command, start)
+        container = LabContainer(label, command, start, engine=request.param)
+        made.append(container)
+        return container
+
+    yield make
+    for container in made:
+        container.remove()
+
+
+@pytest.fixture
+def make_ctr(engine_daemons: EngineDaemons) -> Iterator[Callable[..., CtrContainer]]:
+    """Factory: make_ctr(label, namespace, cid=None, start=True) -> a containerd container (removed after)."""
+    made: list[CtrContainer] = []
+
+    def make(label: str, namespace: str, cid: str | None = None, start: bool = True) -> CtrContainer:
+        container = CtrContainer(label, namespace, cid, start)
+        made.append(container)
+        return container
+
+    yield make
+    for container in made:
+        container.remove()
+
+
+@pytest.fixture
+def make_lxc() -> Iterator[Callable[..., LxcContainer]]:
+    """Factory: make_lxc(label, start=True) -> an LXC container (destroyed after)."""
+    skip_or_fail(tools_missing("lxc-start", "lxc-info"))
+    made: list[LxcContainer] = []
+
+    def make(label: str, start: bool = True) -> LxcContainer:
+        container = LxcContainer(label, start)
         made.append(container)
         return container
 

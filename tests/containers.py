@@ -1,4 +1,4 @@
-"""Real podman containers from the lab image (scripts/lab.sh setup) for the tests.
+"""Real podman and docker containers from the lab image (scripts/lab.sh setup) for the tests.
 
 A LabContainer runs ``sleep infinity`` in localhost/pyns-lab:sid (Debian sid:
 glibc and libraries newer than the host's) with its own pid, mount, net, uts
@@ -6,6 +6,9 @@ and ipc namespaces, a hostname of its own and a name starting with
 ``pyns-test-``.  Without podman or the image the container tests skip, with
 the way out (scripts/lab.sh setup); PYNS_BOOT_REQUIRE_LAB=1 (set by .ci/run)
 makes that a failure instead, so CI cannot pass by skipping them.
+``LabContainer(..., engine="docker")`` is the same container run by the lab's
+dockerd (tests/engines.py starts it), from the same root filesystem imported as
+pyns-lab:sid, with ``--network none`` (the lab's dockerd makes no bridge).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ OCI_RUNTIME = os.environ.get("PYNS_BOOT_LAB_OCI_RUNTIME", "/usr/sbin/runc")
 TIMEOUT = 120
 
 
+DOCKER_IMAGE = "pyns-lab:sid"
+
+
 def podman_argv(*args: str) -> list[str]:
     return ["podman", "--runtime", OCI_RUNTIME, *args]
 
@@ -32,6 +38,17 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         podman_argv(*args), capture_output=True, text=True, timeout=TIMEOUT, check=check, stdin=subprocess.DEVNULL
     )
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The docker client, talking to the daemon DOCKER_HOST names (the lab's: tests/engines.py sets it)."""
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=TIMEOUT, check=check, stdin=subprocess.DEVNULL
+    )
+
+
+def engine_tool(engine: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return (docker if engine == "docker" else podman)(*args, check=check)
 
 
 def lab_missing() -> str | None:
@@ -50,29 +67,45 @@ def lab_required() -> bool:
 
 
 class LabContainer:
-    """A running (or created) podman container of the lab image."""
+    """A running (or created) podman (or docker) container of the lab image."""
 
-    def __init__(self, label: str, command: Sequence[str] = ("sleep", "infinity"), start: bool = True) -> None:
+    #: The namespaces the engine gives a container of its own by default (root podman, docker).
+    types = ("ipc", "mnt", "net", "pid", "uts")
+
+    def __init__(
+        self,
+        label: str,
+        command: Sequence[str] = ("sleep", "infinity"),
+        start: bool = True,
+        engine: str = "podman",
+        name: str | None = None,
+    ) -> None:
         tag = uuid.uuid4().hex[:8]
-        self.name = f"{NAME_PREFIX}{label}-{tag}"
+        self.engine = engine
+        self.name = name or f"{NAME_PREFIX}{label}-{tag}"
         self.hostname = "pyns-ctr-" + tag
-        args = ["--name", self.name, "--hostname", self.hostname, "--label", "pyns-test=1", IMAGE, *command]
+        image = [IMAGE] if engine == "podman" else ["--network", "none", DOCKER_IMAGE]
+        args = ["--name", self.name, "--hostname", self.hostname, "--label", "pyns-test=1", *image, *command]
         if start:
-            self.id = podman("run", "-d", *args).stdout.strip()
+            self.id = self.tool("run", "-d", *args).stdout.strip()
             self.pid = self.inspect("{{.State.Pid}}")
             if tuple(command) == ("sleep", "infinity") and (not self.pid.isdigit() or self.pid == "0"):
                 self.remove()
                 raise RuntimeError(f"container {self.name} did not start: pid {self.pid!r}")
         else:
-            self.id = podman("create", *args).stdout.strip()
+            self.id = self.tool("create", *args).stdout.strip()
             self.pid = "0"
+
+    def tool(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The engine's own command line (podman --runtime ..., or docker)."""
+        return engine_tool(self.engine, *args, check=check)
 
     @property
     def host_pid(self) -> int:
         return int(self.pid)
 
     def inspect(self, template: str) -> str:
-        return podman("container", "inspect", "--format", template, self.name).stdout.strip()
+        return self.tool("container", "inspect", "--format", template, self.name).stdout.strip()
 
     def ref(self, ns_type: str) -> str:
         return f"/proc/{self.host_pid}/ns/{ns_type}"
@@ -97,10 +130,10 @@ class LabContainer:
             return f.read()
 
     def stop(self) -> None:
-        podman("kill", self.name, check=False)
+        self.tool("kill", self.name, check=False)
 
     def remove(self) -> None:
-        podman("rm", "-f", "-t", "0", self.name, check=False)
+        self.tool("rm", "-f", *(["-t", "0"] if self.engine == "podman" else []), self.name, check=False)
 
 
 # ---------------------------------------------------------------- rootless

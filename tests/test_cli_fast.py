@@ -27,6 +27,7 @@ FAST = [
     ["-t", "42", "-n", "-u", "--mnt", "--mount", "-p", "-C", "-T", "-U", "--ipc", "--time", "--user", "--cgroup"],
     ["--container", "web"],
     ["--container", "web", "--engine", "podman", "--net"],
+    ["--container", "web", "--engine", "lxc"],
     ["--no-check", "-t", "7", "--net"],
     ["-t", "42", "--all", "--no-check", "--uts"],
     ["--netns", "blue"],
@@ -44,7 +45,9 @@ SLOW = [
     ["--help"],
     ["-t", "-5", "--net"],
     ["-t", "x", "--net"],
-    ["--engine", "lxc", "--container", "web"],
+    ["--engine", "rkt", "--container", "web"],  # not an engine
+    ["--container", "web", "-v"],
+    ["--container", "web", "--containerd-namespace", "k8s.io"],
     ["--container", "--net"],
     ["script.py"],
     ["--bogus"],

@@ -1,5 +1,7 @@
-"""A host Python inside every namespace of a real podman container (issue 11), and containers by name.
+"""A host Python inside every namespace of a real podman or docker container (issues 11, 22), containers by name.
 
+Each test runs against podman and against docker (the fixtures lab_container and make_container are
+parametrized over both; docker is the lab's dockerd, tests/engines.py).
 The containers come from the lab image (scripts/lab.sh setup): Debian sid,
 its glibc and libraries newer than the host's.  Inside, a process must see
 the container's hostname, files, network interfaces and pid namespace,
@@ -20,7 +22,7 @@ from typing import Any, Callable, Iterator
 import container_probe
 import pytest
 from cliutil import pyns_boot
-from containers import NAME_PREFIX, NOBODY, TINY_OS_RELEASE, LabContainer, RootlessContainer, podman
+from containers import NAME_PREFIX, NOBODY, OCI_RUNTIME, TINY_OS_RELEASE, LabContainer, RootlessContainer
 from nsutil import EXIT_STATUS, Venv, as_user, make_venv, rmtree, run_python
 
 from pyns_boot import ContainerError, NamespaceExecutor, Namespaces, call_in
@@ -128,10 +130,10 @@ def env_json(venv: Venv, *args: str, **kwargs: Any) -> dict[str, str]:
 
 
 def test_env_container_by_name_id_and_id_prefix(hook_venv: Venv, lab_container: LabContainer) -> None:
-    expected = lab_container.env(CONTAINER_TYPES)  # root podman: user, time, cgroup are the host's
+    expected = lab_container.env(CONTAINER_TYPES)  # root podman, docker: user, time, cgroup are the host's
     assert env_json(hook_venv, "--container", lab_container.name) == expected
     assert env_json(hook_venv, "--container", lab_container.id) == expected
-    assert env_json(hook_venv, "--container", lab_container.id[:12], "--engine", "podman") == expected
+    assert env_json(hook_venv, "--container", lab_container.id[:12], "--engine", lab_container.engine) == expected
 
 
 def test_env_container_with_type_options(hook_venv: Venv, lab_container: LabContainer) -> None:
@@ -140,7 +142,7 @@ def test_env_container_with_type_options(hook_venv: Venv, lab_container: LabCont
 
 def test_of_container_is_of_pid(lab_container: LabContainer) -> None:
     assert Namespaces.of_container(lab_container.name) == Namespaces.of_pid(lab_container.host_pid)
-    assert Namespaces.of_container(lab_container.id[:12], "net", engine="podman") == Namespaces(
+    assert Namespaces.of_container(lab_container.id[:12], "net", engine=lab_container.engine) == Namespaces(
         net=lab_container.ref("net")
     )
 
@@ -155,17 +157,31 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], status: int 
     return result.stderr
 
 
+#: What each engine's client says of a name it does not know.
+NOT_KNOWN = {"podman": "podman: inspecting object: no such container", "docker": "docker: No such container"}
+
+
+@pytest.fixture(params=("podman", "docker"))
+def engine(request: pytest.FixtureRequest) -> str:
+    """podman, docker: the engine (running) whose answer a test checks."""
+    request.getfixturevalue("lab" if request.param == "podman" else "engine_daemons")
+    return str(request.param)
+
+
 @pytest.mark.parametrize("command", ["run", "env"])
-def test_unknown_container(hook_venv: Venv, lab: None, command: str) -> None:
+def test_unknown_container(hook_venv: Venv, engine: str, command: str) -> None:
     name = NAME_PREFIX + "no-such-container"
     args = ["--container", name, *(["-c", "pass"] if command == "run" else [])]
     message = assert_one_line_error(pyns_boot(hook_venv, command, *args))
     assert f"no container {name!r}" in message
-    assert "podman: " in message and "no such container" in message
+    assert NOT_KNOWN[engine] in message
+    assert "-t PID" in message  # the way out
+    message = assert_one_line_error(pyns_boot(hook_venv, command, "--engine", engine, *args))
+    assert f"no container {name!r}: {NOT_KNOWN[engine]}" in message
 
 
-def test_unknown_container_from_python(lab: None) -> None:
-    with pytest.raises(ContainerError, match=r"no container .*podman: .*no such container") as caught:
+def test_unknown_container_from_python(engine: str) -> None:
+    with pytest.raises(ContainerError, match=rf"no container .*{NOT_KNOWN[engine]}") as caught:
         Namespaces.of_container(NAME_PREFIX + "no-such-container")
     assert caught.value.reason == "unknown"
     assert isinstance(caught.value, LookupError)
@@ -176,7 +192,9 @@ def test_no_container_runtime_installed(hook_venv: Venv, tmp_path: Path) -> None
     message = assert_one_line_error(
         pyns_boot(hook_venv, "run", "--container", "web", "-c", "pass", env={"PATH": str(tmp_path)})
     )
-    assert "none of podman, docker, nerdctl, crictl is installed" in message
+    assert (
+        "none of podman, docker, nerdctl, crictl, containerd (ctr), lxc (lxc-info), machinectl is installed" in message
+    )
     assert "-t PID" in message
     message = assert_one_line_error(
         pyns_boot(hook_venv, "env", "--container", "web", "--engine", "docker", env={"PATH": str(tmp_path)})
@@ -192,10 +210,12 @@ def test_container_not_running(
         container = make_container("created", start=False)
     else:
         container = make_container("exited", command=("true",))
-        podman("wait", container.name)
+        container.tool("wait", container.name)
     message = assert_one_line_error(pyns_boot(hook_venv, "run", "--container", container.name, "-c", "pass"))
-    assert f"is not running (status: {how})" in message
-    assert f"podman start {container.name}" in message
+    assert f"{container.engine} container {container.name} ({container.id[:12]}) is not running (status: {how})" in (
+        message
+    )
+    assert f"{container.engine} start {container.name}" in message
     with pytest.raises(ContainerError, match="not running") as caught:
         Namespaces.of_container(container.name)
     assert caught.value.reason == "not-running"
@@ -212,7 +232,7 @@ def test_ambiguous_id_prefix(hook_venv: Venv, make_container: Callable[..., LabC
     prefix = container.id[0]
     message = assert_one_line_error(pyns_boot(hook_venv, "env", "--container", prefix))
     assert f"container name {prefix!r} is ambiguous" in message
-    assert "podman: " in message
+    assert f"{container.engine}: " in message
     with pytest.raises(ContainerError, match="ambiguous"):
         Namespaces.of_container(prefix)
 
@@ -224,29 +244,38 @@ def test_container_and_target_together_is_a_usage_error(hook_venv: Venv) -> None
     result = pyns_boot(hook_venv, "env", "--engine", "podman", "-t", "1", "--net")
     assert result.returncode == 2
     assert "needs --container" in result.stderr
+    result = pyns_boot(hook_venv, "env", "--containerd-namespace", "k8s.io", "-t", "1", "--net")
+    assert result.returncode == 2
+    assert "--containerd-namespace needs --container NAME" in result.stderr
+    result = pyns_boot(hook_venv, "env", "--container", "web", "--engine", "docker", "--containerd-namespace", "k8s.io")
+    assert result.returncode == 2
+    assert "--containerd-namespace is containerd's, not docker's" in result.stderr
 
 
 # ---------------------------------------------------------------- the container exits during start-up
 
-# The real podman, but the container is killed right after podman answered
+# The real engine's client, but the container is killed right after it answered
 # the inspect: the CLI has the PID of a container that is gone.
-KILLING_PODMAN = r"""#!/bin/sh
-out=$(/usr/bin/podman "$@") || { status=$?; printf '%s\n' "$out"; exit $status; }
+KILLING_TOOL = r"""#!/bin/sh
+out=$({real} "$@") || { status=$?; printf '%s\n' "$out"; exit $status; }
 printf '%s\n' "$out"
 case "$*" in
 *inspect*)
-    /usr/bin/podman --runtime {runtime} kill {name} >/dev/null 2>&1
-    /usr/bin/podman wait {name} >/dev/null 2>&1 ;;
+    {real} {kill} {name} >/dev/null 2>&1
+    {real} wait {name} >/dev/null 2>&1 ;;
 esac
 """
 
 
-def killing_podman_path(tmp_path: Path, container: LabContainer) -> str:
-    from containers import OCI_RUNTIME
+def killing_tool_path(tmp_path: Path, container: LabContainer) -> str:
+    import shutil
 
-    tool = tmp_path / "bin" / "podman"
+    real = shutil.which(container.engine)
+    assert real is not None
+    kill = f"--runtime {OCI_RUNTIME} kill" if container.engine == "podman" else "kill"
+    tool = tmp_path / "bin" / container.engine
     tool.parent.mkdir()
-    tool.write_text(KILLING_PODMAN.replace("{runtime}", OCI_RUNTIME).replace("{name}", container.name))
+    tool.write_text(KILLING_TOOL.replace("{real}", real).replace("{kill}", kill).replace("{name}", container.name))
     tool.chmod(0o755)
     return "{}:{}".format(tool.parent, os.environ.get("PATH", "/usr/bin:/bin"))
 
@@ -262,7 +291,7 @@ def test_container_exits_between_lookup_and_join_cli(
     hook_venv: Venv, make_container: Callable[..., LabContainer], tmp_path: Path
 ) -> None:
     container = make_container("exits")
-    path = killing_podman_path(tmp_path, container)
+    path = killing_tool_path(tmp_path, container)
     result = pyns_boot(hook_venv, "run", "--container", container.name, "-c", "pass", env={"PATH": path})
     message = assert_one_line_error(result)
     assert f"container {container.name} exited after it was looked up (pid {container.pid})" in message
@@ -272,7 +301,7 @@ def test_container_exits_between_lookup_and_join_python(
     make_container: Callable[..., LabContainer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     container = make_container("exits")
-    monkeypatch.setenv("PATH", killing_podman_path(tmp_path, container))
+    monkeypatch.setenv("PATH", killing_tool_path(tmp_path, container))
     with pytest.raises(ContainerError, match="exited after it was looked up") as caught:
         Namespaces.of_container(container.name)
     assert caught.value.reason == "not-running"

@@ -36,6 +36,7 @@ them.
 __version__ = "0.1.0"
 
 __all__ = [
+    "Container",
     "ContainerError",
     "NamespaceError",
     "NamespaceExecutor",
@@ -47,18 +48,21 @@ __all__ = [
     "WorkerDied",
     "call_in",
     "check",
+    "find_container",
     "status",
 ]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyns_boot._call_in import call_in
+    from pyns_boot._containers import Container, find_container
     from pyns_boot._errors import ContainerError, NamespaceError, RemoteError, RemoteTraceback, WorkerDied
     from pyns_boot._executor import NamespaceExecutor
     from pyns_boot._namespaces import Namespaces
     from pyns_boot._status import NamespaceState, Status, check, status
 
 _LAZY_MODULES = {
+    "Container": "pyns_boot._containers",
     "ContainerError": "pyns_boot._errors",
     "NamespaceExecutor": "pyns_boot._executor",
     "RemoteError": "pyns_boot._errors",
@@ -70,6 +74,7 @@ _LAZY_MODULES = {
     "NamespaceState": "pyns_boot._status",
     "Status": "pyns_boot._status",
     "check": "pyns_boot._status",
+    "find_container": "pyns_boot._containers",
     "status": "pyns_boot._status",
 }
 

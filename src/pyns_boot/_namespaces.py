@@ -134,18 +134,23 @@ class Namespaces:
         *types: str,
         order: str | Iterable[str] | None = None,
         engine: str | None = None,
+        containerd_namespace: str | None = None,
     ) -> Namespaces:
         """The namespaces of a running container, found by name, ID or ID prefix.
 
-        Asks podman, docker, nerdctl and crictl (those installed; or only
-        ``engine``, one of them) for the host PID of the container's first process, then
-        as :meth:`of_pid`.  Raises pyns_boot.ContainerError (a LookupError)
-        when no tool knows the name, none is installed, the container is not
-        running or the name is ambiguous.
+        Asks podman, docker, nerdctl, crictl, containerd (ctr), LXC (lxc-info)
+        and machinectl (those installed; or only ``engine``, one of them) for
+        the host PID of the container's first process, then as :meth:`of_pid`.
+        containerd is asked in ``containerd_namespace`` (default:
+        $CONTAINERD_NAMESPACE, else k8s.io, then default).  A name that several
+        engines know picks the running container.  Raises
+        pyns_boot.ContainerError (a LookupError) when no engine knows the name,
+        none is installed, the container is not running or two running
+        containers have the name.
         """
         from pyns_boot import _containers
 
-        container = _containers.resolve(name, [engine] if engine else None)
+        container = _containers.resolve(name, [engine] if engine else None, containerd_namespace)
         try:
             return cls.of_pid(container.pid, *types, order=order)
         except ProcessLookupError:

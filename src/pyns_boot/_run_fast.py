@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from typing import Sequence
 
 #: The tools --container asks (pyns_boot._containers.RUNTIMES; not imported here to keep start-up cheap).
-CONTAINER_ENGINES = ("podman", "docker", "nerdctl", "crictl")
+CONTAINER_ENGINES = ("podman", "docker", "nerdctl", "crictl", "containerd", "lxc", "machinectl")
 #: The value of a type option given without a PATH: the namespace of the -t process.
 FROM_TARGET = "\0target"
 # nsenter's short options, the same in env and run (-m is the mount
@@ -92,7 +92,16 @@ def fast_run_args(options: "Sequence[str]") -> "argparse.Namespace | None":
     """
     values = {t: None for t, _, _ in TYPE_OPTIONS}  # type: dict[str, object]
     values.update(
-        command="run", target=None, all=False, container=None, engine=None, netns=None, order=None, check=True
+        command="run",
+        target=None,
+        all=False,
+        container=None,
+        engine=None,
+        containerd_namespace=None,
+        verbose=False,
+        netns=None,
+        order=None,
+        check=True,
     )
     values.update(script=None, code=None, wd=None, setuid=None, setgid=None)
     type_flags = {flag: t for t, flags, _ in TYPE_OPTIONS for flag in flags}

@@ -86,13 +86,25 @@ def _add_namespace_options(parser: argparse.ArgumentParser, for_run: bool) -> No
     group.add_argument(
         "--container",
         metavar="NAME",
-        help="the running container NAME (name, ID or ID prefix), found with podman, docker, nerdctl or crictl: "
-        "like -t with its first process; without type options, --all",
+        help="the running container NAME (name, ID or ID prefix), found with podman, docker, nerdctl, crictl, "
+        "containerd (ctr), lxc (lxc-info) or machinectl: like -t with its first process; without type options, "
+        "--all.  A name several engines know: the running container",
     )
     group.add_argument(
         "--engine",
         choices=CONTAINER_ENGINES,
-        help="ask only this tool about --container (default: each of them that is installed)",
+        help="ask only this engine about --container (default: each of them that is installed, at once)",
+    )
+    group.add_argument(
+        "--containerd-namespace",
+        metavar="NS",
+        help="containerd's namespace for --container (default: $CONTAINERD_NAMESPACE, else k8s.io, then default)",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="say on stderr which engine answered for --container, and its PID",
     )
     group.add_argument(
         "-a",
@@ -239,18 +251,27 @@ def _error(message: str) -> int:
 
 def _resolve_container(args: argparse.Namespace) -> None:
     """--container NAME: becomes -t with the container's PID (and --all without type options)."""
+    namespace = getattr(args, "containerd_namespace", None)
     if args.container is None:
         if args.engine is not None:
             raise UsageError(f"--engine {args.engine} needs --container NAME")
+        if namespace is not None:
+            raise UsageError("--containerd-namespace needs --container NAME")
         return
     if args.target is not None:
         raise UsageError("--container and -t both name the target: give one of them")
+    if namespace is not None and args.engine not in (None, "containerd"):
+        raise UsageError(f"--containerd-namespace is containerd's, not {args.engine}'s")
     from pyns_boot import _containers
 
     try:
-        container = _containers.resolve(args.container, [args.engine] if args.engine else None)
+        container = _containers.resolve(args.container, [args.engine] if args.engine else None, namespace)
     except ContainerError as error:
         raise CommandError(str(error)) from None
+    if getattr(args, "verbose", False):
+        sys.stderr.write(f"{PROG}: {args.container}: {container.describe()}, pid {container.pid}\n")
+        if container.note:
+            sys.stderr.write(f"{PROG}: {container.note}\n")
     args.target = container.pid
     if not any(getattr(args, t) == FROM_TARGET for t, _, _ in TYPE_OPTIONS):
         args.all = True
