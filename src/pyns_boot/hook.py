@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from _pyns_boot import Report
 
 KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"
+# Set by pyns_boot._children for a child interpreter it starts: "N,M,K", the
+# parent's old root and old mount namespace (inherited under the same numbers)
+# and the descriptor gons_mnt names (/proc/self/fd/K).
+OLD_ROOT_FDS_VARIABLE = "PYNS_BOOT_OLD_ROOT_FDS"
 
 # The one copy of the C helper's table (_pyns_boot.VARIABLES) in Python, for
 # when the helper cannot load (this hook's fallback, the doctor), and the
@@ -103,12 +107,15 @@ def run() -> None:
             _finish.remove_variables()
             _policy.apply(record.load_error)
             return
+    inherited = os.environ.pop(OLD_ROOT_FDS_VARIABLE, None)
     report = _pyns_boot.boot(keep_imports)
     if report is None:  # another interpreter of this process acted already
         return
     for name in TRIGGER_VARIABLES + FINISH_VARIABLES:
         os.environ.pop(name, None)
     old_root = _pyns_boot.take_old_root() if keep_imports else None
+    if inherited is not None:
+        old_root = adopt_old_root(inherited, old_root)
     if not report["ok"]:
         report_failure(report)
     else:
@@ -173,6 +180,46 @@ def stale_helper(path: str) -> "str | None":
         "left behind by an older install built with Python 3.15 or later, whose own suffix this interpreter tries "
         "first; no namespace was joined. Remove it (rm %s), or reinstall pyns_boot" % (path, HELPER_FILE, path)
     )
+
+
+def adopt_old_root(inherited: str, fresh: "tuple[int, int] | None") -> "tuple[int, int] | None":
+    """A child started by pyns_boot._children: keep importing through the parent's descriptor numbers.
+
+    The paths the parent hands over (multiprocessing's sys.path and main
+    path) name /proc/self/fd/N; the child started from the same mount
+    namespace, so N and M are what it opened itself (fresh), which it
+    closes.  K, the target's namespace, was joined: closed too."""
+    try:
+        root_fd, namespace_fd, target_fd = (int(part) for part in inherited.split(","))
+    except ValueError:
+        return fresh
+    given = (root_fd, namespace_fd)
+    if fresh is not None and set(given) & set(fresh):  # not inherited after all: the numbers were free
+        given = ()
+    if fresh is None or target_fd not in fresh:
+        _close_quietly((target_fd, *given) if fresh is None else (target_fd,))
+    if fresh is None or not given:
+        return fresh
+    try:
+        same = all(
+            (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+            for a, b in ((os.fstat(root_fd), os.fstat(fresh[0])), (os.fstat(namespace_fd), os.fstat(fresh[1])))
+        )
+    except OSError:
+        same = False
+    kept, dropped = (given, fresh) if same else (fresh, given)
+    _close_quietly(dropped)
+    for fd in kept:
+        os.set_inheritable(fd, False)
+    return kept[0], kept[1]
+
+
+def _close_quietly(fds: "tuple[int, ...]") -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:

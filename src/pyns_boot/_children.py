@@ -1,0 +1,274 @@
+"""Child interpreters after a mnt join with keep-imports: they run inside the target as this interpreter.
+
+Loaded by pyns_boot._oldroot (through the old root) when the program first
+starts a child of ``sys.executable`` or imports ``_posixsubprocess``.  Such a
+child cannot start from the target's filesystem (neither the interpreter nor
+its libraries are there), so it starts from the mount namespace the process
+had before the join (``_oldroot.namespace_fd``, kept open for this and for
+the mounts below the old root):
+
+- ``_posixsubprocess.fork_exec`` (subprocess, multiprocessing's spawn and
+  forkserver start methods, its resource tracker and fork server) is
+  wrapped: between fork and exec the child, after its ``cwd`` and the
+  caller's ``preexec_fn``, enters that namespace (``setns`` resets its root
+  and working directory); ``os.exec*`` of the interpreter execs from a
+  thread that entered it (``_pyns_boot.exec_in_mount_namespace``), so that
+  a failed exec leaves the process as it was.
+- The child gets three inherited descriptors: the target's mount namespace
+  K (``gons_mnt=/proc/self/fd/K``) and the parent's old root N and old
+  mount namespace M under the same numbers (``PYNS_BOOT_OLD_ROOT_FDS=N,M,K``),
+  plus ``PYNS_BOOT_WD``, the working directory it would have had.  Its own
+  start-up hook joins the target again with keep-imports, adopts N and M (so
+  the ``/proc/self/fd/N/...`` paths multiprocessing hands over mean the same
+  there), closes K and removes the variables.  Every other namespace the
+  child inherits (pid, net, uts, ipc, ...).
+- Entering the old namespace is tried first in a thread of its own: when it
+  cannot work (a joined user namespace has no rights over it: EPERM), the
+  start fails at the call with one error that says why, before any fork.
+- multiprocessing's fork server and resource tracker, started this way,
+  are stopped and reaped at exit after multiprocessing's own exit handler,
+  so that a container whose init does not reap keeps no zombie of them.
+"""
+
+import errno
+import os
+import sys
+
+import _pyns_boot
+
+from pyns_boot import _oldroot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Sequence
+
+OLD_ROOT_FDS_VARIABLE = "PYNS_BOOT_OLD_ROOT_FDS"
+WD_VARIABLE = "PYNS_BOOT_WD"
+
+# _posixsubprocess.fork_exec takes its arguments by position only, and their
+# number tells the versions apart: 17 on 3.8, 21 on 3.9-3.10, 23 on 3.11 and
+# later.  The first six (args, executable_list, close_fds, pass_fds, cwd,
+# env) are the same everywhere; preexec_fn, and the ids the child would
+# take (gid, extra_groups, uid), move.
+_PREEXEC_INDEX = {17: 16, 21: 20, 23: 21}
+_ID_INDEXES = {17: (), 21: (16, 17, 18), 23: (17, 18, 19)}
+
+_original_fork_exec = None  # type: Callable[..., int] | None
+#: Children started from the old mount namespace, by pid (multiprocessing's helpers are stopped at exit).
+started = set()  # type: set[int]
+_exit_handler_registered = False
+
+
+def install() -> None:
+    """Wrap _posixsubprocess.fork_exec (and subprocess's copy of it, 3.11+), once."""
+    global _original_fork_exec
+    import _posixsubprocess
+
+    current = _posixsubprocess.fork_exec
+    if getattr(current, "_pyns_boot_children", False):
+        return
+    _original_fork_exec = current
+    _posixsubprocess.fork_exec = fork_exec
+    prepare_subprocess()
+
+
+def prepare_subprocess() -> None:
+    """subprocess must start the interpreter through fork_exec: its copy (3.11+) and no posix_spawn."""
+    subprocess = sys.modules.get("subprocess")
+    if subprocess is None:
+        return
+    if getattr(subprocess, "_fork_exec", None) is not None and _original_fork_exec is not None:
+        subprocess._fork_exec = fork_exec  # type: ignore[attr-defined]
+    if getattr(subprocess, "_USE_POSIX_SPAWN", False):
+        subprocess._USE_POSIX_SPAWN = False  # type: ignore[attr-defined]
+
+
+def fork_exec(*args: "Any") -> int:
+    """_posixsubprocess.fork_exec, for a child of the interpreter started from the old mount namespace."""
+    original = _original_fork_exec
+    assert original is not None
+    if len(args) < 6 or not _names_own_interpreter(args[1]):
+        return original(*args)
+    arguments = list(args)
+    preexec_index = _checked(arguments)
+    target = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        arguments[1] = [_unmapped(entry) for entry in arguments[1]]
+        arguments[3] = tuple(sorted(set(arguments[3]) | set(_inherited(target))))
+        arguments[5] = _child_environment(arguments[5], _working_directory(arguments[4]), target)
+        arguments[preexec_index] = _entering_old_namespace(_oldroot.namespace_fd, arguments[preexec_index])
+        pid = original(*arguments)
+    finally:
+        os.close(target)
+    started.add(pid)
+    return pid
+
+
+fork_exec._pyns_boot_children = True  # type: ignore[attr-defined]
+
+
+def _names_own_interpreter(executable_list: "Sequence[Any]") -> bool:
+    names = _oldroot._own_interpreter_names()
+    for entry in executable_list or ():
+        try:
+            if os.fsdecode(entry) in names:
+                return True
+        except TypeError:
+            return False
+    return False
+
+
+def _checked(args: "list[Any]") -> int:
+    """The position of preexec_fn; raises when the child cannot be started this way."""
+    count = len(args)
+    index = _PREEXEC_INDEX.get(count)
+    program = os.fsdecode(args[1][0])
+    if index is None:
+        raise _error(
+            program,
+            "this Python's _posixsubprocess.fork_exec takes %d arguments, a form pyns_boot does not know" % count,
+            errno.ENOSYS,
+        )
+    for position, what in zip(_ID_INDEXES[count], ("group", "extra_groups", "user")):
+        if args[position] is not None:
+            raise _error(
+                program,
+                "the child would change its %s before exec, and then could not enter that namespace and the "
+                "target's again (pass no user, group or extra_groups; start it with them from outside)" % what,
+                errno.EPERM,
+            )
+    _check_old_namespace(program)
+    return index
+
+
+def _entering_old_namespace(namespace_fd: int, preexec_fn: "Any") -> "Callable[[], None]":
+    enter = _pyns_boot.enter_mount_namespace
+    if preexec_fn is None:
+        return lambda: enter(namespace_fd)
+
+    def preexec() -> None:
+        preexec_fn()
+        enter(namespace_fd)
+
+    return preexec
+
+
+def _inherited(target: int) -> "tuple[int, int, int]":
+    root = _oldroot.root
+    assert root is not None
+    return int(root.rsplit("/", 1)[1]), _oldroot.namespace_fd, target
+
+
+def _unmapped(entry: "Any") -> bytes:
+    """/proc/self/fd/N/X -> /X: the child resolves it in the old namespace."""
+    path = os.fsencode(entry)
+    root = os.fsencode(_oldroot.root or "")
+    return path[len(root) :] if root and path.startswith(root + b"/") else path
+
+
+def _working_directory(cwd: "Any") -> "bytes | None":
+    """The working directory the child would have had (it reaches it again after its joins)."""
+    try:
+        here = os.getcwd()
+    except OSError:
+        here = None
+    if cwd is None:
+        return None if here is None else os.fsencode(here)
+    path = os.fsencode(cwd)
+    if path.startswith(b"/"):
+        return path
+    return None if here is None else os.path.join(os.fsencode(here), path)
+
+
+def _child_environment(env: "Sequence[bytes] | None", wd: "bytes | None", target: int) -> "list[bytes]":
+    entries = list(env) if env is not None else [key + b"=" + value for key, value in os.environb.items()]
+    names = {entry.split(b"=", 1)[0] for entry in entries}
+    if b"gons_mnt" in names:
+        # The caller names a mount namespace for the child itself: it joins that one.
+        entries = [entry for entry in entries if not entry.startswith(OLD_ROOT_FDS_VARIABLE.encode() + b"=")]
+    else:
+        entries = [entry for entry in entries if entry.split(b"=", 1)[0] != OLD_ROOT_FDS_VARIABLE.encode()]
+        entries.append(b"gons_mnt=/proc/self/fd/%d" % target)
+        entries.append(OLD_ROOT_FDS_VARIABLE.encode() + b"=%d,%d,%d" % _inherited(target))
+    if wd is not None and WD_VARIABLE.encode() not in names:
+        entries.append(WD_VARIABLE.encode() + b"=" + wd)
+    return entries
+
+
+def _check_old_namespace(program: str) -> None:
+    failure = _pyns_boot.probe_mount_namespace(_oldroot.namespace_fd)
+    if failure:
+        raise _error(program, _why_not_entered(failure), failure)
+
+
+def _why_not_entered(failure: int) -> str:
+    reason = os.strerror(failure)
+    if failure == errno.EPERM:
+        reason += (
+            " (this process lacks CAP_SYS_ADMIN over that namespace: after a join of a user namespace, or "
+            "without root, it cannot go back)"
+        )
+    return "it starts from the mount namespace the process had before the join, and cannot enter it: " + reason
+
+
+def _error(program: str, reason: str, error_errno: int) -> OSError:
+    return OSError(
+        error_errno,
+        'pyns_boot: cannot start a child interpreter from sys.executable %s inside gons_mnt "%s": %s '
+        "(see docs/foreign-mounts.md of pyns_boot; start it from outside with the gons_* variables instead, "
+        "or use the fork start method)" % (program, _oldroot.mnt_path, reason),
+    )
+
+
+def exec_from_old_namespace(path: "Any", argv: "Sequence[Any]", env: "Any") -> None:
+    """os.exec* of the interpreter (its audit event): exec from the old mount namespace; raise on failure."""
+    program = os.fsdecode(path)
+    _check_old_namespace(program)
+    entries = None if env is None else [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
+    # The exec closes the program's ends of their pipes: they would end as
+    # zombies nobody waits for (the new image does not know them).
+    stop_multiprocessing_helpers()
+    target = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        environment = _child_environment(entries, _working_directory(None), target)
+        step, failure = _pyns_boot.exec_in_mount_namespace(
+            _oldroot.namespace_fd,
+            _unmapped(path),
+            [os.fsencode(arg) for arg in argv],
+            environment,
+            list(_inherited(target)),
+        )
+    finally:
+        os.close(target)
+    if step == 0:
+        raise _error(program, _why_not_entered(failure), failure)
+    raise OSError(failure, os.strerror(failure), program)
+
+
+def watch_multiprocessing() -> None:
+    """Before multiprocessing registers its exit handler: ours runs after it (atexit runs the last first)."""
+    global _exit_handler_registered
+    if _exit_handler_registered:
+        return
+    _exit_handler_registered = True
+    import atexit
+
+    atexit.register(stop_multiprocessing_helpers)
+
+
+def stop_multiprocessing_helpers() -> None:
+    """Stop and reap the fork server and the resource tracker when this module started them.
+
+    They end when the program's end of their pipe closes, which is at its
+    exit: orphans then, and zombies in a container whose init does not reap."""
+    for module_name, attribute, pid_attribute in (
+        ("multiprocessing.forkserver", "_forkserver", "_forkserver_pid"),
+        ("multiprocessing.resource_tracker", "_resource_tracker", "_pid"),
+    ):
+        helper = getattr(sys.modules.get(module_name), attribute, None)
+        if helper is None or getattr(helper, pid_attribute, None) not in started:
+            continue
+        try:
+            helper._stop()
+        except Exception:
+            pass
