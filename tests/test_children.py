@@ -31,7 +31,7 @@ from test_foreign_mnt import TARGET_TEXT, base_prefix, hiding_setup  # noqa: F40
 
 TYPES = ("ipc", "mnt", "net", "pid", "uts")
 
-PROBE_MODULE = r'''
+PROBE_MODULE = r"""
 import json, os, sys
 
 TARGET_FILE = os.environ.get("PYNS_CHILDREN_TARGET_FILE", "/nonexistent")
@@ -75,9 +75,9 @@ def facts(_=None):
 
 if __name__ == "__main__":
     print((sys.argv[1] if len(sys.argv) > 1 else "FACTS") + " " + json.dumps(facts()), flush=True)
-'''
+"""
 
-MAIN_MODULE = r'''
+MAIN_MODULE = r"""
 import concurrent.futures, json, multiprocessing, os, subprocess, sys
 import pyns_children_probe as probe
 
@@ -102,7 +102,7 @@ def main(workdir):
 
 if __name__ == "__main__":
     main(sys.argv[1])
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -126,15 +126,15 @@ def _checked(args: "list[Any]") -> int:
     if index is None:
         raise _error(
             program,
-            "this Python's _posixsubprocess.fork_exec takes %d arguments, a form pyns_boot does not know" % count,
+            f"this Python's _posixsubprocess.fork_exec takes {count} arguments, a form pyns_boot does not know",
             errno.ENOSYS,
         )
     for position, what in zip(_ID_INDEXES[count], ("group", "extra_groups", "user")):
         if args[position] is not None:
             raise _error(
                 program,
-                "the child would change its %s before exec, and then could not enter that namespace and the "
-                "target's again (pass no user, group or extra_groups; start it with them from outside)" % what,
+                f"the child would change its {what} before exec, and then could not enter that namespace and the "
+                "target's again (pass no user, group or extra_groups; start it with them from outside)",
                 errno.EPERM,
             )
     _check_old_namespace(program)
@@ -214,9 +214,9 @@ def _why_not_entered(failure: int) -> str:
 def _error(program: str, reason: str, error_errno: int) -> OSError:
     return OSError(
         error_errno,
-        'pyns_boot: cannot start a child interpreter from sys.executable %s inside gons_mnt "%s": %s '
-        "(see docs/foreign-mounts.md of pyns_boot; start it from outside with the gons_* variables instead, "
-        "or use the fork start method)" % (program, _oldroot.mnt_path, reason),
+        f"pyns_boot: cannot start a child interpreter from sys.executable {program} inside gons_mnt "
+        f'"{_oldroot.mnt_path}": {reason} (see docs/foreign-mounts.md of pyns_boot; start it from outside with the '
+        "gons_* variables instead, or use the fork start method)",
     )
 
 

@@ -193,7 +193,7 @@ def adopt_old_root(inherited: str, fresh: "tuple[int, int] | None") -> "tuple[in
         root_fd, namespace_fd, target_fd = (int(part) for part in inherited.split(","))
     except ValueError:
         return fresh
-    given = (root_fd, namespace_fd)
+    given = (root_fd, namespace_fd)  # type: tuple[int, ...]
     if fresh is not None and set(given) & set(fresh):  # not inherited after all: the numbers were free
         given = ()
     if fresh is None or target_fd not in fresh:
