@@ -46,12 +46,13 @@ OLD_ROOT_FDS_VARIABLE = "PYNS_BOOT_OLD_ROOT_FDS"
 WD_VARIABLE = "PYNS_BOOT_WD"
 
 # _posixsubprocess.fork_exec takes its arguments by position only, and their
-# number tells the versions apart: 17 on 3.8, 21 on 3.9-3.10, 23 on 3.11 and
-# later.  The first six (args, executable_list, close_fds, pass_fds, cwd,
-# env) are the same everywhere; preexec_fn, and the ids the child would
-# take (gid, extra_groups, uid), move.
-_PREEXEC_INDEX = {17: 16, 21: 20, 23: 21}
-_ID_INDEXES = {17: (), 21: (16, 17, 18), 23: (17, 18, 19)}
+# number tells the versions apart: 17 on 3.8, 21 on 3.9-3.10 (gid,
+# extra_groups, uid, umask), 23 on 3.11-3.13 (process_group before them,
+# allow_vfork last), 22 from 3.14 on (no allow_vfork).  The first six (args,
+# executable_list, close_fds, pass_fds, cwd, env) are the same everywhere;
+# preexec_fn, and the ids the child would take (gid, extra_groups, uid), move.
+_PREEXEC_INDEX = {17: 16, 21: 20, 22: 21, 23: 21}
+_ID_INDEXES = {17: (), 21: (16, 17, 18), 22: (17, 18, 19), 23: (17, 18, 19)}
 
 _original_fork_exec = None  # type: Callable[..., int] | None
 #: Children started from the old mount namespace, by pid (multiprocessing's helpers are stopped at exit).
