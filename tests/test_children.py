@@ -348,3 +348,66 @@ def test_program_killed_while_its_pool_runs(target: Holder, children_venv: Venv,
     assert "Traceback" not in err, err
     left = only_init_left(target.pid)
     assert all(line.split()[1].startswith("Z") for line in left[1:]), left
+
+
+LONG_POOL_PROGRAM = r"""
+import multiprocessing, os, sys, time
+
+
+def work(x):
+    time.sleep(600)
+    return x
+
+
+if __name__ == "__main__":
+    with multiprocessing.get_context(sys.argv[1]).Pool(2) as pool:
+        result = pool.map_async(work, [1, 2])
+        print("RUNNING", os.getpid(), flush=True)
+        result.get()
+"""
+
+
+def test_container_ends_while_children_run(target: Holder, children_venv: Venv) -> None:
+    # The target's init exits while the program's pool works: the kernel kills every process in
+    # its pid namespace; the program's supervisor (outside) says why, once, and exits as killed.
+    (children_venv.site_packages / "pyns_children_long_pool.py").write_text(LONG_POOL_PROGRAM)
+    pid_link = target.link("pid")
+    env = {"gons_" + t: target.ref(t) for t in TYPES}
+    process = subprocess.Popen(
+        [children_venv.python, "-m", "pyns_children_long_pool", "forkserver"],
+        env=clean_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("RUNNING"), (first, process.stderr.read() if process.stderr else "")
+        os.kill(target.pid, signal.SIGKILL)
+        _, err = process.communicate(timeout=CHILD_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == -signal.SIGKILL, (process.returncode, err)
+    assert err == (
+        "pyns_boot: the program was killed: the pid namespace it ran in has ended "
+        "(its init process exited: the container stopped)\n"
+    ), err
+
+    def left() -> list[str]:
+        found = []
+        for entry in os.listdir("/proc"):
+            try:
+                if entry.isdigit() and os.readlink(f"/proc/{entry}/ns/pid") == pid_link:
+                    found.append(Path(f"/proc/{entry}/stat").read_text())
+            except OSError:
+                pass
+        return found
+
+    deadline = time.monotonic() + CHILD_TIMEOUT
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left() == [], "processes of the ended pid namespace are still there"
