@@ -9,11 +9,13 @@ the mounts below the old root):
 
 - ``_posixsubprocess.fork_exec`` (subprocess, multiprocessing's spawn and
   forkserver start methods, its resource tracker and fork server) is
-  wrapped: between fork and exec the child, after its ``cwd`` and the
-  caller's ``preexec_fn``, enters that namespace (``setns`` resets its root
-  and working directory); ``os.exec*`` of the interpreter execs from a
-  thread that entered it (``_pyns_boot.exec_in_mount_namespace``), so that
-  a failed exec leaves the process as it was.
+  wrapped: for the interpreter it runs in a short-lived thread that entered
+  that namespace (``_pyns_boot.call_in_mount_namespace``), so the child
+  starts there, with no Python code between fork and exec; its ``cwd`` is
+  checked here and reached again by the child after its joins.
+  ``os.exec*`` of the interpreter execs from such a thread
+  (``_pyns_boot.exec_in_mount_namespace``): a failed exec leaves the
+  process as it was.
 - The child gets three inherited descriptors: the target's mount namespace
   K (``gons_mnt=/proc/self/fd/K``) and the parent's old root N and old
   mount namespace M under the same numbers (``PYNS_BOOT_OLD_ROOT_FDS=N,M,K``),
@@ -50,11 +52,10 @@ WD_VARIABLE = "PYNS_BOOT_WD"
 # extra_groups, uid, umask), 23 on 3.11-3.13 (process_group before them,
 # allow_vfork last), 22 from 3.14 on (no allow_vfork).  The first six (args,
 # executable_list, close_fds, pass_fds, cwd, env) are the same everywhere;
-# preexec_fn, and the ids the child would take (gid, extra_groups, uid), move.
-_PREEXEC_INDEX = {17: 16, 21: 20, 22: 21, 23: 21}
+# the ids the child would take (gid, extra_groups, uid) move.
 _ID_INDEXES = {17: (), 21: (16, 17, 18), 22: (17, 18, 19), 23: (17, 18, 19)}
 
-_original_fork_exec = None  # type: Callable[..., int] | None
+_original_fork_exec: "Callable[..., int] | None" = None
 #: Children started from the old mount namespace, by pid (multiprocessing's helpers are stopped at exit).
 started = set()  # type: set[int]
 _exit_handler_registered = False
@@ -91,14 +92,19 @@ def fork_exec(*args: "Any") -> int:
     if len(args) < 6 or not _names_own_interpreter(args[1]):
         return original(*args)
     arguments = list(args)
-    preexec_index = _checked(arguments)
+    _checked(arguments)
+    # The working directory, resolved here: the child reaches it again after its joins.
+    wd = _working_directory(arguments[4])
+    arguments[4] = None
     target = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     try:
         arguments[1] = [_unmapped(entry) for entry in arguments[1]]
         arguments[3] = tuple(sorted(set(arguments[3]) | set(_inherited(target))))
-        arguments[5] = _child_environment(arguments[5], _working_directory(arguments[4]), target)
-        arguments[preexec_index] = _entering_old_namespace(_oldroot.namespace_fd, arguments[preexec_index])
-        pid = original(*arguments)
+        arguments[5] = _child_environment(arguments[5], wd, target)
+        # Forked from a thread in the old namespace: no Python code runs in
+        # the child before exec (preexec_fn would run the at-fork hooks, and
+        # 3.15's resource tracker closes its descriptor in them).
+        pid = _pyns_boot.call_in_mount_namespace(_oldroot.namespace_fd, original, tuple(arguments))
     finally:
         os.close(target)
     started.add(pid)
@@ -119,12 +125,11 @@ def _names_own_interpreter(executable_list: "Sequence[Any]") -> bool:
     return False
 
 
-def _checked(args: "list[Any]") -> int:
-    """The position of preexec_fn; raises when the child cannot be started this way."""
+def _checked(args: "list[Any]") -> None:
+    """Raises when the child cannot be started this way."""
     count = len(args)
-    index = _PREEXEC_INDEX.get(count)
     program = os.fsdecode(args[1][0])
-    if index is None:
+    if count not in _ID_INDEXES:
         raise _error(
             program,
             f"this Python's _posixsubprocess.fork_exec takes {count} arguments, a form pyns_boot does not know",
@@ -139,19 +144,6 @@ def _checked(args: "list[Any]") -> int:
                 errno.EPERM,
             )
     _check_old_namespace(program)
-    return index
-
-
-def _entering_old_namespace(namespace_fd: int, preexec_fn: "Any") -> "Callable[[], None]":
-    enter = _pyns_boot.enter_mount_namespace
-    if preexec_fn is None:
-        return lambda: enter(namespace_fd)
-
-    def preexec() -> None:
-        preexec_fn()
-        enter(namespace_fd)
-
-    return preexec
 
 
 def _inherited(target: int) -> "tuple[int, int, int]":
@@ -176,6 +168,10 @@ def _working_directory(cwd: "Any") -> "bytes | None":
     if cwd is None:
         return None if here is None else os.fsencode(here)
     path = os.fsencode(cwd)
+    try:  # the error the child's chdir would give, from the parent
+        os.close(os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, os.fsdecode(cwd)) from None
     if path.startswith(b"/"):
         return path
     return None if here is None else os.path.join(os.fsencode(here), path)

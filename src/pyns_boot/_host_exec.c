@@ -12,6 +12,11 @@
  *                              a thread of its own that ends at once: the
  *                              process's namespaces, root and working
  *                              directory stay as they are.
+ *   call_in_mount_namespace(fd, callable, args)
+ *                              the call from such a thread, which ends
+ *                              after it: fork_exec there starts the child
+ *                              in that namespace, with no Python code
+ *                              between fork and exec.
  *   exec_in_mount_namespace(fd, path, argv, env, inherit)
  *                              execve from such a thread (the exec ends every
  *                              other thread).  On failure the process is as
@@ -188,7 +193,59 @@ static PyObject *host_exec_in_mount_namespace(PyObject *Py_UNUSED(module),
     return result;
 }
 
+struct call_job {
+    int ns_fd;
+    int error;
+    PyObject *callable;
+    PyObject *args;
+    PyObject *result;
+    PyObject *type, *value, *traceback;
+};
+
+static void *call_thread(void *arg)
+{
+    struct call_job *job = arg;
+    job->error = enter(job->ns_fd);
+    if (job->error != 0)
+        return NULL;
+    PyGILState_STATE state = PyGILState_Ensure();
+    job->result = PyObject_CallObject(job->callable, job->args);
+    if (job->result == NULL)
+        PyErr_Fetch(&job->type, &job->value, &job->traceback);
+    PyGILState_Release(state);
+    return NULL;
+}
+
+static PyObject *host_call_in_mount_namespace(PyObject *Py_UNUSED(module),
+                                              PyObject *args)
+{
+    struct call_job job = {0};
+    if (!PyArg_ParseTuple(args, "iOO!:call_in_mount_namespace", &job.ns_fd,
+                          &job.callable, &PyTuple_Type, &job.args))
+        return NULL;
+    pthread_t thread;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pthread_create(&thread, NULL, call_thread, &job);
+    if (rc == 0)
+        pthread_join(thread, NULL);
+    Py_END_ALLOW_THREADS
+    if (rc != 0 || job.error != 0) {
+        errno = rc != 0 ? rc : job.error;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (job.result == NULL)
+        PyErr_Restore(job.type, job.value, job.traceback);
+    return job.result;
+}
+
 PyMethodDef host_exec_methods[] = {
+    {"call_in_mount_namespace", host_call_in_mount_namespace, METH_VARARGS,
+     "call_in_mount_namespace(fd, callable, args) -> callable(*args), called\n"
+     "in a new thread that entered the mount namespace fd (its own root and\n"
+     "working directory: the namespace's); the caller waits for it without\n"
+     "the GIL.  A process it forks starts in that namespace.  OSError when\n"
+     "the thread cannot be made or cannot enter fd."},
     {"enter_mount_namespace", host_enter_mount_namespace, METH_VARARGS,
      "enter_mount_namespace(fd): unshare(CLONE_FS), then setns(fd,\n"
      "CLONE_NEWNS) in the calling thread; OSError on failure.  For a child\n"
