@@ -24,9 +24,9 @@ the mounts below the old root):
   the ``/proc/self/fd/N/...`` paths multiprocessing hands over mean the same
   there), closes K and removes the variables.  Every other namespace the
   child inherits (pid, net, uts, ipc, ...).
-- Entering the old namespace is tried first in a thread of its own: when it
-  cannot work (a joined user namespace has no rights over it: EPERM), the
-  start fails at the call with one error that says why, before any fork.
+- When that thread cannot enter the old namespace (a joined user namespace
+  has no rights over it: EPERM), the start fails at the call with one error
+  that says why, before any fork.
 - multiprocessing's fork server and resource tracker, started this way,
   are stopped and reaped at exit after multiprocessing's own exit handler,
   so that a container whose init does not reap keeps no zombie of them.
@@ -104,9 +104,11 @@ def fork_exec(*args: "Any") -> int:
         # Forked from a thread in the old namespace: no Python code runs in
         # the child before exec (preexec_fn would run the at-fork hooks, and
         # 3.15's resource tracker closes its descriptor in them).
-        pid = _pyns_boot.call_in_mount_namespace(_oldroot.namespace_fd, original, tuple(arguments))
+        entered, pid = _pyns_boot.call_in_mount_namespace(_oldroot.namespace_fd, original, tuple(arguments))
     finally:
         os.close(target)
+    if not entered:
+        raise _error(os.fsdecode(args[1][0]), _why_not_entered(pid), pid)
     started.add(pid)
     return pid
 
@@ -143,7 +145,6 @@ def _checked(args: "list[Any]") -> None:
                 "target's again (pass no user, group or extra_groups; start it with them from outside)",
                 errno.EPERM,
             )
-    _check_old_namespace(program)
 
 
 def _inherited(target: int) -> "tuple[int, int, int]":
@@ -192,12 +193,6 @@ def _child_environment(env: "Sequence[bytes] | None", wd: "bytes | None", target
     return entries
 
 
-def _check_old_namespace(program: str) -> None:
-    failure = _pyns_boot.probe_mount_namespace(_oldroot.namespace_fd)
-    if failure:
-        raise _error(program, _why_not_entered(failure), failure)
-
-
 def _why_not_entered(failure: int) -> str:
     reason = os.strerror(failure)
     if failure == errno.EPERM:
@@ -220,7 +215,6 @@ def _error(program: str, reason: str, error_errno: int) -> OSError:
 def exec_from_old_namespace(path: "Any", argv: "Sequence[Any]", env: "Any") -> None:
     """os.exec* of the interpreter (its audit event): exec from the old mount namespace; raise on failure."""
     program = os.fsdecode(path)
-    _check_old_namespace(program)
     entries = None if env is None else [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
     # The exec closes the program's ends of their pipes: they would end as
     # zombies nobody waits for (the new image does not know them).

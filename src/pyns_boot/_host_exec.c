@@ -5,18 +5,14 @@
  * its loader and its libraries are, and join the target again by
  * themselves.
  *
- *   enter_mount_namespace(fd)  in the calling thread: unshare(CLONE_FS),
- *                              setns(fd, CLONE_NEWNS).  For the child
- *                              between fork and exec (single-threaded).
- *   probe_mount_namespace(fd)  0 or the errno that setns(fd) gives, tried in
- *                              a thread of its own that ends at once: the
- *                              process's namespaces, root and working
- *                              directory stay as they are.
  *   call_in_mount_namespace(fd, callable, args)
- *                              the call from such a thread, which ends
+ *                              the call from a new thread that entered the
+ *                              mount namespace fd (unshare(CLONE_FS),
+ *                              setns(fd, CLONE_NEWNS)), which ends
  *                              after it: fork_exec there starts the child
  *                              in that namespace, with no Python code
- *                              between fork and exec.
+ *                              between fork and exec.  (False, errno) when
+ *                              entering fails, before anything is called.
  *   exec_in_mount_namespace(fd, path, argv, env, inherit)
  *                              execve from such a thread (the exec ends every
  *                              other thread).  On failure the process is as
@@ -48,7 +44,7 @@ static int enter(int fd)
 
 struct exec_job {
     int ns_fd;
-    const char *path;    /* NULL: only enter (the probe) */
+    const char *path;
     char *const *argv;
     char *const *envp;
     const int *inherit;
@@ -71,7 +67,7 @@ static void *exec_thread(void *arg)
     struct exec_job *job = arg;
     job->step = 0;
     job->error = enter(job->ns_fd);
-    if (job->error != 0 || job->path == NULL)
+    if (job->error != 0)
         return NULL;
     set_cloexec(job->inherit, job->inherit_count, 0);
     execve(job->path, job->argv, job->envp);
@@ -98,31 +94,6 @@ static int run_job(struct exec_job *job)
         return -1;
     }
     return 0;
-}
-
-static PyObject *host_enter_mount_namespace(PyObject *Py_UNUSED(module),
-                                            PyObject *args)
-{
-    int fd;
-    if (!PyArg_ParseTuple(args, "i:enter_mount_namespace", &fd))
-        return NULL;
-    int error = enter(fd);
-    if (error != 0) {
-        errno = error;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *host_probe_mount_namespace(PyObject *Py_UNUSED(module),
-                                            PyObject *args)
-{
-    struct exec_job job = {0};
-    if (!PyArg_ParseTuple(args, "i:probe_mount_namespace", &job.ns_fd))
-        return NULL;
-    if (run_job(&job) < 0)
-        return NULL;
-    return PyLong_FromLong(job.error);
 }
 
 /* A NULL-terminated array of the bytes objects of list; the strings stay
@@ -230,29 +201,29 @@ static PyObject *host_call_in_mount_namespace(PyObject *Py_UNUSED(module),
     if (rc == 0)
         pthread_join(thread, NULL);
     Py_END_ALLOW_THREADS
-    if (rc != 0 || job.error != 0) {
-        errno = rc != 0 ? rc : job.error;
+    if (rc != 0) {
+        errno = rc;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    if (job.result == NULL)
+    if (job.error != 0)
+        return Py_BuildValue("(Oi)", Py_False, job.error);
+    if (job.result == NULL) {
         PyErr_Restore(job.type, job.value, job.traceback);
-    return job.result;
+        return NULL;
+    }
+    PyObject *pair = Py_BuildValue("(OO)", Py_True, job.result);
+    Py_DECREF(job.result);
+    return pair;
 }
 
 PyMethodDef host_exec_methods[] = {
     {"call_in_mount_namespace", host_call_in_mount_namespace, METH_VARARGS,
-     "call_in_mount_namespace(fd, callable, args) -> callable(*args), called\n"
-     "in a new thread that entered the mount namespace fd (its own root and\n"
-     "working directory: the namespace's); the caller waits for it without\n"
-     "the GIL.  A process it forks starts in that namespace.  OSError when\n"
-     "the thread cannot be made or cannot enter fd."},
-    {"enter_mount_namespace", host_enter_mount_namespace, METH_VARARGS,
-     "enter_mount_namespace(fd): unshare(CLONE_FS), then setns(fd,\n"
-     "CLONE_NEWNS) in the calling thread; OSError on failure.  For a child\n"
-     "between fork and exec."},
-    {"probe_mount_namespace", host_probe_mount_namespace, METH_VARARGS,
-     "probe_mount_namespace(fd) -> 0, or the errno of entering the mount\n"
-     "namespace fd in a thread of its own (the process stays as it is)."},
+     "call_in_mount_namespace(fd, callable, args) -> (True, callable(*args)),\n"
+     "called in a new thread that entered the mount namespace fd (its own\n"
+     "root and working directory: the namespace's), or (False, errno) when\n"
+     "it could not enter fd (nothing was called).  The caller waits for it\n"
+     "without the GIL.  A process it forks starts in that namespace.\n"
+     "OSError when the thread cannot be made."},
     {"exec_in_mount_namespace", host_exec_in_mount_namespace, METH_VARARGS,
      "exec_in_mount_namespace(fd, path, argv, env, inherit) -> (step,\n"
      "errno) on failure (step 0: entering fd, 1: execve); no return on\n"
