@@ -16,7 +16,8 @@ once as a plain program on the host and once joined to the target
 (``gons_mnt`` + ``gons_pid``), where each child starts from the original
 mount namespace and joins the target again (pyns_boot._children).  The two
 parents alternate, round by round; the numbers are medians over every
-child of all rounds, and their ratio.  For comparison, the hook route of a
+child of all rounds (wall time, and CPU time of the parent and its children
+together: the parent's share is the route's), and their ratios.  For comparison, the hook route of a
 child started from outside with the same joins (``gons_mnt=... gons_pid=...
 python -c pass``) against a plain ``python -c pass``, timed the same way
 (posix_spawn and wait4, interleaved).
@@ -34,10 +35,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fixtures import REPO, Holder, Venvs, build_wheel, clean_env, default_pythons, run
-from _harness import Case, measure, ratio
+from _harness import Case, cpu_ratio, measure, ratio
 
 PARENT = r"""
-import json, multiprocessing, os, subprocess, sys, time
+import json, multiprocessing, os, resource, subprocess, sys, time
+
+
+def cpu():
+    # the parent's own CPU time (the route runs in it) plus its reaped children's
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
+
 
 if __name__ == "__main__":
     count = int(sys.argv[1])
@@ -45,17 +55,19 @@ if __name__ == "__main__":
     warm = context.Process(target=os.getpid)
     warm.start()
     warm.join()
-    samples = {"subprocess": [], "spawn": []}
+    samples = {"subprocess": [], "spawn": [], "subprocess_cpu": [], "spawn_cpu": []}
     for _ in range(count):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         samples["subprocess"].append(time.perf_counter() - start)
-        start = time.perf_counter()
+        samples["subprocess_cpu"].append(cpu() - start_cpu)
+        start, start_cpu = time.perf_counter(), cpu()
         process = context.Process(target=os.getpid)
         process.start()
         process.join()
         assert process.exitcode == 0
         samples["spawn"].append(time.perf_counter() - start)
+        samples["spawn_cpu"].append(cpu() - start_cpu)
     print(json.dumps(samples))
 """
 
@@ -78,7 +90,9 @@ def main() -> None:
                 program.write_text(PARENT)
                 inside = clean_env(**holder.env())
                 parents = {"host": clean_env(), "inside": inside}
-                samples: dict[str, dict[str, list[float]]] = {k: {"subprocess": [], "spawn": []} for k in parents}
+                samples: dict[str, dict[str, list[float]]] = {
+                    k: {"subprocess": [], "spawn": [], "subprocess_cpu": [], "spawn_cpu": []} for k in parents
+                }
                 for round_no in range(args.rounds):
                     order = list(parents) if round_no % 2 == 0 else list(reversed(parents))
                     for where in order:
@@ -94,21 +108,26 @@ def main() -> None:
                 print(
                     f"\n### Python {venvs.version}: a child start ({args.rounds} rounds of {args.per_round}, medians)\n"
                 )
-                print("| child | plain parent on the host | parent inside the target | ratio |\n|---|---|---|---|")
-                for kind in ("subprocess", "spawn"):
-                    host = statistics.median(samples["host"][kind]) * 1000
-                    there = statistics.median(samples["inside"][kind]) * 1000
-                    label = (
-                        "subprocess.run([sys.executable, '-c', 'pass'])"
-                        if kind == "subprocess"
-                        else ("multiprocessing spawn Process start + join")
-                    )
-                    print(f"| {label} | {host:.1f} ms | {there:.1f} ms | {there / host:.2f}x |")
+                print(
+                    "| child | wall: plain parent on the host | parent inside the target | ratio "
+                    "| CPU: on the host | inside | ratio |\n|---|---|---|---|---|---|---|"
+                )
+                for kind, label in (
+                    ("subprocess", "subprocess.run([sys.executable, '-c', 'pass'])"),
+                    ("spawn", "multiprocessing spawn Process start + join"),
+                ):
+                    cells = []
+                    for key in (kind, kind + "_cpu"):
+                        host = statistics.median(samples["host"][key]) * 1000
+                        there = statistics.median(samples["inside"][key]) * 1000
+                        cells.append(f"{host:.1f} ms | {there:.1f} ms | {there / host:.2f}x")
+                    print(f"| {label} | {' | '.join(cells)} |")
                 plain, joined = hook_cases
                 print(
                     f"\nthe same child started from outside ({count} interleaved starts): python -c pass "
-                    f"{plain.wall_ms:.1f} ms, with gons_mnt + gons_pid {joined.wall_ms:.1f} ms "
-                    f"({ratio(joined, plain):.2f}x)"
+                    f"{plain.wall_ms:.1f} ms (CPU {plain.cpu_ms:.1f} ms), with gons_mnt + gons_pid "
+                    f"{joined.wall_ms:.1f} ms (CPU {joined.cpu_ms:.1f} ms): {ratio(joined, plain):.2f}x wall, "
+                    f"{cpu_ratio(joined, plain):.2f}x CPU"
                 )
         finally:
             holder.stop()

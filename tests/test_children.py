@@ -95,6 +95,9 @@ def main(workdir):
         report["pool"] = pool.map(probe.facts, range(2))
     with concurrent.futures.ProcessPoolExecutor() as executor:
         report["executor"] = list(executor.map(probe.facts, range(2)))
+    report["spawnv_status"] = os.spawnv(
+        os.P_WAIT, sys.executable, [sys.executable, "-m", "pyns_children_probe", "SPAWNV"]
+    )
     print("RESULT " + json.dumps(report), flush=True)
     os.chdir(workdir)
     os.execv(sys.executable, [sys.executable, "-m", "pyns_children_probe", "EXEC"])
@@ -162,14 +165,16 @@ def only_init_left(pid: int | str) -> list[str]:
         time.sleep(0.2)
 
 
-def check_children(
-    out: dict[str, Any], exec_facts: dict[str, Any], links: dict[str, str], venv: Venv, wd: str, target_text: str
-) -> None:
+def check_children(stdout: str, links: dict[str, str], venv: Venv, wd: str, target_text: str) -> None:
+    [out] = lines(stdout, "RESULT")
+    [exec_facts] = lines(stdout, "EXEC")
+    [spawnv_facts] = lines(stdout, "SPAWNV")
     parent = out["parent"]
     root = parent["imports_root"]
     assert root is not None and root.startswith("/proc/self/fd/"), parent
     host_mnt = os.readlink("/proc/self/ns/mnt")
-    children = [("subprocess", out["subprocess"]), ("exec", exec_facts)]
+    children = [("subprocess", out["subprocess"]), ("exec", exec_facts), ("spawnv", spawnv_facts)]
+    assert out["spawnv_status"] == 0
     for kind in ("spawn", "forkserver", "pool", "executor"):
         assert len(out[kind]) == 2, (kind, out[kind])
         children += [(kind, facts) for facts in out[kind]]
@@ -186,7 +191,7 @@ def check_children(
         assert facts["mnt_fds"] == [host_mnt], (kind, facts["mnt_fds"], host_mnt)
         assert facts["pid"] < 1000, (kind, facts)
     assert len({facts["pid"] for _, facts in children}) >= 6
-    assert out["subprocess"]["cwd"] == wd and exec_facts["cwd"] == wd
+    assert out["subprocess"]["cwd"] == wd and exec_facts["cwd"] == wd and spawnv_facts["cwd"] == "/"
     assert exec_facts["pid"] == parent["pid"], "os.execv replaces the program"
     # the subprocess child (close_fds) holds stdio, the old root and the old namespace, nothing else
     assert len(set(out["subprocess"]["fds"]) - {0, 1, 2, int(root.rsplit("/", 1)[1])}) == 1, out["subprocess"]
@@ -202,9 +207,7 @@ def test_children_run_inside_an_unshare_target(target: Holder, children_venv: Ve
     result = run_program(children_venv, env, wd)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr, result.stderr
-    [out] = lines(result.stdout, "RESULT")
-    [exec_facts] = lines(result.stdout, "EXEC")
-    check_children(out, exec_facts, {t: target.link(t) for t in TYPES}, children_venv, wd, TARGET_TEXT)
+    check_children(result.stdout, {t: target.link(t) for t in TYPES}, children_venv, wd, TARGET_TEXT)
     left = only_init_left(target.pid)
     assert len(left) == 1 and left[0].split()[0] == "1", left
 
@@ -217,12 +220,10 @@ def test_children_run_inside_a_container(make_container: Callable[..., LabContai
     result = run_program(children_venv, env, wd)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
-    [out] = lines(result.stdout, "RESULT")
-    [exec_facts] = lines(result.stdout, "EXEC")
     os_release = container.os_release().strip()
     assert "sid" in os_release
     links = {t: os.readlink(container.ref(t)) for t in TYPES}
-    check_children(out, exec_facts, links, children_venv, wd, os_release)
+    check_children(result.stdout, links, children_venv, wd, os_release)
     left = podman("exec", container.name, "ps", "-eo", "pid=,stat=,comm=").stdout.split("\n")
     left = [line.strip() for line in left if line.strip() and line.split()[2:] != ["ps"]]
     assert len(left) == 1 and left[0].split()[0] == "1", left
@@ -284,25 +285,44 @@ def test_a_joined_user_namespace_fails_at_the_call(
     assert len(left) == 1 and left[0].split()[0] == "1", left
 
 
-def test_uid_change_is_refused_at_the_call(target: Holder, children_venv: Venv) -> None:
-    code = (
-        "import subprocess, sys\n"
-        "if sys.version_info < (3, 9):\n"
-        "    print('NO_USER_ARGUMENT')\n"
-        "    sys.exit()\n"
-        "try:\n"
-        "    subprocess.run([sys.executable, '-c', 'pass'], user=65534)\n"
-        "except OSError as error:\n"
-        "    print('REFUSED', error.errno, error)\n"
-    )
+REFUSALS_PROGRAM = r"""
+import json, os, subprocess, sys
+out = {}
+try:
+    subprocess.run([sys.executable, "-c", "pass"], cwd="/nonexistent-dir")
+except OSError as error:
+    out["cwd"] = [type(error).__name__, error.errno, error.filename]
+try:
+    os.posix_spawn(sys.executable, [sys.executable, "-c", "pass"], os.environ)
+except OSError as error:
+    out["posix_spawn"] = [error.errno, str(error)]
+if sys.version_info >= (3, 9):
+    try:
+        subprocess.run([sys.executable, "-c", "pass"], user=65534)
+    except OSError as error:
+        out["user"] = [error.errno, str(error)]
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_what_cannot_work_is_refused_at_the_call(target: Holder, children_venv: Venv) -> None:
     env = {"gons_" + t: target.ref(t) for t in TYPES}
     result = subprocess.run(
-        [children_venv.python, "-c", code], env=clean_env(**env), capture_output=True, text=True, timeout=CHILD_TIMEOUT
+        [children_venv.python, "-c", REFUSALS_PROGRAM],
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        cwd="/",
     )
     assert result.returncode == 0, result.stderr
-    if "NO_USER_ARGUMENT" in result.stdout:
-        pytest.skip("subprocess takes user= from Python 3.9 on")
-    assert "REFUSED 1 " in result.stdout and "would change its user before exec" in result.stdout, result.stdout
+    [out] = lines(result.stdout, "RESULT")
+    assert out["cwd"] == ["FileNotFoundError", 2, "/nonexistent-dir"], out
+    number, message = out["posix_spawn"]
+    assert number == 95 and "with os.posix_spawn inside gons_mnt" in message and "use subprocess" in message, out
+    if "user" in out:  # subprocess takes user= from Python 3.9 on
+        number, message = out["user"]
+        assert number == 1 and "would change its user before exec" in message, out
     assert len(only_init_left(target.pid)) == 1
 
 
