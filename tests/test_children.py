@@ -332,16 +332,14 @@ if __name__ == "__main__":
     context = multiprocessing.get_context(sys.argv[1])
     pool = context.Pool(2)
     print("STARTING", os.getpid(), flush=True)
-    pool.map(abs, [1, 2])
-    print("STARTED", flush=True)
     time.sleep(600)
 """
 
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
-def test_program_killed_while_its_pool_runs(target: Holder, children_venv: Venv, workdir: Path, method: str) -> None:
-    # SIGKILL to the program (inside the target's pid namespace) once its pool has started: its
-    # workers, fork server and resource tracker end by themselves (their pipes close); nothing runs on.
+def test_program_killed_while_its_pool_starts(target: Holder, children_venv: Venv, workdir: Path, method: str) -> None:
+    # SIGKILL to the program (inside the target's pid namespace) while its pool's workers start: they,
+    # the fork server and the resource tracker end by themselves (their pipes close); nothing runs on.
     (children_venv.site_packages / f"pyns_children_killed_{method}.py").write_text(KILLED_PROGRAM)
     env = {"gons_" + t: target.ref(t) for t in TYPES}
     process = subprocess.Popen(
