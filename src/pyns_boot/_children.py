@@ -5,7 +5,7 @@ starts a child of ``sys.executable`` or imports ``_posixsubprocess``.  Such a
 child cannot start from the target's filesystem (neither the interpreter nor
 its libraries are there), so it starts from the mount namespace the process
 had before the join (``_oldroot.namespace_fd``, kept open for this and for
-the mounts below the old root):
+the mounts below the old root; handed over by ``attach``):
 
 - ``_posixsubprocess.fork_exec`` (subprocess, multiprocessing's spawn and
   forkserver start methods, its resource tracker and fork server) is
@@ -38,8 +38,6 @@ import sys
 
 import _pyns_boot
 
-from pyns_boot import _oldroot
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Sequence
@@ -56,6 +54,26 @@ WD_VARIABLE = "PYNS_BOOT_WD"
 _ID_INDEXES = {17: (), 21: (16, 17, 18), 22: (17, 18, 19), 23: (17, 18, 19)}
 
 _original_fork_exec: "Callable[..., int] | None" = None
+
+
+class Kept:
+    """What pyns_boot._oldroot keeps, handed over by it (attach) before every use."""
+
+    root = ""  # "/proc/self/fd/N"
+    namespace_fd = -1
+    mnt_path: "str | None" = None
+    own_names: "Callable[[], tuple[str | None, ...]]" = tuple
+
+
+kept = Kept()
+
+
+def attach(
+    root: str, namespace_fd: int, mnt_path: "str | None", own_names: "Callable[[], tuple[str | None, ...]]"
+) -> None:
+    kept.root, kept.namespace_fd, kept.mnt_path, kept.own_names = root, namespace_fd, mnt_path, own_names
+
+
 #: Children started from the old mount namespace, by pid (multiprocessing's helpers are stopped at exit).
 started = set()  # type: set[int]
 _exit_handler_registered = False
@@ -104,7 +122,7 @@ def fork_exec(*args: "Any") -> int:
         # Forked from a thread in the old namespace: no Python code runs in
         # the child before exec (preexec_fn would run the at-fork hooks, and
         # 3.15's resource tracker closes its descriptor in them).
-        entered, pid = _pyns_boot.call_in_mount_namespace(_oldroot.namespace_fd, original, tuple(arguments))
+        entered, pid = _pyns_boot.call_in_mount_namespace(kept.namespace_fd, original, tuple(arguments))
     finally:
         os.close(target)
     if not entered:
@@ -117,7 +135,7 @@ fork_exec._pyns_boot_children = True  # type: ignore[attr-defined]
 
 
 def _names_own_interpreter(executable_list: "Sequence[Any]") -> bool:
-    names = _oldroot._own_interpreter_names()
+    names = kept.own_names()
     for entry in executable_list or ():
         try:
             if os.fsdecode(entry) in names:
@@ -148,15 +166,13 @@ def _checked(args: "list[Any]") -> None:
 
 
 def _inherited(target: int) -> "tuple[int, int, int]":
-    root = _oldroot.root
-    assert root is not None
-    return int(root.rsplit("/", 1)[1]), _oldroot.namespace_fd, target
+    return int(kept.root.rsplit("/", 1)[1]), kept.namespace_fd, target
 
 
 def _unmapped(entry: "Any") -> bytes:
     """/proc/self/fd/N/X -> /X: the child resolves it in the old namespace."""
     path = os.fsencode(entry)
-    root = os.fsencode(_oldroot.root or "")
+    root = os.fsencode(kept.root)
     return path[len(root) :] if root and path.startswith(root + b"/") else path
 
 
@@ -207,7 +223,7 @@ def _error(program: str, reason: str, error_errno: int) -> OSError:
     return OSError(
         error_errno,
         f"pyns_boot: cannot start a child interpreter from sys.executable {program} inside gons_mnt "
-        f'"{_oldroot.mnt_path}": {reason} (see docs/foreign-mounts.md of pyns_boot; start it from outside with the '
+        f'"{kept.mnt_path}": {reason} (see docs/foreign-mounts.md of pyns_boot; start it from outside with the '
         "gons_* variables instead, or use the fork start method)",
     )
 
@@ -223,7 +239,7 @@ def exec_from_old_namespace(path: "Any", argv: "Sequence[Any]", env: "Any") -> N
     try:
         environment = _child_environment(entries, _working_directory(None), target)
         step, failure = _pyns_boot.exec_in_mount_namespace(
-            _oldroot.namespace_fd,
+            kept.namespace_fd,
             _unmapped(path),
             [os.fsencode(arg) for arg in argv],
             environment,

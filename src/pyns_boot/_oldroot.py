@@ -239,6 +239,7 @@ def _watch_children(event: str, args: "tuple[Any, ...]") -> None:
 def _children() -> "Any":
     from pyns_boot import _children
 
+    _children.attach(str(root), namespace_fd, mnt_path, _own_interpreter_names)
     return _children
 
 
