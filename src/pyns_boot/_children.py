@@ -135,14 +135,13 @@ fork_exec._pyns_boot_children = True  # type: ignore[attr-defined]
 
 
 def _names_own_interpreter(executable_list: "Sequence[Any]") -> bool:
-    names = kept.own_names()
-    for entry in executable_list or ():
-        try:
-            if os.fsdecode(entry) in names:
-                return True
-        except TypeError:
-            return False
-    return False
+    """One path, the interpreter's (a name looked up in PATH means the target's program of that name)."""
+    if not executable_list or len(executable_list) != 1:
+        return False
+    try:
+        return os.fsdecode(executable_list[0]) in kept.own_names()
+    except TypeError:
+        return False
 
 
 def _checked(args: "list[Any]") -> None:
