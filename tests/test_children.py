@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from cliutil import pyns_boot
 from containers import LabContainer, podman
 from nsutil import CHILD_TIMEOUT, Holder, Venv, clean_env, make_venv, rmtree
 from test_foreign_mnt import TARGET_TEXT, base_prefix, hiding_setup  # noqa: F401 (base_prefix: a fixture)
@@ -154,6 +155,12 @@ def processes_inside(pid: int | str) -> list[str]:
     return [line.strip() for line in out.splitlines() if line.split()[2:] != ["ps"]]
 
 
+def container_processes(container: LabContainer) -> list[str]:
+    """ps inside a podman container: 'PID STAT COMMAND' lines, ps itself left out."""
+    out = podman("exec", container.name, "ps", "-eo", "pid=,stat=,comm=").stdout
+    return [line.strip() for line in out.splitlines() if line.strip() and line.split()[2:] != ["ps"]]
+
+
 def only_init_left(pid: int | str) -> list[str]:
     """The processes inside once the program's children had time to end (waits while any is still running)."""
     deadline = time.monotonic() + CHILD_TIMEOUT
@@ -224,8 +231,31 @@ def test_children_run_inside_a_container(make_container: Callable[..., LabContai
     assert "sid" in os_release
     links = {t: os.readlink(container.ref(t)) for t in TYPES}
     check_children(result.stdout, links, children_venv, wd, os_release)
-    left = podman("exec", container.name, "ps", "-eo", "pid=,stat=,comm=").stdout.split("\n")
-    left = [line.strip() for line in left if line.strip() and line.split()[2:] != ["ps"]]
+    left = container_processes(container)
+    assert len(left) == 1 and left[0].split()[0] == "1", left
+
+
+def test_children_through_pyns_boot_run_container(
+    make_container: Callable[..., LabContainer], children_venv: Venv
+) -> None:
+    # The command's way in (`pyns-boot run --container NAME -- -m MODULE`) reaches the same keep-imports state.
+    container = make_container("children-cli")
+    result = pyns_boot(
+        children_venv,
+        "run",
+        "--container",
+        container.name,
+        "--",
+        "-m",
+        "pyns_children_main",
+        "/var/tmp",
+        env={"PYNS_CHILDREN_TARGET_FILE": "/etc/os-release"},
+        timeout=CHILD_TIMEOUT * 4,
+    )
+    assert result.returncode == 0, result.stderr
+    links = {t: os.readlink(container.ref(t)) for t in TYPES}
+    check_children(result.stdout, links, children_venv, "/var/tmp", container.os_release().strip())
+    left = container_processes(container)
     assert len(left) == 1 and left[0].split()[0] == "1", left
 
 
