@@ -74,8 +74,8 @@ def attach(
     kept.root, kept.namespace_fd, kept.mnt_path, kept.own_names = root, namespace_fd, mnt_path, own_names
 
 
-#: Children started from the old mount namespace, by pid (multiprocessing's helpers are stopped at exit).
-started = set()  # type: set[int]
+#: Whether a child was started from the old mount namespace (then multiprocessing's helpers were too).
+started = False
 _exit_handler_registered = False
 
 
@@ -127,11 +127,16 @@ def fork_exec(*args: "Any") -> int:
         os.close(target)
     if not entered:
         raise _error(os.fsdecode(args[1][0]), _why_not_entered(pid), pid)
-    started.add(pid)
+    _note_started()
     return pid
 
 
 fork_exec._pyns_boot_children = True  # type: ignore[attr-defined]
+
+
+def _note_started() -> None:
+    global started
+    started = True
 
 
 def _names_own_interpreter(executable_list: "Sequence[Any]") -> bool:
@@ -263,7 +268,7 @@ def watch_multiprocessing() -> None:
 
 
 def stop_multiprocessing_helpers() -> None:
-    """Stop and reap the fork server and the resource tracker when this module started them.
+    """Stop and reap the fork server and the resource tracker once this module started children (them too).
 
     They end when the program's end of their pipe closes, which is at its
     exit: orphans then, and zombies in a container whose init does not reap."""
@@ -272,7 +277,7 @@ def stop_multiprocessing_helpers() -> None:
         ("multiprocessing.resource_tracker", "_resource_tracker", "_pid"),
     ):
         helper = getattr(sys.modules.get(module_name), attribute, None)
-        if helper is None or getattr(helper, pid_attribute, None) not in started:
+        if not started or helper is None or getattr(helper, pid_attribute, None) is None:
             continue
         try:
             helper._stop()

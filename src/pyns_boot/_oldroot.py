@@ -78,6 +78,8 @@ def activate(fd: int, joined_mnt: str, old_namespace_fd: int = -1) -> None:
     sys.addaudithook(_watch_children)
     if "_posixsubprocess" in sys.modules:
         _children().install()
+    if "multiprocessing" in sys.modules:  # imported before: its exit handler runs after ours
+        _children().watch_multiprocessing()
 
 
 def _load_libraries_from_old_root(library_path: "str | None") -> None:
