@@ -45,7 +45,7 @@ _CHILD_EVENTS = ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn")
 # which raises no audit event: pyns_boot._children wraps it when it is first
 # imported, and registers its exit handler before multiprocessing's.
 _WATCHED_IMPORTS = ("_posixsubprocess", "multiprocessing")
-_in_hook = False
+_in_hook = set()  # type: set[int]  # threads inside the hook's own imports
 
 
 def remap(path: object) -> "Any":
@@ -193,11 +193,15 @@ def _remapping_joined_path(function: "Callable[..., Any]") -> "Callable[..., Any
 
 
 def _watch_children(event: str, args: "tuple[Any, ...]") -> None:
-    global _in_hook
     if event == "import":
-        if args[0] not in _WATCHED_IMPORTS or _in_hook:
+        if args[0] not in _WATCHED_IMPORTS:
             return
-        _in_hook = True
+        import _thread
+
+        thread = _thread.get_ident()
+        if thread in _in_hook:
+            return
+        _in_hook.add(thread)
         try:
             children = _children()
             if args[0] == "_posixsubprocess":
@@ -205,7 +209,7 @@ def _watch_children(event: str, args: "tuple[Any, ...]") -> None:
             else:
                 children.watch_multiprocessing()
         finally:
-            _in_hook = False
+            _in_hook.discard(thread)
         return
     if event not in _CHILD_EVENTS:
         return
