@@ -237,8 +237,11 @@ def exec_from_old_namespace(path: "Any", argv: "Sequence[Any]", env: "Any") -> N
     program = os.fsdecode(path)
     entries = None if env is None else [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
     # The exec closes the program's ends of their pipes: they would end as
-    # zombies nobody waits for (the new image does not know them).
-    stop_multiprocessing_helpers()
+    # zombies nobody waits for (the new image does not know them).  Not while
+    # processes of multiprocessing still run: they hold the tracker's pipe too,
+    # and waiting for it would wait for them.
+    if not _multiprocessing_children():
+        stop_multiprocessing_helpers()
     target = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     try:
         environment = _child_environment(entries, _working_directory(None), target)
@@ -254,6 +257,16 @@ def exec_from_old_namespace(path: "Any", argv: "Sequence[Any]", env: "Any") -> N
     if step == 0:
         raise _error(program, _why_not_entered(failure), failure)
     raise OSError(failure, os.strerror(failure), program)
+
+
+def _multiprocessing_children() -> bool:
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None:
+        return False
+    try:
+        return bool(multiprocessing.active_children())
+    except Exception:  # a forked child's copy of the parent's records, say
+        return True
 
 
 def watch_multiprocessing() -> None:
