@@ -459,3 +459,34 @@ def test_container_ends_while_children_run(target: Holder, children_venv: Venv) 
     while left() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert left() == [], "processes of the ended pid namespace are still there"
+
+
+def test_old_root_variable_set_by_hand_is_harmless(target: Holder, children_venv: Venv) -> None:
+    # PYNS_BOOT_OLD_ROOT_FDS names descriptors a child inherits from pyns_boot; set by hand (numbers
+    # that are not open, or not the root and namespace the process opened itself) it changes nothing.
+    code = (
+        "import json, os, pyns_boot; s = pyns_boot.status()\n"
+        "print('RESULT ' + json.dumps({'root': s.imports_root, 'keeps': s.keeps_imports,\n"
+        "    'env': 'PYNS_BOOT_OLD_ROOT_FDS' in os.environ, 'json': json.__file__,\n"
+        "    'fds': sorted(os.listdir('/proc/self/fd'))}))"
+    )
+    outs = []
+    for value in ("", "7,8,9", "not,numbers,here", "0,1,2"):
+        env = {"gons_mnt": target.ref("mnt"), "gons_pid": target.ref("pid")}
+        if value:
+            env["PYNS_BOOT_OLD_ROOT_FDS"] = value
+        result = subprocess.run(
+            [children_venv.python, "-c", code],
+            env=clean_env(**env),
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+        )
+        assert result.returncode == 0, (value, result.stderr)
+        [out] = lines(result.stdout, "RESULT")
+        assert out["keeps"] is True and out["env"] is False and out["json"].startswith(out["root"] + "/"), out
+        outs.append(out)
+    # the same descriptors as without the variable (stdio stays open: 0,1,2 are not taken over)
+    assert all(out["fds"] == outs[0]["fds"] and out["root"] == outs[0]["root"] for out in outs), outs

@@ -188,38 +188,61 @@ def adopt_old_root(inherited: str, fresh: "tuple[int, int] | None") -> "tuple[in
     The paths the parent hands over (multiprocessing's sys.path and main
     path) name /proc/self/fd/N; the child started from the same mount
     namespace, so N and M are what it opened itself (fresh), which it
-    closes.  K, the target's namespace, was joined: closed too."""
+    closes.  K, the target's namespace, was joined: closed too.  A
+    descriptor is closed only when it is what the variable says (a value
+    set by hand changes nothing)."""
     try:
         root_fd, namespace_fd, target_fd = (int(part) for part in inherited.split(","))
     except ValueError:
         return fresh
-    given = (root_fd, namespace_fd)  # type: tuple[int, ...]
-    if fresh is not None and set(given) & set(fresh):  # not inherited after all: the numbers were free
-        given = ()
-    if fresh is None or target_fd not in fresh:
-        _close_quietly((target_fd, *given) if fresh is None else (target_fd,))
-    if fresh is None or not given:
-        return fresh
+    given = (root_fd, namespace_fd)
+    taken = set(fresh or ())
+    if len({root_fd, namespace_fd, target_fd}) < 3 or taken & {root_fd, namespace_fd, target_fd}:
+        return fresh  # not what pyns_boot sets: the numbers were free, or repeat
+    nsfs = _namespace_device()
+    closing = [target_fd] if _is_namespace(target_fd, nsfs) else []
+    kept = fresh
+    if fresh is None:  # not joined, or no keep-imports: the parent's descriptors are of no use
+        closing += [fd for fd, ok in zip(given, (_is_directory(root_fd), _is_namespace(namespace_fd, nsfs))) if ok]
+    elif _same(root_fd, fresh[0]) and _same(namespace_fd, fresh[1]):
+        closing += list(fresh)
+        kept = given
+        for fd in given:
+            os.set_inheritable(fd, False)
+    for fd in closing:
+        os.close(fd)
+    return kept
+
+
+def _namespace_device() -> "int | None":
     try:
-        same = all(
-            (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-            for a, b in ((os.fstat(root_fd), os.fstat(fresh[0])), (os.fstat(namespace_fd), os.fstat(fresh[1])))
-        )
+        return os.stat("/proc/self/ns/mnt").st_dev
     except OSError:
-        same = False
-    kept, dropped = (given, fresh) if same else (fresh, given)
-    _close_quietly(dropped)
-    for fd in kept:
-        os.set_inheritable(fd, False)
-    return kept[0], kept[1]
+        return None
 
 
-def _close_quietly(fds: "tuple[int, ...]") -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+def _is_namespace(fd: int, device: "int | None") -> bool:
+    try:
+        return device is not None and fd > 2 and os.fstat(fd).st_dev == device
+    except OSError:
+        return False
+
+
+def _is_directory(fd: int) -> bool:
+    import stat
+
+    try:
+        return fd > 2 and stat.S_ISDIR(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _same(fd: int, other: int) -> bool:
+    try:
+        a, b = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
