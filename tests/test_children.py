@@ -89,6 +89,18 @@ def main(workdir):
         [sys.executable, "-m", "pyns_children_probe"], cwd=workdir, capture_output=True, text=True
     )
     report["subprocess"] = json.loads(child.stdout.split(" ", 1)[1]) if child.returncode == 0 else child.stderr
+    with open(probe.TARGET_FILE) as f:
+        expected = f.read()
+
+    def in_target():  # a caller's preexec_fn runs in the target, in cwd
+        with open(probe.TARGET_FILE) as f:
+            if f.read() != expected or os.getcwd() != workdir:
+                raise RuntimeError("preexec_fn ran outside the target")
+
+    child = subprocess.run(
+        [sys.executable, "-m", "pyns_children_probe"], cwd=workdir, preexec_fn=in_target, capture_output=True, text=True
+    )
+    report["preexec"] = json.loads(child.stdout.split(" ", 1)[1]) if child.returncode == 0 else child.stderr
     for method in ("spawn", "forkserver"):
         with multiprocessing.get_context(method).Pool(2) as pool:
             report[method] = pool.map(probe.facts, range(2))
@@ -180,7 +192,12 @@ def check_children(stdout: str, links: dict[str, str], venv: Venv, wd: str, targ
     root = parent["imports_root"]
     assert root is not None and root.startswith("/proc/self/fd/"), parent
     host_mnt = os.readlink("/proc/self/ns/mnt")
-    children = [("subprocess", out["subprocess"]), ("exec", exec_facts), ("spawnv", spawnv_facts)]
+    children = [
+        ("subprocess", out["subprocess"]),
+        ("preexec", out["preexec"]),
+        ("exec", exec_facts),
+        ("spawnv", spawnv_facts),
+    ]
     assert out["spawnv_status"] == 0
     for kind in ("spawn", "forkserver", "pool", "executor"):
         assert len(out[kind]) == 2, (kind, out[kind])
@@ -198,6 +215,7 @@ def check_children(stdout: str, links: dict[str, str], venv: Venv, wd: str, targ
         assert facts["mnt_fds"] == [host_mnt], (kind, facts["mnt_fds"], host_mnt)
         assert facts["pid"] < 1000, (kind, facts)
     assert len({facts["pid"] for _, facts in children}) >= 6
+    assert out["preexec"]["cwd"] == wd
     assert out["subprocess"]["cwd"] == wd and exec_facts["cwd"] == wd and spawnv_facts["cwd"] == "/"
     assert exec_facts["pid"] == parent["pid"], "os.execv replaces the program"
     # the subprocess child (close_fds) holds stdio, the old root and the old namespace, nothing else

@@ -12,7 +12,9 @@ the mounts below the old root; handed over by ``attach``):
   wrapped: for the interpreter it runs in a short-lived thread that entered
   that namespace (``_pyns_boot.call_in_mount_namespace``), so the child
   starts there, with no Python code between fork and exec; its ``cwd`` is
-  checked here and reached again by the child after its joins.
+  checked here and reached again by the child after its joins.  With a
+  caller's ``preexec_fn`` (Python code in the child anyway) the child
+  enters it itself, after that function ran in the target.
   ``os.exec*`` of the interpreter execs from such a thread
   (``_pyns_boot.exec_in_mount_namespace``): a failed exec leaves the
   process as it was.
@@ -50,8 +52,9 @@ WD_VARIABLE = "PYNS_BOOT_WD"
 # extra_groups, uid, umask), 23 on 3.11-3.13 (process_group before them,
 # allow_vfork last), 22 from 3.14 on (no allow_vfork).  The first six (args,
 # executable_list, close_fds, pass_fds, cwd, env) are the same everywhere;
-# the ids the child would take (gid, extra_groups, uid) move.
+# the ids the child would take (gid, extra_groups, uid) and preexec_fn move.
 _ID_INDEXES = {17: (), 21: (16, 17, 18), 22: (17, 18, 19), 23: (17, 18, 19)}
+_PREEXEC_INDEX = {17: 16, 21: 20, 22: 21, 23: 21}
 
 _original_fork_exec: "Callable[..., int] | None" = None
 
@@ -111,24 +114,51 @@ def fork_exec(*args: "Any") -> int:
         return original(*args)
     arguments = list(args)
     _checked(arguments)
+    preexec_index = _PREEXEC_INDEX[len(arguments)]
+    caller_preexec = arguments[preexec_index]
     # The working directory, resolved here: the child reaches it again after its joins.
     wd = _working_directory(arguments[4])
-    arguments[4] = None
+    if caller_preexec is None:
+        arguments[4] = None
     target = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     try:
         arguments[1] = [_unmapped(entry) for entry in arguments[1]]
         arguments[3] = tuple(sorted(set(arguments[3]) | set(_inherited(target))))
         arguments[5] = _child_environment(arguments[5], wd, target)
-        # Forked from a thread in the old namespace: no Python code runs in
-        # the child before exec (preexec_fn would run the at-fork hooks, and
-        # 3.15's resource tracker closes its descriptor in them).
-        entered, pid = _pyns_boot.call_in_mount_namespace(kept.namespace_fd, original, tuple(arguments))
+        if caller_preexec is None:
+            # Forked from a thread in the old namespace: no Python code runs in
+            # the child before exec (a preexec_fn would run the at-fork hooks,
+            # and 3.15's resource tracker closes its descriptor in one).
+            entered, pid = _pyns_boot.call_in_mount_namespace(kept.namespace_fd, original, tuple(arguments))
+        else:
+            # The caller's preexec_fn runs in the child as without pyns_boot (in
+            # the target, after cwd), then the child enters the old namespace.
+            entered, pid = _entered_by_the_child(original, arguments, preexec_index, caller_preexec)
     finally:
         os.close(target)
     if not entered:
         raise _error(os.fsdecode(args[1][0]), _why_not_entered(pid), pid)
     _note_started()
     return pid
+
+
+def _entered_by_the_child(
+    original: "Callable[..., int]", arguments: "list[Any]", index: int, caller_preexec: "Callable[[], Any]"
+) -> "tuple[bool, int]":
+    namespace_fd = kept.namespace_fd
+    enter = _pyns_boot.enter_mount_namespace
+    # Whether the child could: tried in a thread first, so that a failure is
+    # this call's error and not a SubprocessError from the child.
+    entered, failure = _pyns_boot.call_in_mount_namespace(namespace_fd, int, ())
+    if not entered:
+        return False, failure
+
+    def preexec() -> None:
+        caller_preexec()
+        enter(namespace_fd)
+
+    arguments[index] = preexec
+    return True, original(*arguments)
 
 
 fork_exec._pyns_boot_children = True  # type: ignore[attr-defined]

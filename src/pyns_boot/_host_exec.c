@@ -5,6 +5,9 @@
  * its loader and its libraries are, and join the target again by
  * themselves.
  *
+ *   enter_mount_namespace(fd)  the same in the calling thread: for a child
+ *                              whose caller gave a preexec_fn (Python code
+ *                              runs between fork and exec anyway).
  *   call_in_mount_namespace(fd, callable, args)
  *                              the call from a new thread that entered the
  *                              mount namespace fd (unshare(CLONE_FS),
@@ -164,6 +167,20 @@ static PyObject *host_exec_in_mount_namespace(PyObject *Py_UNUSED(module),
     return result;
 }
 
+static PyObject *host_enter_mount_namespace(PyObject *Py_UNUSED(module),
+                                            PyObject *args)
+{
+    int fd;
+    if (!PyArg_ParseTuple(args, "i:enter_mount_namespace", &fd))
+        return NULL;
+    int error = enter(fd);
+    if (error != 0) {
+        errno = error;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
 struct call_job {
     int ns_fd;
     int error;
@@ -217,6 +234,10 @@ static PyObject *host_call_in_mount_namespace(PyObject *Py_UNUSED(module),
 }
 
 PyMethodDef host_exec_methods[] = {
+    {"enter_mount_namespace", host_enter_mount_namespace, METH_VARARGS,
+     "enter_mount_namespace(fd): unshare(CLONE_FS), then setns(fd,\n"
+     "CLONE_NEWNS), in the calling thread; OSError on failure.  For the\n"
+     "child of a caller's preexec_fn, after it ran, before exec."},
     {"call_in_mount_namespace", host_call_in_mount_namespace, METH_VARARGS,
      "call_in_mount_namespace(fd, callable, args) -> (True, callable(*args)),\n"
      "called in a new thread that entered the mount namespace fd (its own\n"
