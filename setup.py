@@ -126,8 +126,13 @@ setup(
         # the package, and the rest of the code imports it under the same name.
         Extension(
             HELPER,
-            sources=["src/pyns_boot/_pyns_boot.c", "src/pyns_boot/_setns_core.c", "src/pyns_boot/_pid_entry.c"],
-            depends=["src/pyns_boot/_setns_core.h", "src/pyns_boot/_pid_entry.h"],
+            sources=[
+                "src/pyns_boot/_pyns_boot.c",
+                "src/pyns_boot/_setns_core.c",
+                "src/pyns_boot/_pid_entry.c",
+                "src/pyns_boot/_host_exec.c",
+            ],
+            depends=["src/pyns_boot/_setns_core.h", "src/pyns_boot/_pid_entry.h", "src/pyns_boot/_host_exec.h"],
             py_limited_api=LIMITED_API,
             define_macros=[("Py_LIMITED_API", "0x03080000")] if LIMITED_API else [],
             extra_compile_args=C_FLAGS,

@@ -16,9 +16,9 @@ A second descriptor, on the original mount namespace, stays open with the
 first: without it the kernel would detach the mounts below the old root once
 the namespace had no process left.
 
-Children started from ``sys.executable`` cannot work (the descriptor is
-close-on-exec and the interpreter's shared libraries are not in the target):
-an audit hook turns their start into an error that says so.
+Children started from ``sys.executable`` start from the original mount
+namespace and join the target again (pyns_boot._children): an audit hook
+loads that module when the program first needs it.
 """
 
 import errno
@@ -41,10 +41,11 @@ mnt_path = None  # type: str | None
 namespace_fd = -1
 
 _CHILD_EVENTS = ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn")
-# multiprocessing starts sys.executable through _posixsubprocess, which
-# raises no audit event (the child would just exit 255): catch the loading
-# of the start methods that exec it instead.
-_MULTIPROCESSING_EXEC = ("multiprocessing.popen_spawn_posix", "multiprocessing.popen_forkserver")
+# multiprocessing starts sys.executable through _posixsubprocess.fork_exec,
+# which raises no audit event: pyns_boot._children wraps it when it is first
+# imported, and registers its exit handler before multiprocessing's.
+_WATCHED_IMPORTS = ("_posixsubprocess", "multiprocessing")
+_in_hook = set()  # type: set[int]  # threads inside the hook's own imports
 
 
 def remap(path: object) -> "Any":
@@ -74,7 +75,11 @@ def activate(fd: int, joined_mnt: str, old_namespace_fd: int = -1) -> None:
         _remap_site(site)
     original_executable = sys.executable
     _load_libraries_from_old_root(os.environ.get("LD_LIBRARY_PATH"))
-    sys.addaudithook(_refuse_own_interpreter)
+    sys.addaudithook(_watch_children)
+    if "_posixsubprocess" in sys.modules:
+        _children().install()
+    if "multiprocessing" in sys.modules:  # imported before: its exit handler runs after ours
+        _children().watch_multiprocessing()
 
 
 def _load_libraries_from_old_root(library_path: "str | None") -> None:
@@ -187,13 +192,24 @@ def _remapping_joined_path(function: "Callable[..., Any]") -> "Callable[..., Any
     return wrapper
 
 
-def _refuse_own_interpreter(event: str, args: "tuple[Any, ...]") -> None:
+def _watch_children(event: str, args: "tuple[Any, ...]") -> None:
     if event == "import":
-        if args[0] in _MULTIPROCESSING_EXEC:
-            spawn = sys.modules.get("multiprocessing.spawn")
-            executable = spawn.get_executable() if spawn is not None else sys.executable
-            if executable is not None and not os.path.exists(executable):
-                raise _child_error(os.fsdecode(executable), "multiprocessing (start method spawn or forkserver)")
+        if args[0] not in _WATCHED_IMPORTS:
+            return
+        import _thread
+
+        thread = _thread.get_ident()
+        if thread in _in_hook:
+            return
+        _in_hook.add(thread)
+        try:
+            children = _children()
+            if args[0] == "_posixsubprocess":
+                children.install()
+            else:
+                children.watch_multiprocessing()
+        finally:
+            _in_hook.discard(thread)
         return
     if event not in _CHILD_EVENTS:
         return
@@ -208,20 +224,29 @@ def _refuse_own_interpreter(event: str, args: "tuple[Any, ...]") -> None:
         program = os.fsdecode(executable) if executable is not None else None
     except TypeError:
         return
-    if program is None or program not in _own_interpreter_names() or os.path.exists(program):
+    if program is None or program not in _own_interpreter_names():
         return
-    raise _child_error(program, "a child interpreter")
+    if event == "subprocess.Popen":
+        children = _children()
+        children.install()
+        children.prepare_subprocess()
+    elif event == "os.exec":
+        _children().exec_from_old_namespace(args[0], args[1], args[2])
+    else:
+        raise OSError(
+            errno.ENOTSUP,
+            'pyns_boot: cannot start a child interpreter from sys.executable %s with %s inside gons_mnt "%s": '
+            "a child starts from the mount namespace the process had before the join, which this call cannot do "
+            "(see docs/foreign-mounts.md of pyns_boot; use subprocess or multiprocessing instead)"
+            % (program, event, mnt_path),
+        )
 
 
-def _child_error(program: str, what: str) -> OSError:
-    return FileNotFoundError(
-        errno.ENOENT,
-        'pyns_boot: cannot start %s from sys.executable %s: this process joined gons_mnt "%s" and imports '
-        "from its own installation through %s, but a child does not inherit that descriptor and the target mount "
-        "namespace does not hold the interpreter (see docs/foreign-mounts.md of pyns_boot; "
-        "start the child with gons_mnt from outside instead, or use the fork start method)"
-        % (what, program, mnt_path, root),
-    )
+def _children() -> "Any":
+    from pyns_boot import _children
+
+    _children.attach(str(root), namespace_fd, mnt_path, _own_interpreter_names)
+    return _children
 
 
 def _own_interpreter_names() -> "tuple[str | None, ...]":

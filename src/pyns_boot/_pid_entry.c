@@ -191,6 +191,34 @@ __attribute__((noreturn)) static void end_like(int status)
     _exit(128 + sig); /* a signal whose default is not to terminate */
 }
 
+/* After the child died of SIGKILL: was it because the namespace ended?
+ * When its init exits, the kernel stops new processes there (a fork fails
+ * with ENOMEM) and then kills every process in it. */
+static int namespace_has_ended(void)
+{
+    pid_t probe = fork();
+    if (probe == 0)
+        _exit(0);
+    if (probe > 0) {
+        while (waitpid(probe, NULL, 0) < 0 && errno == EINTR)
+            ;
+        return 0;
+    }
+    return errno == ENOMEM;
+}
+
+static void say_why_killed(int status)
+{
+    static const char ended[] =
+        "pyns_boot: the program was killed: the pid namespace it ran in "
+        "has ended (its init process exited: the container stopped)\n";
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+        namespace_has_ended()) {
+        ssize_t ignored = write(2, ended, sizeof ended - 1);
+        (void)ignored;
+    }
+}
+
 /* Reap or follow the child.  Returns only while it is still alive. */
 static void check_child(pid_t child)
 {
@@ -208,8 +236,10 @@ static void check_child(pid_t child)
         }
         if (pid == 0)
             return;
-        if (!WIFSTOPPED(status))
+        if (!WIFSTOPPED(status)) {
+            say_why_killed(status);
             end_like(status);
+        }
         /* As nsenter: the child stopped, so stop too (the shell sees the
          * job stop); once continued, continue the child. */
         kill(getpid(), SIGSTOP);

@@ -25,6 +25,7 @@
 
 #include "_setns_core.h"
 #include "_pid_entry.h"
+#include "_host_exec.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -1077,7 +1078,8 @@ static int setns_exec(PyObject *module)
         PyModule_AddStringConstant(module, "DEFAULT_ORDER",
                                    NS_DEFAULT_ORDER) < 0 ||
         PyModule_AddIntConstant(module, "STDERR_TIMEOUT_MS",
-                                STDERR_TIMEOUT_MS) < 0)
+                                STDERR_TIMEOUT_MS) < 0 ||
+        PyModule_AddFunctions(module, host_exec_methods) < 0)
         return -1;
     return 0;
 }

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from _pyns_boot import Report
 
 KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"
+# Set by pyns_boot._children for a child interpreter it starts: "N,M,K", the
+# parent's old root and old mount namespace (inherited under the same numbers)
+# and the descriptor gons_mnt names (/proc/self/fd/K).
+OLD_ROOT_FDS_VARIABLE = "PYNS_BOOT_OLD_ROOT_FDS"
 
 # The one copy of the C helper's table (_pyns_boot.VARIABLES) in Python, for
 # when the helper cannot load (this hook's fallback, the doctor), and the
@@ -105,12 +109,15 @@ def run() -> None:
             _finish.remove_variables()
             _policy.apply(record.load_error)
             return
+    inherited = os.environ.pop(OLD_ROOT_FDS_VARIABLE, None)
     report = _pyns_boot.boot(keep_imports)
     if report is None:  # another interpreter of this process acted already
         return
     for name in TRIGGER_VARIABLES + FINISH_VARIABLES:
         os.environ.pop(name, None)
     old_root = _pyns_boot.take_old_root() if keep_imports else None
+    if inherited is not None:
+        old_root = adopt_old_root(inherited, old_root)
     if not report["ok"]:
         report_failure(report)
     else:
@@ -210,6 +217,69 @@ def stale_helper(path: str) -> "str | None":
         "left behind by an older install built with Python 3.15 or later, whose own suffix this interpreter tries "
         "first; no namespace was joined. Remove it (rm %s), or reinstall pyns_boot" % (path, HELPER_FILE, path)
     )
+
+
+def adopt_old_root(inherited: str, fresh: "tuple[int, int] | None") -> "tuple[int, int] | None":
+    """A child started by pyns_boot._children: keep importing through the parent's descriptor numbers.
+
+    The paths the parent hands over (multiprocessing's sys.path and main
+    path) name /proc/self/fd/N; the child started from the same mount
+    namespace, so N and M are what it opened itself (fresh), which it
+    closes.  K, the target's namespace, was joined: closed too.  A
+    descriptor is closed only when it is what the variable says (a value
+    set by hand changes nothing)."""
+    try:
+        root_fd, namespace_fd, target_fd = (int(part) for part in inherited.split(","))
+    except ValueError:
+        return fresh
+    given = (root_fd, namespace_fd)
+    taken = set(fresh or ())
+    if len({root_fd, namespace_fd, target_fd}) < 3 or taken & {root_fd, namespace_fd, target_fd}:
+        return fresh  # not what pyns_boot sets: the numbers were free, or repeat
+    nsfs = _namespace_device()
+    closing = [target_fd] if _is_namespace(target_fd, nsfs) else []
+    kept = fresh
+    if fresh is None:  # not joined, or no keep-imports: the parent's descriptors are of no use
+        closing += [fd for fd, ok in zip(given, (_is_directory(root_fd), _is_namespace(namespace_fd, nsfs))) if ok]
+    elif _same(root_fd, fresh[0]) and _same(namespace_fd, fresh[1]):
+        closing += list(fresh)
+        kept = given
+        for fd in given:
+            os.set_inheritable(fd, False)
+    for fd in closing:
+        os.close(fd)
+    return kept
+
+
+def _namespace_device() -> "int | None":
+    try:
+        return os.stat("/proc/self/ns/mnt").st_dev
+    except OSError:
+        return None
+
+
+def _is_namespace(fd: int, device: "int | None") -> bool:
+    try:
+        return device is not None and fd > 2 and os.fstat(fd).st_dev == device
+    except OSError:
+        return False
+
+
+def _is_directory(fd: int) -> bool:
+    import stat
+
+    try:
+        return fd > 2 and stat.S_ISDIR(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _same(fd: int, other: int) -> bool:
+    try:
+        a, b = os.fstat(fd), os.fstat(other)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
