@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 from cliutil import pyns_boot
-from containers import LabContainer, podman
+from containers import LabContainer
 from nsutil import CHILD_TIMEOUT, EXIT_STATUS, Holder, Venv, as_user, clean_env, fresh_cwd, run_python
 from test_foreign_mnt import base_prefix, mnt_venv, target  # noqa: F401  (fixtures)
 
@@ -376,9 +376,20 @@ def test_a_failed_join_stops_the_program_as_the_hook_does(mnt_venv: Venv, tmp_pa
 
 
 def processes_in(container: LabContainer) -> list[str]:
-    """The commands running in the container (ps inside it, itself left out)."""
-    out = podman("exec", container.name, "ps", "-eo", "comm=").stdout.split()
-    return sorted(name for name in out if name != "ps")
+    """The commands of every process in the container's pid namespace (read from the host: any engine)."""
+    theirs = os.stat(container.ref("pid"))
+    names = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            ns = os.stat(f"/proc/{entry}/ns/pid")
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue  # gone meanwhile
+        if (ns.st_dev, ns.st_ino) == (theirs.st_dev, theirs.st_ino):
+            names.append(comm)
+    return sorted(names)
 
 
 @pytest.mark.parametrize("how", ["container", "target"])
