@@ -1,0 +1,418 @@
+"""Each signal reaches the program inside the pid namespace once, however it was sent (issue 21, part 4).
+
+Real pid namespaces (a holder made with unshare), real interpreters with the hook installed, both routes
+into the namespace (the hook's `gons_pid=... python prog.py` and `pyns-boot run -t PID --pid -- prog.py`),
+real pseudo-terminals (pty.fork: a session of its own with the pty as controlling terminal), a real
+interactive bash doing job control on it, and kill(2) to a process group or to the supervisor.
+
+The program counts SIGHUP, SIGINT and SIGTERM and writes each count to a report file.  After each signal
+the test sends a barrier (a real-time signal) to the supervisor and waits for the program's report of it:
+the supervisor takes pending signals lowest number first and the kernel delivers them to the program in
+the same order, so a second SIGINT forwarded by the supervisor would be counted before the barrier's
+report.  Nothing here measures time; every wait only bounds how long a failure takes to show.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from nsutil import CHILD_TIMEOUT, Holder, Venv, clean_env, fresh_cwd
+
+# How long one step may take before the test fails (a step is a few wakeups; a loaded 2-core machine
+# has been seen to need seconds for one).
+STEP = 30.0
+BARRIER = getattr(signal, "SIGRTMIN", 34) + 4  # above every standard signal: taken and delivered last
+ROUNDS = 4  # each kind of send is repeated: the double delivery this guards against was racy (3 of 10)
+
+PROGRAM = f"BARRIER = {BARRIER}\n" + r"""
+import os, signal, sys, time
+report = open(os.environ["SIGNALS_REPORT"], "a", buffering=1)
+names = ("SIGHUP", "SIGINT", "SIGTERM")
+counts = dict.fromkeys(names, 0)
+def count(number, frame):
+    name = signal.Signals(number).name
+    counts[name] += 1
+    report.write("GOT %s %d\n" % (name, counts[name]))
+for name in names:
+    signal.signal(getattr(signal, name), count)
+barriers = [0]
+def foreground():
+    try:
+        return "1" if os.tcgetpgrp(0) == os.getpgrp() else "0"
+    except OSError:  # stdin is not the controlling terminal
+        return "-"
+def barrier(number, frame):
+    barriers[0] += 1
+    items = " ".join("%s=%d" % item for item in counts.items())
+    report.write("BARRIER %d %s FG=%s\n" % (barriers[0], items, foreground()))
+signal.signal(BARRIER, barrier)
+def read_line(number, frame):  # from the terminal (stdin)
+    line = sys.stdin.readline().strip()
+    report.write("LINE %s FG=%s\n" % (line, foreground()))
+signal.signal(signal.SIGUSR1, read_line)
+done = []
+signal.signal(signal.SIGUSR2, lambda *a: done.append(1))
+report.write("READY %d %d\n" % (os.getpid(), os.getpgrp()))
+deadline = time.monotonic() + 300
+while not done and time.monotonic() < deadline:
+    time.sleep(0.02)
+report.write("BYE\n")
+"""
+
+
+class Report:
+    """The program's report file, read as it grows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.position = 0
+
+    def expect(self, pattern: str, what: str = "") -> re.Match[str]:
+        """The next line (after the last one matched) that matches pattern."""
+        deadline = time.monotonic() + STEP
+        while True:
+            text = self.path.read_text() if self.path.exists() else ""
+            found = re.compile(pattern, re.M).search(text, self.position)
+            if found:
+                self.position = found.end()
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {pattern!r} ({what}) after {STEP:g} s in the report:\n{text}")
+            time.sleep(0.01)
+
+
+class Terminal:
+    """argv in a new session whose controlling terminal is a new pty (what sshd does for ssh -t)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: str) -> None:
+        pid, fd = pty.fork()
+        if pid == 0:  # pragma: no cover (the child)
+            try:
+                os.chdir(cwd)
+                os.execve(argv[0], argv, env)
+            finally:
+                os._exit(127)
+        self.pid, self.fd = pid, fd
+        self.output = b""
+        self.position = 0
+        self.closed = False
+        self.status: int | None = None
+
+    def type(self, text: bytes) -> None:
+        os.write(self.fd, text)
+
+    def expect(self, pattern: bytes) -> bytes:
+        deadline = time.monotonic() + STEP
+        while True:
+            found = re.compile(pattern).search(self.output, self.position)
+            if found:
+                self.position = found.end()
+                return found.group(0)
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.fd], [], [], max(left, 0))
+            if not ready:
+                raise AssertionError(f"no {pattern!r} on the terminal after {STEP:g} s:\n{self.output!r}")
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:  # EIO: every process of the session has let go of the terminal
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"terminal closed before {pattern!r}:\n{self.output!r}")
+            self.output += chunk
+
+    def hang_up(self) -> None:
+        """Close the master: the kernel hangs the terminal up (SIGHUP and SIGCONT to the session leader)."""
+        if not self.closed:
+            os.close(self.fd)
+            self.closed = True
+
+    def wait(self) -> int:
+        """The wait status of the session's first process, which ends by itself."""
+        deadline = time.monotonic() + CHILD_TIMEOUT
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = status
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.pid} did not end:\n{self.output!r}")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        """Hang up, and end the session's first process if the test has not seen it end."""
+        self.hang_up()
+        if self.status is None:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def stat_of(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name: [state, ppid, pgrp, session, tty_nr, tpgid, ...]."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return ["gone"]
+    return text[text.rindex(")") + 2 :].split()
+
+
+def wait_for(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + STEP
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what} ({STEP:g} s)")
+        time.sleep(0.01)
+
+
+def only_child(pid: int, what: str) -> int:
+    found: list[int] = []
+
+    def one() -> bool:
+        found[:] = children_of(pid)
+        return len(found) == 1
+
+    wait_for(one, what)
+    return found[0]
+
+
+ROUTES = ["hook", "run"]
+
+
+class Setup:
+    """What each test needs: the program, its report, the command of one route into the namespace."""
+
+    def __init__(self, venv: Venv, holder: Holder, route: str, directory: Path) -> None:
+        self.program = directory / "counting.py"
+        self.program.write_text(PROGRAM)
+        self.report = Report(directory / "report")
+        self.env = clean_env(SIGNALS_REPORT=str(self.report.path))
+        if route == "hook":
+            self.argv = [venv.python, str(self.program)]
+            self.env["gons_pid"] = holder.ref("pid")
+        else:
+            pid = str(holder.pid)
+            self.argv = [str(venv.path / "bin" / "pyns-boot"), "run", "-t", pid, "--pid", "--", str(self.program)]
+        self.cwd = fresh_cwd()
+
+    def ready(self, supervisor: int) -> int:
+        """Wait for the program's READY; check its process group; return its pid as seen from here."""
+        ready = self.report.expect(r"^READY (\d+) (\d+)$", "the program started")
+        inner_pid, inner_group = int(ready.group(1)), int(ready.group(2))
+        assert inner_group == inner_pid, "the program leads a process group of its own"
+        program = only_child(supervisor, "the supervisor's one child")
+        assert stat_of(program)[2] == str(program) != stat_of(supervisor)[2], (stat_of(program), stat_of(supervisor))
+        return program
+
+    def round(self, supervisor: int, send: Callable[[], None], name: str, expected: dict[str, int]) -> str:
+        """One send of signal name: the program counts it once (what the barrier's report says)."""
+        send()
+        expected[name] += 1
+        self.report.expect(rf"^GOT {name} {expected[name]}$", f"{name} delivered")
+        os.kill(supervisor, BARRIER)
+        line = self.report.expect(r"^BARRIER \d+ .*$", "the barrier").group(0)
+        counts = dict(item.split("=") for item in line.split()[2:])
+        assert {k: int(v) for k, v in counts.items() if k != "FG"} == expected, line
+        return counts["FG"]
+
+    def end(self, supervisor: int) -> None:
+        os.kill(supervisor, signal.SIGUSR2)
+        self.report.expect(r"^BYE$", "the program's end")
+
+
+@pytest.fixture
+def pid_holder(holder: Callable[..., Holder]) -> Holder:
+    return holder(("pid",))
+
+
+@pytest.fixture(params=ROUTES)
+def setup(request: pytest.FixtureRequest, hook_venv: Venv, pid_holder: Holder, tmp_path: Path) -> Setup:
+    return Setup(hook_venv, pid_holder, request.param, tmp_path)
+
+
+def zero() -> dict[str, int]:
+    return {"SIGHUP": 0, "SIGINT": 0, "SIGTERM": 0}
+
+
+@pytest.mark.parametrize("arrangement", ["own group", "session leader"])
+def test_group_and_direct_kills_arrive_once(setup: Setup, arrangement: str) -> None:
+    """kill -SIG -PGID and kill -SIG PID, to a supervisor that leads its process group or its session."""
+    process = subprocess.Popen(
+        setup.argv,
+        env=setup.env,
+        cwd=setup.cwd,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=arrangement == "session leader",
+        preexec_fn=os.setpgrp if arrangement == "own group" else None,
+    )
+    try:
+        setup.ready(process.pid)
+        expected = zero()
+        for _ in range(ROUNDS):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                setup.round(process.pid, lambda: os.killpg(process.pid, sig), sig.name, expected)
+                setup.round(process.pid, lambda: os.kill(process.pid, sig), sig.name, expected)
+        setup.end(process.pid)
+        assert process.wait(timeout=CHILD_TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+def test_session_leader_on_a_terminal(setup: Setup) -> None:
+    """As ssh -t runs a command: the supervisor leads the session of a pty.  ^C typed, kill -INT -PGID, kill -INT
+    PID: each once.  ^Z is discarded, as for any session leader (its group is orphaned): the program goes on.  A
+    hang-up (the pty's master closed) reaches the supervisor alone, which forwards it once."""
+    terminal = Terminal(setup.argv, setup.env, setup.cwd)
+    supervisor = terminal.pid
+    try:
+        setup.ready(supervisor)
+        expected = zero()
+        for _ in range(ROUNDS):
+            assert setup.round(supervisor, lambda: terminal.type(b"\x03"), "SIGINT", expected) == "1"
+            setup.round(supervisor, lambda: os.killpg(supervisor, signal.SIGINT), "SIGINT", expected)
+            setup.round(supervisor, lambda: os.kill(supervisor, signal.SIGINT), "SIGINT", expected)
+        terminal.type(b"\x1a")  # ^Z: discarded for an orphaned group
+        assert setup.round(supervisor, lambda: terminal.type(b"\x03"), "SIGINT", expected) == "1"
+        assert stat_of(supervisor)[0] != "T"
+        setup.round(supervisor, terminal.hang_up, "SIGHUP", expected)
+        setup.end(supervisor)
+        status = terminal.wait()
+    finally:
+        terminal.close()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+def interactive_bash(setup: Setup) -> Terminal:
+    env = dict(setup.env, PS1="$ ", HISTFILE="/dev/null", TERM="dumb")
+    terminal = Terminal(["/bin/bash", "--norc", "--noprofile", "-i"], env, setup.cwd)
+    terminal.type(b"echo $((6*7))START\n")
+    terminal.expect(b"42START")
+    return terminal
+
+
+def test_foreground_job_of_an_interactive_shell(setup: Setup) -> None:
+    """A job of bash -i on a pty: ^C and kill -INT -JOB each once; ^Z stops the program and its supervisor, bash gets
+    the terminal back, fg gives it to the program again; after the program's end, bash reads the terminal again."""
+    bash = interactive_bash(setup)
+    try:
+        bash.type(shlex.join(setup.argv).encode() + b"\n")
+        supervisor = only_child(bash.pid, "bash's job")
+        program = setup.ready(supervisor)
+        assert stat_of(supervisor)[2] == str(supervisor), "bash made the job a process group"
+        expected = zero()
+        for _ in range(ROUNDS):
+            assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "1"
+            setup.round(supervisor, lambda: os.killpg(supervisor, signal.SIGINT), "SIGINT", expected)
+            setup.round(supervisor, lambda: os.kill(supervisor, signal.SIGTERM), "SIGTERM", expected)
+        for _ in range(2):
+            bash.type(b"\x1a")  # ^Z
+            bash.expect(rb"Stopped")
+            wait_for(lambda: stat_of(program)[0] == "T" and stat_of(supervisor)[0] == "T", "the job to stop")
+            bash.type(b"echo $((6*7))STOPPED\n")  # read by bash: it has the terminal back
+            bash.expect(b"42STOPPED")
+            bash.type(b"fg\n")
+            wait_for(lambda: stat_of(program)[0] != "T" and stat_of(supervisor)[0] != "T", "the job to go on")
+            wait_for(lambda: stat_of(program)[5] == str(program), "the program's group to have the terminal")
+            assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "1"
+        setup.end(supervisor)
+        bash.type(b"echo $((6*7))AFTER $?\n")
+        assert bash.expect(rb"42AFTER \d+") == b"42AFTER 0"
+        bash.type(b"exit\n")
+        status = bash.wait()
+    finally:
+        bash.close()
+    assert os.WIFEXITED(status), status
+
+
+def test_background_job_brought_to_the_foreground(setup: Setup) -> None:
+    """Started with &, the program's group is in the background.  bash's fg of a running job gives the terminal to
+    the job's group (the supervisor's) without a SIGCONT: ^C reaches the supervisor, which forwards it once; the
+    program gets the terminal when it reads from it (SIGTTIN stops it, the supervisor hands it the terminal)."""
+    bash = interactive_bash(setup)
+    try:
+        bash.type(shlex.join(setup.argv).encode() + b" &\n")
+        supervisor = only_child(bash.pid, "bash's job")
+        program = setup.ready(supervisor)
+        expected = zero()
+        assert setup.round(supervisor, lambda: os.killpg(supervisor, signal.SIGINT), "SIGINT", expected) == "0"
+        bash.type(b"fg\n")
+        wait_for(lambda: stat_of(program)[5] == str(supervisor), "bash to give the job's group the terminal")
+        assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "0"
+        os.kill(supervisor, signal.SIGUSR1)  # the program reads a line from the terminal
+        bash.type(b"hello\n")
+        setup.report.expect(r"^LINE hello FG=1$", "the program's read from the terminal")
+        assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "1"
+        setup.end(supervisor)
+        bash.type(b"echo $((6*7))AFTER\n")
+        bash.expect(b"42AFTER")
+        bash.type(b"exit\n")
+        status = bash.wait()
+    finally:
+        bash.close()
+    assert os.WIFEXITED(status), status
+
+
+def test_shell_without_job_control_reads_the_terminal_after(setup: Setup) -> None:
+    """sh -c, no job control: the supervisor shares sh's group, the program gets the terminal and ^C once; at
+    its end the terminal goes back to sh's group, whose read then works."""
+    script = shlex.join(setup.argv) + '; read line; echo "READ $line"'
+    terminal = Terminal(["/bin/sh", "-c", script], setup.env, setup.cwd)
+    try:
+        supervisor = only_child(terminal.pid, "sh's child")
+        setup.ready(supervisor)
+        expected = zero()
+        for _ in range(ROUNDS):
+            assert setup.round(supervisor, lambda: terminal.type(b"\x03"), "SIGINT", expected) == "1"
+        setup.end(supervisor)
+        terminal.type(b"hello\n")
+        terminal.expect(b"READ hello")
+        status = terminal.wait()
+    finally:
+        terminal.close()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+def test_program_dies_with_its_supervisor(setup: Setup) -> None:
+    """SIGKILL to the supervisor kills the program (PR_SET_PDEATHSIG): it cannot end by itself meanwhile, as it
+    waits for the end of a pipe this test holds open."""
+    setup.program.write_text(
+        "import os, sys\n"
+        "open(os.environ['SIGNALS_REPORT'], 'a').write('READY %d %d\\n' % (os.getpid(), os.getpgrp()))\n"
+        "sys.stdin.read()\n"
+    )
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(setup.argv, env=setup.env, cwd=setup.cwd, stdin=read_end, stderr=subprocess.DEVNULL)
+    os.close(read_end)
+    program = None
+    try:
+        program = setup.ready(process.pid)
+        process.kill()
+        process.wait()
+        wait_for(lambda: stat_of(program)[0] in ("gone", "Z", "X"), "the program to die with its supervisor")
+    finally:
+        if program is not None and stat_of(program)[0] not in ("gone", "Z", "X"):
+            os.kill(program, signal.SIGKILL)
+        os.close(write_end)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
