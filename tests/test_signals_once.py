@@ -62,6 +62,11 @@ def read_line(number, frame):  # from the terminal (stdin)
     line = sys.stdin.readline().strip()
     report.write("LINE %s FG=%s\n" % (line, foreground()))
 signal.signal(signal.SIGUSR1, read_line)
+def child_reads(number, frame):  # a child of the program reads from the terminal
+    import subprocess
+    line = subprocess.run(["/bin/sh", "-c", "read x; echo $x"], stdout=subprocess.PIPE).stdout.decode().strip()
+    report.write("LINE %s FG=%s\n" % (line, foreground()))
+signal.signal(signal.SIGALRM, child_reads)
 done = []
 signal.signal(signal.SIGUSR2, lambda *a: done.append(1))
 report.write("READY %d %d\n" % (os.getpid(), os.getpgrp()))
@@ -78,6 +83,12 @@ class Report:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.position = 0
+        self.terminal: Terminal | None = None  # its output goes into a failure's message
+        self.watched: list[int] = []  # processes whose state goes into a failure's message
+
+    def context(self) -> str:
+        states = "".join(f"\n{pid}: {' '.join(stat_of(pid)[:6])}" for pid in self.watched)
+        return states + ("" if self.terminal is None else f"\nterminal: {self.terminal.drain()!r}")
 
     def expect(self, pattern: str, what: str = "") -> re.Match[str]:
         """The next line (after the last one matched) that matches pattern."""
@@ -89,7 +100,7 @@ class Report:
                 self.position = found.end()
                 return found
             if time.monotonic() > deadline:
-                raise AssertionError(f"no {pattern!r} ({what}) after {STEP:g} s in the report:\n{text}")
+                raise AssertionError(f"no {pattern!r} ({what}) after {STEP:g} s in the report:\n{text}{self.context()}")
             time.sleep(0.01)
 
 
@@ -131,6 +142,18 @@ class Terminal:
             if not chunk:
                 raise AssertionError(f"terminal closed before {pattern!r}:\n{self.output!r}")
             self.output += chunk
+
+    def drain(self) -> bytes:
+        """What the terminal has shown so far (for a failure's message)."""
+        while not self.closed and select.select([self.fd], [], [], 0)[0]:
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.output += chunk
+        return self.output
 
     def hang_up(self) -> None:
         """Close the master: the kernel hangs the terminal up (SIGHUP and SIGCONT to the session leader)."""
@@ -174,6 +197,11 @@ def stat_of(pid: int) -> list[str]:
     return text[text.rindex(")") + 2 :].split()
 
 
+def has_terminal(pid: int, group: int) -> bool:
+    """Whether the controlling terminal of pid has group in the foreground."""
+    return stat_of(pid)[5] == str(group)
+
+
 def wait_for(predicate: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + STEP
     while not predicate():
@@ -214,8 +242,11 @@ class Setup:
 
     def ready(self, supervisor: int) -> tuple[int, re.Match[str]]:
         """Wait for the program's READY; return its pid as seen from here, and the READY line."""
+        self.report.watched = [supervisor]
         ready = self.report.expect(r"^READY (\d+) (\d+)$", "the program started")
-        return only_child(supervisor, "the supervisor's one child"), ready
+        program = only_child(supervisor, "the supervisor's one child")
+        self.report.watched.append(program)
+        return program, ready
 
     def round(self, supervisor: int, send: Callable[[], None], name: str, expected: dict[str, int]) -> str:
         """One send of signal name: the program counts it once (what the barrier's report says)."""
@@ -292,22 +323,35 @@ def test_group_and_direct_kills_arrive_once(setup: Setup, arrangement: str) -> N
         process.stderr.close()
 
 
+def use_terminal(setup: Setup, terminal: Terminal, supervisor: int, by: str = "program") -> None:
+    """The program (or, by="child", a child it starts) reads a line from the terminal: the first use gives the
+    program's group the terminal's foreground (SIGTTIN stops the group, the supervisor hands it over)."""
+    os.kill(supervisor, signal.SIGUSR1 if by == "program" else signal.SIGALRM)
+    terminal.type(b"hello\n")
+    setup.report.expect(r"^LINE hello FG=1$", f"the {by}'s read from the terminal")
+
+
 def test_session_leader_on_a_terminal(setup: Setup) -> None:
     """As ssh -t runs a command: the supervisor leads the session of a pty.  ^C typed, kill -INT -PGID, kill -INT
-    PID: each once.  ^Z is discarded, as for any session leader (its group is orphaned): the program goes on.  A
-    hang-up (the pty's master closed) reaches the supervisor alone, which forwards it once."""
+    PID: each once, before and after the program takes the terminal.  ^Z is discarded, as for any session leader
+    (its group is orphaned): the program goes on.  A hang-up (the pty's master closed) reaches the supervisor
+    alone, which forwards it once."""
     terminal = Terminal(setup.argv, setup.env, setup.cwd)
+    setup.report.terminal = terminal
     supervisor = terminal.pid
     try:
         setup.ready(supervisor)
         expected = zero()
-        for _ in range(ROUNDS):
-            assert setup.round(supervisor, lambda: terminal.type(b"\x03"), "SIGINT", expected) == "1"
-            setup.round(supervisor, lambda: os.killpg(supervisor, signal.SIGINT), "SIGINT", expected)
-            setup.round(supervisor, lambda: os.kill(supervisor, signal.SIGINT), "SIGINT", expected)
-        terminal.type(b"\x1a")  # ^Z: discarded for an orphaned group
-        assert setup.round(supervisor, lambda: terminal.type(b"\x03"), "SIGINT", expected) == "1"
-        assert stat_of(supervisor)[0] != "T"
+        for foreground in ("0", "1"):
+            if foreground == "1":
+                use_terminal(setup, terminal, supervisor)
+            for _ in range(ROUNDS):
+                assert setup.round(supervisor, lambda: terminal.type(b"\x03"), "SIGINT", expected) == foreground
+                setup.round(supervisor, lambda: os.killpg(supervisor, signal.SIGINT), "SIGINT", expected)
+                setup.round(supervisor, lambda: os.kill(supervisor, signal.SIGINT), "SIGINT", expected)
+            terminal.type(b"\x1a")  # ^Z: discarded for an orphaned group
+            assert setup.round(supervisor, lambda: terminal.type(b"\x03"), "SIGINT", expected) == foreground
+            assert stat_of(supervisor)[0] != "T"
         setup.round(supervisor, terminal.hang_up, "SIGHUP", expected)
         setup.end(supervisor)
         status = terminal.wait()
@@ -319,14 +363,16 @@ def test_session_leader_on_a_terminal(setup: Setup) -> None:
 def interactive_bash(setup: Setup) -> Terminal:
     env = dict(setup.env, PS1="$ ", HISTFILE="/dev/null", TERM="dumb")
     terminal = Terminal(["/bin/bash", "--norc", "--noprofile", "-i"], env, setup.cwd)
+    setup.report.terminal = terminal
     terminal.type(b"echo $((6*7))START\n")
     terminal.expect(b"42START")
     return terminal
 
 
 def test_foreground_job_of_an_interactive_shell(setup: Setup) -> None:
-    """A job of bash -i on a pty: ^C and kill -INT -JOB each once; ^Z stops the program and its supervisor, bash gets
-    the terminal back, fg gives it to the program again; after the program's end, bash reads the terminal again."""
+    """A job of bash -i on a pty: ^C, kill -INT -JOB and kill -TERM PID each once, before and after a child of the
+    program takes the terminal; ^Z stops the program and its supervisor, bash gets the terminal back, fg gives it
+    to the job again; after the program's end, bash reads the terminal again."""
     bash = interactive_bash(setup)
     try:
         bash.type(shlex.join(setup.argv).encode() + b"\n")
@@ -334,20 +380,24 @@ def test_foreground_job_of_an_interactive_shell(setup: Setup) -> None:
         program, _ = setup.ready(supervisor)
         assert stat_of(supervisor)[2] == str(supervisor), "bash made the job a process group"
         expected = zero()
-        for _ in range(ROUNDS):
-            assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "1"
-            setup.round(supervisor, lambda: os.killpg(supervisor, signal.SIGINT), "SIGINT", expected)
-            setup.round(supervisor, lambda: os.kill(supervisor, signal.SIGTERM), "SIGTERM", expected)
-        for _ in range(2):
-            bash.type(b"\x1a")  # ^Z
-            bash.expect(rb"Stopped")
-            wait_for(lambda: stat_of(program)[0] == "T" and stat_of(supervisor)[0] == "T", "the job to stop")
-            bash.type(b"echo $((6*7))STOPPED\n")  # read by bash: it has the terminal back
-            bash.expect(b"42STOPPED")
-            bash.type(b"fg\n")
-            wait_for(lambda: stat_of(program)[0] != "T" and stat_of(supervisor)[0] != "T", "the job to go on")
-            wait_for(lambda: stat_of(program)[5] == str(program), "the program's group to have the terminal")
-            assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "1"
+        for foreground in ("0", "1"):
+            if foreground == "1":
+                use_terminal(setup, bash, supervisor, by="child")
+            holder = program if foreground == "1" else supervisor  # the group with the terminal
+            for _ in range(ROUNDS):
+                assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == foreground
+                setup.round(supervisor, lambda: os.killpg(supervisor, signal.SIGINT), "SIGINT", expected)
+                setup.round(supervisor, lambda: os.kill(supervisor, signal.SIGTERM), "SIGTERM", expected)
+            for _ in range(2):
+                bash.type(b"\x1a")  # ^Z
+                bash.expect(rb"Stopped")
+                wait_for(lambda: stat_of(program)[0] == "T" and stat_of(supervisor)[0] == "T", "the job to stop")
+                bash.type(b"echo $((6*7))STOPPED\n")  # read by bash: it has the terminal back
+                bash.expect(b"42STOPPED")
+                bash.type(b"fg\n")
+                wait_for(lambda: stat_of(program)[0] != "T" and stat_of(supervisor)[0] != "T", "the job to go on")
+                wait_for(functools.partial(has_terminal, program, holder), f"{holder}'s group to have the terminal")
+                assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == foreground
         setup.end(supervisor)
         bash.type(b"echo $((6*7))AFTER $?\n")
         assert bash.expect(rb"42AFTER \d+") == b"42AFTER 0"
@@ -372,9 +422,7 @@ def test_background_job_brought_to_the_foreground(setup: Setup) -> None:
         bash.type(b"fg\n")
         wait_for(lambda: stat_of(program)[5] == str(supervisor), "bash to give the job's group the terminal")
         assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "0"
-        os.kill(supervisor, signal.SIGUSR1)  # the program reads a line from the terminal
-        bash.type(b"hello\n")
-        setup.report.expect(r"^LINE hello FG=1$", "the program's read from the terminal")
+        use_terminal(setup, bash, supervisor)
         assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "1"
         setup.end(supervisor)
         bash.type(b"echo $((6*7))AFTER\n")
@@ -386,20 +434,53 @@ def test_background_job_brought_to_the_foreground(setup: Setup) -> None:
     assert os.WIFEXITED(status), status
 
 
-def test_shell_without_job_control_reads_the_terminal_after(setup: Setup) -> None:
-    """sh -c, no job control: the supervisor shares sh's group, the program gets the terminal and ^C once; at
-    its end the terminal goes back to sh's group, whose read then works."""
-    script = shlex.join(setup.argv) + '; read line; echo "READ $line"'
+def test_background_job_that_reads_stops_until_fg(setup: Setup) -> None:
+    """A background job whose program reads the terminal stops (bash says so), as a plain program would; fg gives
+    the program's group the terminal and the read goes through."""
+    bash = interactive_bash(setup)
+    try:
+        bash.type(shlex.join(setup.argv).encode() + b" &\n")
+        supervisor = only_child(bash.pid, "bash's job")
+        program, _ = setup.ready(supervisor)
+        os.kill(supervisor, signal.SIGUSR1)  # the program reads from the terminal: SIGTTIN
+        wait_for(lambda: stat_of(program)[0] == "T" and stat_of(supervisor)[0] == "T", "the job to stop")
+        bash.type(b"\n")
+        bash.expect(rb"Stopped")
+        bash.type(b"fg\n")
+        wait_for(lambda: stat_of(program)[5] == str(program), "the program's group to have the terminal")
+        bash.type(b"hello\n")
+        setup.report.expect(r"^LINE hello FG=1$", "the program's read from the terminal")
+        expected = zero()
+        assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "1"
+        setup.end(supervisor)
+        bash.type(b"echo $((6*7))AFTER\n")
+        bash.expect(b"42AFTER")
+        bash.type(b"exit\n")
+        status = bash.wait()
+    finally:
+        bash.close()
+    assert os.WIFEXITED(status), status
+
+
+def test_shell_without_job_control(setup: Setup) -> None:
+    """sh -c, no job control: the supervisor shares sh's group, which has the terminal: ^C reaches sh (which traps
+    it here) and the supervisor, which forwards it once.  Once the program has taken the terminal, ^C reaches it
+    alone; at its end the terminal goes back to sh's group, whose read then works."""
+    script = "trap : INT; " + shlex.join(setup.argv) + '; read line; echo "READ $line"'
     terminal = Terminal(["/bin/sh", "-c", script], setup.env, setup.cwd)
+    setup.report.terminal = terminal
     try:
         supervisor = only_child(terminal.pid, "sh's child")
         setup.ready(supervisor)
         expected = zero()
-        for _ in range(ROUNDS):
-            assert setup.round(supervisor, lambda: terminal.type(b"\x03"), "SIGINT", expected) == "1"
+        for foreground in ("0", "1"):
+            if foreground == "1":
+                use_terminal(setup, terminal, supervisor)
+            for _ in range(ROUNDS):
+                assert setup.round(supervisor, lambda: terminal.type(b"\x03"), "SIGINT", expected) == foreground
         setup.end(supervisor)
-        terminal.type(b"hello\n")
-        terminal.expect(b"READ hello")
+        terminal.type(b"world\n")
+        terminal.expect(b"READ world")
         status = terminal.wait()
     finally:
         terminal.close()

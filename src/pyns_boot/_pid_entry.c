@@ -117,9 +117,7 @@ void pid_entry_child(struct pid_entry *entry)
     /* A process group of its own: a signal sent to the supervisor's group
      * (kill -INT -PGID, ^C while that group has the terminal) reaches the
      * supervisor alone, which forwards it once.  Cannot fail for a process
-     * that has just been forked (it leads no session, it has not exec'd);
-     * the supervisor makes the same call, so that the group exists for its
-     * tcsetpgrp whichever of the two runs first. */
+     * that has just been forked (it leads no session, it has not exec'd). */
     setpgid(0, 0);
     /* What reached this process while it was still in the supervisor's
      * group (every signal is blocked, so it is pending): the same send
@@ -193,6 +191,14 @@ static int move_foreground(pid_t from, pid_t to)
     return moved;
 }
 
+/* Continue the program and what it started in its group, as a shell
+ * continues a job. */
+static void continue_program(const struct supervisor *s)
+{
+    if (kill(-s->child, SIGCONT) < 0)
+        kill(s->child, SIGCONT);
+}
+
 /* Take and drop the signals the child reported: they were sent to the
  * supervisor's process group while the child was still in it, so they
  * reached both.  Those pending here now were sent then or before the fork
@@ -231,13 +237,20 @@ static void forward(const struct supervisor *s, int sig, const siginfo_t *info)
 {
     if (sig == SIGCHLD)
         return;
-    /* fg, or this process continued by hand: the child's group takes the
-     * terminal again if this process's group has it */
-    if (sig == SIGCONT)
-        move_foreground(s->own_group, s->child);
-    if (info->si_code == SI_QUEUE)
+    if (info->si_code == SI_QUEUE) {
         sigqueue(s->child, sig, info->si_value);
-    else
+        return;
+    }
+    /* The terminal sends these to the whole foreground group, the job: they
+     * go on to the program's whole group, its children too, as SIGCONT does
+     * (continuing this process continues the job).  Any other signal goes
+     * to the program alone: kill(2) does not say whether it named this
+     * process or its group. */
+    int whole_group =
+        sig == SIGCONT ||
+        (info->si_code == SI_KERNEL &&
+         (sig == SIGINT || sig == SIGQUIT || sig == SIGTSTP || sig == SIGWINCH));
+    if (!whole_group || kill(-s->child, sig) < 0)
         kill(s->child, sig);
 }
 
@@ -301,28 +314,32 @@ static int stop_like(int sig)
 /* The child stopped by sig. */
 static void follow_stop(const struct supervisor *s, int sig)
 {
-    /* It touched the terminal whose foreground this process's group has
-     * (before the hand-over at the start, or a shell's fg without SIGCONT):
-     * give it the terminal and let it go on. */
-    if ((sig == SIGTTIN || sig == SIGTTOU) &&
-        move_foreground(s->own_group, s->child)) {
-        kill(s->child, SIGCONT);
+    /* The program (or a process of its group: the kernel stops the whole
+     * group) touched the terminal while this process's group has its
+     * foreground, the job's: it is the job's to use, so the program's group
+     * gets the foreground and goes on, its read or write then goes through.
+     * The first use of the terminal takes this way. */
+    int wants_terminal = sig == SIGTTIN || sig == SIGTTOU;
+    if (wants_terminal && move_foreground(s->own_group, s->child)) {
+        continue_program(s);
         return;
     }
     /* As a shell takes the terminal back from a stopped job, and nsenter
      * stops too: the job's shell sees it stop; once continued, continue
-     * the child, with the terminal when this process's group has it. */
-    int took = move_foreground(s->child, s->own_group);
-    if (!stop_like(sig) && sig != SIGTSTP) {
+     * the program, with the terminal if it had it or wants it, when this
+     * process's group has it then. */
+    int had = move_foreground(s->child, s->own_group);
+    if (!stop_like(sig) && wants_terminal) {
         /* SIGTTIN or SIGTTOU discarded in an orphaned group, where a plain
-         * program would get EIO: the child stays stopped until continued
-         * (continuing it would only stop it again). */
-        if (took)
+         * program would get EIO: the program stays stopped until continued
+         * (continuing it now would only stop it again). */
+        if (had)
             move_foreground(s->own_group, s->child);
         return;
     }
-    move_foreground(s->own_group, s->child);
-    kill(s->child, SIGCONT);
+    if (had || wants_terminal)
+        move_foreground(s->own_group, s->child);
+    continue_program(s);
 }
 
 /* Reap or follow the child.  Returns only while it is still alive. */
@@ -365,10 +382,6 @@ void pid_entry_supervise(struct pid_entry *entry, pid_t child)
         .own_group = getpgrp(),
         .leads_session = getsid(0) == getpid(),
     };
-    /* The child makes the same call: whichever comes first makes the group
-     * (EACCES once the child has exec'd: it had made it by then). */
-    setpgid(child, child);
-    move_foreground(s.own_group, child);
     drop_duplicates(entry->supervisor_end);
     close_descriptors(entry->supervisor_end);
     sigset_t all;

@@ -1,8 +1,8 @@
 /*
  * Entering a pid namespace for good: after setns(CLONE_NEWPID) only the
  * children of a process land in the namespace, so the hook forks once.  The
- * child continues as the program, in a process group of its own (with the
- * terminal's foreground when the supervisor had it); the parent becomes a
+ * child continues as the program, in a process group of its own (given the
+ * terminal's foreground when it uses the terminal); the parent becomes a
  * small supervisor that forwards every signal it receives once, follows stop
  * and continue as a job-control shell would, and ends as the child ended.  Free of Python (see _pyns_boot.c for the
  * fork itself, which must go through PyOS_BeforeFork/AfterFork).
@@ -57,10 +57,9 @@ void pid_entry_abort(struct pid_entry *entry);
  * signal mask and SIGCHLD. */
 void pid_entry_child(struct pid_entry *entry);
 
-/* In the parent: hand the terminal's foreground to the child's process
- * group when this process's group has it, close every descriptor above 2,
- * forward signals to child, follow its stops, and exit with its status or
- * die by its signal.  Never returns. */
+/* In the parent: close every descriptor above 2, forward signals to child,
+ * follow its stops (and its use of the terminal), and exit with its status
+ * or die by its signal.  Never returns. */
 __attribute__((noreturn)) void pid_entry_supervise(struct pid_entry *entry,
                                                    pid_t child);
 
