@@ -221,6 +221,18 @@ def only_child(pid: int, what: str) -> int:
     return found[0]
 
 
+def job_leader(shell: int) -> int:
+    """The child of shell that leads its process group: the first process of a job."""
+    found: list[int] = []
+
+    def leader() -> bool:
+        found[:] = [c for c in children_of(shell) if stat_of(c)[2] == str(c)]
+        return len(found) == 1
+
+    wait_for(leader, "the job's first process")
+    return found[0]
+
+
 ROUTES = ["hook", "run"]
 
 
@@ -401,6 +413,29 @@ def test_foreground_job_of_an_interactive_shell(setup: Setup) -> None:
         setup.end(supervisor)
         bash.type(b"echo $((6*7))AFTER $?\n")
         assert bash.expect(rb"42AFTER \d+") == b"42AFTER 0"
+        bash.type(b"exit\n")
+        status = bash.wait()
+    finally:
+        bash.close()
+    assert os.WIFEXITED(status), status
+
+
+def test_pipeline_member_reads_the_terminal(setup: Setup) -> None:
+    """prog | reader, reader reading /dev/tty (as less does): the job's group keeps the terminal, so the reader
+    reads; ^C reaches the reader and the supervisor, which forwards it once."""
+    bash = interactive_bash(setup)
+    reader = 'read x </dev/tty; echo "PIPE $x"; exec cat >/dev/null'
+    try:
+        bash.type(shlex.join(setup.argv).encode() + b" | sh -c " + shlex.quote(reader).encode() + b"\n")
+        supervisor = job_leader(bash.pid)  # the first process of the pipeline
+        setup.ready(supervisor)
+        bash.type(b"hello\n")
+        bash.expect(b"PIPE hello")
+        expected = zero()
+        assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "0"
+        setup.end(supervisor)
+        bash.type(b"echo $((6*7))AFTER\n")
+        bash.expect(b"42AFTER")
         bash.type(b"exit\n")
         status = bash.wait()
     finally:

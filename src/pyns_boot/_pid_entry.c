@@ -123,6 +123,7 @@ void pid_entry_child(struct pid_entry *entry)
      * group (every signal is blocked, so it is pending): the same send
      * reached the supervisor, which must not forward it again. */
     sigset_t pending;
+    sigemptyset(&pending); /* all of it: the kernel fills 64 bits only */
     if (sigpending(&pending) < 0)
         sigemptyset(&pending);
     ssize_t sent;
