@@ -87,7 +87,10 @@ class Report:
         self.watched: list[int] = []  # processes whose state goes into a failure's message
 
     def context(self) -> str:
-        states = "".join(f"\n{pid}: {' '.join(stat_of(pid)[:6])}" for pid in self.watched)
+        states = "".join(f"\n{pid}: {' '.join(stat_of(pid)[:6])}{ended(pid)}" for pid in self.watched)
+        errors = self.path.with_name("stderr")
+        if errors.exists():
+            states += f"\nstderr: {errors.read_text()!r}"
         return states + ("" if self.terminal is None else f"\nterminal: {self.terminal.drain()!r}")
 
     def expect(self, pattern: str, what: str = "") -> re.Match[str]:
@@ -181,6 +184,15 @@ class Terminal:
             os.waitpid(self.pid, 0)
 
 
+def ended(pid: int) -> str:
+    """How a child of this process that has ended ended (without reaping it), for a failure's message."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:  # not a child of this process
+        return ""
+    return "" if info is None else f" (ended: si_code {info.si_code}, status {info.si_status})"
+
+
 def children_of(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -251,10 +263,11 @@ class Setup:
             pid = str(holder.pid)
             self.argv = [str(venv.path / "bin" / "pyns-boot"), "run", "-t", pid, "--pid", "--", str(self.program)]
         self.cwd = fresh_cwd()
+        self.holder_pid = holder.pid  # the namespace's init: the program dies with it
 
     def ready(self, supervisor: int) -> tuple[int, re.Match[str]]:
         """Wait for the program's READY; return its pid as seen from here, and the READY line."""
-        self.report.watched = [supervisor]
+        self.report.watched = [self.holder_pid, supervisor]
         ready = self.report.expect(r"^READY (\d+) (\d+)$", "the program started")
         program = only_child(supervisor, "the supervisor's one child")
         self.report.watched.append(program)
@@ -309,12 +322,13 @@ def test_program_leads_a_process_group_of_its_own(setup: Setup) -> None:
 @pytest.mark.parametrize("arrangement", ["own group", "session leader"])
 def test_group_and_direct_kills_arrive_once(setup: Setup, arrangement: str) -> None:
     """kill -SIG -PGID and kill -SIG PID, to a supervisor that leads its process group or its session."""
+    stderr = setup.report.path.with_name("stderr").open("w")
     process = subprocess.Popen(
         setup.argv,
         env=setup.env,
         cwd=setup.cwd,
         stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         start_new_session=arrangement == "session leader",
         preexec_fn=os.setpgrp if arrangement == "own group" else None,
     )
@@ -331,8 +345,7 @@ def test_group_and_direct_kills_arrive_once(setup: Setup, arrangement: str) -> N
         if process.poll() is None:
             process.kill()
             process.wait()
-        assert process.stderr is not None
-        process.stderr.close()
+        stderr.close()
 
 
 def use_terminal(setup: Setup, terminal: Terminal, supervisor: int, by: str = "program") -> None:

@@ -123,7 +123,8 @@ void pid_entry_child(struct pid_entry *entry)
      * group (every signal is blocked, so it is pending): the same send
      * reached the supervisor, which must not forward it again. */
     sigset_t pending;
-    sigemptyset(&pending); /* all of it: the kernel fills 64 bits only */
+    /* All of it: sigemptyset and the kernel set the first 64 bits only */
+    memset(&pending, 0, sizeof pending);
     if (sigpending(&pending) < 0)
         sigemptyset(&pending);
     ssize_t sent;
