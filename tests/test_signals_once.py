@@ -38,13 +38,16 @@ ROUNDS = 4  # each kind of send is repeated: the double delivery this guards aga
 PROGRAM = r"""
 import os, signal, sys, time
 BARRIER = int(os.environ["SIGNALS_BARRIER"])
-report = open(os.environ["SIGNALS_REPORT"], "a", buffering=1)
+# os.write, not a file object: a handler can run while the main code is inside a write of its own
+report = os.open(os.environ["SIGNALS_REPORT"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def say(line):
+    os.write(report, line.encode())
 names = ("SIGHUP", "SIGINT", "SIGTERM")
 counts = dict.fromkeys(names, 0)
 def count(number, frame):
     name = signal.Signals(number).name
     counts[name] += 1
-    report.write("GOT %s %d\n" % (name, counts[name]))
+    say("GOT %s %d\n" % (name, counts[name]))
 for name in names:
     signal.signal(getattr(signal, name), count)
 barriers = [0]
@@ -56,24 +59,24 @@ def foreground():
 def barrier(number, frame):
     barriers[0] += 1
     items = " ".join("%s=%d" % item for item in counts.items())
-    report.write("BARRIER %d %s FG=%s\n" % (barriers[0], items, foreground()))
+    say("BARRIER %d %s FG=%s\n" % (barriers[0], items, foreground()))
 signal.signal(BARRIER, barrier)
 def read_line(number, frame):  # from the terminal (stdin)
     line = sys.stdin.readline().strip()
-    report.write("LINE %s FG=%s\n" % (line, foreground()))
+    say("LINE %s FG=%s\n" % (line, foreground()))
 signal.signal(signal.SIGUSR1, read_line)
 def child_reads(number, frame):  # a child of the program reads from the terminal
     import subprocess
     line = subprocess.run(["/bin/sh", "-c", "read x; echo $x"], stdout=subprocess.PIPE).stdout.decode().strip()
-    report.write("LINE %s FG=%s\n" % (line, foreground()))
+    say("LINE %s FG=%s\n" % (line, foreground()))
 signal.signal(signal.SIGALRM, child_reads)
 done = []
 signal.signal(signal.SIGUSR2, lambda *a: done.append(1))
-report.write("READY %d %d\n" % (os.getpid(), os.getpgrp()))
+say("READY %d %d\n" % (os.getpid(), os.getpgrp()))
 deadline = time.monotonic() + 300
 while not done and time.monotonic() < deadline:
     time.sleep(0.02)
-report.write("BYE\n")
+say("BYE\n")
 """
 
 
