@@ -72,10 +72,18 @@ def child_reads(number, frame):  # a child of the program reads from the termina
 signal.signal(signal.SIGALRM, child_reads)
 done = []
 signal.signal(signal.SIGUSR2, lambda *a: done.append(1))
+grandchild = None
+if os.environ.get("SIGNALS_GRANDCHILD"):  # a child in the program's group that says when ^C reaches it
+    import subprocess
+    script = 'trap "echo CHILD-INT >> $SIGNALS_REPORT" INT; echo CHILD-READY >> $SIGNALS_REPORT; '
+    grandchild = subprocess.Popen(["/bin/sh", "-c", script + "while :; do sleep 1; done"])
 say("READY %d %d\n" % (os.getpid(), os.getpgrp()))
 deadline = time.monotonic() + 300
 while not done and time.monotonic() < deadline:
     time.sleep(0.02)
+if grandchild is not None:
+    grandchild.kill()
+    grandchild.wait()
 say("BYE\n")
 """
 
@@ -88,6 +96,15 @@ class Report:
         self.position = 0
         self.terminal: Terminal | None = None  # its output goes into a failure's message
         self.watched: list[int] = []  # processes whose state goes into a failure's message
+
+    def has(self, pattern: str, what: str) -> None:
+        """Wait for a line that matches pattern anywhere in the report (the position stays)."""
+        position = self.position
+        self.position = 0
+        try:
+            self.expect(pattern, what)
+        finally:
+            self.position = position
 
     def context(self) -> str:
         states = "".join(f"\n{pid}: {' '.join(stat_of(pid)[:6])}{ended(pid)}" for pid in self.watched)
@@ -515,15 +532,20 @@ def test_background_job_that_reads_stops_until_fg(setup: Setup) -> None:
 
 def test_shell_without_job_control(setup: Setup) -> None:
     """sh -c, no job control: the supervisor shares sh's group, which has the terminal: ^C reaches sh (which traps
-    it here) and the supervisor, which forwards it once.  Once the program has taken the terminal, ^C reaches it
-    alone; at its end the terminal goes back to sh's group, whose read then works."""
+    it here) and the supervisor, which forwards it once, to the program and its child.  Once the program has taken
+    the terminal, ^C reaches it alone; at its end the terminal goes back to sh's group, whose read then works."""
     script = "trap : INT; " + shlex.join(setup.argv) + '; read line; echo "READ $line"'
+    setup.env["SIGNALS_GRANDCHILD"] = "1"
     terminal = Terminal(["/bin/sh", "-c", script], setup.env, setup.cwd)
     setup.report.terminal = terminal
     try:
         supervisor = only_child(terminal.pid, "sh's child")
         setup.ready(supervisor)
+        setup.report.has(r"^CHILD-READY$", "the program's child started")
         expected = zero()
+        # the terminal's ^C goes on to the program's whole group, as a plain program's job gets it
+        setup.round(supervisor, lambda: terminal.type(b"\x03"), "SIGINT", expected)
+        setup.report.has(r"^CHILD-INT$", "^C reached the program's child")
         for foreground in ("0", "1"):
             if foreground == "1":
                 use_terminal(setup, terminal, supervisor)
