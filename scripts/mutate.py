@@ -50,6 +50,7 @@ class Mutation:
 
 CORE = "src/pyns_boot/_setns_core.c"
 HELPER = "src/pyns_boot/_pyns_boot.c"
+PID_ENTRY = "src/pyns_boot/_pid_entry.c"
 ERRORS = ["tests/test_errors.py", "tests/test_bad_input.py"]
 
 MUTATIONS = [
@@ -180,6 +181,12 @@ MUTATIONS = [
             )
         ],
         ["tests/test_env_formats.py", "tests/test_cli.py"],
+    ),
+    Mutation(
+        "no-pdeathsig",
+        "the pid entry's child lacks PR_SET_PDEATHSIG(SIGKILL): it outlives a supervisor killed with SIGKILL",
+        [(PID_ENTRY, "    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)\n        raise(SIGKILL);\n", "")],
+        ["tests/test_signals_once.py", "-k", "dies_with_its_supervisor"],
     ),
     Mutation(
         "no-cloexec",

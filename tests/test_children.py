@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 from cliutil import pyns_boot
-from containers import LabContainer, podman
+from containers import LabContainer
 from nsutil import CHILD_TIMEOUT, Holder, Venv, clean_env, make_venv, rmtree
 from test_foreign_mnt import TARGET_TEXT, base_prefix, hiding_setup  # noqa: F401 (base_prefix: a fixture)
 
@@ -168,8 +168,8 @@ def processes_inside(pid: int | str) -> list[str]:
 
 
 def container_processes(container: LabContainer) -> list[str]:
-    """ps inside a podman container: 'PID STAT COMMAND' lines, ps itself left out."""
-    out = podman("exec", container.name, "ps", "-eo", "pid=,stat=,comm=").stdout
+    """ps inside a container of any engine: 'PID STAT COMMAND' lines, ps itself left out."""
+    out = container.tool("exec", container.name, "ps", "-eo", "pid=,stat=,comm=").stdout
     return [line.strip() for line in out.splitlines() if line.strip() and line.split()[2:] != ["ps"]]
 
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -69,7 +70,7 @@ char *pid_entry_fork_message(const char *path, int error_errno)
 int pid_entry_prepare(struct pid_entry *entry)
 {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0)
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
         return -1;
     sigset_t all;
     sigfillset(&all);
@@ -85,8 +86,8 @@ int pid_entry_prepare(struct pid_entry *entry)
         errno = error_errno;
         return -1;
     }
-    entry->alive_read = fds[0];
-    entry->alive_write = fds[1];
+    entry->child_end = fds[0];
+    entry->supervisor_end = fds[1];
     return 0;
 }
 
@@ -99,28 +100,45 @@ static void restore_signals(struct pid_entry *entry)
 void pid_entry_abort(struct pid_entry *entry)
 {
     int error_errno = errno;
-    close(entry->alive_read);
-    close(entry->alive_write);
+    close(entry->child_end);
+    close(entry->supervisor_end);
     restore_signals(entry);
     errno = error_errno;
 }
 
 void pid_entry_child(struct pid_entry *entry)
 {
-    close(entry->alive_write);
+    close(entry->supervisor_end);
     /* getppid() cannot tell whether the supervisor is still there: it sits
      * outside this pid namespace, so getppid() is 0 before and after it
-     * dies.  The pipe can: its last writer is the supervisor. */
+     * dies.  The socket can: the supervisor holds its other end. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
         raise(SIGKILL);
-    struct pollfd alive = {.fd = entry->alive_read, .events = POLLIN};
+    /* A process group of its own: a signal sent to the supervisor's group
+     * (kill -INT -PGID, ^C while that group has the terminal) reaches the
+     * supervisor alone, which forwards it once.  Cannot fail for a process
+     * that has just been forked (it leads no session, it has not exec'd). */
+    setpgid(0, 0);
+    /* What reached this process while it was still in the supervisor's
+     * group (every signal is blocked, so it is pending): the same send
+     * reached the supervisor, which must not forward it again. */
+    sigset_t pending;
+    /* All of it: sigemptyset and the kernel set the first 64 bits only */
+    memset(&pending, 0, sizeof pending);
+    if (sigpending(&pending) < 0)
+        sigemptyset(&pending);
+    ssize_t sent;
+    do
+        sent = send(entry->child_end, &pending, sizeof pending, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    struct pollfd alive = {.fd = entry->child_end, .events = POLLIN};
     int ready;
     do
         ready = poll(&alive, 1, 0);
     while (ready < 0 && errno == EINTR);
     if (ready != 0) /* POLLHUP: the supervisor is gone; or poll failed */
         raise(SIGKILL);
-    close(entry->alive_read);
+    close(entry->child_end);
     restore_signals(entry);
 }
 
@@ -139,35 +157,103 @@ static void close_descriptors(int keep)
             close(fd);
 }
 
-/* Terminal-made signals (^C, ^\, ^Z, a window resize, a hangup) go to the
- * whole foreground process group, the child included: forwarding them too
- * would deliver them twice. */
-static int reached_child_already(int sig, const siginfo_t *info, pid_t child)
+/* What the supervisor knows of its child and itself. */
+struct supervisor {
+    pid_t child;      /* also the id of the child's process group */
+    pid_t own_group;  /* the supervisor's process group */
+    int leads_session; /* a session leader (setsid, ssh -t) */
+};
+
+/* The controlling terminal: 0, 1 or 2 when one of them is it, else a new
+ * descriptor of /dev/tty (give it to release_terminal), else -1. */
+static int open_terminal(void)
 {
-    if (info->si_code != SI_KERNEL)
-        return 0;
-    switch (sig) {
-    case SIGINT:
-    case SIGQUIT:
-    case SIGTSTP:
-    case SIGWINCH:
-    case SIGHUP:
-    case SIGCONT:
-        break;
-    default:
-        return 0;
-    }
-    return getsid(0) != getpid() && getpgid(child) == getpgrp();
+    for (int fd = 0; fd <= 2; fd++)
+        if (tcgetpgrp(fd) >= 0) /* ENOTTY unless it is our controlling tty */
+            return fd;
+    return open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 }
 
-static void forward(int sig, const siginfo_t *info, pid_t child)
+static void release_terminal(int fd)
 {
-    if (sig == SIGCHLD || reached_child_already(sig, info, child))
+    if (fd > 2)
+        close(fd);
+}
+
+/* Give the controlling terminal's foreground to the process group to when
+ * the group from has it.  Every signal is blocked here, SIGTTOU included,
+ * so the kernel lets a background process do it.  1 when it moved. */
+static int move_foreground(pid_t from, pid_t to)
+{
+    int fd = open_terminal();
+    if (fd < 0)
+        return 0;
+    int moved = tcgetpgrp(fd) == from && tcsetpgrp(fd, to) == 0;
+    release_terminal(fd);
+    return moved;
+}
+
+/* Continue the program and what it started in its group, as a shell
+ * continues a job. */
+static void continue_program(const struct supervisor *s)
+{
+    if (kill(-s->child, SIGCONT) < 0)
+        kill(s->child, SIGCONT);
+}
+
+/* Take and drop the signals the child reported: they were sent to the
+ * supervisor's process group while the child was still in it, so they
+ * reached both.  Those pending here now were sent then or before the fork
+ * (the child does not have those); a standard signal is pending once
+ * however often it was sent, so dropping one never loses a send that the
+ * child has not had. */
+static void drop_duplicates(int from_child)
+{
+    sigset_t had;
+    size_t got = 0;
+    while (got < sizeof had) {
+        ssize_t n = recv(from_child, (char *)&had + got, sizeof had - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) /* the child died before it could say */
+            return;
+        got += (size_t)n;
+    }
+    sigset_t pending;
+    if (sigpending(&pending) < 0)
         return;
-    if (info->si_code == SI_QUEUE)
-        sigqueue(child, sig, info->si_value);
-    else
-        kill(child, sig);
+    const struct timespec now = {0, 0};
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGCHLD || sigismember(&had, sig) != 1 ||
+            sigismember(&pending, sig) != 1)
+            continue;
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        while (sigtimedwait(&one, NULL, &now) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+static void forward(const struct supervisor *s, int sig, const siginfo_t *info)
+{
+    if (sig == SIGCHLD)
+        return;
+    if (info->si_code == SI_QUEUE) {
+        sigqueue(s->child, sig, info->si_value);
+        return;
+    }
+    /* The terminal sends these to the whole foreground group, the job: they
+     * go on to the program's whole group, its children too, as SIGCONT does
+     * (continuing this process continues the job).  Any other signal goes
+     * to the program alone: kill(2) does not say whether it named this
+     * process or its group. */
+    int whole_group =
+        sig == SIGCONT ||
+        (info->si_code == SI_KERNEL &&
+         (sig == SIGINT || sig == SIGQUIT || sig == SIGTSTP || sig == SIGWINCH));
+    if (!whole_group || kill(-s->child, sig) < 0)
+        kill(s->child, sig);
 }
 
 /* End as the child ended: its exit status, or death by its signal (the
@@ -219,12 +305,79 @@ static void say_why_killed(int status)
     }
 }
 
+/* Stop as the child stopped, so that a shell sees the job stop.  SIGSTOP
+ * always stops; SIGTSTP, SIGTTIN and SIGTTOU are raised with their default
+ * action, so the kernel applies its own rule: they stop this process unless
+ * its process group is orphaned (a session leader's, for one), where they
+ * are discarded.  1 when this process stopped and has been continued, 0
+ * when it did not stop. */
+static int stop_like(int sig)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
+    sigemptyset(&dfl.sa_mask);
+    if ((sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) &&
+        sigaction(sig, &dfl, &old) == 0) {
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        kill(getpid(), sig);
+        sigprocmask(SIG_UNBLOCK, &one, NULL); /* stops here, or discarded */
+        sigprocmask(SIG_BLOCK, &one, NULL);
+        sigaction(sig, &old, NULL);
+    } else {
+        kill(getpid(), SIGSTOP);
+    }
+    /* Continued: the SIGCONT that woke us also stays queued (every signal
+     * is blocked).  Take it here, or sigwaitinfo would forward it later and
+     * undo a stop of the child that came in between.  (A stop signal sent
+     * to oneself drops a SIGCONT pending from before.) */
+    sigset_t cont;
+    sigemptyset(&cont);
+    sigaddset(&cont, SIGCONT);
+    const struct timespec now = {0, 0};
+    int taken;
+    while ((taken = sigtimedwait(&cont, NULL, &now)) < 0 && errno == EINTR)
+        ;
+    return taken == SIGCONT;
+}
+
+/* The child stopped by sig. */
+static void follow_stop(const struct supervisor *s, int sig)
+{
+    /* The program (or a process of its group: the kernel stops the whole
+     * group) touched the terminal while this process's group has its
+     * foreground, the job's: it is the job's to use, so the program's group
+     * gets the foreground and goes on, its read or write then goes through.
+     * The first use of the terminal takes this way. */
+    int wants_terminal = sig == SIGTTIN || sig == SIGTTOU;
+    if (wants_terminal && move_foreground(s->own_group, s->child)) {
+        continue_program(s);
+        return;
+    }
+    /* As a shell takes the terminal back from a stopped job, and nsenter
+     * stops too: the job's shell sees it stop; once continued, continue
+     * the program, with the terminal if it had it or wants it, when this
+     * process's group has it then. */
+    int had = move_foreground(s->child, s->own_group);
+    if (!stop_like(sig) && wants_terminal) {
+        /* SIGTTIN or SIGTTOU discarded in an orphaned group, where a plain
+         * program would get EIO: the program stays stopped until continued
+         * (continuing it now would only stop it again). */
+        if (had)
+            move_foreground(s->own_group, s->child);
+        return;
+    }
+    if (had || wants_terminal)
+        move_foreground(s->own_group, s->child);
+    continue_program(s);
+}
+
 /* Reap or follow the child.  Returns only while it is still alive. */
-static void check_child(pid_t child)
+static void check_child(const struct supervisor *s)
 {
     for (;;) {
         int status;
-        pid_t pid = waitpid(child, &status, WNOHANG | WUNTRACED);
+        pid_t pid = waitpid(s->child, &status, WNOHANG | WUNTRACED);
         if (pid < 0 && errno == EINTR)
             continue;
         if (pid < 0) {
@@ -236,30 +389,32 @@ static void check_child(pid_t child)
         }
         if (pid == 0)
             return;
-        if (!WIFSTOPPED(status)) {
-            say_why_killed(status);
-            end_like(status);
+        if (WIFSTOPPED(status)) {
+            follow_stop(s, WSTOPSIG(status));
+            continue;
         }
-        /* As nsenter: the child stopped, so stop too (the shell sees the
-         * job stop); once continued, continue the child. */
-        kill(getpid(), SIGSTOP);
-        /* Continued: the SIGCONT that woke us also stays queued (every
-         * signal is blocked).  Take it here, or sigwaitinfo would forward
-         * it later and undo a stop of the child that came in between. */
-        sigset_t cont;
-        sigemptyset(&cont);
-        sigaddset(&cont, SIGCONT);
-        const struct timespec now = {0, 0};
-        while (sigtimedwait(&cont, NULL, &now) < 0 && errno == EINTR)
-            ;
-        kill(child, SIGCONT);
+        /* The terminal back to the group that had it, as a shell takes it
+         * back from a finished job: a parent without job control (sh -c)
+         * reads from it next.  Not for a session leader, whose exit hangs
+         * up the foreground group: the program's group, with what the
+         * program left running there, as for a plain program. */
+        if (!s->leads_session)
+            move_foreground(s->child, s->own_group);
+        say_why_killed(status);
+        end_like(status);
     }
 }
 
 void pid_entry_supervise(struct pid_entry *entry, pid_t child)
 {
-    close(entry->alive_read);
-    close_descriptors(entry->alive_write);
+    close(entry->child_end);
+    struct supervisor s = {
+        .child = child,
+        .own_group = getpgrp(),
+        .leads_session = getsid(0) == getpid(),
+    };
+    drop_duplicates(entry->supervisor_end);
+    close_descriptors(entry->supervisor_end);
     sigset_t all;
     sigfillset(&all);
     for (;;) {
@@ -268,8 +423,8 @@ void pid_entry_supervise(struct pid_entry *entry, pid_t child)
         if (sig < 0) /* EINTR: a stop and continue */
             continue;
         if (sig == SIGCHLD)
-            check_child(child);
+            check_child(&s);
         else
-            forward(sig, &info, child);
+            forward(&s, sig, &info);
     }
 }
