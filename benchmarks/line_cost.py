@@ -90,7 +90,8 @@ def main() -> int:
             venvs = Venvs(python, wheel, workdir)
             (pth,) = venvs.site_packages("hook").glob("pyns_boot.pth")
             exe = venvs.python("hook")
-            joined = run([exe, "-c", "import os; print(os.readlink('/proc/self/ns/net'))"], env=clean_env(**holder.env()))
+            probe = [exe, "-c", "import os; print(os.readlink('/proc/self/ns/net'))"]
+            joined = run(probe, env=clean_env(**holder.env()))
             if joined.stdout.strip() != holder.link("net"):
                 raise SystemExit(f"{exe} did not join the holder's net namespace: {joined.stdout!r}")
             idle = {label: count(exe, pth, line, {}) for label, line in IDLE.items()}

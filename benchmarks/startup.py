@@ -284,6 +284,8 @@ def report(interps: Sequence[Interpreter], extra: dict[str, dict[str, object]], 
         idle_wall = ratio(interp.idle, interp.floor)
         idle_cpu = cpu_ratio(interp.idle, interp.floor)
         delta = paired_delta_ms(interp.two, interp.idle)
+        versus_same = ratio(interp.two, interp.nsenter_same)
+        versus_same_rounds = paired_ratio(interp.two, interp.nsenter_same)
         v = interp.version
         lines += [
             (
@@ -307,10 +309,10 @@ def report(interps: Sequence[Interpreter], extra: dict[str, dict[str, object]], 
                     <= BIG_ENV_GOAL
                 ),
             ),
-            f"- {v} net+uts at most {NSENTER_GOAL}x nsenter's wall time (nsenter starting the same venv's python): "
-            f"{ratio(interp.two, interp.nsenter_same):.3f}x, median of per-round ratios "
-            f"{paired_ratio(interp.two, interp.nsenter_same):.3f}x: "
-            f"{verdict(ratio(interp.two, interp.nsenter_same) <= NSENTER_GOAL)}",
+            f"- {v} net+uts at most {NSENTER_GOAL}x nsenter's wall time (nsenter starting the same venv's python; both"
+            " ratios, of the medians and the median of the rounds' own, must be): "
+            f"{versus_same:.3f}x, median of per-round ratios {versus_same_rounds:.3f}x: "
+            f"{verdict(max(versus_same, versus_same_rounds) <= NSENTER_GOAL)}",
             f"- {v} for comparison, against nsenter starting the venv without pyns_boot (which does not pay the idle"
             f" line): net+uts {ratio(interp.two, interp.nsenter_two):.3f}x; all 8 against nsenter --all: "
             f"{ratio(interp.all, interp.nsenter_all):.3f}x",
