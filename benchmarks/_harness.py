@@ -70,6 +70,11 @@ def paired_delta_ms(case: Case, reference: Case) -> float:
     return statistics.median(a - b for a, b in zip(case.wall_ns, reference.wall_ns)) / 1e6
 
 
+def paired_ratio(case: Case, reference: Case) -> float:
+    """Median over rounds of case / reference wall time (each pair started back to back)."""
+    return statistics.median(a / b for a, b in zip(case.wall_ns, reference.wall_ns))
+
+
 def ratio(case: Case, reference: Case) -> float:
     return case.wall_ms / reference.wall_ms
 

@@ -2,7 +2,9 @@
 # The benchmark suite, from a fresh clone (as root: it makes and joins namespaces).
 #   benchmarks/run.sh [startup.py options]     e.g. --rounds 400 --markdown FILE
 # 1-3: start-up cost of the hook (idle, active vs nsenter, import+status) on the
-#      oldest and newest pyenv CPython (benchmarks/startup.py);
+#      oldest and newest pyenv CPython (benchmarks/startup.py), and what each part of the
+#      .pth line and each step of an active start costs in instructions (benchmarks/line_cost.py,
+#      when valgrind is installed);
 # 4:   the executor (benchmarks/bench_executor.py) and the mnt import mode
 #      (benchmarks/foreign_mnt.py), run from a venv that has the wheel;
 # 5:   the pid entry, fork + supervisor against PYNS_BOOT_PID=children
@@ -20,6 +22,10 @@ pip=("$python" -m pip -q --disable-pip-version-check)
 wheel=$(echo "$work"/wheel/pyns_boot-*.whl)
 
 "$python" benchmarks/startup.py --wheel "$wheel" "$@"
+if command -v valgrind >/dev/null; then
+    echo
+    "$python" benchmarks/line_cost.py --wheel "$wheel"
+fi
 
 if [ -f benchmarks/bench_executor.py ]; then
     "$python" -m venv "$work/venv"

@@ -14,7 +14,10 @@ holders (net+uts, all eight types), then measures in interleaved rounds:
    with it);
 2. active cost: gons_net+gons_uts and all eight gons_* variables against
    the idle venv and against ``nsenter --net --uts python -c pass`` and
-   ``nsenter --target PID --all python -c pass``;
+   ``nsenter --target PID --all python -c pass``; nsenter starts the python
+   of the venv without pyns_boot and, for net+uts, also the python of the
+   same venv as the hook (pyns_boot installed, idle: nsenter sets no
+   gons_*): the two ways to start the same interpreter in the namespaces;
 3. ``import pyns_boot; pyns_boot.status()`` in a process where the hook ran
    (and in one where it stayed idle), timed inside the process;
 4. ``-X importtime``: the per-module view of the active hook.
@@ -39,7 +42,7 @@ from typing import Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fixtures import REPO, TYPES, Holder, Venvs, build_wheel, clean_env, default_pythons, run, tool
-from _harness import Case, cpu_ratio, instructions, measure, paired_delta_ms, ratio, syscalls
+from _harness import Case, cpu_ratio, instructions, measure, paired_delta_ms, paired_ratio, ratio, syscalls
 
 PASS = ["-c", "pass"]
 IDLE_GOAL = 1.01  # within 1% of the comment-only .pth floor
@@ -48,6 +51,9 @@ BIG_ENV_VARIABLES = 60000
 # Short names and values: 60,000 of them fit the kernel's limit for the whole environment block.
 BIG_ENVIRONMENT = {f"V{i:05d}": "1" for i in range(BIG_ENV_VARIABLES)}
 JOIN_GOAL_MS = 0.3  # joining net+uts adds under 0.3 ms over idle
+# net+uts: at most 0.95x the wall time of nsenter starting the same venv's python (issue #24); the limit is
+# about 0.93: an idle start plus the joins, against an idle start plus nsenter's fork and exec.
+NSENTER_GOAL = 0.95
 STATUS_GOAL_US = 1000.0  # import pyns_boot; pyns_boot.status() under 1 ms
 
 STATUS_PROBE = r"""
@@ -83,6 +89,9 @@ class Interpreter:
         self.idle_env = self.case("idle_env", "idle, 60,000 variables", [hook, *PASS], BIG_ENVIRONMENT)
         self.two = self.case("two", "pyns_boot gons_net+gons_uts", [hook, *PASS], two.env())
         self.nsenter_two = self.case("nsenter_two", "nsenter --net --uts python", [nsenter, *two_refs, plain, *PASS])
+        self.nsenter_same = self.case(
+            "nsenter_same", "nsenter --net --uts python (same venv, idle)", [nsenter, *two_refs, hook, *PASS]
+        )
         self.all = self.case("all", "pyns_boot all 8 gons_*", [hook, *PASS], every.env())
         self.nsenter_all = self.case(
             "nsenter_all",
@@ -102,7 +111,7 @@ class Interpreter:
     def cases(self) -> list[Case]:
         return [
             *(self.plain, self.floor, self.idle, self.floor_env, self.idle_env),
-            *(self.two, self.nsenter_two, self.all, self.nsenter_all),
+            *(self.two, self.nsenter_two, self.nsenter_same, self.all, self.nsenter_all),
         ]
 
     def verify(self) -> None:
@@ -112,7 +121,7 @@ class Interpreter:
             out = run([case.argv[0], "-c", VERIFY_PROBE], env=case.env, cwd="/").stdout.split()
             if out != ["succeeded", joined, holder.link("net")]:
                 raise SystemExit(f"{case.label} did not join: {out}")
-        for case, holder in ((self.nsenter_two, two), (self.nsenter_all, every)):
+        for case, holder in ((self.nsenter_two, two), (self.nsenter_same, two), (self.nsenter_all, every)):
             argv = [*case.argv[:-2], "-c", "import os; print(os.readlink('/proc/self/ns/net'))"]
             if run(argv, env=case.env, cwd="/").stdout.strip() != holder.link("net"):
                 raise SystemExit(f"{case.label} did not join")
@@ -209,7 +218,8 @@ def report(interps: Sequence[Interpreter], extra: dict[str, dict[str, object]], 
             )
     lines += [
         "",
-        "**Active cost** (`python -c pass` in the holder's namespaces; nsenter starts the plain venv's python)",
+        "**Active cost** (`python -c pass` in the holder's namespaces; nsenter starts the plain venv's python, and for"
+        " net+uts also the python of the same venv as the hook, idle; pyns_boot vs nsenter: against the row below it)",
         "",
         "| Python | command | wall ms | CPU ms | wall vs idle | added over idle ms | pyns_boot vs nsenter | syscalls"
         " | instructions |",
@@ -218,8 +228,8 @@ def report(interps: Sequence[Interpreter], extra: dict[str, dict[str, object]], 
     for interp in interps:
         calls = extra[interp.version]["syscalls"]  # type: ignore[assignment]
         instr = extra[interp.version]["instructions"]  # type: ignore[assignment]
-        pairs = {interp.two.key: interp.nsenter_two, interp.all.key: interp.nsenter_all}
-        for case in (interp.idle, interp.two, interp.nsenter_two, interp.all, interp.nsenter_all):
+        pairs = {interp.two.key: interp.nsenter_same, interp.all.key: interp.nsenter_all}
+        for case in (interp.idle, interp.two, interp.nsenter_same, interp.nsenter_two, interp.all, interp.nsenter_all):
             versus = pairs.get(case.key)
             lines.append(
                 "| {} | {} | {:.2f} | {:.2f} | {:.3f} | {} | {} | {} | {} |".format(
@@ -274,6 +284,8 @@ def report(interps: Sequence[Interpreter], extra: dict[str, dict[str, object]], 
         idle_wall = ratio(interp.idle, interp.floor)
         idle_cpu = cpu_ratio(interp.idle, interp.floor)
         delta = paired_delta_ms(interp.two, interp.idle)
+        versus_same = ratio(interp.two, interp.nsenter_same)
+        versus_same_rounds = paired_ratio(interp.two, interp.nsenter_same)
         v = interp.version
         lines += [
             (
@@ -297,9 +309,13 @@ def report(interps: Sequence[Interpreter], extra: dict[str, dict[str, object]], 
                     <= BIG_ENV_GOAL
                 ),
             ),
-            f"- {v} net+uts faster than nsenter: {ratio(interp.two, interp.nsenter_two):.3f}x its wall time; all 8: "
-            f"{ratio(interp.all, interp.nsenter_all):.3f}x: "
-            f"{verdict(ratio(interp.two, interp.nsenter_two) < 1 and ratio(interp.all, interp.nsenter_all) < 1)}",
+            f"- {v} net+uts at most {NSENTER_GOAL}x nsenter's wall time (nsenter starting the same venv's python; both"
+            " ratios, of the medians and the median of the rounds' own, must be): "
+            f"{versus_same:.3f}x, median of per-round ratios {versus_same_rounds:.3f}x: "
+            f"{verdict(max(versus_same, versus_same_rounds) <= NSENTER_GOAL)}",
+            f"- {v} for comparison, against nsenter starting the venv without pyns_boot (which does not pay the idle"
+            f" line): net+uts {ratio(interp.two, interp.nsenter_two):.3f}x; all 8 against nsenter --all: "
+            f"{ratio(interp.all, interp.nsenter_all):.3f}x",
             f"- {v} joining net+uts adds under {JOIN_GOAL_MS:.1f} ms over idle: {delta:+.3f} ms: "
             f"{verdict(delta < JOIN_GOAL_MS)}",
             "- {} import pyns_boot; status() under 1 ms: {:.0f} µs: {}".format(

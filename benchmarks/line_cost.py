@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""What each part of the pyns_boot.pth line costs, in callgrind instructions (PYTHONHASHSEED=0).
+
+    python3 benchmarks/line_cost.py [--python PATH ...] [--wheel W]
+
+For each interpreter (default: the oldest and the newest pyenv CPython): the
+venv with the wheel installed, its pyns_boot.pth line replaced by variants
+that stop after one step, each measured with ``python -c pass``.
+
+Idle (no gons_* variable): the comment-only floor, a bare ``import posix``
+(what any import line of a .pth costs: site.py compiles and runs it, in a
+venv of 3.8-3.14 twice), the line without its fallback string, the line as
+installed.
+
+Active (gons_net and gons_uts naming a holder's namespaces): what each step
+of the start-up adds to a run of the line whose pre-filter passes and does
+nothing.  Each variant removes the two variables from ``posix.environ`` at
+its end, as run() does, so that the second run of the line in a venv stops
+at the pre-filter as the real one does; the line as installed gets the same
+suffix.  The steps are measured one by one (search only, by-path load
+only, the whole import, import and run()), so that what importlib adds
+shows beside what the dynamic loader and the join cost.  Every variant is
+compiled on idle starts too, so each active step is the difference of its
+active and idle counts, less the same difference of the do-nothing variant.
+Run as root from the source tree; prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _fixtures import REPO, Holder, Venvs, build_wheel, clean_env, default_pythons, run
+from _harness import instructions
+
+LINE = (REPO / "pyns_boot.pth").read_text().strip()
+FILTER, _, TAIL = LINE.partition("or exec(")
+if not TAIL or not FILTER.startswith("import "):
+    raise SystemExit("pyns_boot.pth is not of the form 'import ...; PRE-FILTER or exec(FALLBACK)': update this script")
+# As run() does: the variables leave the environment, so a second run of the line stops at the pre-filter.
+POP = ";posix.environ.pop(b'gons_net',0);posix.environ.pop(b'gons_uts',0)"
+
+IDLE = {
+    "comment-only .pth (floor)": "#" + LINE,
+    "`import posix` alone (any import line)": "import posix",
+    "the line without its fallback string": FILTER.rstrip(),
+    "the line as installed": LINE,
+}
+BASE = FILTER + "or 0" + POP
+ACTIVE = {
+    "importlib's sys.path search for _pyns_boot (`PathFinder.find_spec`)": FILTER
+    + "or __import__('_frozen_importlib_external').PathFinder.find_spec('_pyns_boot')"
+    + POP,
+    "dlopen and module creation by path, no search (`_imp.create_dynamic`)": FILTER
+    + "or __import__('_imp').create_dynamic(type(sys.implementation)"
+    "(name='_pyns_boot',origin=sitedir+'/_pyns_boot.abi3.so'))" + POP,
+    "`import _pyns_boot` (search, dlopen, module init, importlib's bookkeeping)": FILTER
+    + "or __import__('_pyns_boot')"
+    + POP,
+    "`import _pyns_boot` and `run()` (joins net and uts, removes the variables)": FILTER
+    + "or __import__('_pyns_boot').run()"
+    + POP,
+    "`exec('pass')` alone (compiling any string)": FILTER + "or exec('pass')" + POP,
+    "the line as installed: `exec` of the fallback string, import, `run()`": LINE + POP,
+}
+
+
+def count(python: str, pth: Path, line: str, env: dict[str, str]) -> int:
+    pth.write_text(line + "\n")
+    return instructions([python, "-c", "pass"], clean_env(**env), repeat=1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--python", action="append", help="interpreter to make the venv from (repeatable)")
+    parser.add_argument("--wheel", type=Path, help="use this wheel instead of building one from the source tree")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="pyns-boot-line-cost."))
+    holder = Holder(("net", "uts"))
+    idle_rows = ["| Python | pyns_boot.pth | instructions | vs floor |", "|---|---|---:|---:|"]
+    active_rows = ["| Python | step | instructions added |", "|---|---|---:|"]
+    try:
+        wheel = args.wheel or build_wheel(workdir / "wheel", REPO)
+        for python in args.python or default_pythons():
+            venvs = Venvs(python, wheel, workdir)
+            (pth,) = venvs.site_packages("hook").glob("pyns_boot.pth")
+            exe = venvs.python("hook")
+            probe = [exe, "-c", "import os; print(os.readlink('/proc/self/ns/net'))"]
+            joined = run(probe, env=clean_env(**holder.env()))
+            if joined.stdout.strip() != holder.link("net"):
+                raise SystemExit(f"{exe} did not join the holder's net namespace: {joined.stdout!r}")
+            idle = {label: count(exe, pth, line, {}) for label, line in IDLE.items()}
+            floor = idle["comment-only .pth (floor)"]
+            for label, value in idle.items():
+                idle_rows.append(f"| {venvs.version} | {label} | {value:,} | {value / floor:.4f} |")
+            base = count(exe, pth, BASE, holder.env()) - count(exe, pth, BASE, {})
+            for label, line in ACTIVE.items():
+                added = count(exe, pth, line, holder.env()) - count(exe, pth, line, {}) - base
+                active_rows.append(f"| {venvs.version} | {label} | {added:+,} |")
+            pth.write_text(LINE + "\n")
+    finally:
+        holder.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("\n".join(idle_rows) + "\n\n" + "\n".join(active_rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
