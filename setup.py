@@ -16,6 +16,7 @@ import sysconfig
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
 
 # The oldest CPython a wheel is for (its cp3X-abi3 tag).  The default, cp38,
 # serves 3.8-3.17: all run the import line of pyns_boot.pth, so that wheel has
@@ -120,6 +121,21 @@ class build_py_with_startup_files(build_py):
         return outputs + [os.path.join(self.build_lib, n) for n in STARTUP_FILES]
 
 
+# setuptools has no module of its own for it on every version (3.8's takes distutils' through its shim).
+build_scripts = Distribution().get_command_class("build_scripts")
+
+
+class build_scripts_for_the_installer(build_scripts):  # type: ignore[valid-type,misc]
+    """src/bin/pyns-boot keeps its #!python line for the installer, which writes its own interpreter there.
+
+    setuptools' editable builds would write the interpreter of their temporary build environment
+    instead (bdist_wheel alone asks for #!python), and uv installs that line as it is."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        self.executable = "python"
+
+
 setup(
     ext_modules=[
         # Top-level, beside pyns_boot.pth: the start-up line imports it without
@@ -141,6 +157,10 @@ setup(
     ],
     # pyns-boot: a script of its own (src/bin/pyns-boot says why it is not an entry point)
     scripts=["src/bin/pyns-boot"],
-    cmdclass={"build_ext": build_ext_one_name, "build_py": build_py_with_startup_files},
+    cmdclass={
+        "build_ext": build_ext_one_name,
+        "build_py": build_py_with_startup_files,
+        "build_scripts": build_scripts_for_the_installer,
+    },
     options={"bdist_wheel": {"py_limited_api": ABI3_FLOOR}} if LIMITED_API else {},
 )
