@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -139,10 +141,28 @@ def target(holder: Callable[..., Holder], workdir: Path, base_prefix: str, child
     return h
 
 
+_SCRATCH: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def scratch_tmpdir() -> Iterator[str]:
+    """TMPDIR of the programs (scratch()): a directory of this test, visible in the unshare targets (they share
+    /tmp), so that what a killed program leaves (multiprocessing's pymp-* directories) goes with the test.
+    Not set in this process's environment: the lab's engines, started on first use, would inherit it."""
+    _SCRATCH[:] = [tempfile.mkdtemp(prefix="pyns-children-tmp-")]
+    yield _SCRATCH[0]
+    shutil.rmtree(_SCRATCH.pop(), ignore_errors=True)
+
+
+def scratch(env: dict[str, str]) -> dict[str, str]:
+    """env and the test's TMPDIR."""
+    return {"TMPDIR": _SCRATCH[0], **env}
+
+
 def run_program(venv: Venv, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [venv.python, "-m", "pyns_children_main", *args],
-        env=clean_env(**env),
+        env=clean_env(**scratch(env)),
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT * 4,
@@ -169,7 +189,9 @@ def processes_inside(pid: int | str) -> list[str]:
 
 def container_processes(container: LabContainer) -> list[str]:
     """ps inside a container of any engine: 'PID STAT COMMAND' lines, ps itself left out."""
-    out = container.tool("exec", container.name, "ps", "-eo", "pid=,stat=,comm=").stdout
+    done = container.tool("exec", container.name, "ps", "-eo", "pid=,stat=,comm=", check=False)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    out = done.stdout
     return [line.strip() for line in out.splitlines() if line.strip() and line.split()[2:] != ["ps"]]
 
 
@@ -267,7 +289,7 @@ def test_children_through_pyns_boot_run_container(
         "-m",
         "pyns_children_main",
         "/var/tmp",
-        env={"PYNS_CHILDREN_TARGET_FILE": "/etc/os-release"},
+        env=scratch({"PYNS_CHILDREN_TARGET_FILE": "/etc/os-release"}),
         timeout=CHILD_TIMEOUT * 4,
     )
     assert result.returncode == 0, result.stderr
@@ -311,7 +333,7 @@ def test_a_joined_user_namespace_fails_at_the_call(
     env = {"gons_" + t: h.ref(t) for t in ("user", *TYPES)}
     result = subprocess.run(
         [children_venv.python, "-c", USER_NAMESPACE_PROGRAM],
-        env=clean_env(**env),
+        env=clean_env(**scratch(env)),
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT * 2,
@@ -357,7 +379,7 @@ def test_what_cannot_work_is_refused_at_the_call(target: Holder, children_venv: 
     env = {"gons_" + t: target.ref(t) for t in TYPES}
     result = subprocess.run(
         [children_venv.python, "-c", REFUSALS_PROGRAM],
-        env=clean_env(**env),
+        env=clean_env(**scratch(env)),
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT,
@@ -392,7 +414,7 @@ def test_program_killed_while_its_pool_starts(target: Holder, children_venv: Ven
     env = {"gons_" + t: target.ref(t) for t in TYPES}
     process = subprocess.Popen(
         [children_venv.python, "-m", f"pyns_children_killed_{method}", method],
-        env=clean_env(**env),
+        env=clean_env(**scratch(env)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -441,7 +463,7 @@ def test_container_ends_while_children_run(target: Holder, children_venv: Venv) 
     env = {"gons_" + t: target.ref(t) for t in TYPES}
     process = subprocess.Popen(
         [children_venv.python, "-m", "pyns_children_long_pool", "forkserver"],
-        env=clean_env(**env),
+        env=clean_env(**scratch(env)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -495,7 +517,7 @@ def test_old_root_variable_set_by_hand_is_harmless(target: Holder, children_venv
             env["PYNS_BOOT_OLD_ROOT_FDS"] = value
         result = subprocess.run(
             [children_venv.python, "-c", code],
-            env=clean_env(**env),
+            env=clean_env(**scratch(env)),
             capture_output=True,
             text=True,
             timeout=CHILD_TIMEOUT,
