@@ -247,19 +247,30 @@ def _command_directories() -> "list[str]":
 # ---- the joins, here ----
 
 
-def can_join_here() -> bool:
+def can_join_here(wait: float = 0.0) -> bool:
     """The start-up hook can act for the program in this process: it has not acted here yet (it acts once per
     process; a pyns-boot started with gons_* set used that once), and no other thread runs (one that a .pth
     file started: a fresh interpreter's hook runs before the .pth files that sort after pyns_boot.pth, and
-    mnt, user and time joins need a single thread).  Else run starts a fresh interpreter."""
+    mnt, user and time joins need a single thread).  Else run starts a fresh interpreter.
+
+    wait: seconds to give threads that are ending (the container lookup's, joined, whose kernel threads can
+    outlive the join for a moment) to be gone."""
     import _pyns_boot
 
     if _pyns_boot.report() is not None or getattr(sys.modules.get("pyns_boot._hook_record"), "ran", False):
         return False
-    try:
-        return len(os.listdir("/proc/self/task")) == 1
-    except OSError:
-        return False
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if len(os.listdir("/proc/self/task")) == 1:
+                return True
+        except OSError:
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
 
 
 def start_here(program: "Program", variables: "dict[str, str]") -> int:

@@ -487,6 +487,8 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
     spec = _namespaces(args)
     variables = spec.to_env()
     variables.update(_after_joins(args))
+    if here is not None and not _run_program.can_join_here(wait=1.0):
+        here = None  # a thread still runs after the container lookup: a fresh interpreter joins instead
     if here is not None:
         try:
             _run_program.prepare(here, mnt_joined=spec.get("mnt") is not None)
