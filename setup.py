@@ -126,7 +126,7 @@ build_scripts = Distribution().get_command_class("build_scripts")
 
 
 class build_scripts_for_the_installer(build_scripts):  # type: ignore[valid-type,misc]
-    """src/bin/pyns-boot keeps its #!python line for the installer, which writes its own interpreter there.
+    """bin/pyns-boot keeps its #!python line for the installer, which writes its own interpreter there.
 
     setuptools' editable builds would write the interpreter of their temporary build environment
     instead (bdist_wheel alone asks for #!python), and uv installs that line as it is."""
@@ -143,20 +143,20 @@ setup(
         Extension(
             HELPER,
             sources=[
-                "src/pyns_boot/_pyns_boot.c",
-                "src/pyns_boot/_setns_core.c",
-                "src/pyns_boot/_pid_entry.c",
-                "src/pyns_boot/_host_exec.c",
+                "pyns_boot/_pyns_boot.c",
+                "pyns_boot/_setns.c",
+                "pyns_boot/_pid_entry.c",
+                "pyns_boot/_host_exec.c",
             ],
-            depends=["src/pyns_boot/_setns_core.h", "src/pyns_boot/_pid_entry.h", "src/pyns_boot/_host_exec.h"],
+            depends=["pyns_boot/_setns.h", "pyns_boot/_pid_entry.h", "pyns_boot/_host_exec.h"],
             py_limited_api=LIMITED_API,
             define_macros=[("Py_LIMITED_API", "0x03080000")] if LIMITED_API else [],
             extra_compile_args=C_FLAGS,
             extra_link_args=LINK_FLAGS,
         )
     ],
-    # pyns-boot: a script of its own (src/bin/pyns-boot says why it is not an entry point)
-    scripts=["src/bin/pyns-boot"],
+    # pyns-boot: a script of its own (bin/pyns-boot says why it is not an entry point)
+    scripts=["bin/pyns-boot"],
     cmdclass={
         "build_ext": build_ext_one_name,
         "build_py": build_py_with_startup_files,

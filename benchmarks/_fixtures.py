@@ -91,7 +91,7 @@ class Venvs:
 
 
 class Holder(nsutil.Holder):
-    """The test suite's namespace holder (tests/nsutil.py), plus its gons_* variables."""
+    """The test suite's namespace holder (tests/support/nsutil.py), plus its gons_* variables."""
 
     def env(self) -> dict[str, str]:
         return {"gons_" + t: self.ref(t) for t in self.types}

@@ -47,7 +47,7 @@ TIMER = rf"""
 import json, sys, time
 w, c = time.perf_counter(), time.process_time()  # loading pyns_boot._elfdeps counts too
 spent = [0.0, 0.0]
-if "pyns_boot._oldroot" in sys.modules:
+if "pyns_boot._keep_imports" in sys.modules:
     import _pyns_boot
     from pyns_boot import _elfdeps
     def timing(function, slot):

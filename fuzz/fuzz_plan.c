@@ -11,7 +11,7 @@
  * unset.  Each field gets its own exactly sized buffer so that ASan sees
  * any read past its end.
  */
-#include "../src/pyns_boot/_setns_core.h"
+#include "../pyns_boot/_setns.h"
 
 #include <errno.h>
 #include <stdint.h>

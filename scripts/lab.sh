@@ -24,7 +24,7 @@
 #                                              "stop" stops only what "start" started, after the containers
 #                                              named pyns-* (and unmounts what the daemons left); "env" prints
 #                                              DOCKER_HOST=... CONTAINERD_ADDRESS=... for the clients. The tests
-#                                              call start/stop themselves (tests/engines.py, tests/conftest.py).
+#                                              call start/stop themselves (tests/support/engines.py, tests/conftest.py).
 #
 # The test suite on real 3.14/3.15, in a privileged container (own mount namespace with / a mount point,
 # so unshare, user namespaces and netns work inside; host network for pip):

@@ -48,9 +48,9 @@ class Mutation:
     tests: list[str] = field(default_factory=list)  # pytest arguments: files, -k expressions
 
 
-CORE = "src/pyns_boot/_setns_core.c"
-HELPER = "src/pyns_boot/_pyns_boot.c"
-PID_ENTRY = "src/pyns_boot/_pid_entry.c"
+CORE = "pyns_boot/_setns.c"
+HELPER = "pyns_boot/_pyns_boot.c"
+PID_ENTRY = "pyns_boot/_pid_entry.c"
 ERRORS = ["tests/test_errors.py", "tests/test_bad_input.py"]
 
 MUTATIONS = [
@@ -108,7 +108,7 @@ MUTATIONS = [
         "the gons_* variables are not removed (Python start-up path: mnt joins)",
         [
             (
-                "src/pyns_boot/hook.py",
+                "pyns_boot/hook.py",
                 "    for name in TRIGGER_VARIABLES + FINISH_VARIABLES:\n        os.environ.pop(name, None)\n",
                 "",
             )
@@ -136,7 +136,7 @@ MUTATIONS = [
     Mutation(
         "warn-as-ignore-py",
         "PYNS_BOOT_ON_ERROR=warn writes nothing, like ignore (Python)",
-        [("src/pyns_boot/_policy.py", '    if policy == "ignore":\n', '    if policy in ("ignore", "warn"):\n')],
+        [("pyns_boot/_policy.py", '    if policy == "ignore":\n', '    if policy in ("ignore", "warn"):\n')],
         ["tests/test_policy.py", "tests/test_errors.py", "tests/test_foreign_mnt.py", "tests/test_load.py"],
     ),
     Mutation(
@@ -148,7 +148,7 @@ MUTATIONS = [
     Mutation(
         "status-ok-wrong",
         "Status.ok is true for a failed hook",
-        [("src/pyns_boot/_status.py", "return self.state in (INACTIVE, SUCCEEDED)", "return self.state != NOT_RUN")],
+        [("pyns_boot/_status.py", "return self.state in (INACTIVE, SUCCEEDED)", "return self.state != NOT_RUN")],
         ["tests/test_status.py", "tests/test_errors.py"],
     ),
     Mutation(
@@ -156,7 +156,7 @@ MUTATIONS = [
         "pyns_boot.__path__ is not rewritten to the original root after a mnt join (start-up hook)",
         [
             (
-                "src/pyns_boot/hook.py",
+                "pyns_boot/hook.py",
                 '    package.__path__[:] = [root + p if p.startswith("/") else p for p in package.__path__]\n',
                 "",
             )
@@ -166,7 +166,7 @@ MUTATIONS = [
     Mutation(
         "no-remote-traceback",
         "call_in re-raises a worker's exception without the remote traceback as __cause__",
-        [("src/pyns_boot/_worker_client.py", '        error.__cause__ = RemoteTraceback(reply["traceback"])\n', "")],
+        [("pyns_boot/_worker_client.py", '        error.__cause__ = RemoteTraceback(reply["traceback"])\n', "")],
         ["tests/test_executor.py", "tests/test_remote_cause.py"],
     ),
     Mutation(
@@ -174,7 +174,7 @@ MUTATIONS = [
         "pyns-boot env --format env writes shlex.quote(value)",
         [
             (
-                "src/pyns_boot/cli.py",
+                "pyns_boot/cli.py",
                 'os.fsencode(f"{name}={value}\\n")',
                 # __import__: shlex is a local name of that function, imported only after this line
                 "os.fsencode(f\"{name}={__import__('shlex').quote(value)}\\n\")",
@@ -197,7 +197,7 @@ MUTATIONS = [
     Mutation(
         "children-cwd-root",
         "the tests' children run with cwd '/' (a stray _pyns_boot*.so there shadows the build under test)",
-        [("tests/nsutil.py", "    os.chmod(path, 0o755)\n    return path\n", '    return "/"\n')],
+        [("tests/support/nsutil.py", "    os.chmod(path, 0o755)\n    return path\n", '    return "/"\n')],
         ["tests/test_loaded_from.py"],
     ),
 ]

@@ -25,5 +25,5 @@ if [ -z "${PYNS_BOOT_WHEEL:-}" ]; then
     export PYNS_BOOT_WHEEL
 fi
 "${pip[@]}" install --force-reinstall --no-deps "$PYNS_BOOT_WHEEL"
-# The package lives in src/, so the clone's root shadows nothing; pytest runs the installed wheel.
+# pytest runs the installed wheel: tests/conftest.py stops the run when pyns_boot would come from this tree.
 "$venv/bin/pytest" "$@"

@@ -1,4 +1,4 @@
-"""Typed surface of the C helper _pyns_boot (src/pyns_boot/_pyns_boot.c), a top-level module beside pyns_boot.pth."""
+"""Typed surface of the C helper _pyns_boot (pyns_boot/_pyns_boot.c), a top-level module beside pyns_boot.pth."""
 
 from types import CodeType
 from typing import Any, Callable, Literal, Sequence, TypedDict, TypeVar
@@ -19,7 +19,7 @@ class Report(TypedDict):
     namespaces: dict[str, Entry]  # every type, in TYPES order
 
 class Kind:
-    """One row of the C table (_setns_core.c ns_kinds), from kinds(); a read-only record."""
+    """One row of the C table (_setns.c ns_kinds), from kinds(); a read-only record."""
 
     @property
     def name(self) -> str: ...  # "net": its name in gons_order

@@ -7,13 +7,31 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+
 from containers import LabContainer, RootlessContainer, lab_missing, lab_required
 from engines import CtrContainer, EngineDaemons, LxcContainer, host_state, tools_missing
 from nsutil import Holder, NamedNetns, Venv, build_wheel, make_venv, rmtree, world_readable_dir
 
-# tests/leakcheck.py: the session fails when it leaves files in /tmp, netns, mounts, veths, containers or
+# tests/support/leakcheck.py: the session fails when it leaves files in /tmp, netns, mounts, veths, containers or
 # processes behind (--leaks=warn on a machine shared with other jobs); pytester runs its throwaway sessions.
 pytest_plugins = ["leakcheck", "pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite tests the wheel scripts/test.sh installed, never the clone's pyns_boot/ (tests/test_loaded_from.py).
+
+    `python -m pytest` from the clone, or PYTHONPATH=., would import the tree's package without its C helper and
+    test something no user runs: stop before anything is collected."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyns_boot")
+    origin = os.path.realpath(spec.origin) if spec is not None and spec.origin else ""
+    if origin.startswith(str(Path(__file__).resolve().parent.parent / "pyns_boot") + os.sep):
+        raise pytest.UsageError(
+            f"pyns_boot would be imported from the source tree ({origin}), not the installed wheel: run the tests "
+            "with scripts/test.sh (or the test venv's bin/pytest), not `python -m pytest` from the clone"
+        )
+
 
 # The unit layer: tests marked @pytest.mark.unit need no kernel privilege and run as any user
 # (scripts/test.sh -m unit; .ci/run runs them as nobody).  These fixtures make namespaces, holders,

@@ -11,7 +11,7 @@ parent's descriptor number; nothing may be left in the target afterwards.
 Targets: an unshare-made one (own pid, mnt, net, uts and ipc namespaces, the
 interpreter's installation and the venvs hidden under a tmpfs; runs
 everywhere, the lab container included) and a podman container of the lab
-image (tests/containers.py), when podman is here.
+image (tests/support/containers.py), when podman is here.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A host Python inside every namespace of a real podman or docker container (issues 11, 22), containers by name.
 
 Each test runs against podman and against docker (the fixtures lab_container and make_container are
-parametrized over both; docker is the lab's dockerd, tests/engines.py).
+parametrized over both; docker is the lab's dockerd, tests/support/engines.py).
 The containers come from the lab image (scripts/lab.sh setup): Debian sid,
 its glibc and libraries newer than the host's.  Inside, a process must see
 the container's hostname, files, network interfaces and pid namespace,

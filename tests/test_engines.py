@@ -1,6 +1,6 @@
 """containerd, LXC, systemd-nspawn, names several engines know, engine faults, the daemons' traces (issue 22).
 
-Real engines only: the lab's containerd and dockerd (scripts/lab.sh engines start, tests/engines.py),
+Real engines only: the lab's containerd and dockerd (scripts/lab.sh engines start, tests/support/engines.py),
 Debian's LXC and systemd-nspawn on overlays of the lab's Debian sid root filesystem, podman.
 tests/test_containers.py runs the podman tests against docker too.
 """

@@ -72,7 +72,7 @@ def result_of(stdout: str) -> dict[str, Any]:
 
 
 class Container(LabContainer):
-    """A running container of the lab image (tests/containers.py), and what these tests do in it."""
+    """A running container of the lab image (tests/support/containers.py), and what these tests do in it."""
 
     def __init__(self) -> None:
         super().__init__("libs")

@@ -285,7 +285,7 @@ def test_opt_out_imports_from_the_target(holder: Callable[..., Holder], mnt_venv
     code = (
         "import json, sys, pyns_boot; s = pyns_boot.status()\n"
         "print('RESULT ' + json.dumps({'file': json.__file__, 'keeps': s.keeps_imports, 'root': s.imports_root,\n"
-        "    'target': open('/mnt/file').read().strip(), 'loaded': 'pyns_boot._oldroot' in sys.modules}))"
+        "    'target': open('/mnt/file').read().strip(), 'loaded': 'pyns_boot._keep_imports' in sys.modules}))"
     )
     result = run_python(mnt_venv.python, code, {"gons_mnt": h.ref("mnt"), "PYNS_BOOT_KEEP_IMPORTS": "0"})
     assert result.returncode == 0, result.stderr
@@ -353,7 +353,7 @@ def test_old_root_is_not_kept_when_not_joined(mnt_venv: Venv) -> None:
     code = (
         "import json, os, sys, pyns_boot; s = pyns_boot.status()\n"
         "print('RESULT ' + json.dumps({'fds': sorted(os.listdir('/proc/self/fd')), 'keeps': s.keeps_imports,\n"
-        "    'outcome': s.namespaces['mnt'].outcome, 'loaded': 'pyns_boot._oldroot' in sys.modules}))"
+        "    'outcome': s.namespaces['mnt'].outcome, 'loaded': 'pyns_boot._keep_imports' in sys.modules}))"
     )
     baseline = result_of(run_python(mnt_venv.python, code).stdout)
     already = result_of(run_python(mnt_venv.python, code, {"gons_mnt": "/proc/self/ns/mnt"}).stdout)
@@ -366,7 +366,7 @@ def test_old_root_is_not_kept_when_not_joined(mnt_venv: Venv) -> None:
 
 
 def test_idle_and_other_types_do_not_load_the_module(mnt_venv: Venv, holder: Callable[..., Holder]) -> None:
-    code = "import sys; print('RESULT %d' % ('pyns_boot._oldroot' in sys.modules))"
+    code = "import sys; print('RESULT %d' % ('pyns_boot._keep_imports' in sys.modules))"
     h = holder(("uts",))
     for env in ({}, {"gons_uts": h.ref("uts")}):
         result = run_python(mnt_venv.python, code, env)

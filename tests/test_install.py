@@ -40,16 +40,16 @@ BUILD_TIMEOUT = 600
 
 def package_files() -> set[str]:
     """What the wheel must hold of the package: its modules, stubs, marker, the extension."""
-    names = {p.name for p in (REPO / "src" / "pyns_boot").iterdir() if p.is_file() and p.suffix in (".py", ".pyi")}
+    names = {p.name for p in (REPO / "pyns_boot").iterdir() if p.is_file() and p.suffix in (".py", ".pyi")}
     names |= {"py.typed"}
     return {"pyns_boot/" + n for n in names} | {EXTENSION}
 
 
 def version() -> str:
-    for line in (REPO / "src" / "pyns_boot" / "__init__.py").read_text().splitlines():
+    for line in (REPO / "pyns_boot" / "__init__.py").read_text().splitlines():
         if line.startswith("__version__"):
             return line.split("=", 1)[1].strip().strip("\"'")
-    raise AssertionError("no __version__ in src/pyns_boot/__init__.py")
+    raise AssertionError("no __version__ in pyns_boot/__init__.py")
 
 
 def run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -117,7 +117,7 @@ def test_wheel_holds_exactly_the_package_startup_files_and_metadata(wheel: Path)
     assert {n for n in members if not n.startswith(info)} == set(STARTUP_FILES) | package_files() | {script}
     for name in STARTUP_FILES:
         assert members[name] == (REPO / name).read_bytes(), name
-    assert members[script] == (REPO / "src" / "bin" / "pyns-boot").read_bytes()  # #!python: pip writes the path
+    assert members[script] == (REPO / "bin" / "pyns-boot").read_bytes()  # #!python: pip writes the path
     licenses = [n for n in metadata_files if n.endswith("LICENSE")]
     assert len(licenses) == 1
     assert members[info + licenses[0]] == (REPO / "LICENSE").read_bytes()
@@ -184,13 +184,13 @@ def test_sdist_holds_the_sources_and_nothing_built(sdist: Path) -> None:
         "CHANGELOG.md",
         "pyns_boot.pth",
         "pyns_boot.start",
-        "src/pyns_boot/_pyns_boot.c",
-        "src/pyns_boot/_setns_core.c",
-        "src/pyns_boot/_setns_core.h",
+        "pyns_boot/_pyns_boot.c",
+        "pyns_boot/_setns.c",
+        "pyns_boot/_setns.h",
         "stubs/_pyns_boot.pyi",
-        "src/pyns_boot/py.typed",
+        "pyns_boot/py.typed",
         "tests/conftest.py",
-        "tests/nsutil.py",
+        "tests/support/nsutil.py",
         "docs/env-interface.md",
         "docs/cli.md",
         "docs/workers.md",
@@ -200,7 +200,7 @@ def test_sdist_holds_the_sources_and_nothing_built(sdist: Path) -> None:
         "docs/development.md",
         "benchmarks/README.md",
     }
-    required |= {"src/" + n for n in package_files() if n.endswith(".py")}
+    required |= {n for n in package_files() if n.endswith(".py")}
     assert required <= names, required - names
     for name in names:
         parts = name.split("/")

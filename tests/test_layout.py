@@ -18,7 +18,7 @@ from nsutil import REPO
 
 pytestmark = pytest.mark.unit
 
-PACKAGE = REPO / "src" / "pyns_boot"
+PACKAGE = REPO / "pyns_boot"
 DEVELOPMENT_DOCS = REPO / "docs" / "development.md"
 
 
@@ -33,7 +33,7 @@ def lazy_names() -> dict[str, str]:
             names = ast.literal_eval(node.value)
             assert isinstance(names, dict)
             return names
-    raise AssertionError("src/pyns_boot/__init__.py has no _LAZY_MODULES")
+    raise AssertionError("pyns_boot/__init__.py has no _LAZY_MODULES")
 
 
 def imported_modules(path: Path, modules: set[str], lazy: dict[str, str]) -> set[str]:
@@ -123,7 +123,7 @@ def documented_layout() -> dict[str, set[str]]:
     rows: dict[str, set[str]] = {}
     for line in DEVELOPMENT_DOCS.read_text().splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        found = re.fullmatch(r"`src/pyns_boot/(\w+)\.py`", cells[0]) if len(cells) == 3 else None
+        found = re.fullmatch(r"`pyns_boot/(\w+)\.py`", cells[0]) if len(cells) == 3 else None
         if found is None:
             continue
         module = module_name(Path(found.group(1) + ".py"))
@@ -148,3 +148,13 @@ def test_the_development_docs_draw_the_layout() -> None:
     )
     wrong = {m: (sorted(documented[m]), sorted(importers[m])) for m in graph if documented[m] != importers[m]}
     assert not wrong, f"{DEVELOPMENT_DOCS}: imported by (documented, real): {wrong}"
+
+
+def test_the_layout_is_the_designs() -> None:
+    """The package sits at the root of the clone as the design names it: pyns_boot/hook.py (the Python side of the
+    start-up hook) and pyns_boot/_setns.c (the C core); the start-up files, tests/ and examples/ beside it."""
+    for path in ("pyns_boot/hook.py", "pyns_boot/_setns.c", "pyns_boot.pth", "tests/support", "examples", "bin/pyns-boot"):
+        assert (REPO / path).exists(), path
+    assert not (REPO / "src").exists(), "the package moved from src/ to the root (docs/development.md, Layout)"
+    helpers = {p.stem for p in (REPO / "tests").glob("*.py")} - {"conftest"}
+    assert all(name.startswith("test_") for name in helpers), "test helpers live in tests/support/: " + str(helpers)

@@ -1,4 +1,4 @@
-"""The suite's check that it leaves nothing behind (tests/leakcheck.py) fails a session that does.
+"""The suite's check that it leaves nothing behind (tests/support/leakcheck.py) fails a session that does.
 
 Each test runs a throwaway session in a pytest subprocess with the plugin, narrowed to what it
 makes (--leaks-kinds) and, for files, to a directory of its own (--leaks-tmp), so that other jobs
@@ -44,7 +44,7 @@ def test_a_file_left_in_tmp_fails_the_session(inner_session: Callable[..., pytes
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["*the test session left 1 thing(s) on the machine (tests/leakcheck.py):", f"  file: {watched}/pyns-exec-left"]
+        ["*the test session left 1 thing(s) on the machine (tests/support/leakcheck.py):", f"  file: {watched}/pyns-exec-left"]
     )
     assert "there-before" not in result.stdout.str()
 

@@ -1,6 +1,6 @@
 """The failure policy (PYNS_BOOT_ON_ERROR) on every start-up path, against one table.
 
-src/pyns_boot/_policy.py is the policy's one home, and the start-up reaches it on three paths
+pyns_boot/_policy.py is the policy's one home, and the start-up reaches it on three paths
 (the ``start_path`` fixture runs each test on each of them, the way markupsafe's fixture
 runs every test on its C speedups and on its pure fallback):
 

@@ -207,14 +207,14 @@ def test_the_copies_without_the_c_helper_are_the_c_table() -> None:
     names and the hook's NAMESPACE_VARIABLES/TRIGGER_VARIABLES (and the doctor's TYPES made from them)."""
     import _pyns_boot
 
-    from pyns_boot import _doctor, _finish, hook
+    from pyns_boot import _after_joins, _doctor, hook
 
     (names,) = PTH_NAMES.findall((REPO / "pyns_boot.pth").read_bytes())
     assert tuple(n.decode() for n in names.split()) == hook.TRIGGER_VARIABLES
     assert hook.NAMESPACE_VARIABLES == _pyns_boot.VARIABLES == tuple(kind.variable for kind in _pyns_boot.kinds())
     assert hook.TRIGGER_VARIABLES == (*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE, "gons_netns")
-    # the after-the-joins variables: C's run() hands them to the Python hook; _finish acts on them
-    assert hook.FINISH_VARIABLES == _pyns_boot.FINISH_VARIABLES == _finish.VARIABLES
+    # the after-the-joins variables: C's run() hands them to the Python hook; _after_joins acts on them
+    assert hook.FINISH_VARIABLES == _pyns_boot.FINISH_VARIABLES == _after_joins.VARIABLES
     assert _doctor.TYPES == _pyns_boot.TYPES == tuple(kind.name for kind in _pyns_boot.kinds())
 
 

@@ -27,9 +27,9 @@ STARTUP_MODULES = {
     "_pyns_boot": "the .pth line: the C helper, which acts alone on the common path",
     "pyns_boot": "the package, the parent of every module below (its public names load lazily)",
     "pyns_boot.hook": "the .pth line when the C helper cannot act alone (gons_mnt, a helper that does not load)",
-    "pyns_boot._finish": "the hook, when gons_netns, PYNS_BOOT_WD, PYNS_BOOT_SETUID or PYNS_BOOT_SETGID is set",
-    "pyns_boot._oldroot": "the hook, after a gons_mnt join that keeps importing from the original root",
-    "pyns_boot._elfdeps": "pyns_boot._oldroot, before an extension module loads from the original root",
+    "pyns_boot._after_joins": "the hook, when gons_netns, PYNS_BOOT_WD, PYNS_BOOT_SETUID or PYNS_BOOT_SETGID is set",
+    "pyns_boot._keep_imports": "the hook, after a gons_mnt join that keeps importing from the original root",
+    "pyns_boot._elfdeps": "pyns_boot._keep_imports, before an extension module loads from the original root",
     "pyns_boot._hints": "the hook, on a failed join",
     "pyns_boot._sitedirs": "the hook, when other threads refuse a join",
     "pyns_boot._policy": "the hook and the C helper: the failure policy and its one writer",
@@ -84,9 +84,9 @@ HEAVY_MODULES = frozenset(
     }
 )
 
-# These also quote their annotations instead of importing __future__: _oldroot and _elfdeps load
+# These also quote their annotations instead of importing __future__: _keep_imports and _elfdeps load
 # after the mnt switch, before imports are redirected; for the others it is a quarter of their cost.
-NO_FUTURE = frozenset({"pyns_boot", "pyns_boot.hook", "pyns_boot._oldroot", "pyns_boot._elfdeps", "pyns_boot._status"})
+NO_FUTURE = frozenset({"pyns_boot", "pyns_boot.hook", "pyns_boot._keep_imports", "pyns_boot._elfdeps", "pyns_boot._status"})
 
 CODE = """
 import sys

@@ -25,7 +25,8 @@ LAB_IMAGE = os.environ.get("PYNS_BOOT_LAB_IMAGE", "localhost/pyns-lab:sid")
 PODMAN = ["podman", "--runtime", "/usr/sbin/runc"]
 EXTENSION = "_pyns_boot.abi3.so"
 SOURCES: tuple[str, ...] = (
-    "src",
+    "pyns_boot",
+    "bin",
     "stubs",
     "requirements-test.txt",
     "setup.py",

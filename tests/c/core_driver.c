@@ -16,7 +16,7 @@
  * printed, 2 ns_run ran out of memory, 3 a descriptor leaked, 1 usage.
  */
 #define _GNU_SOURCE
-#include "../../src/pyns_boot/_setns_core.h"
+#include "../../pyns_boot/_setns.h"
 
 #include <dirent.h>
 #include <stdio.h>

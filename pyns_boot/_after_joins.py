@@ -102,12 +102,12 @@ def discard(plan: Plan) -> None:
 def finish(plan: Plan, helper: object) -> "str | None":
     """After the joins: the ip netns exec view, then as nsenter: the working directory, the group, the user."""
     try:
-        return _finish(plan, helper)
+        return _steps(plan, helper)
     finally:
         discard(plan)
 
 
-def _finish(plan: Plan, helper: object) -> "str | None":
+def _steps(plan: Plan, helper: object) -> "str | None":
     if plan.netns is not None:
         try:
             failures = helper.netns_view(plan.netns)  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ and ipc namespaces, a hostname of its own and a name starting with
 the way out (scripts/lab.sh setup); PYNS_BOOT_REQUIRE_LAB=1 (set by .ci/run)
 makes that a failure instead, so CI cannot pass by skipping them.
 ``LabContainer(..., engine="docker")`` is the same container run by the lab's
-dockerd (tests/engines.py starts it), from the same root filesystem imported as
+dockerd (tests/support/engines.py starts it), from the same root filesystem imported as
 pyns-lab:sid, with ``--network none`` (the lab's dockerd makes no bridge).
 """
 
@@ -41,7 +41,7 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """The docker client, talking to the daemon DOCKER_HOST names (the lab's: tests/engines.py sets it)."""
+    """The docker client, talking to the daemon DOCKER_HOST names (the lab's: tests/support/engines.py sets it)."""
     return subprocess.run(
         ["docker", *args], capture_output=True, text=True, timeout=TIMEOUT, check=check, stdin=subprocess.DEVNULL
     )

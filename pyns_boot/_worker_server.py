@@ -102,10 +102,10 @@ class _Server:
             if (
                 fork["keep_imports"]
                 and "mnt" in fork["paths"]
-                and not {"pyns_boot._oldroot", "pyns_boot.hook"} <= set(sys.modules)
+                and not {"pyns_boot._keep_imports", "pyns_boot.hook"} <= set(sys.modules)
             ):
                 try:  # loaded here, before any worker joins a mount namespace where they may not exist
-                    from pyns_boot import _oldroot, hook  # noqa: F401
+                    from pyns_boot import _keep_imports, hook  # noqa: F401
                 except ImportError:
                     pass
             pid = os.fork()
@@ -152,7 +152,7 @@ class _Server:
 def _kept_descriptors(control_fd: int) -> "set[int]":
     """The control socket, and in a server forked from a program that keeps imports, its old-root descriptors."""
     keep = {control_fd}
-    oldroot = sys.modules.get("pyns_boot._oldroot")
+    oldroot = sys.modules.get("pyns_boot._keep_imports")
     root = getattr(oldroot, "root", None)
     if root is not None:
         keep.add(int(root.rsplit("/", 1)[1]))
@@ -261,9 +261,9 @@ def _set_up(fork: "ForkRequest") -> "Report":
 
     paths = fork["paths"]
     mnt_path = paths.get("mnt")
-    keeps_imports = fork["keep_imports"] and {"pyns_boot._oldroot", "pyns_boot.hook"} <= sys.modules.keys()
+    keeps_imports = fork["keep_imports"] and {"pyns_boot._keep_imports", "pyns_boot.hook"} <= sys.modules.keys()
     old_root = -1
-    if mnt_path is not None and keeps_imports and getattr(sys.modules["pyns_boot._oldroot"], "root", None) is None:
+    if mnt_path is not None and keeps_imports and getattr(sys.modules["pyns_boot._keep_imports"], "root", None) is None:
         old_root = _open_above_stdio("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         report = _pyns_boot.apply(fork["order"], [paths.get(t) for t in _pyns_boot.TYPES])
@@ -390,7 +390,7 @@ def _load_main(main_path: "str | None", name: str) -> "Any":
     import runpy
     import types
 
-    oldroot = sys.modules.get("pyns_boot._oldroot")
+    oldroot = sys.modules.get("pyns_boot._keep_imports")
     if oldroot is not None:
         main_path = oldroot.remap(main_path)
     module = types.ModuleType("__mp_main__")

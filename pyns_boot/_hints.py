@@ -28,7 +28,7 @@ HINT_PREFIX = "pyns_boot: hint: "
 MAX_LISTED = 8
 #: How the caller named the reference: a variable (the hook), an option (the CLI) or Namespaces (call_in).
 ENVIRONMENT, COMMAND, API = "environment", "command", "api"
-#: The variable that names a network namespace by its name (pyns_boot._finish turns it into gons_net).
+#: The variable that names a network namespace by its name (pyns_boot._after_joins turns it into gons_net).
 NETNS_VARIABLE = "gons_netns"
 #: The characters a word of a shell command may hold unquoted.
 _SHELL_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")

@@ -1,9 +1,9 @@
 /*
  * parse the order, plan the joins, open the references, join, report.
- * See _setns_core.h for the interface and env-interface.md for the rules.
+ * See _setns.h for the interface and env-interface.md for the rules.
  */
 #define _GNU_SOURCE
-#include "_setns_core.h"
+#include "_setns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -557,7 +557,7 @@ int ns_plan(const char *order, const char *const paths[NS_KIND_COUNT],
 /* ---- phases 3 and 4: open early, join --------------------------------- */
 
 /* Before the first switch: a handle on the current root, through which the
- * interpreter keeps importing after the mnt join (src/pyns_boot/_oldroot.py),
+ * interpreter keeps importing after the mnt join (pyns_boot/_keep_imports.py),
  * and one on the current mount namespace.  The second keeps that namespace
  * alive: when its last process leaves, the kernel would detach every mount
  * in it, and the old root would lose the mounts below it. */

@@ -1,10 +1,10 @@
 """Child interpreters after a mnt join with keep-imports: they run inside the target as this interpreter.
 
-Loaded by pyns_boot._oldroot (through the old root) when the program first
+Loaded by pyns_boot._keep_imports (through the old root) when the program first
 starts a child of ``sys.executable`` or imports ``_posixsubprocess``.  Such a
 child cannot start from the target's filesystem (neither the interpreter nor
 its libraries are there), so it starts from the mount namespace the process
-had before the join (``_oldroot.namespace_fd``, kept open for this and for
+had before the join (``_keep_imports.namespace_fd``, kept open for this and for
 the mounts below the old root; handed over by ``attach``):
 
 - ``_posixsubprocess.fork_exec`` (subprocess, multiprocessing's spawn and
@@ -60,7 +60,7 @@ _original_fork_exec: "Callable[..., int] | None" = None
 
 
 class Kept:
-    """What pyns_boot._oldroot keeps, handed over by it (attach) before every use."""
+    """What pyns_boot._keep_imports keeps, handed over by it (attach) before every use."""
 
     root = ""  # "/proc/self/fd/N"
     namespace_fd = -1

@@ -1,6 +1,6 @@
 """Load an extension module's shared libraries from the original root first.
 
-After a mnt join with keep-imports (pyns_boot._oldroot), an extension module
+After a mnt join with keep-imports (pyns_boot._keep_imports), an extension module
 comes from the original root through ``/proc/self/fd/N``, but the dynamic
 loader looks for the libraries it names (``DT_NEEDED``: libssl.so.3, ...) in
 the mount namespace the process is in now: the target's, whose libraries may

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
 UNSHARE_FLAGS = {
     "cgroup": ["--cgroup"],

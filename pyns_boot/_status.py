@@ -278,7 +278,7 @@ def _gather(record: "ModuleType | None") -> "Status":
             netns = getattr(record, "netns", None)  # named by gons_netns: say so, as the hook did
             result._set(error=_hints.message_as_given(report, netns), hint=_hints.for_report(report, netns=netns))
         finish_error = getattr(record, "finish_error", None)
-        if finish_error is not None:  # joined, then a step after the joins failed (pyns_boot._finish)
+        if finish_error is not None:  # joined, then a step after the joins failed (pyns_boot._after_joins)
             result._set(state=FAILED, error=finish_error)
         return result
     # Judged from the environment the process started with: a variable the

@@ -44,7 +44,7 @@ MARK = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("leaks", "what the suite leaves on the machine (tests/leakcheck.py)")
+    group = parser.getgroup("leaks", "what the suite leaves on the machine (tests/support/leakcheck.py)")
     group.addoption(
         "--leaks",
         choices=("fail", "warn", "off"),
@@ -90,7 +90,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     left = leftovers(before, after)
     if not left:
         return
-    lines = [f"the test session left {len(left)} thing(s) on the machine (tests/leakcheck.py):"]
+    lines = [f"the test session left {len(left)} thing(s) on the machine (tests/support/leakcheck.py):"]
     lines += [f"  {kind}: {what}" for kind, what in left]
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     failing = config.getoption("leaks") == "fail"

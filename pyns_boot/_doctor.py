@@ -112,7 +112,7 @@ def check_package(directory: str | None) -> Finding:
     package_dir = os.path.dirname(os.path.abspath(pyns_boot.__file__ or ""))
     where = os.path.dirname(package_dir)
     editable = _editable_source()
-    if editable is not None and os.path.realpath(where) == os.path.realpath(os.path.join(editable, "src")):
+    if editable is not None and os.path.realpath(where) == os.path.realpath(editable):
         return Finding("package", OK, f"pyns_boot {pyns_boot.__version__} from {package_dir} (editable install)")
     if directory is not None and os.path.realpath(where) != os.path.realpath(directory):
         return Finding(

@@ -1,6 +1,6 @@
 /*
  * _pyns_boot: the C helper, a top-level extension module beside
- * pyns_boot.pth.  It wraps the Python-free core (_setns_core.c: ns_parse_order,
+ * pyns_boot.pth.  It wraps the Python-free core (_setns.c: ns_parse_order,
  * ns_plan, ns_run and its steps open_reference, is_member, join_one) and the
  * pid entry (_pid_entry.c) for Python:
  *   run()    the common start-up path of pyns_boot.pth: join from the
@@ -23,7 +23,7 @@
  * other _POSIX_C_SOURCE/_XOPEN_SOURCE values than pyconfig.h would redefine. */
 #include <Python.h>
 
-#include "_setns_core.h"
+#include "_setns.h"
 #include "_pid_entry.h"
 #include "_host_exec.h"
 
@@ -469,7 +469,7 @@ static int any_variable_set(void)
     return 0;
 }
 
-/* The variables of the steps around the joins that pyns_boot._finish takes
+/* The variables of the steps around the joins that pyns_boot._after_joins takes
  * (exported as FINISH_VARIABLES; hook.py keeps the one import-free copy,
  * tests/test_startup_files.py checks both): run() leaves them to
  * pyns_boot.hook.run(). */
@@ -883,7 +883,7 @@ done:
     return result;
 }
 
-/* ---- kinds(): the namespace table (_setns_core.c ns_kinds) for Python ---- */
+/* ---- kinds(): the namespace table (_setns.c ns_kinds) for Python ---- */
 
 /* compile_program(source, filename) -> code: a program's source compiled as
  * python compiles the script it runs (Py_CompileString).  builtin compile()

@@ -1,6 +1,6 @@
 /*
  * Children of the interpreter after a mnt join with keep-imports
- * (src/pyns_boot/_children.py, docs/foreign-mounts.md): they start from the
+ * (pyns_boot/_children.py, docs/foreign-mounts.md): they start from the
  * mount namespace the process had before the join, where the interpreter,
  * its loader and its libraries are, and join the target again by
  * themselves.

@@ -137,7 +137,7 @@ class _Process:
 
     def __init__(self, control_fd: int) -> None:
         self.status: int | None = None
-        if getattr(sys.modules.get("pyns_boot._oldroot"), "root", None) is not None:
+        if getattr(sys.modules.get("pyns_boot._keep_imports"), "root", None) is not None:
             self.pid = _fork_server(control_fd)
             return
         target = 3 if control_fd != 3 else 4  # the server's descriptor: dup2 clears close-on-exec there only

@@ -14,7 +14,7 @@ import os
 
 import _pyns_boot
 
-from pyns_boot import _finish, _hints, _run_fast
+from pyns_boot import _after_joins, _hints, _run_fast
 from pyns_boot._errors import CommandError, UsageError
 from pyns_boot._namespaces import NETNS_DIR, Namespaces, steps
 
@@ -47,7 +47,7 @@ def build(
                 f"cannot be combined with -m/--mnt or --all: use --net {NETNS_DIR}/{netns}"
             )
         if not netns or "/" in netns or netns in (".", ".."):
-            instead = _finish.name_instead(netns, "--netns %s", "--net %s") if netns else "--netns NAME"
+            instead = _after_joins.name_instead(netns, "--netns %s", "--net %s") if netns else "--netns NAME"
             raise UsageError(f"--netns {netns!r} is not a network namespace name (as in: ip netns add NAME): {instead}")
         refs["net"] = os.path.join(NETNS_DIR, netns)  # checked as a path; joined as ip netns exec does
     if target is None:

@@ -47,9 +47,9 @@ NAMESPACE_VARIABLES = (
 TRIGGER_VARIABLES = (
     *NAMESPACE_VARIABLES,
     "gons_order",
-    "gons_netns",  # pyns_boot._finish: /run/netns/NAME the way ip netns exec joins it
+    "gons_netns",  # pyns_boot._after_joins: /run/netns/NAME the way ip netns exec joins it
 )
-# pyns_boot._finish.VARIABLES: the steps around the joins (gons_netns, the
+# pyns_boot._after_joins.VARIABLES: the steps around the joins (gons_netns, the
 # working directory, the ids).  The C helper's run() hands these to run().
 FINISH_VARIABLES = ("gons_netns", "PYNS_BOOT_WD", "PYNS_BOOT_SETGID", "PYNS_BOOT_SETUID")
 
@@ -100,13 +100,13 @@ def run() -> None:
     script = script_on_this_side() if mnt_path else None
     plan = None
     if any(os.environ.get(name) for name in FINISH_VARIABLES):
-        from pyns_boot import _finish
+        from pyns_boot import _after_joins
 
-        plan = _finish.Plan()
-        record.load_error = _finish.prepare(plan)
+        plan = _after_joins.Plan()
+        record.load_error = _after_joins.prepare(plan)
         record.netns = plan.netns
         if record.load_error is not None:
-            _finish.remove_variables()
+            _after_joins.remove_variables()
             _policy.apply(record.load_error)
             return
     inherited = os.environ.pop(OLD_ROOT_FDS_VARIABLE, None)
@@ -126,9 +126,9 @@ def run() -> None:
         keep_importing(old_root, str(mnt_path))
     if plan is not None:
         if not report["ok"]:
-            _finish.discard(plan)
+            _after_joins.discard(plan)
             return
-        record.finish_error = _finish.finish(plan, _pyns_boot)
+        record.finish_error = _after_joins.finish(plan, _pyns_boot)
         if record.finish_error is not None:
             _policy.apply(record.finish_error)
     if script is not None and report["ok"]:
@@ -306,17 +306,17 @@ def switch_imports(
 
     fd is a descriptor on the original root, namespace_fd (or -1) one on the
     original mount namespace that stays open with it.  Rewrites the package's
-    __path__ (so that pyns_boot._oldroot loads through fd) and activates
-    pyns_boot._oldroot.  Returns None, or (errno, message) when imports
+    __path__ (so that pyns_boot._keep_imports loads through fd) and activates
+    pyns_boot._keep_imports.  Returns None, or (errno, message) when imports
     cannot go through fd; the descriptors are closed when the root is out of
     reach.  In a worker (pyns_boot._worker_server), worker_pid_way_out is
     the way out of a /proc of another pid namespace in the worker's terms
     (its Namespaces, not gons_pid), and a switch its fork server inherited
     (fd -1) is only checked for reachability.
 
-    It lives here, not in pyns_boot._oldroot: that module loads through fd,
+    It lives here, not in pyns_boot._keep_imports: that module loads through fd,
     and when fd is out of reach the message must be made without it."""
-    active = getattr(sys.modules.get("pyns_boot._oldroot"), "root", None)
+    active = getattr(sys.modules.get("pyns_boot._keep_imports"), "root", None)
     root = active if active is not None else "/proc/self/fd/%d" % fd
     joined = ('joined gons_mnt "%s"' if worker_pid_way_out is None else 'the worker joined mnt "%s"') % mnt_path
     try:
@@ -341,9 +341,9 @@ def switch_imports(
     package = sys.modules["pyns_boot"]
     package.__path__[:] = [root + p if p.startswith("/") else p for p in package.__path__]
     try:
-        from pyns_boot import _oldroot
+        from pyns_boot import _keep_imports
 
-        _oldroot.activate(fd, mnt_path, namespace_fd)
+        _keep_imports.activate(fd, mnt_path, namespace_fd)
     except Exception as error:
         why = unreadable_installation(list(package.__path__), root) or error
         message = "pyns_boot: %s, but cannot keep importing from the original root %s: %s" % (joined, root, why)

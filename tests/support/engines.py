@@ -33,7 +33,7 @@ from typing import Sequence
 
 from containers import NAME_PREFIX, TIMEOUT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 LAB_SH = str(REPO / "scripts" / "lab.sh")
 LAB_DIR = os.environ.get("LAB_DIR", "/var/cache/pyns-lab/sid")
 CTR_IMAGE = "docker.io/library/pyns-lab:sid"

@@ -419,19 +419,19 @@ def _unrepresentable(name: str, value: str, fmt: str, why: str) -> str:
 
 
 def _after_joins(args: argparse.Namespace) -> dict[str, str]:
-    """The PYNS_BOOT_* variables of -w, -S and -G (pyns_boot._finish)."""
-    from pyns_boot import _finish
+    """The PYNS_BOOT_* variables of -w, -S and -G (pyns_boot._after_joins)."""
+    from pyns_boot import _after_joins
 
     variables = {}
     if args.wd == FROM_TARGET:
         if args.target is None:
             raise UsageError("-w/--wd without DIR means the working directory of the -t process: add -t PID or a DIR")
-        variables[_finish.WD_VARIABLE] = f"!/proc/{args.target}/cwd"  # opened before the joins, as nsenter does
+        variables[_after_joins.WD_VARIABLE] = f"!/proc/{args.target}/cwd"  # opened before the joins, as nsenter does
     elif args.wd is not None:
         if not args.wd:
             raise UsageError("-w/--wd needs a non-empty DIR")
-        variables[_finish.WD_VARIABLE] = args.wd
-    for variable, value in ((_finish.SETGID_VARIABLE, args.setgid), (_finish.SETUID_VARIABLE, args.setuid)):
+        variables[_after_joins.WD_VARIABLE] = args.wd
+    for variable, value in ((_after_joins.SETGID_VARIABLE, args.setgid), (_after_joins.SETUID_VARIABLE, args.setuid)):
         if value is not None:
             if value < 0:
                 raise UsageError(f"-S/--setuid and -G/--setgid take a non-negative id, not {value}")
@@ -440,10 +440,10 @@ def _after_joins(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _steering_variables() -> tuple[str, ...]:
-    """Every variable the hook acts on: the gons_* of the contract, gons_netns and pyns_boot._finish's."""
+    """Every variable the hook acts on: the gons_* of the contract, gons_netns and pyns_boot._after_joins's."""
     from _pyns_boot import ORDER_VARIABLE, VARIABLES
 
-    from pyns_boot._finish import VARIABLES as FINISH_VARIABLES
+    from pyns_boot._after_joins import VARIABLES as FINISH_VARIABLES
 
     return (*VARIABLES, ORDER_VARIABLE, *FINISH_VARIABLES)
 

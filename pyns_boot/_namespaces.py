@@ -27,7 +27,7 @@ TYPES: tuple[str, ...] = _pyns_boot.TYPES
 ORDER_VARIABLE: str = _pyns_boot.ORDER_VARIABLE
 VARIABLE_PREFIX = "gons_"
 NETNS_DIR = "/run/netns"
-#: A named network namespace joined the way ``ip netns exec NAME`` does (pyns_boot._finish).
+#: A named network namespace joined the way ``ip netns exec NAME`` does (pyns_boot._after_joins).
 NETNS_VARIABLE = "gons_netns"
 
 
