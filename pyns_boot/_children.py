@@ -21,8 +21,9 @@ the mounts below the old root; handed over by ``attach``):
 - The child gets three inherited descriptors: the target's mount namespace
   K (``gons_mnt=/proc/self/fd/K``) and the parent's old root N and old
   mount namespace M under the same numbers (``PYNS_BOOT_OLD_ROOT_FDS=N,M,K``),
-  plus ``PYNS_BOOT_WD``, the working directory it would have had.  Its own
-  start-up hook joins the target again with keep-imports, adopts N and M (so
+  plus ``PYNS_BOOT_WD``, the working directory it would have had (a
+  relative script path is made absolute against it).  Its own start-up
+  hook joins the target again with keep-imports, adopts N and M (so
   the ``/proc/self/fd/N/...`` paths multiprocessing hands over mean the same
   there), closes K and removes the variables.  Every other namespace the
   child inherits (pid, net, uts, ipc, ...).
@@ -122,6 +123,7 @@ def fork_exec(*args: "Any") -> int:
         arguments[4] = None
     target = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     try:
+        arguments[0] = _with_absolute_script(arguments[0], wd)
         arguments[1] = [_unmapped(entry) for entry in arguments[1]]
         arguments[3] = tuple(sorted(set(arguments[3]) | set(_inherited(target))))
         arguments[5] = _child_environment(arguments[5], wd, target)
@@ -220,12 +222,60 @@ def _working_directory(cwd: "Any") -> "bytes | None":
         return None if here is None else os.fsencode(here)
     path = os.fsencode(cwd)
     try:  # the error the child's chdir would give, from the parent
-        os.close(os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
         raise OSError(error.errno, error.strerror, os.fsdecode(cwd)) from None
+    try:  # the path the child's getcwd() would give there (links resolved)
+        resolved = os.readlink(b"/proc/self/fd/%d" % fd)
+    except OSError:
+        resolved = b""
+    finally:
+        os.close(fd)
+    if resolved.startswith(b"/"):
+        return resolved
     if path.startswith(b"/"):
         return path
     return None if here is None else os.path.join(os.fsencode(here), path)
+
+
+def _with_absolute_script(argv: "Sequence[Any]", wd: "bytes | None") -> "list[Any]":
+    """argv with a relative script path made absolute against wd, as the interpreter (3.9+) makes it.
+
+    The child starts in the old namespace, where its working directory is
+    not wd yet: from 3.9 on the interpreter makes the script's path absolute
+    (__file__) before its start-up hook runs.  3.8 opens it as given, after."""
+    arguments = list(argv)
+    if wd is None or sys.version_info < (3, 9):
+        return arguments
+    index = 1
+    while index < len(arguments):
+        # CPython's options (Python/getopt.c): -c and -m end them (no script),
+        # -W and -X take a value (in the same argument or the next one).
+        arg = os.fsencode(arguments[index])
+        if arg == b"--":
+            index += 1
+            break
+        if not arg.startswith(b"-") or arg == b"-":
+            break
+        if arg == b"--check-hash-based-pycs":
+            index += 1
+        elif not arg.startswith(b"--"):
+            for position in range(1, len(arg)):
+                letter = arg[position : position + 1]
+                if letter in (b"c", b"m"):
+                    return arguments
+                if letter in (b"W", b"X"):
+                    if position == len(arg) - 1:
+                        index += 1
+                    break
+        index += 1
+    if index < len(arguments):
+        script = os.fsencode(arguments[index])
+        if script == b"-" or script.startswith(b"/"):
+            return arguments
+        # _Py_abspath: the working directory, "/" and the path ("" and "." are the directory itself)
+        arguments[index] = wd if script in (b"", b".") else wd + b"/" + script
+    return arguments
 
 
 def _child_environment(env: "Sequence[bytes] | None", wd: "bytes | None", target: int) -> "list[bytes]":
@@ -274,11 +324,12 @@ def exec_from_old_namespace(path: "Any", argv: "Sequence[Any]", env: "Any") -> N
         stop_multiprocessing_helpers()
     target = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        environment = _child_environment(entries, _working_directory(None), target)
+        wd = _working_directory(None)
+        environment = _child_environment(entries, wd, target)
         step, failure = _pyns_boot.exec_in_mount_namespace(
             kept.namespace_fd,
             _unmapped(path),
-            [os.fsencode(arg) for arg in argv],
+            [os.fsencode(arg) for arg in _with_absolute_script(argv, wd)],
             environment,
             list(_inherited(target)),
         )

@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -297,6 +298,180 @@ def test_children_through_pyns_boot_run_container(
     check_children(result.stdout, links, children_venv, "/var/tmp", container.os_release().strip())
     left = container_processes(container)
     assert len(left) == 1 and left[0].split()[0] == "1", left
+
+
+CWD_PROGRAM = r"""
+import json, os, subprocess, sys
+
+CHILD = (
+    "import json, os, sys\n"
+    "with open(sys.argv[-1]) as f:\n"
+    "    data = f.read()\n"
+    "main = sys.modules['__main__']\n"
+    "print(json.dumps({'cwd': os.getcwd(), 'argv0': sys.argv[0], 'file': getattr(main, '__file__', None),\n"
+    "                  'path0': sys.path[0], 'data': data}), flush=True)\n"
+)
+
+
+def run(*args, **options):
+    child = subprocess.run([sys.executable, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, **options)
+    return json.loads(child.stdout) if child.returncode == 0 else child.stderr.strip().splitlines()[-1:]
+
+
+base = os.path.join(sys.argv[1], "pyns-cwd")
+sub = os.path.join(base, "sub")
+os.makedirs(sub, exist_ok=True)
+for name, text in (("child.py", CHILD), ("pyns_cwd_module.py", CHILD), ("data.txt", "DATA")):
+    with open(os.path.join(sub, name), "w") as f:
+        f.write(text)
+if not os.path.islink(os.path.join(base, "link")):
+    os.symlink("sub", os.path.join(base, "link"))
+os.chdir(base)
+out = {
+    "script, cwd=": run("child.py", "data.txt", cwd=sub),
+    "./script, relative cwd=": run("./child.py", "data.txt", cwd="sub"),
+    "script, cwd= through a link": run("child.py", "data.txt", cwd=os.path.join(base, "link")),
+    "script after options": run("-uB", "-X", "utf8", "-W", "ignore", "--", "child.py", "data.txt", cwd=sub),
+    "script, preexec_fn": run("child.py", "data.txt", cwd=sub, preexec_fn=os.getpid),
+    "script, the program's cwd": run("sub/child.py", "sub/data.txt"),
+    "-m, cwd=": run("-m", "pyns_cwd_module", "data.txt", cwd=sub),
+    "-c, cwd=": run("-c", CHILD, "data.txt", cwd=sub),
+}
+os.chdir("sub")
+out["-m, the program's cwd"] = run("-m", "pyns_cwd_module", "data.txt")
+print("RESULT " + json.dumps(out), flush=True)
+os.execv(sys.executable, [sys.executable, "child.py", "data.txt"])
+"""
+
+
+def relative_paths_seen(base: str, result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """CWD_PROGRAM's children's facts (base written as BASE), the os.execv child's under "exec"."""
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    stdout = result.stdout.replace(base, "BASE")
+    [out] = lines(stdout, "RESULT")
+    out["exec"] = json.loads(stdout.splitlines()[-1])
+    return dict(out)
+
+
+def check_relative_paths(venv: Venv, run: Callable[[str], subprocess.CompletedProcess[str]], base: str) -> None:
+    # What a plain child started there sees, with the same program and files outside any target.
+    (venv.site_packages / "pyns_children_cwd.py").write_text(CWD_PROGRAM)
+    plain_base = tempfile.mkdtemp(prefix="pyns-children-plain-")
+    try:
+        plain = relative_paths_seen(
+            plain_base,
+            subprocess.run(
+                [venv.python, "-m", "pyns_children_cwd", plain_base],
+                env=clean_env(),
+                capture_output=True,
+                text=True,
+                timeout=CHILD_TIMEOUT * 2,
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+            ),
+        )
+    finally:
+        shutil.rmtree(plain_base)
+    inside = relative_paths_seen(base, run(base))
+    assert plain["script, cwd="]["cwd"] == "BASE/pyns-cwd/sub", plain
+    assert set(inside) == set(plain) and len(plain) == 10, (inside, plain)
+    for kind, facts in plain.items():
+        seen = inside[kind]
+        assert isinstance(seen, dict), (kind, seen)
+        assert seen["data"] == "DATA" and seen["cwd"] == facts["cwd"], (kind, seen, facts)
+        if facts["argv0"] != seen["argv0"]:
+            # A script path the child gets made absolute against the working directory, as the
+            # interpreter (3.9+) makes its __file__: sys.argv[0] is that path where it is the one given.
+            assert sys.version_info >= (3, 9), (kind, seen, facts)
+            assert not facts["argv0"].startswith("/") and seen["argv0"] == facts["file"], (kind, seen, facts)
+            seen["argv0"] = facts["argv0"]
+        assert seen == facts, (kind, seen, facts)
+
+
+def test_relative_paths_of_children_in_an_unshare_target(target: Holder, children_venv: Venv, workdir: Path) -> None:
+    def run(base: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [children_venv.python, "-m", "pyns_children_cwd", base],
+            env=clean_env(**scratch({"gons_" + t: target.ref(t) for t in TYPES})),
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT * 2,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+        )
+
+    check_relative_paths(children_venv, run, str(workdir / "target"))
+    left = only_init_left(target.pid)
+    assert len(left) == 1 and left[0].split()[0] == "1", left
+
+
+def test_relative_paths_of_children_through_pyns_boot_run_container(
+    make_container: Callable[..., LabContainer], children_venv: Venv
+) -> None:
+    container = make_container("children-cwd")
+
+    def run(base: str) -> subprocess.CompletedProcess[str]:
+        return pyns_boot(
+            children_venv,
+            "run",
+            "--container",
+            container.name,
+            "--",
+            "-m",
+            "pyns_children_cwd",
+            base,
+            env=scratch({}),
+            timeout=CHILD_TIMEOUT * 2,
+        )
+
+    check_relative_paths(children_venv, run, "/var/tmp")
+    left = container_processes(container)
+    assert len(left) == 1 and left[0].split()[0] == "1", left
+
+
+SCRIPT_FORMS = [
+    ["child.py", "arg"],
+    ["./child.py"],
+    ["sub/../child.py"],
+    ["-u", "-B", "child.py"],
+    ["-uB", "child.py"],
+    ["-W", "ignore", "child.py"],
+    ["-Wignore", "child.py"],
+    ["-uX", "utf8", "child.py"],
+    ["-Xutf8", "-X", "dev", "child.py"],
+    ["--check-hash-based-pycs", "never", "child.py"],
+    ["-B", "--", "child.py"],
+]
+NO_SCRIPT_FORMS = [["-c", "pass", "child.py"], ["-uc", "pass"], ["-m", "child", "child.py"], ["-Bm", "child"], ["-"]]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("form", SCRIPT_FORMS + NO_SCRIPT_FORMS, ids=" ".join)
+def test_which_argument_is_the_script(form: list[str]) -> None:
+    # The interpreter itself tells: started from elsewhere with the argument pyns_boot made absolute, a child
+    # runs the same file (the same __file__) as one started in the directory with the one given.
+    from pyns_boot._children import _with_absolute_script
+
+    here = os.path.realpath(tempfile.mkdtemp(prefix="pyns-children-script-"))
+    try:
+        os.mkdir(os.path.join(here, "sub"))
+        Path(here, "child.py").write_text("import json, sys\nprint(json.dumps(sys.modules['__main__'].__file__))\n")
+        made = _with_absolute_script([sys.executable, *form], os.fsencode(here))
+        if form in NO_SCRIPT_FORMS or sys.version_info < (3, 9):
+            assert made == [sys.executable, *form]
+            return
+        [index] = [i for i, (a, b) in enumerate(zip(made, [sys.executable, *form])) if a != b]
+        assert made[index] == os.fsencode(here + "/" + form[index - 1]), made
+
+        def main_file(argv: list[Any], cwd: str) -> str:
+            done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=CHILD_TIMEOUT, input="")
+            assert done.returncode == 0, done.stderr
+            return str(json.loads(done.stdout.splitlines()[-1]))
+
+        assert main_file(made, "/") == main_file([sys.executable, *form], here)
+    finally:
+        shutil.rmtree(here)
 
 
 USER_NAMESPACE_PROGRAM = r"""
