@@ -283,7 +283,7 @@ def start_here(program: "Program", variables: "dict[str, str]") -> int:
     import _pyns_boot
 
     global program_started
-    for name in (*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE, *_pyns_boot.FINISH_VARIABLES):
+    for name in (*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE, *_pyns_boot.AFTER_JOINS_VARIABLES):
         os.environ.pop(name, None)
     os.environ.update(variables)
     set_path0(program)

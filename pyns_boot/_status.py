@@ -276,10 +276,11 @@ def _gather(record: "ModuleType | None") -> "Status":
             from pyns_boot import _hints
 
             netns = getattr(record, "netns", None)  # named by gons_netns: say so, as the hook did
-            result._set(error=_hints.message_as_given(report, netns), hint=_hints.for_report(report, netns=netns))
-        finish_error = getattr(record, "finish_error", None)
-        if finish_error is not None:  # joined, then a step after the joins failed (pyns_boot._after_joins)
-            result._set(state=FAILED, error=finish_error)
+            said = str(_hints.message_as_given(report, netns)) + (getattr(record, "threads_note", None) or "")
+            result._set(error=said, hint=_hints.for_report(report, netns=netns))
+        after_joins_error = getattr(record, "after_joins_error", None)
+        if after_joins_error is not None:  # joined, then a step after the joins failed (pyns_boot._after_joins)
+            result._set(state=FAILED, error=after_joins_error)
         return result
     # Judged from the environment the process started with: a variable the
     # program (or sitecustomize) set later was never the hook's business.

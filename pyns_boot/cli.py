@@ -443,9 +443,9 @@ def _steering_variables() -> tuple[str, ...]:
     """Every variable the hook acts on: the gons_* of the contract, gons_netns and pyns_boot._after_joins's."""
     from _pyns_boot import ORDER_VARIABLE, VARIABLES
 
-    from pyns_boot._after_joins import VARIABLES as FINISH_VARIABLES
+    from pyns_boot._after_joins import VARIABLES as AFTER_JOINS_VARIABLES
 
-    return (*VARIABLES, ORDER_VARIABLE, *FINISH_VARIABLES)
+    return (*VARIABLES, ORDER_VARIABLE, *AFTER_JOINS_VARIABLES)
 
 
 def cmd_run(args: argparse.Namespace, program: list[str]) -> int:

@@ -1,39 +1,40 @@
-"""The start-up hook: runs once per process, before any user code.
+"""The Python side of the start-up hook.
 
-The common case never comes here: ``pyns_boot.pth`` calls the C helper's
-``_pyns_boot.run()``, which joins, removes the variables and applies the
-failure policy by itself.  :func:`run` is the start-up path for the rest:
-a gons_mnt join (keep importing from the original root), a C helper that
-does not load or is not the one this version installs (the policy still
-applies), an interpreter whose subinterpreters C cannot tell apart, and a
-``pyns_boot.start`` naming ``pyns_boot.hook:run`` that this version did not
-install (refused under the policy: on 3.15-3.17 it silences the .pth line).
-:func:`start` is the PEP 829 entry point of the wheels that ship a .start
-file (docs/python-versions.md: from Python 3.18 on).  It is still start-up
-code of every such process (tests/test_startup_imports.py).
+The C helper's ``_pyns_boot.run()`` (pyns_boot/_startup.c), which
+``pyns_boot.pth`` calls, decides and joins; it calls :func:`after_joins`
+once, after the joins, when Python has work: a failure to word with its
+hint under the policy, imports to keep after a gons_mnt join
+(pyns_boot._keep_imports), the steps after the joins (pyns_boot._after_joins:
+the view of ip netns exec, the working directory, the ids), a policy value
+not understood.  :func:`run` serves only a C helper that does not load or
+is a stale file (the policy still applies), and a ``pyns_boot.start`` naming
+``pyns_boot.hook:run`` that this version did not install.  :func:`start` is
+the PEP 829 entry point of the wheels that ship a .start file
+(docs/python-versions.md: from Python 3.18 on).
+
+C imports this module before the joins whenever Python has work besides a
+failure: after a mnt join the package may be out of reach until imports are
+kept, so what after_joins() needs first is imported here, at the top.
 """
 
 import os
 import sys
 
+from pyns_boot import _hook_record as record
+from pyns_boot import _policy
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from _pyns_boot import Report
+    from _pyns_boot import Report, Steps
 
 KEEP_IMPORTS_VARIABLE = "PYNS_BOOT_KEEP_IMPORTS"
-# Set by pyns_boot._children for a child interpreter it starts: "N,M,K", the
-# parent's old root and old mount namespace (inherited under the same numbers)
-# and the descriptor gons_mnt names (/proc/self/fd/K).
-OLD_ROOT_FDS_VARIABLE = "PYNS_BOOT_OLD_ROOT_FDS"
 
-# The one copy of the C helper's table (_pyns_boot.VARIABLES) in Python, for
-# when the helper cannot load (this hook's fallback, the doctor), and the
-# names pyns_boot.pth looks up; tests/test_startup_files.py checks both
-# against the C table.  The .pth
-# line looks each name up in os.environ's dict of byte keys (C-level, ten
-# hash lookups whatever the size of the environment; one bytes constant
-# split at run time, cheaper to compile than a tuple of ten), and only then
-# compiles and runs the rest (docs/python-versions.md, Idle cost).
+# The names the .pth line and this hook's fallback look up, without the C
+# helper: copies of _pyns_boot.VARIABLES, ORDER_VARIABLE and
+# AFTER_JOINS_VARIABLES that tests/test_startup_files.py checks against it
+# (and the .pth literal against TRIGGER_VARIABLES).  The .pth line looks
+# each name up in os.environ's dict of byte keys (ten hash lookups whatever
+# the size of the environment) before it runs anything (docs/python-versions.md).
 NAMESPACE_VARIABLES = (
     "gons_cgroup",
     "gons_ipc",
@@ -44,14 +45,8 @@ NAMESPACE_VARIABLES = (
     "gons_user",
     "gons_uts",
 )
-TRIGGER_VARIABLES = (
-    *NAMESPACE_VARIABLES,
-    "gons_order",
-    "gons_netns",  # pyns_boot._after_joins: /run/netns/NAME the way ip netns exec joins it
-)
-# pyns_boot._after_joins.VARIABLES: the steps around the joins (gons_netns, the
-# working directory, the ids).  The C helper's run() hands these to run().
-FINISH_VARIABLES = ("gons_netns", "PYNS_BOOT_WD", "PYNS_BOOT_SETGID", "PYNS_BOOT_SETUID")
+TRIGGER_VARIABLES = (*NAMESPACE_VARIABLES, "gons_order", "gons_netns")
+AFTER_JOINS_VARIABLES = ("gons_netns", "PYNS_BOOT_WD", "PYNS_BOOT_SETGID", "PYNS_BOOT_SETUID")
 
 # The C helper's one file name (setup.py); a "_pyns_boot.abi3-<platform>.so"
 # beside it was left by an older build made with 3.15+, which 3.15 loads first.
@@ -59,13 +54,38 @@ HELPER_FILE = "_pyns_boot.abi3.so"
 START_FILE = "pyns_boot.start"
 
 
+def after_joins(report: "Report", steps: "Steps") -> None:
+    """What Python does after the C helper's joins (the one name C calls; its signature is tested)."""
+    record.netns = steps["netns"]
+    old_root = steps["old_root"]
+    if steps["inherited"] is not None:
+        old_root = adopt_old_root(steps["inherited"], old_root)
+    mnt = report["namespaces"]["mnt"]
+    imports_failure = keep_importing(old_root, str(mnt["path"])) if old_root is not None else None
+    if not report["ok"]:
+        if steps["wd_fd"] >= 0:
+            os.close(steps["wd_fd"])
+        report_failure(report, steps["threads"])
+    else:
+        _policy.note()
+    if imports_failure is not None:
+        _policy.apply(imports_failure)
+    if not report["ok"]:
+        return
+    if any(steps[step] is not None for step in ("netns", "wd", "gid", "uid")):
+        from pyns_boot import _after_joins
+
+        record.after_joins_error = _after_joins.take(steps)
+        if record.after_joins_error is not None:
+            _policy.apply(record.after_joins_error)
+    if mnt["outcome"] == "joined":
+        refuse_script_out_of_reach(steps["cwd"], report)
+
+
 def run() -> None:
-    """Join the namespaces the gons_* variables name; act once per process."""
+    """The .pth line's fallback: the C helper did not load, or is not the file this version installs."""
     if os.environ.keys().isdisjoint(TRIGGER_VARIABLES):
         return
-    from pyns_boot import _hook_record as record
-    from pyns_boot import _policy
-
     if record.ran or not in_main_interpreter():
         # site.py runs the .pth again in every subinterpreter: namespaces
         # belong to the process, which its main interpreter set up.
@@ -85,85 +105,32 @@ def run() -> None:
         record.load_error = stale
         _policy.apply(record.load_error)
         return
-    mnt_path = os.environ.get("gons_mnt")
-    keep_imports = False
-    if mnt_path:
-        setting = os.environ.get(KEEP_IMPORTS_VARIABLE, "")
-        if setting not in ("", "0", "1"):
-            record.load_error = 'pyns_boot: %s="%s" is not understood (expected 1 or 0); no namespace was joined' % (
-                KEEP_IMPORTS_VARIABLE,
-                setting,
-            )
-            _policy.apply(record.load_error)
-            return
-        keep_imports = setting != "0"
-    script = script_on_this_side() if mnt_path else None
-    plan = None
-    if any(os.environ.get(name) for name in FINISH_VARIABLES):
-        from pyns_boot import _after_joins
-
-        plan = _after_joins.Plan()
-        record.load_error = _after_joins.prepare(plan)
-        record.netns = plan.netns
-        if record.load_error is not None:
-            _after_joins.remove_variables()
-            _policy.apply(record.load_error)
-            return
-    inherited = os.environ.pop(OLD_ROOT_FDS_VARIABLE, None)
-    report = _pyns_boot.boot(keep_imports)
-    if report is None:  # another interpreter of this process acted already
-        return
-    for name in TRIGGER_VARIABLES + FINISH_VARIABLES:
-        os.environ.pop(name, None)
-    old_root = _pyns_boot.take_old_root() if keep_imports else None
-    if inherited is not None:
-        old_root = adopt_old_root(inherited, old_root)
-    if not report["ok"]:
-        report_failure(report)
-    else:
-        _policy.note()
-    if old_root is not None:
-        keep_importing(old_root, str(mnt_path))
-    if plan is not None:
-        if not report["ok"]:
-            _after_joins.discard(plan)
-            return
-        record.finish_error = _after_joins.finish(plan, _pyns_boot)
-        if record.finish_error is not None:
-            _policy.apply(record.finish_error)
-    if script is not None and report["ok"]:
-        refuse_script_out_of_reach(script, report)
+    _pyns_boot.run()
 
 
-def script_on_this_side() -> "tuple[str, str] | None":
-    """Before a mnt join: the script python will open after site.py (as given, and the path it opens),
-    when it is a file on this side; None for -c, -m, stdin, or a script not here."""
-    from pyns_boot import _policy
-
+def refuse_script_out_of_reach(cwd: "str | None", report: "Report") -> None:
+    """After a mnt join: python is about to open its script in the joined mount namespace.  When it is
+    not there, say so in one line with the way that works, and stop with python's status for a file it
+    cannot open."""
     kind, given, _ = _policy.command_line_program()
     if kind != "script" or _policy.program_started():
-        return None  # in pyns-boot run's own process its script is open already, and the program read
+        return  # in pyns-boot run's own process its script is open already, and the program read
     path = os.fsdecode(given)
-    # 3.9+ made the path absolute before site.py ran, from this working directory; 3.8 opens it as given.
-    opened = os.path.abspath(path) if sys.version_info >= (3, 9) else path
-    return (path, opened) if os.path.isfile(path) else None
-
-
-def refuse_script_out_of_reach(script: "tuple[str, str]", report: "Report") -> None:
-    """After the joins: python would now open the script in the joined mount namespace, where it is not.
-    Say so in one line with the way that works, and stop with python's status for a file it cannot open."""
-    given, opened = script
+    # 3.9+ made the path absolute before site.py ran, from the working directory before the joins; 3.8
+    # opens it as given, from the working directory the joins left.
+    opened = os.path.join(cwd or "/", path) if sys.version_info >= (3, 9) else path
     if os.path.exists(opened):
         return
+    here = record.imports_root  # the original root, while imports are kept
+    if here is not None and not os.path.exists(here + os.path.join(cwd or "/", path)):
+        return  # not on this side either: python says so itself
     options = " ".join(
         "--%s %s" % (ns_type, entry["path"]) for ns_type, entry in report["namespaces"].items() if entry["path"]
     )
-    from pyns_boot import _policy
-
     _policy.write_stderr(
         'pyns_boot: python opens the script %s after joining gons_mnt "%s", where there is no such file; '
         "run it with: pyns-boot run %s -- %s (it reads the script on this side before the joins)\n"
-        % (opened, report["namespaces"]["mnt"]["path"], options, given)
+        % (os.path.normpath(opened), report["namespaces"]["mnt"]["path"], options, path)
     )
     os._exit(2)
 
@@ -282,21 +249,17 @@ def _same(fd: int, other: int) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> None:
-    """After the mnt join: import from the original root through fds[0].
+def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> "str | None":
+    """After the mnt join: import from the original root through fds[0]; None, or why that cannot be done.
 
     fds[1], on the original mount namespace, stays open with it: it keeps
-    the mounts below that root attached (see _pyns_boot.take_old_root)."""
-    # both loaded by run() before the joins
-    from pyns_boot import _hook_record as record
-    from pyns_boot import _policy
-
+    the mounts below that root attached (_setns.c, ns_report.old_mnt_fd)."""
     failure = switch_imports(fds[0], mnt_path, fds[1])
     if failure is not None:
         record.imports_error = failure[1]
-        _policy.apply(record.imports_error)
-        return
+        return record.imports_error
     record.imports_root = "/proc/self/fd/%d" % fds[0]
+    return None
 
 
 def switch_imports(
@@ -398,18 +361,20 @@ def sibling_pid_path(mnt_path: str) -> str:
     return "/".join([*parts[:-1], "pid"]) if parts[-2:-1] == ["ns"] else "/proc/PID/ns/pid"
 
 
-def report_failure(report: "Report") -> None:
+def report_failure(report: "Report", threads: int = 0) -> None:
     """A failed join (a report of the C helper): its message and one hint, under the policy.
 
-    Also the C helper's run() calls it on a failure."""
-    from pyns_boot import _hook_record as record
-    from pyns_boot import _policy
-
+    threads: the thread count when a join was refused for other threads; the message then says
+    which .pth files ran before this one (pyns_boot._sitedirs.threads_note)."""
     message = str(report["message"])
     try:
         from pyns_boot import _hints
 
-        message = str(_hints.message_as_given(report, record.netns))
+        if threads:
+            from pyns_boot import _sitedirs
+
+            record.threads_note = _sitedirs.threads_note()
+        message = str(_hints.message_as_given(report, record.netns)) + (record.threads_note or "")
         hint = _hints.for_report(report, _hints.ENVIRONMENT, record.netns)
     except Exception:  # a hint must never hide the failure itself
         hint = None

@@ -49,7 +49,9 @@ class Mutation:
 
 
 CORE = "pyns_boot/_setns.c"
-HELPER = "pyns_boot/_pyns_boot.c"
+STARTUP = "pyns_boot/_startup.c"
+POLICY = "pyns_boot/_policy.c"
+VARIABLES = "pyns_boot/_variables.c"
 PID_ENTRY = "pyns_boot/_pid_entry.c"
 ERRORS = ["tests/test_errors.py", "tests/test_bad_input.py"]
 
@@ -100,20 +102,8 @@ MUTATIONS = [
     Mutation(
         "no-scrub-c",
         "the gons_* variables are not removed (C start-up path)",
-        [(HELPER, "    if (remove_variables() < 0)\n", "    if (0 && remove_variables() < 0)\n")],
+        [(STARTUP, "    if (remove_variables() < 0) {\n", "    if (0 && remove_variables() < 0) {\n")],
         ["tests/test_join.py", "tests/test_status.py"],
-    ),
-    Mutation(
-        "no-scrub-py",
-        "the gons_* variables are not removed (Python start-up path: mnt joins)",
-        [
-            (
-                "pyns_boot/hook.py",
-                "    for name in TRIGGER_VARIABLES + FINISH_VARIABLES:\n        os.environ.pop(name, None)\n",
-                "",
-            )
-        ],
-        ["tests/test_join.py", "tests/test_foreign_mnt.py"],
     ),
     Mutation(
         "rejoin-member",
@@ -130,7 +120,7 @@ MUTATIONS = [
     Mutation(
         "warn-as-ignore-c",
         "PYNS_BOOT_ON_ERROR=warn writes nothing, like ignore (C)",
-        [(HELPER, "    if (boot_policy[0] == 'i')\n", "    if (boot_policy[0] == 'i' || boot_policy[0] == 'w')\n")],
+        [(POLICY, "    if (policy[0] == 'i')\n", "    if (policy[0] == 'i' || policy[0] == 'w')\n")],
         [*ERRORS, "tests/test_c_policy_fallback.py"],
     ),
     Mutation(
@@ -142,7 +132,13 @@ MUTATIONS = [
     Mutation(
         "unsaid-policy-c",
         "a PYNS_BOOT_ON_ERROR value not understood goes unsaid after a successful join (C)",
-        [(HELPER, "    if (value == NULL || value[0] == '\\0' || strcmp(value, boot_policy) == 0)\n", "    if (1)\n")],
+        [
+            (
+                VARIABLES,
+                "(s->policy_value != NULL && strcmp(s->policy_value, policy_in_force(s->policy_value)) != 0)",
+                "0",
+            )
+        ],
         ["tests/test_policy.py", "tests/test_way_out.py"],
     ),
     Mutation(

@@ -18,6 +18,20 @@ class Report(TypedDict):
     order: str  # the effective order
     namespaces: dict[str, Entry]  # every type, in TYPES order
 
+class Steps(TypedDict):
+    """What the C helper's run() hands to pyns_boot.hook.after_joins() with the report."""
+
+    keep_imports: bool  # gons_mnt, and PYNS_BOOT_KEEP_IMPORTS is not "0"
+    old_root: tuple[int, int] | None  # kept after a mnt join: (root fd, mount namespace fd), now the caller's
+    inherited: str | None  # PYNS_BOOT_OLD_ROOT_FDS (pyns_boot._children)
+    netns: str | None  # gons_netns NAME
+    wd: str | None  # PYNS_BOOT_WD
+    wd_fd: int  # its !DIR, opened before the joins (now the caller's), or -1
+    gid: int | None  # PYNS_BOOT_SETGID
+    uid: int | None  # PYNS_BOOT_SETUID
+    cwd: str | None  # with gons_mnt: the working directory before the joins
+    threads: int  # the thread count when a join was refused for other threads, else 0
+
 class Kind:
     """One row of the C table (_setns.c ns_kinds), from kinds(); a read-only record."""
 
@@ -34,13 +48,12 @@ class Kind:
 
 TYPES: tuple[str, ...]
 VARIABLES: tuple[str, ...]
-FINISH_VARIABLES: tuple[str, ...]
+AFTER_JOINS_VARIABLES: tuple[str, ...]
+PYTHON_ENTRY: tuple[str, str]  # the one Python name C calls: (module, function)
 ORDER_VARIABLE: str
 DEFAULT_ORDER: str
 STDERR_TIMEOUT_MS: int
 
-def boot(keep_old_root: bool = False) -> Report | None: ...
-def take_old_root() -> tuple[int, int] | None: ...
 def report() -> Report | None: ...
 def apply(order: str | bytes | None, paths: Sequence[str | bytes | None]) -> Report: ...
 def plan(order: str | bytes | None, paths: Sequence[str | bytes | None]) -> tuple[tuple[str, bool], ...]: ...
@@ -56,6 +69,7 @@ def preload(path: str | bytes, flags: int) -> str | None: ...
 def loaded() -> list[str]: ...
 def compile_program(source: bytes, filename: str | bytes) -> CodeType: ...
 def netns_view(name: str | bytes) -> list[str]: ...
+def netns_name_of(value: str | bytes) -> str | None: ...
 def enter_mount_namespace(fd: int) -> None: ...
 def call_in_mount_namespace(
     fd: int, callable: Callable[..., _T], args: tuple[Any, ...]

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-
 from containers import LabContainer, RootlessContainer, lab_missing, lab_required
 from engines import CtrContainer, EngineDaemons, LxcContainer, host_state, tools_missing
 from nsutil import Holder, NamedNetns, Venv, build_wheel, make_venv, rmtree, world_readable_dir

@@ -153,7 +153,14 @@ def test_the_development_docs_draw_the_layout() -> None:
 def test_the_layout_is_the_designs() -> None:
     """The package sits at the root of the clone as the design names it: pyns_boot/hook.py (the Python side of the
     start-up hook) and pyns_boot/_setns.c (the C core); the start-up files, tests/ and examples/ beside it."""
-    for path in ("pyns_boot/hook.py", "pyns_boot/_setns.c", "pyns_boot.pth", "tests/support", "examples", "bin/pyns-boot"):
+    for path in (
+        "pyns_boot/hook.py",
+        "pyns_boot/_setns.c",
+        "pyns_boot.pth",
+        "tests/support",
+        "examples",
+        "bin/pyns-boot",
+    ):
         assert (REPO / path).exists(), path
     assert not (REPO / "src").exists(), "the package moved from src/ to the root (docs/development.md, Layout)"
     helpers = {p.stem for p in (REPO / "tests").glob("*.py")} - {"conftest"}

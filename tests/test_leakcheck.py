@@ -17,7 +17,7 @@ from typing import Callable
 import pytest
 from nsutil import wait_gone
 
-TESTS = str(Path(__file__).resolve().parent)
+SUPPORT = str(Path(__file__).resolve().parent / "support")  # leakcheck.py, the plugin under test
 CONFTEST = 'pytest_plugins = ["leakcheck"]\n'
 
 
@@ -26,7 +26,7 @@ def inner_session(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) ->
     """inner_session(body, *options): a throwaway session of one test file, with the plugin, in a subprocess."""
     pytester.makeconftest(CONFTEST)
     pytester.makeini("[pytest]\n")  # not the project's ini: its addopts are not the throwaway's
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (TESTS, os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (SUPPORT, os.environ.get("PYTHONPATH")) if p))
 
     def run(body: str, *options: str) -> pytest.RunResult:
         pytester.makepyfile(test_throwaway=body)
@@ -44,7 +44,10 @@ def test_a_file_left_in_tmp_fails_the_session(inner_session: Callable[..., pytes
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["*the test session left 1 thing(s) on the machine (tests/support/leakcheck.py):", f"  file: {watched}/pyns-exec-left"]
+        [
+            "*the test session left 1 thing(s) on the machine (tests/support/leakcheck.py):",
+            f"  file: {watched}/pyns-exec-left",
+        ]
     )
     assert "there-before" not in result.stdout.str()
 

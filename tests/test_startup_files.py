@@ -213,9 +213,34 @@ def test_the_copies_without_the_c_helper_are_the_c_table() -> None:
     assert tuple(n.decode() for n in names.split()) == hook.TRIGGER_VARIABLES
     assert hook.NAMESPACE_VARIABLES == _pyns_boot.VARIABLES == tuple(kind.variable for kind in _pyns_boot.kinds())
     assert hook.TRIGGER_VARIABLES == (*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE, "gons_netns")
-    # the after-the-joins variables: C's run() hands them to the Python hook; _after_joins acts on them
-    assert hook.FINISH_VARIABLES == _pyns_boot.FINISH_VARIABLES == _after_joins.VARIABLES
+    # the variables of the steps after the joins: C reads them, pyns_boot._after_joins takes the steps
+    assert hook.AFTER_JOINS_VARIABLES == _pyns_boot.AFTER_JOINS_VARIABLES == _after_joins.VARIABLES
     assert _doctor.TYPES == _pyns_boot.TYPES == tuple(kind.name for kind in _pyns_boot.kinds())
+
+
+C_IMPORT = re.compile(r'PyImport_ImportModule\(\s*("[^"]*"|\w+)\s*\)')
+C_MACRO = re.compile(r'#define (ENTRY_MODULE|ENTRY_NAME) "([^"]+)"')
+
+
+@pytest.mark.unit
+def test_the_one_python_name_c_calls_exists_with_its_signature() -> None:
+    """C calls Python through one named entry (_pyns_boot.PYTHON_ENTRY): it exists and takes (report, steps).
+    Read from the C sources: every other module C imports is the standard library's, so no rename of the
+    package can make C fall silently to its last resort."""
+    import importlib
+    import inspect
+
+    import _pyns_boot
+
+    module_name, name = _pyns_boot.PYTHON_ENTRY
+    entry = getattr(importlib.import_module(module_name), name)
+    assert list(inspect.signature(entry).parameters) == ["report", "steps"]
+    sources = {path.name: path.read_text() for path in (REPO / "pyns_boot").glob("*.c")}
+    macros = {m: v for text in sources.values() for m, v in C_MACRO.findall(text)}
+    assert (macros["ENTRY_MODULE"], macros["ENTRY_NAME"]) == (module_name, name)
+    imported = {arg.strip('"') for text in sources.values() for arg in C_IMPORT.findall(text)}
+    assert imported == {"os", "_thread", "ENTRY_MODULE"}, imported
+    assert not [f for f, text in sources.items() if '"pyns_boot.' in text and f != "_startup.c"]
 
 
 @pytest.mark.parametrize("name", [f"gons_{t}" for t in TYPES] + ["gons_order", "gons_netns"])

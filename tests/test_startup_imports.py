@@ -86,7 +86,9 @@ HEAVY_MODULES = frozenset(
 
 # These also quote their annotations instead of importing __future__: _keep_imports and _elfdeps load
 # after the mnt switch, before imports are redirected; for the others it is a quarter of their cost.
-NO_FUTURE = frozenset({"pyns_boot", "pyns_boot.hook", "pyns_boot._keep_imports", "pyns_boot._elfdeps", "pyns_boot._status"})
+NO_FUTURE = frozenset(
+    {"pyns_boot", "pyns_boot.hook", "pyns_boot._keep_imports", "pyns_boot._elfdeps", "pyns_boot._status"}
+)
 
 CODE = """
 import sys
