@@ -41,12 +41,13 @@ import sys
 
 import _pyns_boot
 
+from pyns_boot._after_joins import WD_VARIABLE
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Sequence
 
-OLD_ROOT_FDS_VARIABLE = "PYNS_BOOT_OLD_ROOT_FDS"
-WD_VARIABLE = "PYNS_BOOT_WD"
+OLD_ROOT_FDS_VARIABLE = "PYNS_BOOT_OLD_ROOT_FDS"  # read by the child's C helper (_variables.c)
 
 # _posixsubprocess.fork_exec takes its arguments by position only, and their
 # number tells the versions apart: 17 on 3.8, 21 on 3.9-3.10 (gid,

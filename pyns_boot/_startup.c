@@ -321,18 +321,32 @@ PyMethodDef startup_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int startup_add_constants(PyObject *module)
+/* module.name = a tuple of the count strings of names. */
+static int add_names(PyObject *module, const char *name, const char *const *names, int count)
 {
-    PyObject *names = PyTuple_New(AFTER_JOINS_COUNT);
-    for (int i = 0; names != NULL && i < AFTER_JOINS_COUNT; i++) {
-        PyObject *name = PyUnicode_FromString(after_joins_variables[i]);
-        if (name == NULL || PyTuple_SetItem(names, i, name) < 0)
-            Py_CLEAR(names);
+    PyObject *tuple = PyTuple_New(count);
+    for (int i = 0; tuple != NULL && i < count; i++) {
+        PyObject *text = PyUnicode_FromString(names[i]);
+        if (text == NULL || PyTuple_SetItem(tuple, i, text) < 0)
+            Py_CLEAR(tuple);
     }
-    if (names == NULL || PyModule_AddObject(module, "AFTER_JOINS_VARIABLES", names) < 0) {
-        Py_XDECREF(names);
+    if (tuple == NULL || PyModule_AddObject(module, name, tuple) < 0) {
+        Py_XDECREF(tuple);
         return -1;
     }
+    return 0;
+}
+
+int startup_add_constants(PyObject *module)
+{
+    const char *triggers[NS_KIND_COUNT + 2];
+    for (int kind = 0; kind < NS_KIND_COUNT; kind++)
+        triggers[kind] = ns_kinds[kind].variable;
+    triggers[NS_KIND_COUNT] = NS_ORDER_VARIABLE;
+    triggers[NS_KIND_COUNT + 1] = NETNS_VARIABLE;
+    if (add_names(module, "TRIGGER_VARIABLES", triggers, NS_KIND_COUNT + 2) < 0 ||
+        add_names(module, "AFTER_JOINS_VARIABLES", after_joins_variables, AFTER_JOINS_COUNT) < 0)
+        return -1;
     PyObject *entry = Py_BuildValue("(ss)", ENTRY_MODULE, ENTRY_NAME);
     if (entry == NULL || PyModule_AddObject(module, "PYTHON_ENTRY", entry) < 0) {
         Py_XDECREF(entry);

@@ -29,7 +29,7 @@ const char *set_variable(const char *name)
 
 /* ---- what the variables ask for besides the joins ---- */
 
-int any_variable_set(void)
+int any_variable_set(void) /* a name of TRIGGER_VARIABLES (_startup.c) */
 {
     if (getenv(NS_ORDER_VARIABLE) != NULL || getenv(NETNS_VARIABLE) != NULL)
         return 1;

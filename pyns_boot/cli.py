@@ -440,12 +440,10 @@ def _after_joins(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _steering_variables() -> tuple[str, ...]:
-    """Every variable the hook acts on: the gons_* of the contract, gons_netns and pyns_boot._after_joins's."""
-    from _pyns_boot import ORDER_VARIABLE, VARIABLES
+    """Every variable the hook acts on: the gons_* of the contract, gons_order, and the steps after the joins."""
+    from _pyns_boot import AFTER_JOINS_VARIABLES, TRIGGER_VARIABLES
 
-    from pyns_boot._after_joins import VARIABLES as AFTER_JOINS_VARIABLES
-
-    return (*VARIABLES, ORDER_VARIABLE, *AFTER_JOINS_VARIABLES)
+    return tuple(dict.fromkeys((*TRIGGER_VARIABLES, *AFTER_JOINS_VARIABLES)))
 
 
 def cmd_run(args: argparse.Namespace, program: list[str]) -> int:

@@ -48,6 +48,7 @@ class Kind:
 
 TYPES: tuple[str, ...]
 VARIABLES: tuple[str, ...]
+TRIGGER_VARIABLES: tuple[str, ...]  # VARIABLES, ORDER_VARIABLE, gons_netns: what the .pth line looks for
 AFTER_JOINS_VARIABLES: tuple[str, ...]
 PYTHON_ENTRY: tuple[str, str]  # the one Python name C calls: (module, function)
 ORDER_VARIABLE: str

@@ -212,7 +212,8 @@ def test_the_copies_without_the_c_helper_are_the_c_table() -> None:
     (names,) = PTH_NAMES.findall((REPO / "pyns_boot.pth").read_bytes())
     assert tuple(n.decode() for n in names.split()) == hook.TRIGGER_VARIABLES
     assert hook.NAMESPACE_VARIABLES == _pyns_boot.VARIABLES == tuple(kind.variable for kind in _pyns_boot.kinds())
-    assert hook.TRIGGER_VARIABLES == (*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE, "gons_netns")
+    assert hook.TRIGGER_VARIABLES == _pyns_boot.TRIGGER_VARIABLES
+    assert _pyns_boot.TRIGGER_VARIABLES == (*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE, "gons_netns")
     # the variables of the steps after the joins: C reads them, pyns_boot._after_joins takes the steps
     assert hook.AFTER_JOINS_VARIABLES == _pyns_boot.AFTER_JOINS_VARIABLES == _after_joins.VARIABLES
     assert _doctor.TYPES == _pyns_boot.TYPES == tuple(kind.name for kind in _pyns_boot.kinds())
