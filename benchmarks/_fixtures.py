@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # One holder implementation for tests and benchmarks.
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 import nsutil as nsutil  # noqa: E402  (re-exported: the benchmarks use _fixtures.nsutil)
 
 TYPES = nsutil.TYPES

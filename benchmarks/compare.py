@@ -10,7 +10,9 @@ measures, for both builds in the same interleaved rounds:
 
 - idle: ``python -c pass`` with no gons_* variable;
 - active: ``python -c pass`` joining gons_net and gons_uts;
-- status: ``import pyns_boot; pyns_boot.status()`` after that join.
+- status: ``import pyns_boot; pyns_boot.status()`` after that join;
+- mnt: ``python -c pass`` joining gons_mnt, gons_net and gons_uts of a second
+  holder (keep imports, the path through Python after the joins).
 
 With ``--executor``, each build's own benchmarks/bench_executor.py then runs
 with that build installed (newest interpreter), base and head in turn, and
@@ -61,11 +63,12 @@ def venv_with(python: str, wheel: Path, path: Path) -> str:
     return str(path / "bin" / "python")
 
 
-def cases_of(build: str, python: str, holder: Holder) -> list[Case]:
+def cases_of(build: str, python: str, holder: Holder, mnt_holder: Holder) -> list[Case]:
     return [
         Case("idle", f"{build} idle", [python, *PASS], clean_env()),
         Case("active", f"{build} net+uts", [python, *PASS], clean_env(**holder.env())),
         Case("status", f"{build} import + status()", [python, *STATUS], clean_env(**holder.env())),
+        Case("mnt", f"{build} mnt+net+uts", [python, *PASS], clean_env(**mnt_holder.env())),
     ]
 
 
@@ -78,6 +81,7 @@ def check_joins(python: str, holder: Holder) -> None:
 
 def compare(pythons: Sequence[str], wheels: dict[str, Path], rounds: int, workdir: Path) -> tuple[str, bool]:
     holder = Holder(("net", "uts"))
+    mnt_holder = Holder(("mnt", "net", "uts"))
     lines = [
         "| Python | case | base wall ms | head wall ms | head - base ms | base instructions "
         "| head instructions | head / base (instr.) | verdict |",
@@ -93,7 +97,8 @@ def compare(pythons: Sequence[str], wheels: dict[str, Path], rounds: int, workdi
             }
             for python in pythons_of.values():
                 check_joins(python, holder)
-            cases = {build: cases_of(build, python, holder) for build, python in pythons_of.items()}
+                check_joins(python, mnt_holder)
+            cases = {build: cases_of(build, python, holder, mnt_holder) for build, python in pythons_of.items()}
             measure([*cases["base"], *cases["head"]], rounds)
             for base, head in zip(cases["base"], cases["head"]):
                 base_count = instructions(base.argv, base.env)
@@ -116,6 +121,7 @@ def compare(pythons: Sequence[str], wheels: dict[str, Path], rounds: int, workdi
                 )
     finally:
         holder.stop()
+        mnt_holder.stop()
     return "\n".join(lines), all_ok
 
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _fixtures import REPO, Venvs, build_wheel, clean_env, default_pythons
 from _harness import Case, measure, paired_delta_ms
 
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 from containers import LabContainer
 from engines import EngineDaemons, tools_missing
 

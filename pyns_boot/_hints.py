@@ -61,7 +61,7 @@ def hint(
 
 
 def for_report(report: Report, context: str = ENVIRONMENT, netns: str | None = None) -> str | None:
-    """The hint for a failed report of the C helper (boot(), apply()), or None.
+    """The hint for a failed report of the C helper (report(), apply()), or None.
 
     netns: the name gons_netns gave (the report then names gons_net, its path)."""
     failed, message = report["failed"], report["message"]

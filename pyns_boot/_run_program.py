@@ -359,8 +359,8 @@ def set_path0(program: "Program") -> None:
 
 def _reachable(path: str) -> str:
     """path as the program's imports reach it after the joins (through the kept root after a mnt join)."""
-    oldroot = sys.modules.get("pyns_boot._keep_imports")
-    remap: Callable[[str], str] | None = getattr(oldroot, "remap", None)
+    kept = sys.modules.get("pyns_boot._keep_imports")
+    remap: Callable[[str], str] | None = getattr(kept, "remap", None)
     return remap(os.path.abspath(path)) if remap is not None else path
 
 

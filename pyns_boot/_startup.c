@@ -213,8 +213,6 @@ static PyObject *call_python(PyObject *entry, struct startup *s)
     Py_XDECREF(steps);
     Py_XDECREF(report);
     Py_XDECREF(entry);
-    if (s->wd_fd >= 0)
-        close(s->wd_fd); /* not handed over: steps could not be made */
     if (result != NULL)
         return result;
     if (boot_report.error_errno == 0 && !python_steps(s) && PyErr_ExceptionMatches(PyExc_ImportError)) {
@@ -229,29 +227,25 @@ static PyObject *call_python(PyObject *entry, struct startup *s)
     Py_RETURN_NONE;
 }
 
-static PyObject *setns_run(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+/* run() after its decision to act: the joins, the variables removed, then
+ * Python when it has work.  s is released by the caller. */
+static PyObject *run_once(struct startup *s)
 {
-    if (boot_done || !any_variable_set() || !in_main_interpreter())
-        Py_RETURN_NONE;
-    boot_done = 1;
-    static struct startup s;
     int error_errno;
-    char *refusal = read_startup(&s, &error_errno);
+    char *refusal = read_startup(s, &error_errno);
     if (refusal != NULL && refusal[0] == '\0') {
         free(refusal);
         return PyErr_NoMemory();
     }
     PyObject *entry = NULL;
-    if (refusal == NULL && python_steps(&s) && (entry = python_entry()) == NULL) {
+    if (refusal == NULL && python_steps(s) && (entry = python_entry()) == NULL) {
         PyErr_Clear();
-        if (s.wd_fd >= 0)
-            close(s.wd_fd);
         boot_policy = last_resort("pyns_boot: cannot import " ENTRY_MODULE ", which takes the steps after the joins "
-                           "(keep imports after gons_mnt, gons_netns, " WD_VARIABLE ", " SETGID_VARIABLE ", "
-                           SETUID_VARIABLE "); no namespace was joined: reinstall pyns_boot");
+                                  "(keep imports after gons_mnt, gons_netns, " WD_VARIABLE ", " SETGID_VARIABLE
+                                  ", " SETUID_VARIABLE "); no namespace was joined: reinstall pyns_boot");
         Py_RETURN_NONE;
     }
-    if (join(&s, refusal, error_errno) < 0) {
+    if (join(s, refusal, error_errno) < 0) {
         Py_XDECREF(entry);
         return PyErr_NoMemory();
     }
@@ -259,10 +253,23 @@ static PyObject *setns_run(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unus
         Py_XDECREF(entry);
         return NULL;
     }
-    if (boot_report.error_errno != 0 || entry != NULL || policy_not_understood(&s))
-        return call_python(entry, &s);
-    boot_policy = policy_in_force(s.policy_value);
+    if (boot_report.error_errno != 0 || entry != NULL || policy_not_understood(s))
+        return call_python(entry, s);
+    boot_policy = policy_in_force(s->policy_value);
     Py_RETURN_NONE;
+}
+
+static PyObject *setns_run(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+{
+    if (boot_done || !any_variable_set() || !in_main_interpreter())
+        Py_RETURN_NONE;
+    boot_done = 1;
+    static struct startup s;
+    PyObject *result = run_once(&s);
+    if (s.wd_fd >= 0)
+        close(s.wd_fd); /* not handed to Python */
+    release_startup(&s);
+    return result;
 }
 
 static PyObject *setns_report(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))

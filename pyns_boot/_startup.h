@@ -31,12 +31,12 @@ struct startup {
     const char *paths[NS_KIND_COUNT];
     const char *order;
     char netns_path[PATH_MAX]; /* gons_netns NAME as /run/netns/NAME */
-    const char *netns;         /* the NAME, or NULL */
-    const char *wd;            /* PYNS_BOOT_WD, or NULL */
+    char *netns;               /* the NAME (a copy: the variables go), or NULL */
+    char *wd;                  /* PYNS_BOOT_WD (a copy), or NULL */
     int wd_fd;                 /* its !DIR, opened before the joins, or -1 */
     long long gid, uid;        /* -1: not asked for */
     int mnt, keep_imports;     /* gons_mnt set; and imports stay on this side */
-    const char *inherited;     /* PYNS_BOOT_OLD_ROOT_FDS (_children.py) */
+    char *inherited;           /* PYNS_BOOT_OLD_ROOT_FDS (_children.py; a copy) */
     const char *policy_value;  /* PYNS_BOOT_ON_ERROR as given, or NULL */
     char cwd[PATH_MAX];        /* with gons_mnt: the working directory here */
 };
@@ -49,8 +49,10 @@ const char *set_variable(const char *name);
 int any_variable_set(void);
 
 /* Read the variables into s.  NULL, or the refusal's message (malloc'd;
- * "" when memory ran out) with its errno in *error_errno: no join then. */
+ * "" when memory ran out) with its errno in *error_errno: no join then.
+ * Either way, release_startup(s) frees its copies afterwards. */
 char *read_startup(struct startup *s, int *error_errno);
+void release_startup(struct startup *s);
 
 /* Python has steps to take after the joins: keep imports after gons_mnt
  * (and for descriptors handed down), the steps of _after_joins.py.  It is

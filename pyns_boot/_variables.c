@@ -100,20 +100,39 @@ static char *check_netns(struct startup *s)
 
 /* Read the variables into s.  NULL, or the refusal's message (malloc'd;
  * "" when memory ran out) with its errno in *error_errno: no join then. */
+static char *copy_of(const char *value, int *out_of_memory)
+{
+    char *copy = value != NULL ? strdup(value) : NULL;
+    *out_of_memory |= value != NULL && copy == NULL;
+    return copy;
+}
+
+void release_startup(struct startup *s)
+{
+    free(s->netns);
+    free(s->wd);
+    free(s->inherited);
+    s->netns = s->wd = s->inherited = NULL;
+}
+
 char *read_startup(struct startup *s, int *error_errno)
 {
     char *message = NULL;
+    int out_of_memory = 0;
     *error_errno = EINVAL;
+    s->wd_fd = -1;
     for (int kind = 0; kind < NS_KIND_COUNT; kind++)
         s->paths[kind] = getenv(ns_kinds[kind].variable);
     s->order = getenv(NS_ORDER_VARIABLE);
-    s->netns = set_variable(NETNS_VARIABLE);
-    s->wd = set_variable(WD_VARIABLE);
-    s->wd_fd = -1;
+    /* Copies of what outlives the variables, which are removed after the joins. */
+    s->netns = copy_of(set_variable(NETNS_VARIABLE), &out_of_memory);
+    s->wd = copy_of(set_variable(WD_VARIABLE), &out_of_memory);
+    s->inherited = copy_of(set_variable(OLD_ROOT_FDS_VARIABLE), &out_of_memory);
+    if (out_of_memory)
+        return strdup("");
     s->gid = numeric_id(set_variable(SETGID_VARIABLE));
     s->uid = numeric_id(set_variable(SETUID_VARIABLE));
     s->mnt = set_variable("gons_mnt") != NULL;
-    s->inherited = set_variable(OLD_ROOT_FDS_VARIABLE);
     s->policy_value = set_variable(POLICY_VARIABLE);
     s->cwd[0] = '\0';
     const char *keep = getenv(KEEP_IMPORTS_VARIABLE);

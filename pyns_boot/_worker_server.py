@@ -152,11 +152,11 @@ class _Server:
 def _kept_descriptors(control_fd: int) -> "set[int]":
     """The control socket, and in a server forked from a program that keeps imports, its old-root descriptors."""
     keep = {control_fd}
-    oldroot = sys.modules.get("pyns_boot._keep_imports")
-    root = getattr(oldroot, "root", None)
+    kept = sys.modules.get("pyns_boot._keep_imports")
+    root = getattr(kept, "root", None)
     if root is not None:
         keep.add(int(root.rsplit("/", 1)[1]))
-        keep.add(getattr(oldroot, "namespace_fd", -1))
+        keep.add(getattr(kept, "namespace_fd", -1))
     return keep
 
 
@@ -390,9 +390,9 @@ def _load_main(main_path: "str | None", name: str) -> "Any":
     import runpy
     import types
 
-    oldroot = sys.modules.get("pyns_boot._keep_imports")
-    if oldroot is not None:
-        main_path = oldroot.remap(main_path)
+    kept = sys.modules.get("pyns_boot._keep_imports")
+    if kept is not None:
+        main_path = kept.remap(main_path)
     module = types.ModuleType("__mp_main__")
     module.__dict__.update(runpy.run_path(str(main_path), run_name="__mp_main__"))
     sys.modules["__main__"] = sys.modules["__mp_main__"] = module

@@ -165,3 +165,19 @@ def test_the_layout_is_the_designs() -> None:
     assert not (REPO / "src").exists(), "the package moved from src/ to the root (docs/development.md, Layout)"
     helpers = {p.stem for p in (REPO / "tests").glob("*.py")} - {"conftest"}
     assert all(name.startswith("test_") for name in helpers), "test helpers live in tests/support/: " + str(helpers)
+
+
+C_FILE_LINES = 500
+DOCS_BYTES = 90_000
+
+
+def test_each_c_file_holds_at_most_500_lines() -> None:
+    """One concern a file (docs/development.md, Layout): a file that grows past this is two concerns."""
+    sizes = {p.name: len(p.read_text().splitlines()) for p in PACKAGE.glob("*.[ch]")}
+    assert {name: n for name, n in sizes.items() if n > C_FILE_LINES} == {}
+
+
+def test_the_reference_docs_stay_reference_sized() -> None:
+    """docs/ and benchmarks/README.md: what is true now, each number once; history goes to CHANGELOG.md."""
+    pages = [*(REPO / "docs").glob("*.md"), REPO / "benchmarks" / "README.md"]
+    assert sum(p.stat().st_size for p in pages) <= DOCS_BYTES
