@@ -45,6 +45,9 @@ C_FLAGS = [
     "-Wstrict-prototypes",
     "-Wformat=2",
     "-fno-strict-aliasing",
+    # Only PyInit__pyns_boot leaves the helper: the calls between its files bind at link time, and the
+    # loader has no symbols of ours to relocate at every hooked start (docs/development.md, Layout).
+    "-fvisibility=hidden",
 ]
 # Warnings are errors where the project builds (PYNS_BOOT_WERROR=1: .ci/run, noxfile.py, scripts/test.sh,
 # the release wheels of scripts/release.py); someone building the sdist with a newer compiler sees them as
