@@ -1,9 +1,9 @@
 /*
- * libFuzzer target for the pure part of the core: ns_parse_order and
- * ns_plan (parse, unlisted-variable check, early/late, secure-mode refusal),
- * and ns_run in secure mode, which never opens or joins anything.  Nothing
- * here calls open() on a fuzzed path or setns(): the fuzzer's own process
- * must stay where it is.
+ * libFuzzer target for the pure part of the core, _order.c: ns_parse_order
+ * and ns_plan (parse, unlisted-variable check, early/late, secure-mode
+ * refusal), and ns_run in secure mode, which never opens or joins
+ * anything.  Nothing here calls open() on a fuzzed path or setns(): the
+ * fuzzer's own process must stay where it is.
  *
  * Input: byte 0 holds flags (bit 0: secure mode, bit 1: gons_order unset),
  * the rest is split at '\n' into gons_order and then the eight paths in

@@ -12,7 +12,8 @@ trap 'rm -rf "$out"; rmdir artifacts 2>/dev/null || true' EXIT # artifacts stay 
 mkdir -p artifacts  # stays empty unless a crash is found
 clang -g -O1 -std=gnu11 -Wall -Wextra -Werror \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    fuzz_plan.c ../pyns_boot/_setns.c -o "$out/fuzz_plan"
+    fuzz_plan.c ../pyns_boot/_order.c ../pyns_boot/_reference.c ../pyns_boot/_setns.c \
+    -o "$out/fuzz_plan"
 mkdir "$out/corpus"
 "$out/fuzz_plan" -runs="$runs" -max_len=4096 -timeout=5 \
     -artifact_prefix=artifacts/ -print_final_stats=1 "$out/corpus" corpus

@@ -1,6 +1,10 @@
 /*
  * The namespace-joining core of pyns_boot, free of Python so that it can be
  * fuzzed, sanitized and reasoned about on its own.  _pyns_boot.c wraps it.
+ * One concern a file: _order.c the table, the order and the plan (no
+ * system call), _reference.c the references and whether the process is in
+ * them already, _setns.c the run (open early, join, report);
+ * _setns_internal.h is what they share.
  */
 #ifndef PYNS_BOOT_SETNS_CORE_H
 #define PYNS_BOOT_SETNS_CORE_H

@@ -48,7 +48,9 @@ class Mutation:
     tests: list[str] = field(default_factory=list)  # pytest arguments: files, -k expressions
 
 
-CORE = "pyns_boot/_setns.c"
+CORE = "pyns_boot/_setns.c"  # the run: open early, join, report
+ORDER = "pyns_boot/_order.c"  # the table, the order, the plan
+REFERENCE = "pyns_boot/_reference.c"  # the reference check, membership
 STARTUP = "pyns_boot/_startup.c"
 POLICY = "pyns_boot/_policy.c"
 VARIABLES = "pyns_boot/_variables.c"
@@ -59,13 +61,13 @@ MUTATIONS = [
     Mutation(
         "no-nsfs-check",
         "type check skipped: a reference is not checked to be on nsfs (NSFS_MAGIC)",
-        [(CORE, "if (fs.f_type != NSFS_MAGIC) {", "if (0) {")],
+        [(REFERENCE, "if (fs.f_type != NSFS_MAGIC) {", "if (0) {")],
         ERRORS,
     ),
     Mutation(
         "no-nstype-check",
         "type check skipped: NS_GET_NSTYPE's answer is not compared with the variable's type",
-        [(CORE, "if (flag != ns_kinds[kind].clone_flag) {", "if (0) {")],
+        [(REFERENCE, "if (flag != ns_kinds[kind].clone_flag) {", "if (0) {")],
         ERRORS,
     ),
     Mutation(
@@ -84,7 +86,7 @@ MUTATIONS = [
     Mutation(
         "no-nonblock",
         "O_NONBLOCK dropped from the reference open (a FIFO blocks)",
-        [(CORE, "O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY", "O_RDONLY | O_CLOEXEC | O_NOCTTY")],
+        [(REFERENCE, "O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY", "O_RDONLY | O_CLOEXEC | O_NOCTTY")],
         [*ERRORS, "-k", "fifo"],
     ),
     Mutation(
@@ -114,7 +116,7 @@ MUTATIONS = [
     Mutation(
         "no-secure-refusal",
         "secure-execution mode (setuid/setgid/capabilities) is not refused",
-        [(CORE, "if (secure_mode && (any_requested || explicit_order))", "if (0 && secure_mode)")],
+        [(ORDER, "if (secure_mode && (any_requested || explicit_order))", "if (0 && secure_mode)")],
         ERRORS,
     ),
     Mutation(
@@ -187,7 +189,7 @@ MUTATIONS = [
     Mutation(
         "no-cloexec",
         "O_CLOEXEC dropped from the reference open",
-        [(CORE, "O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY", "O_RDONLY | O_NONBLOCK | O_NOCTTY")],
+        [(REFERENCE, "O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY", "O_RDONLY | O_NONBLOCK | O_NOCTTY")],
         ["tests/test_cloexec.py"],
     ),
     Mutation(

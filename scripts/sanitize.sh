@@ -30,7 +30,8 @@ check_logs() {
 run_core() {
     gcc -g -O1 -std=gnu11 -Wall -Wextra -Werror "${sanitize[@]}" \
         -Wl,--wrap=malloc,--wrap=strdup,--wrap=strndup \
-        tests/c/core_driver.c pyns_boot/_setns.c -o "$build/core_driver"
+        tests/c/core_driver.c pyns_boot/_order.c pyns_boot/_reference.c pyns_boot/_setns.c \
+        -o "$build/core_driver"
     make_world
     ASAN_OPTIONS="detect_leaks=1:log_path=$logs/asan:exitcode=86" \
         UBSAN_OPTIONS="print_stacktrace=1:log_path=$logs/ubsan" \

@@ -18,7 +18,8 @@ memcheck=(valgrind -q --tool=memcheck --leak-check=full --track-origins=yes --xm
 
 run_core() {
     gcc -g -O0 -std=gnu11 -Wall -Wextra -Werror -Wl,--wrap=malloc,--wrap=strdup,--wrap=strndup \
-        tests/c/core_driver.c pyns_boot/_setns.c -o "$work/core_driver"
+        tests/c/core_driver.c pyns_boot/_order.c pyns_boot/_reference.c pyns_boot/_setns.c \
+        -o "$work/core_driver"
     mkdir "$work/core-logs"
     make_world
     run_scenarios "$work/core_driver" "${memcheck[@]}" --show-leak-kinds=all \

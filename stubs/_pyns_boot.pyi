@@ -33,7 +33,7 @@ class Steps(TypedDict):
     threads: int  # the thread count when a join was refused for other threads, else 0
 
 class Kind:
-    """One row of the C table (_setns.c ns_kinds), from kinds(); a read-only record."""
+    """One row of the C table (_order.c ns_kinds), from kinds(); a read-only record."""
 
     @property
     def name(self) -> str: ...  # "net": its name in gons_order
