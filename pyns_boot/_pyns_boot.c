@@ -7,7 +7,7 @@
  *   apply()  the join on explicit values, for callers that manage their own
  *            processes (the workers' children, the pyns-boot command)
  *   plan(), check_reference(), kinds()
- *            the core's own decisions (_setns.c: ns_plan,
+ *            the core's own decisions (_order.c: ns_plan,
  *            ns_check_reference, ns_kinds), so that each is written once
  *   compile_program()
  *            a program's source compiled as python compiles a script
@@ -254,7 +254,7 @@ static PyObject *setns_compile_program(PyObject *Py_UNUSED(module),
     return code;
 }
 
-/* ---- kinds(): the namespace table (_setns.c ns_kinds) for Python ---- */
+/* ---- kinds(): the namespace table (_order.c ns_kinds) for Python ---- */
 
 static PyStructSequence_Field kind_fields[] = {
     {"name", "the type's name in gons_order: \"net\""},

@@ -137,8 +137,8 @@ MUTATIONS = [
         [
             (
                 VARIABLES,
-                "(s->policy_value != NULL && strcmp(s->policy_value, policy_in_force(s->policy_value)) != 0)",
-                "0",
+                "return s->policy_value != NULL && strcmp(s->policy_value, policy_in_force(s->policy_value)) != 0;",
+                "return 0;",
             )
         ],
         ["tests/test_policy.py", "tests/test_way_out.py"],

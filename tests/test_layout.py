@@ -181,3 +181,25 @@ def test_the_reference_docs_stay_reference_sized() -> None:
     """docs/ and benchmarks/README.md: what is true now, each number once; history goes to CHANGELOG.md."""
     pages = [*(REPO / "docs").glob("*.md"), REPO / "benchmarks" / "README.md"]
     assert sum(p.stat().st_size for p in pages) <= DOCS_BYTES
+
+
+def test_every_mutation_of_the_mutation_pass_applies() -> None:
+    """scripts/mutate.py plants each bug by replacing a text that must occur exactly once: a move or a rename of
+    the code it names would otherwise stop the pass halfway (docs/development.md, "The mutation pass")."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("mutate", REPO / "scripts" / "mutate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mutate"] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules["mutate"]
+    counts = {
+        (mutation.name, path): (REPO / path).read_text().count(old)
+        for mutation in module.MUTATIONS
+        for path, old, _new in mutation.edits
+    }
+    assert {key: n for key, n in counts.items() if n != 1} == {}
