@@ -95,15 +95,9 @@ static PyObject *setns_in_main_interpreter(PyObject *Py_UNUSED(module),
  * descriptors move to Python with it. */
 static PyObject *steps_to_python(struct startup *s)
 {
-    PyObject *old_root = Py_None;
-    Py_INCREF(old_root);
-    if (boot_report.old_root_fd >= 0) {
-        Py_DECREF(old_root);
-        old_root = Py_BuildValue("(ii)", boot_report.old_root_fd, boot_report.old_mnt_fd);
-        if (old_root == NULL)
-            return NULL;
-        boot_report.old_root_fd = boot_report.old_mnt_fd = -1;
-    }
+    PyObject *old_root = boot_report.old_root_fd >= 0
+                             ? Py_BuildValue("(ii)", boot_report.old_root_fd, boot_report.old_mnt_fd)
+                             : (Py_INCREF(Py_None), Py_None);
     PyObject *gid = s->gid >= 0 ? PyLong_FromLongLong(s->gid) : (Py_INCREF(Py_None), Py_None);
     PyObject *uid = s->uid >= 0 ? PyLong_FromLongLong(s->uid) : (Py_INCREF(Py_None), Py_None);
     PyObject *steps = Py_BuildValue(
@@ -111,8 +105,10 @@ static PyObject *steps_to_python(struct startup *s)
         "old_root", old_root, "inherited", optional_fs_string(s->inherited), "netns", optional_fs_string(s->netns),
         "wd", optional_fs_string(s->wd), "wd_fd", s->wd_fd, "gid", gid, "uid", uid, "cwd",
         optional_fs_string(s->cwd[0] != '\0' ? s->cwd : NULL), "threads", boot_report.threads_refused);
-    if (steps != NULL)
+    if (steps != NULL) { /* the descriptors are Python's from here on */
         s->wd_fd = -1;
+        boot_report.old_root_fd = boot_report.old_mnt_fd = -1;
+    }
     return steps;
 }
 
