@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyns_boot import __version__
+from pyns_boot import __version__, _run_fast
 from pyns_boot._errors import CommandError, ContainerError, UsageError
 from pyns_boot._run_fast import CONTAINER_ENGINES, FROM_TARGET, TYPE_OPTIONS, fast_run_args, split_run_argv
 
@@ -478,14 +478,14 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
     from pyns_boot import _cli_namespaces, _run_program
 
     try:
-        here = _run_program.parse(program) if _run_program.can_join_here() else None
+        here = _run_program.parse(program) if _run_fast.can_join_here() else None
     except _run_program.ProgramError as error:
         raise UsageError(str(error)) from None
     start = None if args.target is None else _cli_namespaces.process_start(args.target)
     spec = _namespaces(args)
     variables = spec.to_env()
     variables.update(_after_joins(args))
-    if here is not None and not _run_program.can_join_here(wait=1.0):
+    if here is not None and not _run_fast.can_join_here(wait=1.0):
         here = None  # a thread still runs after the container lookup: a fresh interpreter joins instead
     if here is not None:
         try:
@@ -496,7 +496,7 @@ def cmd_run(args: argparse.Namespace, program: list[str]) -> int:
         # Gone (or its pid reused) since its namespaces were read: the paths would name another process.
         raise CommandError(f"process {args.target} exited while its namespaces were read")
     if here is not None:
-        return _run_program.start_here(here, variables)
+        return _run_fast.start_here(here, variables)
     steering = _steering_variables()
     env = {k: v for k, v in os.environ.items() if k not in steering}
     env.update(variables)

@@ -1,21 +1,29 @@
 """pyns-boot run's fast path: the common command lines without argparse, to the same result.
 
 `pyns-boot run` runs the program in its own process, so what the command
-imports is start-up time of every program it runs; argparse, json, shlex and
-textwrap (all of which import re) are left out for the command lines that
-the fast path reads (pyns_boot._run_fast), and so is pyns_boot.cli itself for
-the commonest ones.  It must read them exactly as the parser does, and leave
-every other command line to the parser.
+imports is start-up time of every program it runs.  The common command lines
+(-t PID with type options or --all, --netns NAME; -c CODE, -- script.py,
+-- -m MODULE) load one module of the package, pyns_boot._run_fast, besides
+the package itself and the C helper; pyns_boot.cli, argparse and the rest are
+left for every other command line.  The fast path must read the command
+line exactly as the parser does, leave every other one to the parser, and
+start the program exactly as the parser's path does.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
-from typing import Callable
+import sys
+from pathlib import Path
+from typing import Any, Callable
 
 import pytest
+from cliutil import pyns_boot
 from nsutil import Holder, Venv, clean_env
 
+from pyns_boot import _run_fast, _run_program
 from pyns_boot._run_fast import fast_run_args as _fast_run_args
 from pyns_boot._run_fast import split_run_argv
 from pyns_boot.cli import build_parser
@@ -31,6 +39,10 @@ FAST = [
     ["--no-check", "-t", "7", "--net"],
     ["-t", "42", "--all", "--no-check", "--uts"],
     ["--netns", "blue"],
+    ["--netns", "blue", "--no-check"],
+    ["-t", "42", "-m", "-n", "--all"],
+    ["-a", "-t", "1", "--engine", "docker", "--container", "x"],
+    ["-t", "4\u0662", "--net"],  # a digit that int() reads, as argparse's type=int does
     [],
 ]
 SLOW = [
@@ -51,6 +63,14 @@ SLOW = [
     ["--container", "--net"],
     ["script.py"],
     ["--bogus"],
+    ["-t"],  # no value
+    ["--netns"],
+    ["--netns", "-n"],  # an option where the value goes
+    ["-t", "42", "--order", "net"],
+    ["-t", "42", "-w", "--net"],
+    ["-t", "42", "--net", "-v"],
+    ["-t", "+42", "--net"],
+    ["-an", "-t", "1"],
 ]
 
 
@@ -75,29 +95,54 @@ def test_program_split_first() -> None:
     assert _fast_run_args(options) is not None
 
 
-def first_interpreter_imports(venv: Venv, *args: str) -> set[str]:
-    """What pyns-boot ARGS imports, the program's own imports included (it runs in the same process)."""
+def first_interpreter_imports(venv: Venv, *args: str, cwd: str = "/") -> set[str]:
+    """What venv/bin/pyns-boot ARGS imports, the program's own imports included (it runs in the same
+    process): the installed script, as a user starts it (python -X importtime SCRIPT ARGS)."""
     result = subprocess.run(
-        [venv.python, "-X", "importtime", "-m", "pyns_boot", *args],
+        [venv.python, "-X", "importtime", str(venv.path / "bin" / "pyns-boot"), *args],
         env=clean_env(),
         capture_output=True,
         text=True,
         timeout=60,
-        cwd="/",
+        cwd=cwd,
     )
     assert result.returncode == 0, result.stderr
     return {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
 
 
-def test_run_imports_neither_argparse_nor_re(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+PROGRAMS = {
+    "code": ["-c", "pass"],
+    "script": ["--", "tool.py", "x"],
+    "module": ["--", "-m", "tool", "x"],
+}
+
+
+@pytest.mark.parametrize("form", sorted(PROGRAMS))
+@pytest.mark.parametrize("options", [["--all"], ["-n", "-u"]], ids=" ".join)
+def test_common_run_loads_one_module_of_the_package(
+    hook_venv: Venv, holder: Callable[..., Holder], tmp_path: Path, form: str, options: list[str]
+) -> None:
     h = holder(("net", "uts"))
-    imported = first_interpreter_imports(hook_venv, "run", "-t", str(h.pid), "--all", "-c", "pass")
-    assert "pyns_boot._run_fast" in imported and "pyns_boot._run_program" in imported
-    avoided = imported & {
-        *("argparse", "re", "json", "shlex", "textwrap", "subprocess"),
-        *("pyns_boot.cli", "pyns_boot._cli_namespaces", "pyns_boot._errors", "pyns_boot._doctor"),
-    }
+    (tmp_path / "tool.py").write_text("pass\n")
+    os.chmod(tmp_path, 0o755)
+    imported = first_interpreter_imports(
+        hook_venv, "run", "-t", str(h.pid), *options, *PROGRAMS[form], cwd=str(tmp_path)
+    )
+    assert {m for m in imported if "pyns_boot" in m} == {"_pyns_boot", "pyns_boot", "pyns_boot._run_fast"}
+    avoided = imported & {"argparse", "re", "json", "shlex", "textwrap", "subprocess", "shutil", "sysconfig"}
     assert not avoided, avoided
+
+
+def test_netns_run_imports_no_argparse(hook_venv: Venv) -> None:
+    # --netns NAME takes the fast path too (the hook's own Python steps for gons_netns aside).
+    netns = f"pyns-runfast-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        imported = first_interpreter_imports(hook_venv, "run", "--netns", netns, "-c", "pass")
+    finally:
+        subprocess.run(["ip", "netns", "delete", netns], check=False)
+    assert "pyns_boot._run_fast" in imported
+    assert not imported & {"argparse", "re", "pyns_boot.cli", "pyns_boot._run_program", "pyns_boot.__main__"}
 
 
 def test_run_through_argparse_imports_no_doctor(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
@@ -119,3 +164,79 @@ def test_usage_error_in_the_fast_path_is_the_parsers(hook_venv: Venv) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.startswith("pyns-boot run: error: -t 1 names a process, but no namespace")
+
+
+# ---- the same program started by the fast path and by the parser's path ----
+
+SEES = """import json, os, socket, sys
+main = sys.modules["__main__"]
+print("SEES " + json.dumps({
+    "argv": sys.argv, "orig_argv": getattr(sys, "orig_argv", None), "path0": sys.path[0], "flags": list(sys.flags),
+    "file": main.__dict__.get("__file__"), "main": sorted(vars(main)), "loader": type(main.__loader__).__name__,
+    "name": __name__, "hostname": socket.gethostname(), "net": os.readlink("/proc/self/ns/net"),
+    "steering": sorted(k for k in os.environ if k.startswith("gons_") or k == "PYNS_BOOT_WD"),
+    "excepthook": sys.excepthook is sys.__excepthook__, "cli": "pyns_boot.cli" in sys.modules,
+}))
+"""
+
+
+def sees(venv: Venv, cwd: Path, *args: str) -> dict[str, Any]:
+    result = pyns_boot(venv, "run", *args, cwd=str(cwd))
+    assert result.returncode == 7, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("SEES "))
+    seen: dict[str, Any] = json.loads(line[5:])
+    return seen
+
+
+@pytest.mark.parametrize("form", ["code", "script", "module"])
+def test_fast_path_starts_the_program_as_the_parsers_path(
+    hook_venv: Venv, holder: Callable[..., Holder], tmp_path: Path, form: str
+) -> None:
+    h = holder(("net", "uts"), setup="hostname pyns-fast")
+    (tmp_path / "sees.py").write_text(SEES + "sys.exit(7)\n")
+    os.chmod(tmp_path, 0o755)
+    program = {
+        "code": ["-c", SEES + "sys.exit(7)", "a"],
+        "script": ["--", "sees.py", "a"],
+        "module": ["--", "-m", "sees", "a"],
+    }[form]
+    fast = sees(hook_venv, tmp_path, "-t", str(h.pid), "-n", "-u", *program)
+    # the same namespaces by PATH: the parser's path (pyns_boot.cli), which starts the program the same way
+    slow = sees(hook_venv, tmp_path, "--net", h.ref("net"), "--uts", h.ref("uts"), *program)
+    assert (fast.pop("cli"), slow.pop("cli")) == (False, True)
+    assert fast == slow
+    assert (fast["hostname"], fast["net"]) == ("pyns-fast", h.link("net"))
+    assert fast["steering"] == [] and not fast["excepthook"]  # the wrapper of docs/cli.md, both ways
+
+
+# ---- the program's command line: the fast path's forms are the full parser's ----
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "program",
+    [
+        ["-c", "pass", "a"],
+        ["-cpass"],
+        ["-m", "http.server", "8000"],
+        ["-mjson.tool"],
+        ["app.py", "-v"],
+        ["dir/app.py"],
+        ["-c", "-m"],
+        ["-m", "-c"],
+    ],
+)
+def test_program_forms_read_alike(program: list[str]) -> None:
+    fast = _run_fast.parse(program)
+    assert fast is not None
+    full = _run_program.parse(program)
+    assert vars(fast) == vars(full)
+    assert vars(_run_program.parse(["python", *program])) == vars(fast)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "program", [["python", "app.py"], [sys.executable, "-c", "1"], ["-X", "dev", "app.py"], ["-"], ["-c"], ["-m"]]
+)
+def test_other_programs_go_to_the_parser(program: list[str]) -> None:
+    assert _run_fast.parse(program) is None

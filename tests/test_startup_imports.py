@@ -41,8 +41,8 @@ STARTUP_MODULES = {
     "pyns_boot._call_in": "the first call_in",
     "pyns_boot._worker_client": "the first call_in: the parent's side of the fork server",
     "pyns_boot._namespaces": "Namespaces, used by call_in and by pyns-boot run",
-    "pyns_boot._run_fast": "the pyns-boot command's entry: its imports are start-up time of the program run runs",
-    "pyns_boot._run_program": "pyns-boot run: the program, read before the joins and run in the same process",
+    "pyns_boot._run_fast": "the pyns-boot command's entry and run's common path, the program's start-up time",
+    "pyns_boot._run_program": "pyns-boot run: the program's rarer forms (a console script, a directory, a zip file)",
     "pyns_boot.cli": "pyns-boot run past its fast path: its imports are start-up time of the program it runs",
     "pyns_boot._cli_namespaces": "pyns-boot run's options (test_cli_fast checks the whole path up to the program)",
 }
