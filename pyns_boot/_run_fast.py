@@ -144,10 +144,25 @@ def fast_run_args(options: "Sequence[str]") -> "Args | None":
     else (a PATH, --order, -h, an unknown or abbreviated option, a usage error) goes to argparse, which stays
     the one authority on the command line; this only skips importing it.
     """
-    values = dict.fromkeys([t for t, _, _ in TYPE_OPTIONS])  # type: dict[str, Any]
-    values.update(command="run", target=None, all=False, container=None, engine=None, containerd_namespace=None)
-    values.update(verbose=False, netns=None, order=None, check=True, script=None, code=None)
-    values.update(wd=None, setuid=None, setgid=None)
+    values = {
+        "command": "run",
+        "target": None,
+        "all": False,
+        "container": None,
+        "engine": None,
+        "containerd_namespace": None,
+        "verbose": False,
+        "netns": None,
+        "order": None,
+        "check": True,
+        "script": None,
+        "code": None,
+        "wd": None,
+        "setuid": None,
+        "setgid": None,
+    }  # type: dict[str, Any]
+    for ns_type, _, _ in TYPE_OPTIONS:
+        values[ns_type] = None
     count = len(options)
     i = 0
     while i < count:
@@ -202,15 +217,14 @@ def differing_types(pid: int) -> "list[str]":
     result = []
     for kind in _pyns_boot.kinds():
         try:
+            theirs = os.stat(f"/proc/{pid}/ns/{kind.name}")
             ours = [os.stat("/proc/self/ns/" + link) for link in kind.self_links]
         except FileNotFoundError:
-            continue  # the kernel does not offer this type
-        try:
-            theirs = os.stat(f"/proc/{pid}/ns/{kind.name}")
-        except FileNotFoundError:
-            continue  # not offered either (or the process is gone: no types, which the caller reports)
-        if any((own.st_dev, own.st_ino) != (theirs.st_dev, theirs.st_ino) for own in ours):
-            result.append(kind.name)
+            continue  # the kernel does not offer this type (or the process is gone: no types, for the caller)
+        for own in ours:
+            if (own.st_dev, own.st_ino) != (theirs.st_dev, theirs.st_ino):
+                result.append(kind.name)
+                break
     return result
 
 
