@@ -1,8 +1,13 @@
-"""python -m pyns_boot: the pyns-boot command (its entry is pyns_boot._run_fast.main, which its script calls)."""
+"""python -m pyns_boot: the pyns-boot command, as its script starts it (src/bin/pyns-boot)."""
 
 import sys
 
-from pyns_boot._run_fast import main
+from pyns_boot import _run_fast
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = _run_fast.main()
+    if status is None:
+        from pyns_boot import cli
+
+        status = cli.main()
+    sys.exit(status)

@@ -66,17 +66,12 @@ _TYPE_FLAGS = {flag: t for t, flags, _ in TYPE_OPTIONS for flag in flags}
 program_started = False
 
 
-def main() -> int:
-    """The pyns-boot command (its script, and python -m pyns_boot): run's common command lines here, the
-    rest in pyns_boot.cli."""
+def main() -> "int | None":
+    """The pyns-boot command's first step (its script's, and python -m pyns_boot's): ``run`` with a common
+    command line, here (the program's status); None: everything else, for pyns_boot.cli.main(), which the
+    caller imports (this module is below pyns_boot.cli, which builds on its rules)."""
     arguments = sys.argv[1:]
-    if arguments[:1] == ["run"]:
-        status = run(arguments[1:])
-        if status is not None:
-            return status
-    from pyns_boot import cli
-
-    return cli.main(arguments)
+    return run(arguments[1:]) if arguments[:1] == ["run"] else None
 
 
 def run(arguments: "Sequence[str]") -> "int | None":
@@ -249,7 +244,8 @@ def parse(program: "Sequence[str]", after_interpreter: bool = False) -> "Program
     (sys.argv), orig_argv (what python's own command line would have been), source (a script read on this
     side before the joins), filename (what python opens: absolute from 3.9 on), path0 (sys.path[0] as
     python sets it, None: leave it), path_kind ("script", or "importer": a directory or zip file), and
-    read_later (not on this side: opened after the joins, in the target's mount namespace).
+    read_later (not on this side: the function that opens it after the joins, in the target's mount namespace;
+    None).
     """
     first = program[0]
     if first[:2] in ("-c", "-m"):
@@ -273,7 +269,7 @@ def parse(program: "Sequence[str]", after_interpreter: bool = False) -> "Program
         filename=value,
         path0=None,
         path_kind="script",
-        read_later=False,
+        read_later=None,
     )
 
 
@@ -420,10 +416,8 @@ def run_prepared(program: "Program") -> None:
     sys.argv[:] = program.args
     if hasattr(sys, "orig_argv"):
         sys.orig_argv = program.orig_argv
-    if program.read_later:
-        from pyns_boot import _run_program
-
-        _run_program.read_after_the_joins(program)
+    if program.read_later is not None:
+        program.read_later(program)  # pyns_boot._run_program's
     # A new, empty __main__ as the interpreter makes it: what it put into this command's own __main__
     # (__builtins__, and __annotations__ where this version adds it) and no more.
     main = type(sys)("__main__")

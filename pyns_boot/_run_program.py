@@ -116,7 +116,7 @@ def prepare(program: "Program", mnt_joined: bool) -> None:
             # Not here: opened after the joins, as python started in the target would open it (from 3.9 on
             # by the absolute path it makes at its start, here).
             program.filename = os.path.abspath(path)
-            program.read_later = True
+            program.read_later = read_after_the_joins
             return
         raise ProgramError(_cannot_open(path, "No such file or directory", mnt_joined))
     _read_path(program, path)
