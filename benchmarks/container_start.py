@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """pyns-boot run against the hook route, nsenter and ip netns exec, into a real container.
 
-    python3 benchmarks/container_start.py [--rounds N] [--python PATH ...] [--container-lookup]
+    python3 benchmarks/container_start.py [--rounds N] [--python PATH ...] [--container-lookup] [--instructions]
 
 Run as root from the source tree, with the lab (scripts/lab.sh setup): it
 starts a podman container of localhost/pyns-lab:sid (own pid, mnt, net, uts,
@@ -21,7 +21,12 @@ has the wheel, each way side by side with what it is judged against:
 
 Goals of issue 21 (pyns-boot run runs the program in its own process).  With
 --container-lookup also ``pyns-boot run --container NAME`` (which runs
-``podman container inspect`` first).
+``podman container inspect`` first).  With --instructions also callgrind's
+instruction counts of each ``pyns-boot run`` case and of the hook route with
+the same joins (``gons_*=... python -c pass``, ``gons_netns=NAME python -c
+pass``), which tell what the command adds whatever the machine's load; nsenter
+and ip netns exec are left out there (callgrind counts the interpreter they
+exec, not their own exec).
 """
 
 from __future__ import annotations
@@ -37,13 +42,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fixtures import REPO, Venvs, build_wheel, clean_env, default_pythons
-from _harness import Case, cpu_ratio, measure, paired_delta_ms, ratio
+from _harness import Case, cpu_ratio, instructions, measure, paired_delta_ms, ratio
 from containers import LabContainer, lab_missing
 
 JOINED = ("ipc", "mnt", "net", "uts")  # the container's; pid: nsenter --pid, or the hook (gons_pid)
 #: (case, reference, goal): the ratios judged, by wall-time median.
 GOALS = (("cli-all", "env-all", 1.05), ("cli-all", "nsenter", 1.10), ("cli-nu", "nsenter-nu", 1.0))
 NETNS_GOAL = ("cli-netns", "ip-netns", 1.0)
+#: (case, the hook route with the same joins): what --instructions compares.
+INSTRUCTION_PAIRS = (("cli-all", "env-all"), ("cli-nu", "env-nu"), ("cli-netns", "env-netns"))
 
 
 def spawn_ok(argv: list[str], env: dict[str, str]) -> str | None:
@@ -55,7 +62,9 @@ def spawn_ok(argv: list[str], env: dict[str, str]) -> str | None:
     return "exit {}: {}".format(result.returncode, lines[-1] if lines else "")
 
 
-def cases_for(venvs: Venvs, container: LabContainer, netns: str, lookup: bool) -> tuple[list[Case], list[str]]:
+def cases_for(
+    venvs: Venvs, container: LabContainer, netns: str, lookup: bool, instructions_too: bool
+) -> tuple[list[Case], list[str]]:
     python = venvs.python("hook")
     cli = str(Path(python).parent / "pyns-boot")
     pid = container.pid
@@ -109,6 +118,21 @@ def cases_for(venvs: Venvs, container: LabContainer, netns: str, lookup: bool) -
                 env,
             )
         )
+    if instructions_too:
+        candidates += [
+            Case(
+                "env-nu",
+                "gons_{net,uts}=... python -c pass (the hook route, same joins)",
+                [python, "-c", "pass"],
+                {**env, "gons_net": refs["gons_net"], "gons_uts": refs["gons_uts"]},
+            ),
+            Case(
+                "env-netns",
+                "gons_netns=NAME python -c pass (the hook route, same join)",
+                [python, "-c", "pass"],
+                {**env, "gons_netns": netns},
+            ),
+        ]
     usable, skipped = [], []
     for case in candidates:
         why = spawn_ok(case.argv, case.env)
@@ -124,6 +148,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--python", action="append")
     parser.add_argument("--container-lookup", action="store_true", help="also time run --container NAME")
+    parser.add_argument("--instructions", action="store_true", help="also count instructions with callgrind")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark starts a podman container")
@@ -138,9 +163,12 @@ def main() -> None:
             wheel = build_wheel(Path(tmp), REPO)
             for python in args.python or default_pythons():
                 venvs = Venvs(python, wheel, Path(tmp))
-                cases, skipped = cases_for(venvs, container, netns, args.container_lookup)
-                measure(cases, args.rounds)
-                report(venvs.version, args.rounds, cases, skipped)
+                cases, skipped = cases_for(venvs, container, netns, args.container_lookup, args.instructions)
+                timed = [case for case in cases if case.key not in ("env-nu", "env-netns")]
+                measure(timed, args.rounds)
+                report(venvs.version, args.rounds, timed, skipped)
+                if args.instructions:
+                    report_instructions(cases)
     finally:
         subprocess.run(["ip", "netns", "delete", netns], check=False)
         container.remove()
@@ -163,6 +191,23 @@ def report(version: str, rounds: int, cases: list[Case], skipped: list[str]) -> 
                 f"| {case.label} / {base.label} | {ratio(case, base):.3f} | {cpu_ratio(case, base):.3f} | "
                 f"<= {goal} ({verdict}) | {paired_delta_ms(case, base):+.2f} ms |"
             )
+
+
+def report_instructions(cases: list[Case]) -> None:
+    by_key = {case.key: case for case in cases}
+    print(
+        "\n| instructions (callgrind, PYTHONHASHSEED=0; with a pid join: the program's process) | pyns-boot run | "
+        "the hook route | difference |"
+    )
+    print("|---|---|---|---|")
+    for key, reference in INSTRUCTION_PAIRS:
+        if key in by_key and reference in by_key:
+            ours = instructions(by_key[key].argv, by_key[key].env, largest=True) / 1e6
+            theirs = instructions(by_key[reference].argv, by_key[reference].env, largest=True) / 1e6
+            print(f"| {by_key[key].label} | {ours:.2f} M | {theirs:.2f} M | {ours - theirs:+.2f} M |")
+    if "host" in by_key:
+        host = instructions(by_key["host"].argv, by_key["host"].env) / 1e6
+        print(f"\n(python -c pass on the host: {host:.2f} M)")
 
 
 if __name__ == "__main__":
