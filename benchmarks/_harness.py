@@ -27,6 +27,8 @@ class Case:
     env: dict[str, str]
     wall_ns: list[int] = field(default_factory=list)
     cpu_ns: list[int] = field(default_factory=list)
+    #: Minor page faults of each run (its own and its waited-for children's).
+    faults: list[int] = field(default_factory=list)
 
     @property
     def wall_ms(self) -> float:
@@ -36,9 +38,13 @@ class Case:
     def cpu_ms(self) -> float:
         return statistics.median(self.cpu_ns) / 1e6
 
+    @property
+    def median_faults(self) -> float:
+        return statistics.median(self.faults)
 
-def spawn_once(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, int, int]:
-    """Start argv with stdin/stdout/stderr on /dev/null: (wall ns, CPU ns, exit code)."""
+
+def spawn_once(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, int, int, int]:
+    """Start argv with stdin/stdout/stderr on /dev/null: (wall ns, CPU ns, exit code, minor page faults)."""
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
         actions = [(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)]
@@ -49,7 +55,7 @@ def spawn_once(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, int, i
     finally:
         os.close(devnull)
     cpu = round((usage.ru_utime + usage.ru_stime) * 1e9)
-    return wall, cpu, os.waitstatus_to_exitcode(status)
+    return wall, cpu, os.waitstatus_to_exitcode(status), usage.ru_minflt
 
 
 def measure(cases: Sequence[Case], rounds: int, warmup: int = 3) -> None:
@@ -57,12 +63,13 @@ def measure(cases: Sequence[Case], rounds: int, warmup: int = 3) -> None:
     for round_no in range(-warmup, rounds):
         shift = round_no % len(cases)
         for case in [*cases[shift:], *cases[:shift]]:
-            wall, cpu, code = spawn_once(case.argv, case.env)
+            wall, cpu, code, faults = spawn_once(case.argv, case.env)
             if code != 0:
                 raise SystemExit("{} exited with {}: {}".format(case.label, code, " ".join(case.argv)))
             if round_no >= 0:
                 case.wall_ns.append(wall)
                 case.cpu_ns.append(cpu)
+                case.faults.append(faults)
 
 
 def paired_delta_ms(case: Case, reference: Case) -> float:

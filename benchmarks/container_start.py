@@ -177,9 +177,9 @@ def main() -> None:
 def report(version: str, rounds: int, cases: list[Case], skipped: list[str]) -> None:
     by_key = {case.key: case for case in cases}
     print(f"\n### Python {version} into a podman container ({rounds} interleaved rounds, medians)\n")
-    print("| case | wall ms | CPU ms |\n|---|---|---|")
+    print("| case | wall ms | CPU ms | minor page faults |\n|---|---|---|---|")
     for case in cases:
-        print(f"| {case.label} | {case.wall_ms:.2f} | {case.cpu_ms:.2f} |")
+        print(f"| {case.label} | {case.wall_ms:.2f} | {case.cpu_ms:.2f} | {case.median_faults:.0f} |")
     for line in skipped:
         print(f"\nnot measured (it fails here): {line}")
     print("\n| ratio | wall | CPU | goal (wall) | paired median (wall) |\n|---|---|---|---|---|")
