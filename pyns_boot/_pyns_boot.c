@@ -413,8 +413,9 @@ static struct PyModuleDef helper_module = {
 
 /* Installed as the top-level module _pyns_boot, beside pyns_boot.pth, so
  * the start-up line imports no package; the rest of the code imports it
- * under this one name too. */
-PyMODINIT_FUNC PyInit__pyns_boot(void)
+ * under this one name too.  Exported by name even under -fvisibility=hidden
+ * (setup.py): 3.8's PyMODINIT_FUNC carries no visibility of its own. */
+__attribute__((visibility("default"))) PyMODINIT_FUNC PyInit__pyns_boot(void)
 {
     return PyModuleDef_Init(&helper_module);
 }
