@@ -2,9 +2,10 @@
 
 The C helper reads and checks the variables before the joins
 (pyns_boot/_variables.c: gons_netns becomes the net join's path, !DIR is
-opened then, the ids are parsed) and removes them with the gons_* ones;
-pyns_boot.hook.after_joins() hands what they ask for to take() after a
-successful join:
+opened then, the ids are parsed), removes them with the gons_* ones and,
+after the joins, makes the view of ip netns exec for gons_netns
+(pyns_boot/_netns_view.c); pyns_boot.hook.after_joins() hands the rest to
+take() after a successful join:
 
     gons_netns=NAME        join /run/netns/NAME with the view of `ip netns exec NAME`
     PYNS_BOOT_WD=DIR       working directory after the joins (nsenter -w): DIR is
@@ -43,7 +44,8 @@ def name_instead(value: str, by_name: str, by_path: str) -> str:
 
 
 def take(steps: "Steps") -> "str | None":
-    """After the joins: the ip netns exec view, then as nsenter: the working directory, the group, the user.
+    """After the joins (and the view of ip netns exec, which C made): as nsenter, the working directory, the
+    group, the user.
     None, or the message of the step that failed (the caller applies the policy)."""
     try:
         return _take(steps)
@@ -53,16 +55,7 @@ def take(steps: "Steps") -> "str | None":
 
 
 def _take(steps: "Steps") -> "str | None":
-    netns, wd, gid, uid = steps["netns"], steps["wd"], steps["gid"], steps["uid"]
-    if netns is not None:
-        import _pyns_boot
-
-        try:
-            failures = _pyns_boot.netns_view(netns)
-        except OSError as error:
-            return str(error.strerror)
-        for failure in failures:
-            os.write(2, os.fsencode("pyns_boot: gons_netns=%s: %s\n" % (netns, failure)))
+    wd, gid, uid = steps["wd"], steps["gid"], steps["uid"]
     if wd is not None:
         try:
             if steps["wd_fd"] >= 0:

@@ -1,13 +1,15 @@
 /*
- * netns_view(): what `ip netns exec NAME` adds to the join of
- * /run/netns/NAME (gons_netns, pyns-boot run --netns), and netns_name_of(),
- * the one rule for a value that is a /run/netns/NAME path rather than a
- * name.  After the joins, from pyns_boot._after_joins.
+ * The view of `ip netns exec NAME` after the join of /run/netns/NAME:
+ * netns_view_at_startup() for gons_netns (run() in _startup.c, before any
+ * Python after the joins), netns_view() for the workers; and
+ * netns_name_of(), the one rule for a value that is a /run/netns/NAME path
+ * rather than a name.
  */
 #define _GNU_SOURCE 1
 #include <Python.h>
 
 #include "_module.h"
+#include "_startup.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,93 +31,111 @@
 
 #define NETNS_ETC_DIR "/etc/netns"
 
-static PyObject *netns_view_error(const char *name, const char *step)
+/* The private mount namespace and the network namespace's sysfs: 0, or -1
+ * with errno set and *step naming what failed. */
+static int make_view(const char *name, const char **step)
 {
-    int error_errno = errno;
-    char *message;
-    if (asprintf(&message,
-                 "pyns_boot: cannot give gons_netns \"%s\" the view of ip "
-                 "netns exec: %s: %s",
-                 name, step, strerror(error_errno)) < 0)
-        message = NULL;
-    return raise_message(PyExc_OSError, error_errno, message);
-}
-
-/* Bind /etc/netns/NAME/ENTRY over /etc/ENTRY for each entry; a failed bind
- * is a line of the returned list (ip warns and goes on, and so do we). */
-static PyObject *netns_bind_etc(const char *name)
-{
-    PyObject *failures = PyList_New(0);
-    if (failures == NULL)
-        return NULL;
-    char directory[PATH_MAX];
-    if (snprintf(directory, sizeof directory, "%s/%s", NETNS_ETC_DIR, name) >=
-        (int)sizeof directory)
-        return failures;
-    DIR *dir = opendir(directory);
-    if (dir == NULL)
-        return failures; /* nothing to show for this namespace, as with ip */
-    struct dirent *entry;
-    while ((entry = readdir(dir)) != NULL) {
-        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
-            continue;
-        char source[PATH_MAX], target[PATH_MAX];
-        if (snprintf(source, sizeof source, "%s/%s", directory,
-                     entry->d_name) >= (int)sizeof source ||
-            snprintf(target, sizeof target, "/etc/%s", entry->d_name) >=
-                (int)sizeof target)
-            continue;
-        if (mount(source, target, "none", MS_BIND, NULL) == 0)
-            continue;
-        PyObject *line = PyUnicode_FromFormat("bind %s -> %s failed: %s", source,
-                                              target, strerror(errno));
-        if (line == NULL || PyList_Append(failures, line) < 0) {
-            Py_XDECREF(line);
-            Py_DECREF(failures);
-            closedir(dir);
-            return NULL;
-        }
-        Py_DECREF(line);
-    }
-    closedir(dir);
-    return failures;
-}
-
-/* netns_view(name) -> [failed bind, ...]; OSError when the private mount
- * namespace or the /sys of the network namespace cannot be made. */
-static PyObject *setns_netns_view(PyObject *Py_UNUSED(module), PyObject *args)
-{
-    PyObject *name_bytes;
-    if (!PyArg_ParseTuple(args, "O&:netns_view", PyUnicode_FSConverter,
-                          &name_bytes))
-        return NULL;
-    const char *name = PyBytes_AsString(name_bytes);
-    PyObject *result = NULL;
-    if (name == NULL)
-        goto done;
-    if (unshare(CLONE_NEWNS) < 0) {
-        netns_view_error(name, "unshare(CLONE_NEWNS)");
-        goto done;
-    }
-    if (mount("", "/", "none", MS_SLAVE | MS_REC, NULL) < 0) {
-        netns_view_error(name, "mount --make-rslave /");
-        goto done;
-    }
+    *step = "unshare(CLONE_NEWNS)";
+    if (unshare(CLONE_NEWNS) < 0)
+        return -1;
+    *step = "mount --make-rslave /";
+    if (mount("", "/", "none", MS_SLAVE | MS_REC, NULL) < 0)
+        return -1;
     unsigned long flags = 0;
     struct statvfs fs;
     /* No sysfs to detach is fine; a read-only one that stays cannot be
      * shadowed by a read-write one. */
-    if (umount2("/sys", MNT_DETACH) < 0 && statvfs("/sys", &fs) == 0 &&
-        (fs.f_flag & ST_RDONLY))
+    if (umount2("/sys", MNT_DETACH) < 0 && statvfs("/sys", &fs) == 0 && (fs.f_flag & ST_RDONLY))
         flags = MS_RDONLY;
-    if (mount(name, "/sys", "sysfs", flags, NULL) < 0) {
-        netns_view_error(name, "mount sysfs on /sys");
-        goto done;
+    *step = "mount sysfs on /sys";
+    return mount(name, "/sys", "sysfs", flags, NULL) < 0 ? -1 : 0;
+}
+
+/* Bind /etc/netns/NAME/ENTRY over /etc/ENTRY for each entry; each failed
+ * bind goes to failed(data, line) (ip warns and goes on, and so do we),
+ * which returns -1 to stop.  0, or -1 when failed() stopped. */
+static int bind_etc(const char *name, int (*failed)(void *, const char *), void *data)
+{
+    char directory[PATH_MAX];
+    if (snprintf(directory, sizeof directory, "%s/%s", NETNS_ETC_DIR, name) >= (int)sizeof directory)
+        return 0;
+    DIR *dir = opendir(directory);
+    if (dir == NULL)
+        return 0; /* nothing to show for this namespace, as with ip */
+    struct dirent *entry;
+    int rc = 0;
+    while (rc == 0 && (entry = readdir(dir)) != NULL) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+            continue;
+        char source[PATH_MAX], target[PATH_MAX], line[3 * PATH_MAX];
+        if (snprintf(source, sizeof source, "%s/%s", directory, entry->d_name) >= (int)sizeof source ||
+            snprintf(target, sizeof target, "/etc/%s", entry->d_name) >= (int)sizeof target)
+            continue;
+        if (mount(source, target, "none", MS_BIND, NULL) == 0)
+            continue;
+        snprintf(line, sizeof line, "bind %s -> %s failed: %s", source, target, strerror(errno));
+        rc = failed(data, line);
     }
-    result = netns_bind_etc(name);
-done:
+    closedir(dir);
+    return rc;
+}
+
+static char *view_message(const char *name, const char *step, int error_errno)
+{
+    char *message;
+    if (asprintf(&message, "pyns_boot: cannot give gons_netns \"%s\" the view of ip netns exec: %s: %s", name, step,
+                 strerror(error_errno)) < 0)
+        return NULL;
+    return message;
+}
+
+static int write_failure(void *name, const char *line)
+{
+    char text[4 * PATH_MAX];
+    int length = snprintf(text, sizeof text, "pyns_boot: gons_netns=%s: %s\n", (const char *)name, line);
+    (void)write_bounded(2, text, length < (int)sizeof text ? (size_t)length : sizeof text - 1);
+    return 0;
+}
+
+char *netns_view_at_startup(const char *name, int *error_errno)
+{
+    const char *step;
+    if (make_view(name, &step) < 0) {
+        *error_errno = errno;
+        char *message = view_message(name, step, errno);
+        return message != NULL ? message : strdup("");
+    }
+    (void)bind_etc(name, write_failure, (void *)name);
+    return NULL;
+}
+
+static int append_failure(void *list, const char *line)
+{
+    PyObject *text = PyUnicode_DecodeFSDefault(line);
+    int rc = text != NULL ? PyList_Append((PyObject *)list, text) : -1;
+    Py_XDECREF(text);
+    return rc;
+}
+
+/* netns_view(name) -> [failed bind, ...]; OSError when the private mount
+ * namespace or the /sys of the network namespace cannot be made.  For the
+ * workers (pyns_boot._worker_server); the start-up's is
+ * netns_view_at_startup. */
+static PyObject *setns_netns_view(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *name_bytes;
+    if (!PyArg_ParseTuple(args, "O&:netns_view", PyUnicode_FSConverter, &name_bytes))
+        return NULL;
+    const char *name = PyBytes_AsString(name_bytes), *step;
+    PyObject *failures = NULL;
+    if (name != NULL && make_view(name, &step) < 0) {
+        int error_errno = errno;
+        raise_message(PyExc_OSError, error_errno, view_message(name, step, error_errno));
+    } else if (name != NULL && (failures = PyList_New(0)) != NULL && bind_etc(name, append_failure, failures) < 0) {
+        Py_CLEAR(failures);
+    }
     Py_DECREF(name_bytes);
-    return result;
+    return failures;
 }
 
 /* ---- netns_name_of(): a /run/netns/NAME path given where a name goes ---- */

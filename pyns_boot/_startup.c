@@ -186,6 +186,21 @@ static int join(struct startup *s, char *refusal, int error_errno)
     return enter_pid_namespace(request);
 }
 
+/* gons_netns after its join: the view of ip netns exec, here in C; a view
+ * that cannot be made is the start's failure.  -1 when memory ran out. */
+static int view_netns(struct startup *s)
+{
+    int error_errno;
+    char *message = netns_view_at_startup(s->netns, &error_errno);
+    if (message == NULL)
+        return 0;
+    if (message[0] == '\0')
+        return (free(message), -1);
+    boot_report.error_errno = error_errno;
+    boot_report.message = message;
+    return 0;
+}
+
 /* The one Python name C calls: pyns_boot.hook.after_joins, or NULL. */
 static PyObject *python_entry(void)
 {
@@ -248,6 +263,10 @@ static PyObject *run_once(struct startup *s)
     if (remove_variables() < 0) {
         Py_XDECREF(entry);
         return NULL;
+    }
+    if (s->netns != NULL && boot_report.error_errno == 0 && view_netns(s) < 0) {
+        Py_XDECREF(entry);
+        return PyErr_NoMemory();
     }
     if (boot_report.error_errno != 0 || entry != NULL || policy_not_understood(s))
         return call_python(entry, s);

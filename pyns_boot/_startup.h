@@ -67,6 +67,11 @@ int policy_not_understood(const struct startup *s);
  * environment.  0, or -1 with an exception set. */
 int remove_variables(void);
 
+/* The view of ip netns exec for gons_netns NAME, after the net join: NULL,
+ * or why it could not be made (malloc'd; "" when memory ran out) with its
+ * errno.  A bind that fails is a line on stderr, as ip says it. */
+char *netns_view_at_startup(const char *name, int *error_errno);
+
 /* "warn" or "ignore" when the value is exactly that, else "exit". */
 const char *policy_in_force(const char *value);
 

@@ -171,7 +171,7 @@ char *read_startup(struct startup *s, int *error_errno)
 
 int python_steps(const struct startup *s)
 {
-    return s->mnt || s->netns != NULL || s->wd != NULL || s->gid >= 0 || s->uid >= 0 || s->inherited != NULL;
+    return s->mnt || s->wd != NULL || s->gid >= 0 || s->uid >= 0 || s->inherited != NULL;
 }
 
 int policy_not_understood(const struct startup *s)

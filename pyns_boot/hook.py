@@ -5,8 +5,8 @@ The C helper's ``_pyns_boot.run()`` (pyns_boot/_startup.c), which
 once, after the joins, when Python has work: a failure to word with its
 hint under the policy, imports to keep after a gons_mnt join
 (pyns_boot._keep_imports), the steps after the joins (pyns_boot._after_joins:
-the view of ip netns exec, the working directory, the ids), a policy value
-not understood.  :func:`run` serves only a C helper that does not load or
+the working directory, the ids; C made the view of ip netns exec), a policy
+value not understood.  :func:`run` serves only a C helper that does not load or
 is a stale file (the policy still applies), and a ``pyns_boot.start`` naming
 ``pyns_boot.hook:run`` that this version did not install.  :func:`start` is
 the PEP 829 entry point of the wheels that ship a .start file
@@ -72,7 +72,7 @@ def after_joins(report: "Report", steps: "Steps") -> None:
         _policy.apply(imports_failure)
     if not report["ok"]:
         return
-    if any(steps[step] is not None for step in ("netns", "wd", "gid", "uid")):
+    if any(steps[step] is not None for step in ("wd", "gid", "uid")):
         from pyns_boot import _after_joins
 
         record.after_joins_error = _after_joins.take(steps)
