@@ -12,16 +12,13 @@ is a stale file (the policy still applies), and a ``pyns_boot.start`` naming
 the PEP 829 entry point of the wheels that ship a .start file
 (docs/python-versions.md: from Python 3.18 on).
 
-C imports this module before the joins whenever Python has work besides a
-failure: after a mnt join the package may be out of reach until imports are
-kept, so what after_joins() needs first is imported here, at the top.
+C imports this module before the joins whenever Python has steps to take:
+after a mnt join the package may be out of reach until imports are kept, so
+what after_joins() needs first is imported then, at the top.
 """
 
 import os
 import sys
-
-from pyns_boot import _hook_record as record
-from pyns_boot import _policy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,9 +50,18 @@ AFTER_JOINS_VARIABLES = ("gons_netns", "PYNS_BOOT_WD", "PYNS_BOOT_SETGID", "PYNS
 HELPER_FILE = "_pyns_boot.abi3.so"
 START_FILE = "pyns_boot.start"
 
+if not os.environ.keys().isdisjoint(TRIGGER_VARIABLES):
+    # Imported while a variable is set: by the C helper's run() before its joins (or by start() on its way
+    # there).  after_joins() needs these once a mnt join may have taken the package out of reach, before imports
+    # are kept; an idle start through PEP 829's .start entry loads neither.
+    from pyns_boot import _hook_record, _policy  # noqa: F401
+
 
 def after_joins(report: "Report", steps: "Steps") -> None:
     """What Python does after the C helper's joins (the one name C calls; its signature is tested)."""
+    from pyns_boot import _hook_record as record
+    from pyns_boot import _policy
+
     record.netns = steps["netns"]
     old_root = steps["old_root"]
     if steps["inherited"] is not None:
@@ -86,6 +92,9 @@ def run() -> None:
     """The .pth line's fallback: the C helper did not load, or is not the file this version installs."""
     if os.environ.keys().isdisjoint(TRIGGER_VARIABLES):
         return
+    from pyns_boot import _hook_record as record
+    from pyns_boot import _policy
+
     if record.ran or not in_main_interpreter():
         # site.py runs the .pth again in every subinterpreter: namespaces
         # belong to the process, which its main interpreter set up.
@@ -112,6 +121,9 @@ def refuse_script_out_of_reach(cwd: "str | None", report: "Report") -> None:
     """After a mnt join: python is about to open its script in the joined mount namespace.  When it is
     not there, say so in one line with the way that works, and stop with python's status for a file it
     cannot open."""
+    from pyns_boot import _hook_record as record
+    from pyns_boot import _policy
+
     kind, given, _ = _policy.command_line_program()
     if kind != "script" or _policy.program_started():
         return  # in pyns-boot run's own process its script is open already, and the program read
@@ -254,6 +266,8 @@ def keep_importing(fds: "tuple[int, int]", mnt_path: str) -> "str | None":
 
     fds[1], on the original mount namespace, stays open with it: it keeps
     the mounts below that root attached (_setns.c, ns_report.old_mnt_fd)."""
+    from pyns_boot import _hook_record as record
+
     failure = switch_imports(fds[0], mnt_path, fds[1])
     if failure is not None:
         record.imports_error = failure[1]
@@ -366,6 +380,9 @@ def report_failure(report: "Report", threads: int = 0) -> None:
 
     threads: the thread count when a join was refused for other threads; the message then says
     which .pth files ran before this one (pyns_boot._sitedirs.threads_note)."""
+    from pyns_boot import _hook_record as record
+    from pyns_boot import _policy
+
     message = str(report["message"])
     try:
         from pyns_boot import _hints
