@@ -49,7 +49,7 @@ if not TAIL or not FILTER.startswith("import posix;not "):
 POP = ";posix.environ.pop(b'gons_net',0);posix.environ.pop(b'gons_uts',0)"
 # What the line's code does on its common path: load the helper from the file beside the .pth.
 LOAD = (
-    "__import__('_frozen_importlib')._load(__import__('_frozen_importlib_external')"
+    "__import__('_frozen_importlib_external')._bootstrap._load(__import__('_frozen_importlib_external')"
     ".spec_from_file_location('_pyns_boot',sitedir+'/_pyns_boot.abi3.so'))"
 )
 
