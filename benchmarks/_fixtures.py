@@ -37,6 +37,12 @@ def version_of(python: str) -> str:
 
 def default_pythons() -> list[str]:
     """The oldest and the newest supported CPython that pyenv has, else this one."""
+    found = all_pythons()
+    return found if len(found) == 1 else [found[0], found[-1]]
+
+
+def all_pythons() -> list[str]:
+    """Every supported CPython that pyenv has (oldest first), else this one."""
     root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
     found: list[tuple[tuple[int, ...], str]] = []
     if root.is_dir():
@@ -50,7 +56,7 @@ def default_pythons() -> list[str]:
     if not found:
         return [sys.executable]
     found.sort()
-    return [found[0][1]] if len(found) == 1 else [found[0][1], found[-1][1]]
+    return [binary for _, binary in found]
 
 
 def build_wheel(out_dir: Path, source: Path) -> Path:

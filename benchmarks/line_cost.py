@@ -1,27 +1,30 @@
 #!/usr/bin/env python3
 """What each part of the pyns_boot.pth line costs, in callgrind instructions (PYTHONHASHSEED=0).
 
-    python3 benchmarks/line_cost.py [--python PATH ...] [--wheel W]
+    python3 benchmarks/line_cost.py [--all | --python PATH ...] [--wheel W]
 
-For each interpreter (default: the oldest and the newest pyenv CPython): the
-venv with the wheel installed, its pyns_boot.pth line replaced by variants
-that stop after one step, each measured with ``python -c pass``.
+For each interpreter (default: the oldest and the newest pyenv CPython;
+--all: every pyenv CPython 3.8+): the venv with the wheel installed, its
+pyns_boot.pth line replaced by variants that stop after one step, each
+measured with ``python -c pass``.
 
 Idle (no gons_* variable): the comment-only floor, a bare ``import posix``
 (what any import line of a .pth costs: site.py compiles and runs it, in a
-venv of 3.8-3.14 twice), the line without its fallback string, the line as
-installed.
+venv of 3.8-3.14 twice), the line without its code string (the pre-filter),
+the line as installed.
 
 Active (gons_net and gons_uts naming a holder's namespaces): what each step
 of the start-up adds to a run of the line whose pre-filter passes and does
 nothing.  Each variant removes the two variables from ``posix.environ`` at
 its end, as run() does, so that the second run of the line in a venv stops
 at the pre-filter as the real one does; the line as installed gets the same
-suffix.  The steps are measured one by one (search only, by-path load
-only, the whole import, import and run()), so that what importlib adds
-shows beside what the dynamic loader and the join cost.  Every variant is
+suffix.  The steps are measured one by one (importlib's search, which the
+line no longer does; the load by path; load and run(); compiling a string),
+so that the loader, the joins and the ``exec`` show apart.  Every variant is
 compiled on idle starts too, so each active step is the difference of its
 active and idle counts, less the same difference of the do-nothing variant.
+The last table sums it up per version: idle floor, the line when idle, the
+helper's load, the joins, the ``exec`` of the line's code string.
 Run as root from the source tree; prints markdown tables.
 """
 
@@ -35,38 +38,40 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _fixtures import REPO, Holder, Venvs, build_wheel, clean_env, default_pythons, run
+from _fixtures import REPO, Holder, Venvs, all_pythons, build_wheel, clean_env, default_pythons, run
 from _harness import instructions
 
 LINE = (REPO / "pyns_boot.pth").read_text().strip()
-FILTER, _, TAIL = LINE.partition("or exec(")
-if not TAIL or not FILTER.startswith("import "):
-    raise SystemExit("pyns_boot.pth is not of the form 'import ...; PRE-FILTER or exec(FALLBACK)': update this script")
+FILTER, _, TAIL = LINE.partition("and exec(")
+if not TAIL or not FILTER.startswith("import posix;not "):
+    raise SystemExit("pyns_boot.pth is not 'import posix;not PRE-FILTER and exec(CODE)': update this script")
 # As run() does: the variables leave the environment, so a second run of the line stops at the pre-filter.
 POP = ";posix.environ.pop(b'gons_net',0);posix.environ.pop(b'gons_uts',0)"
+# What the line's code does on its common path: load the helper from the file beside the .pth.
+LOAD = (
+    "__import__('_frozen_importlib_external')._bootstrap._load(__import__('_frozen_importlib_external')"
+    ".spec_from_file_location('_pyns_boot',sitedir+'/_pyns_boot.abi3.so'))"
+)
 
+FLOOR = "comment-only .pth (floor)"
 IDLE = {
-    "comment-only .pth (floor)": "#" + LINE,
+    FLOOR: "#" + LINE,
     "`import posix` alone (any import line)": "import posix",
-    "the line without its fallback string": FILTER.rstrip(),
+    "the line without its code string (the pre-filter)": FILTER.rstrip(),
     "the line as installed": LINE,
 }
-BASE = FILTER + "or 0" + POP
+BASE = FILTER + "and 0" + POP
+SEARCH = "importlib's sys.path search for _pyns_boot (`PathFinder.find_spec`), which the line does not do"
+BY_PATH = "load the helper by its path beside the .pth (`_load(spec_from_file_location(...))`)"
+BY_PATH_RUN = "load by path and `run()` (joins net and uts, removes the variables)"
+EXEC_PASS = "`exec('pass')` alone (compiling any string)"
+INSTALLED = "the line as installed: `exec` of its code string, load by path, `run()`"
 ACTIVE = {
-    "importlib's sys.path search for _pyns_boot (`PathFinder.find_spec`)": FILTER
-    + "or __import__('_frozen_importlib_external').PathFinder.find_spec('_pyns_boot')"
-    + POP,
-    "dlopen and module creation by path, no search (`_imp.create_dynamic`)": FILTER
-    + "or __import__('_imp').create_dynamic(type(sys.implementation)"
-    "(name='_pyns_boot',origin=sitedir+'/_pyns_boot.abi3.so'))" + POP,
-    "`import _pyns_boot` (search, dlopen, module init, importlib's bookkeeping)": FILTER
-    + "or __import__('_pyns_boot')"
-    + POP,
-    "`import _pyns_boot` and `run()` (joins net and uts, removes the variables)": FILTER
-    + "or __import__('_pyns_boot').run()"
-    + POP,
-    "`exec('pass')` alone (compiling any string)": FILTER + "or exec('pass')" + POP,
-    "the line as installed: `exec` of the fallback string, import, `run()`": LINE + POP,
+    SEARCH: FILTER + "and __import__('_frozen_importlib_external').PathFinder.find_spec('_pyns_boot')" + POP,
+    BY_PATH: FILTER + "and " + LOAD + POP,
+    BY_PATH_RUN: FILTER + "and " + LOAD + ".run()" + POP,
+    EXEC_PASS: FILTER + "and exec('pass')" + POP,
+    INSTALLED: LINE + POP,
 }
 
 
@@ -79,14 +84,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python", action="append", help="interpreter to make the venv from (repeatable)")
     parser.add_argument("--wheel", type=Path, help="use this wheel instead of building one from the source tree")
+    parser.add_argument("--all", action="store_true", help="every pyenv CPython 3.8+ (default: the oldest and newest)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="pyns-boot-line-cost."))
     holder = Holder(("net", "uts"))
     idle_rows = ["| Python | pyns_boot.pth | instructions | vs floor |", "|---|---|---:|---:|"]
     active_rows = ["| Python | step | instructions added |", "|---|---|---:|"]
+    step_rows = [
+        "| Python | idle floor | the line, idle | helper load by path | joins (`run()`) | `exec` of the code string |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     try:
         wheel = args.wheel or build_wheel(workdir / "wheel", REPO)
-        for python in args.python or default_pythons():
+        for python in args.python or (all_pythons() if args.all else default_pythons()):
             venvs = Venvs(python, wheel, workdir)
             (pth,) = venvs.site_packages("hook").glob("pyns_boot.pth")
             exe = venvs.python("hook")
@@ -99,14 +109,20 @@ def main() -> int:
             for label, value in idle.items():
                 idle_rows.append(f"| {venvs.version} | {label} | {value:,} | {value / floor:.4f} |")
             base = count(exe, pth, BASE, holder.env()) - count(exe, pth, BASE, {})
+            added = {}
             for label, line in ACTIVE.items():
-                added = count(exe, pth, line, holder.env()) - count(exe, pth, line, {}) - base
-                active_rows.append(f"| {venvs.version} | {label} | {added:+,} |")
+                added[label] = count(exe, pth, line, holder.env()) - count(exe, pth, line, {}) - base
+                active_rows.append(f"| {venvs.version} | {label} | {added[label]:+,} |")
+            line_idle = idle["the line as installed"] - floor
+            step_rows.append(
+                f"| {venvs.version} | {floor:,} | +{line_idle:,} ({line_idle / floor:.2%}) | {added[BY_PATH]:+,} "
+                f"| {added[BY_PATH_RUN] - added[BY_PATH]:+,} | {added[INSTALLED] - added[BY_PATH_RUN]:+,} |"
+            )
             pth.write_text(LINE + "\n")
     finally:
         holder.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    print("\n".join(idle_rows) + "\n\n" + "\n".join(active_rows))
+    print("\n".join(idle_rows) + "\n\n" + "\n".join(active_rows) + "\n\n" + "\n".join(step_rows))
     return 0
 
 

@@ -176,14 +176,31 @@ def test_pth_and_start_of_an_older_version(fresh_hook_venv: Venv, holder: Callab
 
 
 def test_stale_platform_tagged_helper_beside_the_good_one(fresh_hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    """The line loads the helper by its own path: a stale file beside it is never loaded, on any version."""
     site = fresh_hook_venv.site_packages
     stale = site / STALE_HELPER
     stale.write_bytes((site / "_pyns_boot.abi3.so").read_bytes())  # what a 3.15-built wheel of 0.1.0 installed
     target = holder(["uts"])
     env = {"gons_uts": target.ref("uts")}
+    joined(run_python(fresh_hook_venv.python, PROBE, env), target)
+    code = "import sys, pyns_boot; print(sys.modules['_pyns_boot'].__file__)"
+    result = run_python(fresh_hook_venv.python, code, {"gons_uts": target.ref("uts")})
+    assert result.returncode == 0 and result.stdout == f"{site / '_pyns_boot.abi3.so'}\n", result
+
+
+def test_stale_platform_tagged_helper_instead_of_the_good_one(
+    fresh_hook_venv: Venv, holder: Callable[..., Holder]
+) -> None:
+    """Without the helper the line loads, pyns_boot.hook imports by name: 3.15 finds the stale file and refuses it."""
+    site = fresh_hook_venv.site_packages
+    stale = site / STALE_HELPER
+    (site / "_pyns_boot.abi3.so").rename(stale)
+    target = holder(["uts"])
+    env = {"gons_uts": target.ref("uts")}
     result = run_python(fresh_hook_venv.python, PROBE, env)
-    if not PEP829:
-        joined(result, target)  # before 3.15 that suffix is not one of the interpreter's
+    if not PEP829:  # that suffix is not one of the interpreter's: the package's own failure report
+        assert result.returncode == EXIT_STATUS and result.stdout == "" and "Traceback" not in result.stderr
+        assert result.stderr == "pyns_boot: cannot load the C helper _pyns_boot: No module named '_pyns_boot'\n"
         return
     refused(result, f"the C helper loaded is {stale}", f"rm {stale}", "no namespace was joined")
     warned = run_python(fresh_hook_venv.python, PROBE, {**env, "PYNS_BOOT_ON_ERROR": "warn"})
@@ -192,8 +209,36 @@ def test_stale_platform_tagged_helper_beside_the_good_one(fresh_hook_venv: Venv,
     assert report["links"]["uts"] != target.link("uts")
     assert report["status"]["state"] == "failed" and str(stale) in report["status"]["error"]
     idle_is_silent(fresh_hook_venv)
-    stale.unlink()
-    joined(run_python(fresh_hook_venv.python, PROBE, env), target)  # the way out works
+
+
+def test_helper_that_does_not_load_fails_cleanly(fresh_hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    """A helper file that is there but does not load (not an ELF object): the line falls back to
+    pyns_boot.hook, which refuses under the policy: exit 125, one message naming the file, no traceback."""
+    site = fresh_hook_venv.site_packages
+    helper = site / "_pyns_boot.abi3.so"
+    helper.write_bytes(b"not an ELF object\n")
+    target = holder(["uts"])
+    result = run_python(fresh_hook_venv.python, PROBE, {"gons_uts": target.ref("uts")})
+    assert result.returncode == EXIT_STATUS and result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stderr.startswith("pyns_boot: cannot load the C helper _pyns_boot: ") and str(helper) in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    idle_is_silent(fresh_hook_venv)
+
+
+def test_helper_is_loaded_from_beside_the_line_not_by_search(
+    fresh_hook_venv: Venv, holder: Callable[..., Holder], tmp_path: Path
+) -> None:
+    """A _pyns_boot earlier on sys.path (PYTHONPATH) is not what the line loads: it takes the file beside it."""
+    site = fresh_hook_venv.site_packages
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "_pyns_boot.abi3.so").write_bytes(b"not an ELF object\n")  # would fail the start if loaded
+    target = holder(["uts"])
+    code = "import sys; print(sys.modules['_pyns_boot'].__file__)"
+    env = {"gons_uts": target.ref("uts"), "PYTHONPATH": str(earlier)}
+    result = run_python(fresh_hook_venv.python, code, env)
+    assert result.returncode == 0 and result.stderr == "", result
+    assert result.stdout == f"{site / '_pyns_boot.abi3.so'}\n", result
 
 
 # ---------------------------------------------------------------- the .pth pre-filter
