@@ -21,6 +21,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import ModuleType
     from typing import Any, Callable, Sequence
 
     Program = Any  # a SimpleNamespace: parse() says which attributes
@@ -331,6 +332,23 @@ def is_zip(data: bytes) -> bool:
 # ---- the joins, here ----
 
 
+def helper() -> "ModuleType":
+    """The C helper, loaded as pyns_boot.pth loads it: from its file beside the package's directory, without a
+    search of sys.path (which the command's imports pay for otherwise); by name where it is not there."""
+    loaded = sys.modules.get("_pyns_boot")
+    if loaded is not None:
+        return loaded
+    try:
+        import _frozen_importlib_external as external
+
+        path = os.path.dirname(os.path.dirname(__file__)) + "/_pyns_boot.abi3.so"
+        return external._bootstrap._load(external.spec_from_file_location("_pyns_boot", path))  # type: ignore[attr-defined,no-any-return]
+    except Exception:
+        import _pyns_boot
+
+        return _pyns_boot
+
+
 def can_join_here(wait: float = 0.0) -> bool:
     """The start-up hook can act for the program in this process: it has not acted here yet (it acts once per
     process; a pyns-boot started with gons_* set used that once), and no other thread runs (one that a .pth
@@ -339,8 +357,7 @@ def can_join_here(wait: float = 0.0) -> bool:
 
     wait: seconds to give threads that are ending (the container lookup's, joined, whose kernel threads can
     outlive the join for a moment) to be gone."""
-    import _pyns_boot
-
+    _pyns_boot = helper()
     if _pyns_boot.report() is not None or getattr(sys.modules.get("pyns_boot._hook_record"), "ran", False):
         return False
     deadline = None
