@@ -184,9 +184,9 @@ int policy_not_understood(const struct startup *s)
 int remove_variables(void)
 {
     PyObject *os = PyImport_ImportModule("os");
-    PyObject *environ = os != NULL ? PyObject_GetAttrString(os, "environ") : NULL;
+    PyObject *os_environ = os != NULL ? PyObject_GetAttrString(os, "environ") : NULL;
     Py_XDECREF(os);
-    if (environ == NULL)
+    if (os_environ == NULL)
         return -1;
     const char *extra[] = {NS_ORDER_VARIABLE, OLD_ROOT_FDS_VARIABLE};
     int rc = 0;
@@ -196,13 +196,13 @@ int remove_variables(void)
                                                                    : extra[i - NS_KIND_COUNT - AFTER_JOINS_COUNT];
         if (getenv(name) == NULL)
             continue;
-        PyObject *removed = PyObject_CallMethod(environ, "pop", "sO", name, Py_None);
+        PyObject *removed = PyObject_CallMethod(os_environ, "pop", "sO", name, Py_None);
         rc = removed != NULL ? 0 : -1;
         Py_XDECREF(removed);
         if (rc == 0 && unsetenv(name) != 0)
             rc = (PyErr_SetFromErrno(PyExc_OSError), -1);
     }
-    Py_DECREF(environ);
+    Py_DECREF(os_environ);
     return rc;
 }
 
