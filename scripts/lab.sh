@@ -188,8 +188,21 @@ EOF_TOML
     [ -z "$archive" ] || rm -f "$archive"
 }
 
+# The pid of the lab's own WHAT (dockerd, containerd): the one this script started, else one running with the
+# lab's configuration file (left by a session that lost its record, e.g. two starting at once).
+lab_daemon() {
+    local what=$1 pid config
+    pid=$(awk -v w="$what" '$1 == w {print $2}' "$ENGINES_RUN/started" 2>/dev/null | tail -1)
+    if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(command -v "$what")" ]; then
+        echo "$pid"
+        return
+    fi
+    config=$([ "$what" = dockerd ] && echo "--config-file $ENGINES_DIR/daemon.json" || echo "--config $ENGINES_DIR/containerd.toml")
+    pgrep -f -- "^$what $config" | head -1 || true
+}
+
 engines_stop() {
-    [ -f "$ENGINES_RUN/started" ] || return 0
+    [ -f "$ENGINES_RUN/started" ] || [ -n "$(lab_daemon dockerd)$(lab_daemon containerd)" ] || return 0
     local ctr=(ctr --connect-timeout 5s -a "$CONTAINERD_SOCK") ns id
     # containerd's shims outlive it: the lab's ctr containers go first.
     if alive "$CONTAINERD_SOCK" "${ctr[@]}" version; then
@@ -209,14 +222,11 @@ engines_stop() {
     local what pid
     # dockerd first (it runs on containerd), then containerd: the reverse of the start.
     for what in dockerd containerd; do
-        pid=$(awk -v w="$what" '$1 == w {print $2}' "$ENGINES_RUN/started" | tail -1)
+        pid=$(lab_daemon "$what")  # only the lab's (a pid in the record may have been reused since)
         [ -n "$pid" ] || continue
-        # only the process started here (its pid may have been reused since)
-        if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(command -v "$what")" ]; then
-            kill -TERM "$pid"
-            for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+        kill -TERM "$pid"
+        for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
     done
     rm -f "$ENGINES_RUN/started"
     # What they mounted under their own directories and did not unmount (deepest first).
