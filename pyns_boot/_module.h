@@ -41,7 +41,8 @@ extern PyMethodDef policy_methods[];
 extern PyMethodDef netns_view_methods[];
 extern PyMethodDef preload_methods[];
 
-/* STDERR_TIMEOUT_MS, AFTER_JOINS_VARIABLES, PYTHON_ENTRY: _startup.c's. */
+/* TRIGGER_VARIABLES, AFTER_JOINS_VARIABLES, PYTHON_ENTRY, STDERR_TIMEOUT_MS:
+ * _startup.c's. */
 int startup_add_constants(PyObject *module);
 
 #endif

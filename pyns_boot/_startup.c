@@ -1,6 +1,6 @@
 /*
  * The start-up hook: run(), which pyns_boot.pth calls while site.py starts
- * the interpreter (docs/development.md, "One request").  It decides once,
+ * the interpreter (docs/development.md, "How it works").  It decides once,
  * for the process: whether to act at all (once per process, the main
  * interpreter), what the variables ask for besides the joins (gons_netns,
  * PYNS_BOOT_WD, PYNS_BOOT_SETGID/SETUID, PYNS_BOOT_KEEP_IMPORTS), the
@@ -101,10 +101,10 @@ static PyObject *steps_to_python(struct startup *s)
     PyObject *gid = s->gid >= 0 ? PyLong_FromLongLong(s->gid) : (Py_INCREF(Py_None), Py_None);
     PyObject *uid = s->uid >= 0 ? PyLong_FromLongLong(s->uid) : (Py_INCREF(Py_None), Py_None);
     PyObject *steps = Py_BuildValue(
-        "{s:O,s:N,s:N,s:N,s:N,s:i,s:N,s:N,s:N,s:l}", "keep_imports", s->keep_imports ? Py_True : Py_False,
-        "old_root", old_root, "inherited", optional_fs_string(s->inherited), "netns", optional_fs_string(s->netns),
-        "wd", optional_fs_string(s->wd), "wd_fd", s->wd_fd, "gid", gid, "uid", uid, "cwd",
-        optional_fs_string(s->cwd[0] != '\0' ? s->cwd : NULL), "threads", boot_report.threads_refused);
+        "{s:N,s:N,s:N,s:N,s:i,s:N,s:N,s:N,s:l}", "old_root", old_root, "inherited",
+        optional_fs_string(s->inherited), "netns", optional_fs_string(s->netns), "wd", optional_fs_string(s->wd),
+        "wd_fd", s->wd_fd, "gid", gid, "uid", uid, "cwd", optional_fs_string(s->cwd[0] != '\0' ? s->cwd : NULL),
+        "threads", boot_report.threads_refused);
     if (steps != NULL) { /* the descriptors are Python's from here on */
         s->wd_fd = -1;
         boot_report.old_root_fd = boot_report.old_mnt_fd = -1;

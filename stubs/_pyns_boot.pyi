@@ -21,7 +21,6 @@ class Report(TypedDict):
 class Steps(TypedDict):
     """What the C helper's run() hands to pyns_boot.hook.after_joins() with the report."""
 
-    keep_imports: bool  # gons_mnt, and PYNS_BOOT_KEEP_IMPORTS is not "0"
     old_root: tuple[int, int] | None  # kept after a mnt join: (root fd, mount namespace fd), now the caller's
     inherited: str | None  # PYNS_BOOT_OLD_ROOT_FDS (pyns_boot._children)
     netns: str | None  # gons_netns NAME

@@ -414,6 +414,15 @@ def interactive_bash(setup: Setup) -> Terminal:
     return terminal
 
 
+def end_then_exit(setup: Setup, bash: Terminal, supervisor: int) -> int:
+    """The supervisor's end, then the shell's: it still runs a command at its prompt, and exits (its status)."""
+    setup.end(supervisor)
+    bash.type(b"echo $((6*7))AFTER\n")
+    bash.expect(b"42AFTER")
+    bash.type(b"exit\n")
+    return bash.wait()
+
+
 def test_foreground_job_of_an_interactive_shell(setup: Setup) -> None:
     """A job of bash -i on a pty: ^C, kill -INT -JOB and kill -TERM PID each once, before and after a child of the
     program takes the terminal; ^Z stops the program and its supervisor, bash gets the terminal back, fg gives it
@@ -466,11 +475,7 @@ def test_pipeline_member_reads_the_terminal(setup: Setup) -> None:
         bash.expect(b"PIPE hello")
         expected = zero()
         assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "0"
-        setup.end(supervisor)
-        bash.type(b"echo $((6*7))AFTER\n")
-        bash.expect(b"42AFTER")
-        bash.type(b"exit\n")
-        status = bash.wait()
+        status = end_then_exit(setup, bash, supervisor)
     finally:
         bash.close()
     assert os.WIFEXITED(status), status
@@ -492,11 +497,7 @@ def test_background_job_brought_to_the_foreground(setup: Setup) -> None:
         assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "0"
         use_terminal(setup, bash, supervisor)
         assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "1"
-        setup.end(supervisor)
-        bash.type(b"echo $((6*7))AFTER\n")
-        bash.expect(b"42AFTER")
-        bash.type(b"exit\n")
-        status = bash.wait()
+        status = end_then_exit(setup, bash, supervisor)
     finally:
         bash.close()
     assert os.WIFEXITED(status), status
@@ -520,11 +521,7 @@ def test_background_job_that_reads_stops_until_fg(setup: Setup) -> None:
         setup.report.expect(r"^LINE hello FG=1$", "the program's read from the terminal")
         expected = zero()
         assert setup.round(supervisor, lambda: bash.type(b"\x03"), "SIGINT", expected) == "1"
-        setup.end(supervisor)
-        bash.type(b"echo $((6*7))AFTER\n")
-        bash.expect(b"42AFTER")
-        bash.type(b"exit\n")
-        status = bash.wait()
+        status = end_then_exit(setup, bash, supervisor)
     finally:
         bash.close()
     assert os.WIFEXITED(status), status
