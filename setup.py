@@ -157,6 +157,8 @@ setup(
                 "pyns_boot/_reference.c",
                 "pyns_boot/_pid_entry.c",
                 "pyns_boot/_host_exec.c",
+                "pyns_boot/_run_command.c",
+                "pyns_boot/_run_code.c",
             ],
             depends=[
                 "pyns_boot/_module.h",

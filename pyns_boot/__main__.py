@@ -1,13 +1,22 @@
-"""python -m pyns_boot: the pyns-boot command, as its script starts it (src/bin/pyns-boot)."""
+"""The pyns-boot command where the C helper's command() is not at hand: python -m pyns_boot, and its script
+(bin/pyns-boot) with a helper that is not where the script looks (a user site, dist-packages), stale or not
+loading; and the command lines that command() leaves (_run_command.c)."""
 
 import sys
 
 from pyns_boot import _run_fast
 
-if __name__ == "__main__":
+
+def command() -> "int | None":
+    """The pyns-boot command's exit status: pyns_boot._run_fast.main() (run's common command lines), else
+    pyns_boot.cli.main()."""
     status = _run_fast.main()
     if status is None:
         from pyns_boot import cli
 
         status = cli.main()
-    sys.exit(status)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(command())

@@ -13,6 +13,9 @@
  *   _netns_view.c  netns_view(): the mounts of `ip netns exec` after a join
  *   _preload.c     preload(), loaded(): shared libraries after a mnt join
  *   _host_exec.c   children started from the original mount namespace
+ *   _run_command.c run_command(), command(): pyns-boot run -c CODE's common
+ *                  command lines, parsed, checked and joined
+ *   _run_code.c    run_code(): CODE run as python -c runs it
  *
  * Below them, without Python: _setns.c (the core: open, check, join) and
  * _pid_entry.c (the supervisor).
@@ -40,6 +43,12 @@ extern PyMethodDef startup_methods[];
 extern PyMethodDef policy_methods[];
 extern PyMethodDef netns_view_methods[];
 extern PyMethodDef preload_methods[];
+extern PyMethodDef run_command_methods[];
+
+/* Run -c CODE (arguments[program], "-c" or "-cCODE", the arguments after it)
+ * as python -c runs it: 0, or NULL with the program's exception, SystemExit
+ * too (_run_code.c). */
+PyObject *run_code(PyObject *arguments, Py_ssize_t program);
 
 /* TRIGGER_VARIABLES, AFTER_JOINS_VARIABLES, PYTHON_ENTRY, STDERR_TIMEOUT_MS:
  * _startup.c's. */

@@ -99,7 +99,7 @@ def _record(policy: str) -> None:
 def program_started() -> bool:
     """pyns-boot run has let the hook act for the program it runs in its own process (a failure is the
     program's: the policy applies as at a python start)."""
-    return bool(getattr(sys.modules.get("pyns_boot._run_fast"), "program_started", False))
+    return bool(getattr(sys.modules.get("_pyns_boot"), "program_started", False))
 
 
 def is_clearing(arguments: "list[bytes]") -> bool:

@@ -384,7 +384,8 @@ static int setns_exec(PyObject *module)
         PyModule_AddFunctions(module, policy_methods) < 0 ||
         PyModule_AddFunctions(module, netns_view_methods) < 0 ||
         PyModule_AddFunctions(module, preload_methods) < 0 ||
-        PyModule_AddFunctions(module, host_exec_methods) < 0)
+        PyModule_AddFunctions(module, host_exec_methods) < 0 ||
+        PyModule_AddFunctions(module, run_command_methods) < 0)
         return -1;
     return 0;
 }

@@ -62,10 +62,6 @@ _FAST_VALUES = {
 }
 _TYPE_FLAGS = {flag: t for t, flags, _ in TYPE_OPTIONS for flag in flags}
 
-#: True from the moment start_here() lets the hook act for the program: a failure is then the program's
-#: (pyns_boot._policy applies the policy as at a python start, not the command's carrying on).
-program_started = False
-
 
 def main() -> "int | None":
     """The pyns-boot command's first step (its script's, and python -m pyns_boot's): ``run`` with a common
@@ -383,10 +379,9 @@ def start_here(program: "Program", variables: "dict[str, str]") -> int:
     removed first, as the command removes them from a started interpreter's environment.  With gons_pid
     this process stays outside as the supervisor and the program runs in its child (only that returns).
     """
-    import _pyns_boot
-
-    global program_started
     import posix
+
+    import _pyns_boot
 
     environ = os.environ
     for name in (*_pyns_boot.VARIABLES, _pyns_boot.ORDER_VARIABLE, *_pyns_boot.AFTER_JOINS_VARIABLES):
@@ -399,7 +394,8 @@ def start_here(program: "Program", variables: "dict[str, str]") -> int:
         # sys.path[0] as python sets it for the program, in place of this command's (its script's directory);
         # a mnt join with keep-imports then remaps it with the rest
         sys.path[0] = program.path0 if program.path0 is not None else ""
-    program_started = True  # a failure now stops the program (125), as at a python start (pyns_boot._policy)
+    # a failure now stops the program (125), as at a python start (pyns_boot._policy; run_command sets it too)
+    _pyns_boot.program_started = True
     sys.stdout.flush()
     sys.stderr.flush()
     _pyns_boot.run()
@@ -427,7 +423,7 @@ def run_prepared(program: "Program") -> None:
             tb.tb_frame.f_globals is command_main or str(tb.tb_frame.f_globals.get("__name__")).startswith("pyns_boot")
         ):
             tb = tb.tb_next
-        original_hook(kind, value.with_traceback(tb) if tb is not None else value, tb)
+        original_hook(kind, value.with_traceback(tb), tb)  # tb None: a SyntaxError shows as python shows it
 
     sys.excepthook = excepthook
     sys.argv[:] = program.args

@@ -38,7 +38,9 @@ def main(mode: str, logs: list[str]) -> int:
     bad = 0
     other = 0
     for log in logs:
-        root = ET.parse(log).getroot()
+        # valgrind copies the command line's bytes as they are: a non-UTF-8 argument makes invalid XML
+        with open(log, "rb") as file:
+            root = ET.fromstring(file.read().decode("utf-8", "replace"))
         for error in root.iter("error"):
             kind = error.findtext("kind") or ""
             if mode == "strict" or kind in ALWAYS or ours(error):

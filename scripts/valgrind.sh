@@ -40,6 +40,19 @@ python_run() {
     python_runs=$((python_runs + 1))
 }
 
+# command_run EXPECTED_EXIT ARGS...: pyns-boot run ARGS under memcheck.
+command_run() {
+    local expected=$1 rc=0 out
+    shift
+    out=$(PYTHONMALLOC=malloc "${memcheck[@]}" --show-leak-kinds=definite \
+        --xml-file="$work/python-logs/%p.xml" "$python" "$work/venv/bin/pyns-boot" run "$@" 2>&1) || rc=$?
+    if [ "$rc" != "$expected" ]; then
+        printf 'exit %s, expected %s: pyns-boot run %s\n%s\n' "$rc" "$expected" "$*" "${out:0:4000}" >&2
+        return 1
+    fi
+    python_runs=$((python_runs + 1))
+}
+
 run_python() {
     local wheel
     wheel=$(build_wheel "$work/wheel" "-g -O0" "")
@@ -65,6 +78,14 @@ run_python() {
     python_run 0 PYNS_BOOT_ON_ERROR=warning gons_uts=/proc/self/ns/uts
     python_run 125 gons_net=/nonexistent
     python_run 125 gons_order=!!net
+    # pyns-boot run's C path (_run_command.c, _run_code.c): joined and run, the program's endings, declined
+    command_run 0 -t "$H" -n -u -c 'import os; print(sorted(os.listdir("/proc/self/fd")))' a
+    command_run 0 --netns "${NETNS#/run/netns/}" -c pass
+    command_run 3 -t "$H" --all -c 'raise SystemExit(3)'
+    command_run 1 -t "$H" --uts -c 'raise ValueError(1)'
+    command_run 1 -t "$H" --uts -c 'x = ('
+    command_run 0 -t "$H" --uts -- -c pass "$(printf 'caf\351')"
+    command_run 1 -t 999999999 --uts -c pass
     echo "python: $python_runs interpreters under memcheck"
     python3 scripts/valgrind-check.py ours "$work"/python-logs/*.xml
 }

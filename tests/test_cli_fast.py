@@ -3,9 +3,9 @@
 `pyns-boot run` runs the program in its own process, so what the command
 imports is start-up time of every program it runs.  The common command lines
 (-t PID with type options or --all, --netns NAME; -c CODE, -- script.py,
--- -m MODULE) load one module of the package, pyns_boot._run_fast, besides
-the package itself and the C helper; pyns_boot.cli, argparse and the rest are
-left for every other command line.  The fast path must read the command
+-- -m MODULE) load the C helper, which runs -c CODE itself (run_command()),
+and for a script or module one module of the package, pyns_boot._run_fast;
+pyns_boot.cli, argparse and the rest are left for every other command line.  The fast path must read the command
 line exactly as the parser does, leave every other one to the parser, and
 start the program exactly as the parser's path does.
 """
@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import pytest
 from cliutil import pyns_boot
-from nsutil import Holder, Venv, clean_env
+from nsutil import Holder, Venv, clean_env, make_venv, run_python
 
 from pyns_boot import _run_fast, _run_program
 from pyns_boot._run_fast import fast_run_args as _fast_run_args
@@ -128,9 +128,11 @@ def test_common_run_loads_one_module_of_the_package(
     imported = first_interpreter_imports(
         hook_venv, "run", "-t", str(h.pid), *options, *PROGRAMS[form], cwd=str(tmp_path)
     )
-    # the C helper loads from its file, as pyns_boot.pth loads it (_run_fast.helper): -X importtime, which
-    # reports the import system's searches, does not list it
-    assert {m for m in imported if "pyns_boot" in m} == {"pyns_boot", "pyns_boot._run_fast"}
+    # the C helper loads from its file, as pyns_boot.pth loads it (the script; _run_fast.helper): -X importtime,
+    # which reports the import system's searches, does not list it.  -c CODE runs from the helper's
+    # run_command() alone; a script or module through pyns_boot._run_fast.
+    ours = {m for m in imported if "pyns_boot" in m}
+    assert ours == (set() if form == "code" else {"pyns_boot", "pyns_boot._run_fast"})
     avoided = imported & {"argparse", "re", "json", "shlex", "textwrap", "subprocess", "shutil", "sysconfig"}
     assert not avoided, avoided
 
@@ -143,8 +145,8 @@ def test_netns_run_imports_no_argparse(hook_venv: Venv) -> None:
         imported = first_interpreter_imports(hook_venv, "run", "--netns", netns, "-c", "pass")
     finally:
         subprocess.run(["ip", "netns", "delete", netns], check=False)
-    assert "pyns_boot._run_fast" in imported
-    assert not imported & {"argparse", "re", "pyns_boot.cli", "pyns_boot._run_program", "pyns_boot.__main__"}
+    assert not {m for m in imported if "pyns_boot" in m}  # -c CODE: the C helper's run_command() alone
+    assert not imported & {"argparse", "re"}
 
 
 def test_run_through_argparse_imports_no_doctor(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
@@ -209,6 +211,71 @@ def test_fast_path_starts_the_program_as_the_parsers_path(
     assert fast == slow
     assert (fast["hostname"], fast["net"]) == ("pyns-fast", h.link("net"))
     assert fast["steering"] == [] and not fast["excepthook"]  # the wrapper of docs/cli.md, both ways
+
+
+# ---- -c CODE from the C helper (run_command): ends as python -c ends ----
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x = (",
+        "raise SystemExit('bye')",
+        "import sys; sys.exit(3)",
+        "import sys; sys.excepthook = lambda *a: print('own hook', file=sys.stderr); raise KeyError(1)",
+        "import atexit, sys; atexit.register(lambda: print(sys.excepthook is sys.__excepthook__))",
+    ],
+    ids=["syntax-error", "exit-message", "exit-status", "own-excepthook", "hook-restored"],
+)
+def test_dash_c_ends_as_python_c_ends(hook_venv: Venv, holder: Callable[..., Holder], code: str) -> None:
+    # status, stdout and stderr byte for byte: no frame of the command in a traceback, a SyntaxError shown as
+    # python -c shows it, sys.excepthook back to the default once the program returned
+    h = holder(("uts",))
+    ours = pyns_boot(hook_venv, "run", "-t", str(h.pid), "--uts", "-c", code)
+    theirs = run_python(hook_venv.python, code)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
+def test_dash_c_traceback_starts_at_the_program(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    # the frames python -c shows, no more (3.13+ python -c also shows their source lines: docs/cli.md)
+    h = holder(("uts",))
+    code = "def f():\n    raise ValueError('from the program')\nf()"
+    ours = pyns_boot(hook_venv, "run", "-t", str(h.pid), "--uts", "-c", code)
+    theirs = run_python(hook_venv.python, code)
+    assert ours.returncode == theirs.returncode == 1
+    frames = [line for line in theirs.stderr.splitlines() if not line.startswith("    ")]
+    assert ours.stderr.splitlines() == frames
+    assert frames[1:3] == ['  File "<string>", line 3, in <module>', '  File "<string>", line 2, in f']
+
+
+def test_dash_c_with_an_argument_that_is_not_utf8(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
+    # run_command() reads UTF-8 command lines only: this one goes to pyns_boot._run_fast, to the same result
+    h = holder(("uts",), setup="hostname pyns-notutf8")
+    code = "import socket, sys; print(ascii(sys.argv), socket.gethostname(), 'pyns_boot._run_fast' in sys.modules)"
+    result = pyns_boot(hook_venv, "run", "-t", str(h.pid), "--uts", "-c", code, "caf\udce9")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "['-c', 'caf\\udce9'] pyns-notutf8 True\n"
+
+
+def test_command_without_the_helper_under_its_prefix(
+    workdir: Path, wheel: Path, holder: Callable[..., Holder], tmp_path: Path
+) -> None:
+    # pip install --target (as a user site or dist-packages): the script finds no helper under sys.prefix and
+    # runs the command from the package on sys.path (pyns_boot.__main__.command), to the same result
+    venv = make_venv(tmp_path / "venv")
+    target = tmp_path / "target"
+    venv.pip("install", "--no-deps", "--no-index", "--target", str(target), str(wheel))
+    h = holder(("uts",), setup="hostname pyns-elsewhere")
+    code = "import socket, sys; print(socket.gethostname(), sorted(m for m in sys.modules if 'pyns' in m))"
+    result = subprocess.run(
+        [venv.python, str(target / "bin" / "pyns-boot"), "run", "-t", str(h.pid), "--uts", "-c", code],
+        env=clean_env(PYTHONPATH=str(target)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "pyns-elsewhere ['_pyns_boot', 'pyns_boot', 'pyns_boot.__main__', 'pyns_boot._run_fast']\n"
 
 
 # ---- the program's command line: the fast path's forms are the full parser's ----

@@ -265,14 +265,15 @@ def test_the_copies_without_the_c_helper_are_the_c_table() -> None:
 
 
 C_IMPORT = re.compile(r'PyImport_ImportModule\(\s*("[^"]*"|\w+)\s*\)')
-C_MACRO = re.compile(r'#define (ENTRY_MODULE|ENTRY_NAME) "([^"]+)"')
+C_MACRO = re.compile(r'#define (ENTRY_MODULE|ENTRY_NAME|FAST_MODULE|CLI_MODULE|MAIN_NAME) "([^"]+)"')
 
 
 @pytest.mark.unit
 def test_the_one_python_name_c_calls_exists_with_its_signature() -> None:
     """C calls Python through one named entry (_pyns_boot.PYTHON_ENTRY): it exists and takes (report, steps).
     Read from the C sources: every other module C imports is the standard library's, so no rename of the
-    package can make C fall silently to its last resort."""
+    package can make C fall silently to its last resort.  The command's script has two more (_run_command.c:
+    the command lines its C does not run, as pyns_boot.__main__.command() runs them), called with no arguments."""
     import importlib
     import inspect
 
@@ -285,8 +286,14 @@ def test_the_one_python_name_c_calls_exists_with_its_signature() -> None:
     macros = {m: v for text in sources.values() for m, v in C_MACRO.findall(text)}
     assert (macros["ENTRY_MODULE"], macros["ENTRY_NAME"]) == (module_name, name)
     imported = {arg.strip('"') for text in sources.values() for arg in C_IMPORT.findall(text)}
-    assert imported == {"os", "_thread", "ENTRY_MODULE"}, imported
-    assert not [f for f, text in sources.items() if '"pyns_boot.' in text and f != "_startup.c"]
+    assert imported == {"os", "posix", "_thread", "ENTRY_MODULE"}, imported
+    assert "rest[] = {FAST_MODULE, CLI_MODULE}" in sources["_run_command.c"]
+    for module in (macros["FAST_MODULE"], macros["CLI_MODULE"]):  # called with no arguments
+        parameters = inspect.signature(getattr(importlib.import_module(module), macros["MAIN_NAME"])).parameters
+        assert all(p.default is not p.empty for p in parameters.values()), (module, parameters)
+    main_source = (REPO / "pyns_boot" / "__main__.py").read_text()
+    assert "_run_fast.main()" in main_source and "cli.main()" in main_source  # the same steps
+    assert not [f for f, text in sources.items() if '"pyns_boot.' in text and f not in ("_startup.c", "_run_command.c")]
 
 
 @pytest.mark.parametrize("name", [f"gons_{t}" for t in TYPES] + ["gons_order", "gons_netns"])
