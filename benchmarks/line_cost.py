@@ -11,7 +11,9 @@ measured with ``python -c pass``.
 Idle (no gons_* variable): the comment-only floor, a bare ``import posix``
 (what any import line of a .pth costs: site.py compiles and runs it, in a
 venv of 3.8-3.14 twice), the line without its code string (the pre-filter),
-the line as installed.
+the pre-filter with the shortest call after it (the least that any line
+keeping the pre-filter and calling into the helper can cost), the line as
+installed.
 
 Active (gons_net and gons_uts naming a holder's namespaces): what each step
 of the start-up adds to a run of the line whose pre-filter passes and does
@@ -58,6 +60,7 @@ IDLE = {
     FLOOR: "#" + LINE,
     "`import posix` alone (any import line)": "import posix",
     "the line without its code string (the pre-filter)": FILTER.rstrip(),
+    "the pre-filter and a bare call, `and m()` (the least a line that calls anything costs)": FILTER + "and m()",
     "the line as installed": LINE,
 }
 BASE = FILTER + "and 0" + POP

@@ -13,7 +13,7 @@
  * pyns_boot._run_fast and pyns_boot.cli, which say what is wrong.  Every
  * Python object a program start loads costs instructions twice (made, then
  * traversed by the collection at exit), which is why this is C
- * (docs/cli.md, "One interpreter").
+ * (docs/development.md, "What the C does").
  */
 #include <Python.h>
 
@@ -374,8 +374,8 @@ static PyObject *setns_run_command(PyObject *module, PyObject *arguments)
 }
 
 /* command() -> the pyns-boot command's exit status (its script):
- * run_command(sys.argv[1:]), else pyns_boot._run_fast.main(), else\n"
-     "pyns_boot.cli.main(), as pyns_boot.__main__.command(). */
+ * run_command(sys.argv[1:]), else pyns_boot._run_fast.main(), else
+ * pyns_boot.cli.main(), as pyns_boot.__main__.command() takes them. */
 static PyObject *setns_command(PyObject *module, PyObject *Py_UNUSED(unused))
 {
     PyObject *argv = PySys_GetObject("argv");

@@ -236,6 +236,32 @@ def test_dash_c_ends_as_python_c_ends(hook_venv: Venv, holder: Callable[..., Hol
     assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
 
 
+@pytest.mark.parametrize(
+    "options, in_c",
+    [
+        (["-t", "{pid}", "-n", "-u", "-c", "{code}"], True),
+        (["--target", "{pid}", "--uts", "--", "-c", "{code}"], True),
+        (["-t", "{pid}", "-a", "-c{code}"], True),
+        (["--no-check", "-t", "{pid}", "--uts", "-c", "{code}"], False),
+        (["--uts", "{uts}", "-c", "{code}"], False),
+    ],
+    ids=["short", "long", "all-glued", "no-check", "path"],
+)
+def test_which_command_lines_run_from_c(
+    hook_venv: Venv, holder: Callable[..., Holder], options: list[str], in_c: bool
+) -> None:
+    # run_command() takes -t PID with type options or --all (or --netns NAME) and -c CODE, and nothing else;
+    # whichever way, the program runs joined
+    h = holder(("net", "uts"), setup="hostname pyns-which")
+    code = "import socket, sys; print(socket.gethostname(), [m for m in sys.modules if m.startswith('pyns_boot')])"
+    argv = [o.format(pid=h.pid, code=code, uts=h.ref("uts")) for o in options]
+    result = pyns_boot(hook_venv, "run", *argv)
+    assert result.returncode == 0, result.stderr
+    hostname, modules = result.stdout.split(" ", 1)
+    assert hostname == "pyns-which"
+    assert (modules.strip() == "[]") is in_c, modules
+
+
 def test_dash_c_traceback_starts_at_the_program(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
     # the frames python -c shows, no more (3.13+ python -c also shows their source lines: docs/cli.md)
     h = holder(("uts",))
