@@ -204,6 +204,7 @@ def test_sdist_holds_the_sources_and_nothing_built(sdist: Path) -> None:
         "benchmarks/README.md",
     }
     required |= {n for n in package_files() if n.endswith(".py")}
+    required |= {f"pyns_boot/{p.name}" for p in (REPO / "pyns_boot").glob("*.[ch]")}  # every C source and header
     assert required <= names, required - names
     for name in names:
         parts = name.split("/")
