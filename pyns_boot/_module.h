@@ -50,6 +50,10 @@ extern PyMethodDef run_command_methods[];
  * too (_run_code.c). */
 PyObject *run_code(PyObject *arguments, Py_ssize_t program);
 
+/* CODE as python -c compiles it on this version: from 3.14 on without the
+ * leading blanks all its lines share (_PyUnicode_Dedent) (_run_code.c). */
+PyObject *code_as_python_c_takes_it(PyObject *code);
+
 /* TRIGGER_VARIABLES, AFTER_JOINS_VARIABLES, PYTHON_ENTRY, STDERR_TIMEOUT_MS:
  * _startup.c's. */
 int startup_add_constants(PyObject *module);

@@ -126,6 +126,74 @@ static PyObject *exec_with_hook(PyObject *code, PyObject *globals, PyObject *hoo
     return result;
 }
 
+/* The length of the leading blanks (spaces, tabs) that all lines of text
+ * with more than blanks share; 0: none (CPython's
+ * search_longest_common_leading_whitespace()). */
+static Py_ssize_t common_margin(const char *text, const char *end)
+{
+    const char *margin = NULL;
+    Py_ssize_t length = 0;
+    for (const char *line = text; line < end; line++) {
+        const char *start = line, *blanks_end = NULL;
+        for (; line < end && *line != '\n'; line++)
+            if (blanks_end == NULL && *line != ' ' && *line != '\t') {
+                if (line == start)
+                    return 0;
+                blanks_end = line;
+            }
+        if (blanks_end == NULL)
+            continue; /* blanks only */
+        if (margin == NULL) {
+            margin = start;
+            length = blanks_end - start;
+            continue;
+        }
+        Py_ssize_t same = 0;
+        while (same < length && start + same < blanks_end && margin[same] == start[same])
+            same++;
+        if ((length = same) == 0)
+            return 0;
+    }
+    return length;
+}
+
+PyObject *code_as_python_c_takes_it(PyObject *code)
+{
+    PyObject *version = PySys_GetObject("version_info");
+    PyObject *minor = version != NULL ? PySequence_GetItem(version, 1) : NULL;
+    long at_least_14 = minor != NULL ? PyLong_AsLong(minor) >= 14 : 0;
+    Py_XDECREF(minor);
+    PyObject *utf8 = at_least_14 ? PyUnicode_AsUTF8String(code) : NULL;
+    PyErr_Clear(); /* before 3.14, or not UTF-8 (python -c refuses it): as it is */
+    const char *text = utf8 != NULL ? PyBytes_AsString(utf8) : NULL;
+    Py_ssize_t size = utf8 != NULL ? PyBytes_Size(utf8) : 0;
+    Py_ssize_t margin = text != NULL ? common_margin(text, text + size) : 0;
+    char *out = margin > 0 ? PyMem_Malloc((size_t)size) : NULL;
+    PyObject *result = NULL;
+    if (margin > 0 && out == NULL) {
+        result = PyErr_NoMemory();
+    } else if (out != NULL) {
+        Py_ssize_t written = 0;
+        for (const char *line = text, *end = text + size; line < end; line++) {
+            const char *start = line;
+            int blanks_only = 1;
+            for (; line < end && *line != '\n'; line++)
+                blanks_only &= *line == ' ' || *line == '\t';
+            Py_ssize_t kept = blanks_only ? 0 : (line - start) - margin; /* blank lines become empty */
+            memcpy(out + written, start + (blanks_only ? 0 : margin), (size_t)kept);
+            written += kept;
+            if (line < end)
+                out[written++] = '\n';
+        }
+        result = PyUnicode_DecodeUTF8(out, written, "strict");
+    } else {
+        result = (Py_INCREF(code), code);
+    }
+    PyMem_Free(out);
+    Py_XDECREF(utf8);
+    return result;
+}
+
 /* Run -c CODE (arguments[program]) as python -c runs it, in a new __main__.
  * 0, or NULL with the program's exception (SystemExit too) for the script
  * to raise as python would. */
@@ -136,11 +204,13 @@ PyObject *run_code(PyObject *arguments, Py_ssize_t program)
     if (length < 2) /* parse() saw to it */
         return PyErr_Format(PyExc_RuntimeError, "pyns-boot run: no -c CODE");
     Py_ssize_t rest = length > 2 ? program + 1 : program + 2;
-    PyObject *code = length > 2 ? PyUnicode_Substring(first, 2, length) : PyList_GetItem(arguments, program + 1);
+    PyObject *given = length > 2 ? PyUnicode_Substring(first, 2, length) : PyList_GetItem(arguments, program + 1);
+    if (given != NULL && length == 2)
+        Py_INCREF(given);
+    PyObject *code = given != NULL ? code_as_python_c_takes_it(given) : NULL;
+    Py_XDECREF(given);
     if (code == NULL)
         return NULL;
-    if (length == 2)
-        Py_INCREF(code);
     PyObject *main_module = PyDict_GetItemString(PyImport_GetModuleDict(), "__main__");
     PyObject *command_main = main_module != NULL ? PyModule_GetDict(main_module) : NULL;
     PyObject *original = PySys_GetObject("excepthook");

@@ -352,7 +352,7 @@ static PyObject *setns_run_command(PyObject *module, PyObject *arguments)
     }
     Py_ssize_t count = PyList_Size(arguments);
     PyObject *encoded = PyList_New(count);
-    const char **words = encoded != NULL ? PyMem_Calloc((size_t)count + 1, sizeof(*words)) : NULL;
+    const char **words = encoded != NULL ? PyMem_Malloc(((size_t)count + 1) * sizeof(*words)) : NULL; /* 3.8: no Calloc */
     int usable = words != NULL && count > 0;
     for (Py_ssize_t i = 0; usable && i < count; i++) {
         PyObject *word = PyList_GetItem(arguments, i);
@@ -394,11 +394,21 @@ static PyObject *setns_command(PyObject *module, PyObject *Py_UNUSED(unused))
     return status;
 }
 
+static PyObject *setns_dedent_code(PyObject *Py_UNUSED(module), PyObject *code)
+{
+    if (!PyUnicode_Check(code))
+        return PyErr_Format(PyExc_TypeError, "dedent_code() takes a str");
+    return code_as_python_c_takes_it(code);
+}
+
 PyMethodDef run_command_methods[] = {
     {"command", setns_command, METH_NOARGS,
      "command() -> the pyns-boot command's exit status (its script):\n"
      "run_command(sys.argv[1:]), else pyns_boot._run_fast.main(), else\n"
      "pyns_boot.cli.main(), as pyns_boot.__main__.command()."},
+    {"dedent_code", setns_dedent_code, METH_O,
+     "dedent_code(code) -> code as python -c compiles it on this version\n"
+     "(3.14+: without the leading blanks all its lines share)."},
     {"run_command", setns_run_command, METH_O,
      "run_command(sys.argv[1:]) -> 0 | None: `pyns-boot run` with -t PID and\n"
      "type options or --all, or --netns NAME, and -c CODE: joined through\n"

@@ -452,7 +452,7 @@ def run_prepared(program: "Program") -> None:
         elif program.kind == "code":
             # exec of a string compiles it as python -c does ("<string>", no future flags: this module has none),
             # without builtin compile()'s first-use cost (_pyns_boot.compile_program says which)
-            exec(program.value, main.__dict__)
+            exec(helper().dedent_code(program.value), main.__dict__)  # 3.14+ python -c dedents CODE
         else:
             import _pyns_boot
 

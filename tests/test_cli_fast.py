@@ -262,6 +262,40 @@ def test_which_command_lines_run_from_c(
     assert (modules.strip() == "[]") is in_c, modules
 
 
+INDENTED = "\n    import sys\n\n  \n    if sys:\n    \tprint('indented', sys.argv[1:])\n  "
+
+
+@pytest.mark.parametrize("route", [[], ["--no-check"]], ids=["c", "python"])
+def test_indented_code_as_python_c_takes_it(hook_venv: Venv, holder: Callable[..., Holder], route: list[str]) -> None:
+    # 3.14+ python -c dedents CODE (3.8-3.13: IndentationError, the same both ways); so does run, from C
+    # (run_command) and from pyns_boot._run_fast (--no-check goes there)
+    h = holder(("uts",))
+    ours = pyns_boot(hook_venv, "run", *route, "-t", str(h.pid), "--uts", "-c", INDENTED, "a")
+    theirs = run_python(hook_venv.python, INDENTED, args=["a"])
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "code, dedented",
+    [
+        ("  a\n    b\n  c", "a\n  b\nc"),
+        ("\ta\n\t\tb\n", "a\n\tb\n"),
+        ("    a\n  \n    b", "a\n\nb"),  # a line of blanks only becomes empty
+        ("  x = 1  \n\n", "x = 1  \n\n"),
+        ("  a\n\tb", "  a\n\tb"),  # no common margin: as given
+        ("a\n  \nb", "a\n  \nb"),  # as given, its blank line too (textwrap.dedent would empty it)
+        ("   \n  ", "   \n  "),  # blanks only: as given (textwrap.dedent: "\n")
+        ("", ""),
+    ],
+)
+def test_dedent_code_as_cpython_from_314(code: str, dedented: str) -> None:
+    # CPython's _PyUnicode_Dedent (Objects/unicodeobject.c), which 3.14+ applies to python -c's CODE
+    import _pyns_boot
+
+    assert _pyns_boot.dedent_code(code) == (dedented if sys.version_info >= (3, 14) else code)
+
+
 def test_dash_c_traceback_starts_at_the_program(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
     # the frames python -c shows, no more (3.13+ python -c also shows their source lines: docs/cli.md)
     h = holder(("uts",))
