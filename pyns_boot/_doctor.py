@@ -152,9 +152,14 @@ def check_extension() -> Finding:
             f"the C helper _pyns_boot does not load: {error}",
             _reinstall() + " (a wheel built for this Python and platform)",
         )
+    from importlib.machinery import PathFinder
+
     from pyns_boot.hook import HELPER_FILE, stale_helper
 
-    loaded = getattr(_pyns_boot, "__file__", None) or ""
+    # What `import _pyns_boot` loads in a fresh process (pyns_boot.status(), call_in), which may not be the file
+    # loaded here: the command's script and the .pth line load the helper by its path.
+    spec = PathFinder.find_spec("_pyns_boot")
+    loaded = (spec.origin if spec is not None else None) or getattr(_pyns_boot, "__file__", None) or ""
     refusal = stale_helper(loaded)
     if refusal is not None:
         return Finding("extension", ERROR, refusal[len("pyns_boot: ") :], f"rm {loaded}")
