@@ -101,7 +101,8 @@ def instructions(argv: Sequence[str], env: Mapping[str, str], repeat: int = 3, l
     counts = []
     for _ in range(repeat):
         result = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+            # --vgdb=no: no gdbserver FIFOs in /tmp, which a process that exits by a signal (the pid entry's) leaves
+            ["valgrind", "--tool=callgrind", "--vgdb=no", "--callgrind-out-file=/dev/null", *argv],
             env={**env, "PYTHONHASHSEED": "0"},
             capture_output=True,
             text=True,

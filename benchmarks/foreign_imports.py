@@ -98,7 +98,7 @@ def instructions(argv: list[str], env: dict[str, str], repeat: int = 3) -> int:
 
 def import_instructions(python: str, pid: int) -> tuple[int, int]:
     """Instructions the imports cost (with them minus without), on the host and inside."""
-    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python, "-c"]
+    valgrind = ["valgrind", "--tool=callgrind", "--vgdb=no", "--callgrind-out-file=/dev/null", python, "-c"]
     inside = ["nsenter", "-t", str(pid), "--pid", "--", *valgrind]
     joined = clean_env(gons_mnt=f"/proc/{pid}/ns/mnt")
     imports = f"import {MODULES}"
