@@ -1,6 +1,6 @@
 """The pyns-boot command where the C helper's command() is not at hand: python -m pyns_boot, and its script
 (bin/pyns-boot) with a helper that is not where the script looks (a user site, dist-packages), stale or not
-loading; and the command lines that command() leaves (_run_command.c)."""
+loading.  command() takes the steps of the helper's command() past its own (_run_command.c)."""
 
 import sys
 

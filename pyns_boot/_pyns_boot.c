@@ -385,7 +385,9 @@ static int setns_exec(PyObject *module)
         PyModule_AddFunctions(module, netns_view_methods) < 0 ||
         PyModule_AddFunctions(module, preload_methods) < 0 ||
         PyModule_AddFunctions(module, host_exec_methods) < 0 ||
-        PyModule_AddFunctions(module, run_command_methods) < 0)
+        PyModule_AddFunctions(module, run_command_methods) < 0 ||
+        /* True once pyns-boot run lets the hook act for its program (pyns_boot._policy) */
+        PyModule_AddIntConstant(module, "program_started", 0) < 0)
         return -1;
     return 0;
 }

@@ -54,9 +54,9 @@ static PyObject *new_main(PyObject *command_main)
     PyObject *bootstrap = PyDict_GetItemString(PyImport_GetModuleDict(), "_frozen_importlib");
     PyObject *loader = bootstrap != NULL ? PyObject_GetAttrString(bootstrap, "BuiltinImporter") : NULL;
     PyObject *builtins = PyDict_GetItemString(command_main, "__builtins__");
-    PyObject *annotations = PyDict_GetItemString(command_main, "__annotations__") != NULL ? PyDict_New()
-                                                                                        : NULL;
-    int failed = globals == NULL || loader == NULL || builtins == NULL ||
+    int annotated = PyDict_GetItemString(command_main, "__annotations__") != NULL;
+    PyObject *annotations = annotated ? PyDict_New() : NULL;
+    int failed = globals == NULL || loader == NULL || builtins == NULL || (annotated && annotations == NULL) ||
                  PyDict_SetItemString(globals, "__builtins__", builtins) < 0 ||
                  PyDict_SetItemString(globals, "__loader__", loader) < 0 ||
                  (annotations != NULL && PyDict_SetItemString(globals, "__annotations__", annotations) < 0) ||
@@ -80,6 +80,8 @@ static int set_argv(PyObject *arguments, Py_ssize_t program, Py_ssize_t rest)
     PyObject *args = PyList_GetSlice(arguments, rest - 1, PyList_Size(arguments));
     PyObject *dash_c = PyUnicode_FromString("-c");
     int result = argv != NULL && executable != NULL && args != NULL && dash_c != NULL ? 0 : -1;
+    if (result < 0 && !PyErr_Occurred())
+        PyErr_SetString(PyExc_RuntimeError, "pyns-boot run: sys.argv or sys.executable is missing");
     if (result == 0) {
         result = PyList_SetItem(args, 0, dash_c); /* takes dash_c, on failure too */
         dash_c = NULL;
@@ -164,7 +166,7 @@ PyObject *code_as_python_c_takes_it(PyObject *code)
     long at_least_14 = minor != NULL ? PyLong_AsLong(minor) >= 14 : 0;
     Py_XDECREF(minor);
     PyObject *utf8 = at_least_14 ? PyUnicode_AsUTF8String(code) : NULL;
-    PyErr_Clear(); /* before 3.14, or not UTF-8 (python -c refuses it): as it is */
+    PyErr_Clear(); /* before 3.14, not UTF-8 (python -c refuses it) or memory: as it is */
     const char *text = utf8 != NULL ? PyBytes_AsString(utf8) : NULL;
     Py_ssize_t size = utf8 != NULL ? PyBytes_Size(utf8) : 0;
     Py_ssize_t margin = text != NULL ? common_margin(text, text + size) : 0;

@@ -1,6 +1,7 @@
 /*
  * run_command(): `pyns-boot run` with its commonest command lines, straight
- * from the command's script, with no module of the package imported:
+ * from the command's script, importing no module of the package (the hook's
+ * own Python steps aside: keep-imports after mnt, wd, ids):
  *
  *     pyns-boot run -t PID TYPE-OPTIONS... [--] -c CODE [ARG...]
  *     pyns-boot run -t PID --all           [--] -c CODE [ARG...]
@@ -78,7 +79,8 @@ static long digits_value(const char *text)
     return value;
 }
 
-/* Parse words (UTF-8, words[0] == "run"); 0: a common command line. */
+/* Parse words (as os.fsencode() makes them, words[0] == "run"); 0: a
+ * common command line. */
 static int parse(const char *const *words, Py_ssize_t count, struct command *c)
 {
     Py_ssize_t i = 1;
@@ -208,10 +210,13 @@ static int can_join_here(PyObject *module)
     Py_DECREF(report);
     PyObject *record = PyDict_GetItemString(PyImport_GetModuleDict(), "pyns_boot._hook_record");
     PyObject *ran = record != NULL ? PyObject_GetAttrString(record, "ran") : NULL;
-    if (record != NULL && ran == NULL)
-        return -1;
-    acted |= ran != NULL && PyObject_IsTrue(ran) == 1;
+    if (ran == NULL)
+        PyErr_Clear(); /* getattr(record, "ran", False) */
+    int true_ = ran != NULL ? PyObject_IsTrue(ran) : 0;
     Py_XDECREF(ran);
+    if (true_ < 0)
+        return -1;
+    acted |= true_;
     PyObject *file = PyModule_GetFilenameObject(module);
     PyObject *encoded = file != NULL ? PyUnicode_EncodeFSDefault(file) : NULL;
     Py_XDECREF(file);
@@ -356,11 +361,11 @@ static PyObject *setns_run_command(PyObject *module, PyObject *arguments)
     int usable = words != NULL && count > 0;
     for (Py_ssize_t i = 0; usable && i < count; i++) {
         PyObject *word = PyList_GetItem(arguments, i);
-        PyObject *bytes = word != NULL && PyUnicode_Check(word) ? PyUnicode_AsUTF8String(word) : NULL;
+        PyObject *bytes = word != NULL && PyUnicode_Check(word) ? PyUnicode_EncodeFSDefault(word) : NULL;
         usable = bytes != NULL && PyList_SetItem(encoded, i, bytes) == 0 &&
                  (words[i] = PyBytes_AsString(bytes)) != NULL && strlen(words[i]) == (size_t)PyBytes_Size(bytes);
     }
-    PyErr_Clear(); /* a word that is not UTF-8: the parser's to read */
+    PyErr_Clear(); /* a word os.fsencode() refuses, or memory: the parser's to read */
     struct command c;
     PyObject *result = NULL;
     int here = usable && strcmp(words[0], "run") == 0 && parse(words, count, &c) == 0 ? can_join_here(module) : 0;

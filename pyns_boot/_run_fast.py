@@ -452,7 +452,8 @@ def run_prepared(program: "Program") -> None:
         elif program.kind == "code":
             # exec of a string compiles it as python -c does ("<string>", no future flags: this module has none),
             # without builtin compile()'s first-use cost (_pyns_boot.compile_program says which)
-            exec(helper().dedent_code(program.value), main.__dict__)  # 3.14+ python -c dedents CODE
+            dedent = getattr(helper(), "dedent_code", None)  # 3.14+ python -c dedents CODE; None: a stale helper
+            exec(dedent(program.value) if dedent is not None else program.value, main.__dict__)
         else:
             import _pyns_boot
 

@@ -268,7 +268,7 @@ INDENTED = "\n    import sys\n\n  \n    if sys:\n    \tprint('indented', sys.arg
 @pytest.mark.parametrize("route", [[], ["--no-check"]], ids=["c", "python"])
 def test_indented_code_as_python_c_takes_it(hook_venv: Venv, holder: Callable[..., Holder], route: list[str]) -> None:
     # 3.14+ python -c dedents CODE (3.8-3.13: IndentationError, the same both ways); so does run, from C
-    # (run_command) and from pyns_boot._run_fast (--no-check goes there)
+    # (run_command) and from pyns_boot._run_fast.run_prepared (--no-check goes there through pyns_boot.cli)
     h = holder(("uts",))
     ours = pyns_boot(hook_venv, "run", *route, "-t", str(h.pid), "--uts", "-c", INDENTED, "a")
     theirs = run_python(hook_venv.python, INDENTED, args=["a"])
@@ -309,24 +309,29 @@ def test_dash_c_traceback_starts_at_the_program(hook_venv: Venv, holder: Callabl
 
 
 def test_dash_c_with_an_argument_that_is_not_utf8(hook_venv: Venv, holder: Callable[..., Holder]) -> None:
-    # run_command() reads UTF-8 command lines only: this one goes to pyns_boot._run_fast, to the same result
+    # run_command() reads the command line as os.fsencode() gives it: an argument that is not UTF-8 reaches the
+    # program as python passes it
     h = holder(("uts",), setup="hostname pyns-notutf8")
     code = "import socket, sys; print(ascii(sys.argv), socket.gethostname(), 'pyns_boot._run_fast' in sys.modules)"
     result = pyns_boot(hook_venv, "run", "-t", str(h.pid), "--uts", "-c", code, "caf\udce9")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "['-c', 'caf\\udce9'] pyns-notutf8 True\n"
+    assert result.stdout == "['-c', 'caf\\udce9'] pyns-notutf8 False\n"
 
 
-def test_command_without_the_helper_under_its_prefix(
-    workdir: Path, wheel: Path, holder: Callable[..., Holder], tmp_path: Path
+@pytest.mark.parametrize("installed_here_too", [False, True], ids=["elsewhere-only", "another-version-here"])
+def test_command_of_another_installation(
+    workdir: Path, wheel: Path, holder: Callable[..., Holder], tmp_path: Path, installed_here_too: bool
 ) -> None:
-    # pip install --target (as a user site or dist-packages): the script finds no helper under sys.prefix and
-    # runs the command from the package on sys.path (pyns_boot.__main__.command), to the same result
+    # pip install --target (as a user site or dist-packages), its script run by a venv's python: the script takes
+    # the helper under sys.prefix only when it is that installation's own script, so the command and its helper
+    # are the package's on sys.path (pyns_boot.__main__.command), whatever the venv holds
     venv = make_venv(tmp_path / "venv")
+    if installed_here_too:
+        venv.pip("install", "--no-deps", "--no-index", str(wheel))
     target = tmp_path / "target"
     venv.pip("install", "--no-deps", "--no-index", "--target", str(target), str(wheel))
     h = holder(("uts",), setup="hostname pyns-elsewhere")
-    code = "import socket, sys; print(socket.gethostname(), sorted(m for m in sys.modules if 'pyns' in m))"
+    code = "import socket, sys, _pyns_boot as h; print(socket.gethostname(), h.__file__, 'pyns_boot' in sys.modules)"
     result = subprocess.run(
         [venv.python, str(target / "bin" / "pyns-boot"), "run", "-t", str(h.pid), "--uts", "-c", code],
         env=clean_env(PYTHONPATH=str(target)),
@@ -335,7 +340,7 @@ def test_command_without_the_helper_under_its_prefix(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "pyns-elsewhere ['_pyns_boot', 'pyns_boot', 'pyns_boot.__main__', 'pyns_boot._run_fast']\n"
+    assert result.stdout == f"pyns-elsewhere {target / '_pyns_boot.abi3.so'} True\n"
 
 
 # ---- the program's command line: the fast path's forms are the full parser's ----
